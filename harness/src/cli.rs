@@ -1,0 +1,45 @@
+//! Command-line parsing. Each subcommand's options live beside its code in `cmd/`.
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "harness",
+    version,
+    about = "dropbench: which eBPF event pipeline holds at your rate, measured on your traffic"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the configuration matrix and find each variant's highest zero-loss rate.
+    Sweep(cmd::sweep::SweepArgs),
+    /// Attach the probes and capture what the kernel emits into a pcapng file (root).
+    Record(cmd::record::RecordArgs),
+    /// Summarise a capture: counts per ring and syscall, lost, rate over time.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Replay a capture, paced, into an emulated kernel ring and a pipeline.
+    Replay(cmd::replay::ReplayArgs),
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DROPBENCH_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Sweep(a) => cmd::sweep::run(a),
+        Command::Record(a) => cmd::record::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand: its clap options and its `run`.
+
+pub mod inspect;
+pub mod record;
+pub mod replay;
+pub mod sweep;

@@ -1,0 +1,7 @@
+//! dropbench's harness: capture format, replay driver, pipelines, sinks, ledger, sweeps and gates.
+
+pub mod capture;
+pub mod cli;
+pub mod cmd;
+pub mod replay;
+pub mod results;

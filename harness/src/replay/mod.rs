@@ -1,0 +1,1 @@
+//! The replay driver: paced replay into emulated kernel rings.

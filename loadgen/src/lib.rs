@@ -1,0 +1,1 @@
+//! Paced syscall load.

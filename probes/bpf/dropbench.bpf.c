@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dropbench probes: file-syscall tracepoints that emit db_event records.
+ *
+ * One source, four objects. build.sh compiles it once per
+ *   layout    DB_LAYOUT    = DB_LAYOUT_FIXED4K | DB_LAYOUT_COMPACT
+ *   transport DB_TRANSPORT = DB_TRANSPORT_PERF | DB_TRANSPORT_RINGBUF
+ * so each object has exactly one output path and the verifier sees no dead
+ * branches. Userspace (probes/src/loader.rs) picks the object.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "dropbench_abi.h"
+
+#define DB_TRANSPORT_PERF 1
+#define DB_TRANSPORT_RINGBUF 2
+
+#ifndef DB_LAYOUT
+#error "build with -DDB_LAYOUT=DB_LAYOUT_FIXED4K or DB_LAYOUT_COMPACT"
+#endif
+#ifndef DB_TRANSPORT
+#error "build with -DDB_TRANSPORT=DB_TRANSPORT_PERF or DB_TRANSPORT_RINGBUF"
+#endif
+
+#define EAGAIN 11
+#define ENOENT 2
+#define ENOSPC 28
+#define AT_FDCWD -100
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* The raw tracepoint records, from events/syscalls/sys_{enter,exit}_* /format:
+ * 8 bytes of common fields, __syscall_nr padded to 8, then 8-byte slots. */
+struct enter_ctx {
+	__u64 common;
+	__s64 nr;
+	__u64 args[6];
+};
+
+struct exit_ctx {
+	__u64 common;
+	__s64 nr;
+	__s64 ret;
+};
+
+/* 4144-byte event: too big for the 512-byte BPF stack, so build it here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct db_event);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct db_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct db_config);
+} config SEC(".maps");
+
+/* tgids to trace when filter_mode == DB_FILTER_TGID. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
+
+#if DB_TRANSPORT == DB_TRANSPORT_PERF
+/* One slot per CPU. Userspace opens the perf events itself (so it can choose
+ * wakeup_events or a watermark) and stores their fds here; max_entries is set
+ * to the number of possible CPUs at load time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} events SEC(".maps");
+#else
+/* Size is set at load time (a power of two multiple of the page size). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+#endif
+
+static __always_inline void count(struct db_counters *c, int slot)
+{
+	if (c)
+		c->v[slot & (DB_CNT_SLOTS - 1)]++;
+}
+
+/* Returns the config if this task passes the filter, NULL otherwise. */
+static __always_inline struct db_config *admit(struct db_counters *c, __u64 pid_tgid)
+{
+	__u32 zero = 0;
+	struct db_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return 0;
+	count(c, DB_CNT_SEEN);
+	if (cfg->filter_mode == DB_FILTER_TGID) {
+		__u32 tgid = pid_tgid >> 32;
+		if (!bpf_map_lookup_elem(&targets, &tgid)) {
+			count(c, DB_CNT_FILTERED);
+			return 0;
+		}
+	} else if (cfg->filter_mode == DB_FILTER_CGROUP) {
+		if (bpf_get_current_cgroup_id() != cfg->cgroup_id) {
+			count(c, DB_CNT_FILTERED);
+			return 0;
+		}
+	}
+	return cfg;
+}
+
+static __always_inline void output(void *ctx, struct db_counters *c, struct db_config *cfg,
+				   struct db_event *e, __u64 size)
+{
+	long r;
+
+	count(c, DB_CNT_EMITTED);
+#if DB_TRANSPORT == DB_TRANSPORT_PERF
+	r = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, e, size);
+#else
+	r = bpf_ringbuf_output(&events, e, size, cfg->ringbuf_flags);
+#endif
+	if (r == 0)
+		count(c, DB_CNT_OUTPUT_OK);
+	else if (r == -ENOSPC)
+		count(c, DB_CNT_FAIL_NOSPC);
+	else if (r == -ENOENT)
+		count(c, DB_CNT_FAIL_NOENT);
+	else if (r == -EAGAIN)
+		count(c, DB_CNT_FAIL_AGAIN);
+	else
+		count(c, DB_CNT_FAIL_OTHER);
+}
+
+static __always_inline int on_enter(void *ctx, __u8 sys, __s32 dfd, const char *filename,
+				    __u32 flags, __u32 mode)
+{
+	__u32 zero = 0;
+	struct db_counters *c = bpf_map_lookup_elem(&counters, &zero);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct db_config *cfg = admit(c, pid_tgid);
+	if (!cfg)
+		return 0;
+	struct db_event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->hdr.pid = pid_tgid >> 32;
+	e->hdr.tid = (__u32)pid_tgid;
+	e->hdr.abi_version = DB_ABI_VERSION;
+	e->hdr.syscall = sys;
+	e->hdr.kind = DB_KIND_ENTER;
+	e->hdr.flags = flags;
+	e->hdr.mode = mode;
+	e->hdr.dfd = dfd;
+	e->hdr.ret = 0;
+	e->hdr.layout = DB_LAYOUT;
+	e->hdr._pad0 = 0;
+	e->hdr._pad1 = 0;
+
+	long n = bpf_probe_read_user_str(e->path, DB_PATH_MAX, filename);
+	__u64 len = 0;
+	if (n > 0) {
+		len = (__u64)(n - 1); /* drop the NUL */
+	} else {
+		count(c, DB_CNT_PATH_FAULT);
+		e->path[0] = 0;
+	}
+	e->hdr.path_len = (__u16)len;
+
+#if DB_LAYOUT == DB_LAYOUT_FIXED4K
+	output(ctx, c, cfg, e, sizeof(struct db_event));
+#else
+	/* header + path + NUL, rounded up to 8 bytes; at most sizeof(db_event). */
+	__u64 size = (sizeof(struct db_event_header) + len + 1 + 7) & ~7ULL;
+	if (size > sizeof(struct db_event))
+		size = sizeof(struct db_event);
+	output(ctx, c, cfg, e, size);
+#endif
+	return 0;
+}
+
+static __always_inline int on_exit(void *ctx, __u8 sys, __s64 ret)
+{
+	__u32 zero = 0;
+	struct db_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !cfg->emit_exit)
+		return 0;
+	struct db_counters *c = bpf_map_lookup_elem(&counters, &zero);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	cfg = admit(c, pid_tgid);
+	if (!cfg)
+		return 0;
+	struct db_event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->hdr.pid = pid_tgid >> 32;
+	e->hdr.tid = (__u32)pid_tgid;
+	e->hdr.abi_version = DB_ABI_VERSION;
+	e->hdr.syscall = sys;
+	e->hdr.kind = DB_KIND_EXIT;
+	e->hdr.flags = 0;
+	e->hdr.mode = 0;
+	e->hdr.dfd = 0;
+	e->hdr.ret = ret;
+	e->hdr.path_len = 0;
+	e->hdr.layout = DB_LAYOUT;
+	e->hdr._pad0 = 0;
+	e->hdr._pad1 = 0;
+	/* Exit events are header-only in both layouts. */
+	output(ctx, c, cfg, e, sizeof(struct db_event_header));
+	return 0;
+}
+
+struct db_open_how {
+	__u64 flags;
+	__u64 mode;
+	__u64 resolve;
+};
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int db_enter_openat(struct enter_ctx *ctx)
+{
+	return on_enter(ctx, DB_SYS_OPENAT, (__s32)ctx->args[0], (const char *)ctx->args[1],
+			(__u32)ctx->args[2], (__u32)ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int db_enter_openat2(struct enter_ctx *ctx)
+{
+	struct db_open_how how = {};
+	bpf_probe_read_user(&how, sizeof(how), (const void *)ctx->args[2]);
+	return on_enter(ctx, DB_SYS_OPENAT2, (__s32)ctx->args[0], (const char *)ctx->args[1],
+			(__u32)how.flags, (__u32)how.mode);
+}
+
+SEC("tracepoint/syscalls/sys_enter_newfstatat")
+int db_enter_newfstatat(struct enter_ctx *ctx)
+{
+	return on_enter(ctx, DB_SYS_NEWFSTATAT, (__s32)ctx->args[0], (const char *)ctx->args[1],
+			(__u32)ctx->args[3], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_statx")
+int db_enter_statx(struct enter_ctx *ctx)
+{
+	return on_enter(ctx, DB_SYS_STATX, (__s32)ctx->args[0], (const char *)ctx->args[1],
+			(__u32)ctx->args[2], (__u32)ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_newstat")
+int db_enter_newstat(struct enter_ctx *ctx)
+{
+	return on_enter(ctx, DB_SYS_NEWSTAT, AT_FDCWD, (const char *)ctx->args[0], 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_newlstat")
+int db_enter_newlstat(struct enter_ctx *ctx)
+{
+	return on_enter(ctx, DB_SYS_NEWLSTAT, AT_FDCWD, (const char *)ctx->args[0], 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int db_exit_openat(struct exit_ctx *ctx) { return on_exit(ctx, DB_SYS_OPENAT, ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int db_exit_openat2(struct exit_ctx *ctx) { return on_exit(ctx, DB_SYS_OPENAT2, ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_newfstatat")
+int db_exit_newfstatat(struct exit_ctx *ctx) { return on_exit(ctx, DB_SYS_NEWFSTATAT, ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_statx")
+int db_exit_statx(struct exit_ctx *ctx) { return on_exit(ctx, DB_SYS_STATX, ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_newstat")
+int db_exit_newstat(struct exit_ctx *ctx) { return on_exit(ctx, DB_SYS_NEWSTAT, ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_newlstat")
+int db_exit_newlstat(struct exit_ctx *ctx) { return on_exit(ctx, DB_SYS_NEWLSTAT, ctx->ret); }

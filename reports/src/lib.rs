@@ -1,0 +1,1 @@
+//! Reports: results in, HTML + SVG out. Reporters never compute statistics.

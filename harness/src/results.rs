@@ -1,1 +1,349 @@
-//! The results schema shared by every run.
+//! The results schema shared by every run (`dropbench.run/1`).
+//!
+//! Replay, live runs and every sweep point write one [`RunResult`]; reports and
+//! gates read nothing else. The schema is documented field by field in
+//! `docs/results-schema.md`. Adding an optional field keeps the version;
+//! renaming or removing one bumps it.
+
+use serde::{Deserialize, Serialize};
+
+/// The schema id written into every result.
+pub const SCHEMA: &str = "dropbench.run/1";
+
+/// One run's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// `replay`, `live` or `sweep`.
+    pub kind: String,
+    /// The pipeline variant that consumed the records (`noop` for the built-in drain).
+    pub variant: String,
+    /// Wall clock at the start of the run (ns since the Unix epoch).
+    pub started_unix_ns: u64,
+    /// Length of the run, first scheduled record to the consumer's end (ns).
+    pub duration_ns: u64,
+    pub config: RunConfig,
+    pub counts: Counts,
+    pub rates: Rates,
+    /// Latency from each record's origin (its scheduled time in replay, its
+    /// kernel timestamp live) to the consumer; `None` if nothing was read.
+    pub latency: Option<Latency>,
+    /// Each pipeline stage's counts and CPU time.
+    pub stages: Vec<StageResult>,
+    /// Per-ring counts and high-water marks.
+    pub rings: Vec<RingResult>,
+    pub environment: Environment,
+    /// False if anything makes the figures untrustworthy (see `problems`).
+    pub valid: bool,
+    pub problems: Vec<String>,
+    /// The pipeline's ledger (counts that must add up), owned by the ledger module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<serde_json::Value>,
+}
+
+impl RunResult {
+    pub fn new(kind: &str, variant: &str, config: RunConfig) -> Self {
+        RunResult {
+            schema: SCHEMA.to_string(),
+            kind: kind.to_string(),
+            variant: variant.to_string(),
+            started_unix_ns: crate::capture::clock_pair().0,
+            duration_ns: 0,
+            config,
+            counts: Counts::default(),
+            rates: Rates::default(),
+            latency: None,
+            stages: Vec::new(),
+            rings: Vec::new(),
+            environment: Environment::detect(),
+            valid: true,
+            problems: Vec::new(),
+            ledger: None,
+        }
+    }
+
+    /// Records a problem and marks the run invalid.
+    pub fn problem(&mut self, what: impl Into<String>) {
+        self.valid = false;
+        self.problems.push(what.into());
+    }
+
+    /// Writes the result as pretty JSON.
+    pub fn write(&self, path: &std::path::Path) -> Result<(), ResultsError> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| ResultsError::Encode {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        std::fs::write(path, json).map_err(|source| ResultsError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Reads a result, checking its schema id.
+    pub fn read(path: &std::path::Path) -> Result<RunResult, ResultsError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ResultsError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| ResultsError::Decode {
+                path: p.clone(),
+                source,
+            })?;
+        let schema = v.get("schema").and_then(|s| s.as_str()).unwrap_or("");
+        if schema != SCHEMA {
+            return Err(ResultsError::Schema {
+                path: p,
+                found: schema.to_string(),
+            });
+        }
+        serde_json::from_value(v).map_err(|source| ResultsError::Decode { path: p, source })
+    }
+}
+
+/// Errors reading or writing results.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot encode results: {source}")]
+    Encode {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("{path}: not valid results JSON: {source}")]
+    Decode {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("{path}: schema {found:?}, this build reads {SCHEMA:?}")]
+    Schema { path: String, found: String },
+}
+
+/// What was run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Capture replayed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
+    /// `fixed4k` or `compact`.
+    pub probe: String,
+    /// `perf` or `ringbuf`.
+    pub transport: String,
+    /// Data bytes per ring.
+    pub ring_bytes: u64,
+    pub rings: u32,
+    /// Wakeup policy, e.g. `events:1`, `watermark:4194304`, `adaptive`.
+    pub wakeup: String,
+    /// Pacing, e.g. `original`, `speed:2`, `rate:500000`, `mbps:800`, `max`.
+    pub pacing: String,
+    /// Target rate in records/s, when the pacing fixes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rate: Option<f64>,
+    /// Loops over the capture, or `None` when bounded by a duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loops: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ns: Option<u64>,
+    /// Anything variant-specific (workers, batch sizes, sink settings...).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
+}
+
+/// Record counts. `offered = accepted + lost`; `read` counts samples the consumer saw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Samples the producer tried to put into the rings.
+    pub offered: u64,
+    /// Samples that fit and were written.
+    pub accepted: u64,
+    /// Samples dropped because the ring was full.
+    pub lost: u64,
+    /// `100 * lost / offered` (0 when nothing was offered).
+    pub lost_pct: f64,
+    /// Samples the consumer read.
+    pub read: u64,
+    /// Sum of the lost counts the consumer saw in-band (PERF_RECORD_LOST, or
+    /// the ring buffer's drop counter).
+    pub lost_seen: u64,
+    /// Sample bytes accepted into the rings.
+    pub bytes: u64,
+}
+
+impl Counts {
+    pub fn set_lost_pct(&mut self) {
+        self.lost_pct = if self.offered == 0 {
+            0.0
+        } else {
+            100.0 * self.lost as f64 / self.offered as f64
+        };
+    }
+}
+
+/// Rates over the run's duration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Records/s the producer offered (achieved, not target).
+    pub offered_per_s: f64,
+    /// Records/s the consumer read.
+    pub read_per_s: f64,
+    /// Bytes/s accepted into the rings.
+    pub bytes_per_s: f64,
+}
+
+/// Latency percentiles in ns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+    pub mean_ns: f64,
+}
+
+impl Latency {
+    pub fn from_histogram(h: &hdrhistogram::Histogram<u64>) -> Option<Latency> {
+        if h.is_empty() {
+            return None;
+        }
+        Some(Latency {
+            count: h.len(),
+            p50_ns: h.value_at_quantile(0.50),
+            p99_ns: h.value_at_quantile(0.99),
+            p999_ns: h.value_at_quantile(0.999),
+            max_ns: h.max(),
+            mean_ns: h.mean(),
+        })
+    }
+}
+
+/// One pipeline stage (producer, reader, decode, classify, sink...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageResult {
+    pub name: String,
+    pub records_in: u64,
+    pub records_out: u64,
+    pub dropped: u64,
+    /// CPU time of the stage's threads (getrusage RUSAGE_THREAD).
+    pub cpu: CpuTime,
+}
+
+/// CPU time in ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuTime {
+    pub user_ns: u64,
+    pub sys_ns: u64,
+}
+
+impl CpuTime {
+    /// CPU time of the calling thread so far.
+    pub fn thread() -> CpuTime {
+        Self::rusage(libc::RUSAGE_THREAD)
+    }
+    /// CPU time of the whole process so far.
+    pub fn process() -> CpuTime {
+        Self::rusage(libc::RUSAGE_SELF)
+    }
+    fn rusage(who: libc::c_int) -> CpuTime {
+        // SAFETY: ru is a valid out-pointer; zeroed is a valid rusage.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut ru) };
+        let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+        CpuTime {
+            user_ns: ns(ru.ru_utime),
+            sys_ns: ns(ru.ru_stime),
+        }
+    }
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user_ns: self.user_ns.saturating_sub(earlier.user_ns),
+            sys_ns: self.sys_ns.saturating_sub(earlier.sys_ns),
+        }
+    }
+    pub fn total_ns(self) -> u64 {
+        self.user_ns + self.sys_ns
+    }
+}
+
+/// One ring's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RingResult {
+    pub ring: u32,
+    pub size_bytes: u64,
+    pub offered: u64,
+    pub accepted: u64,
+    pub lost: u64,
+    /// Most bytes ever waiting in the ring (written, not yet consumed).
+    pub high_water_bytes: u64,
+    /// Wakeups the producer signalled.
+    pub wakeups: u64,
+}
+
+/// The machine a run ran on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub kernel: String,
+    pub cpus: u32,
+    pub cpu_model: String,
+    pub hostname: String,
+    /// dropbench's version.
+    pub version: String,
+}
+
+impl Environment {
+    pub fn detect() -> Environment {
+        // SAFETY: uname fills a zeroed struct; the fields are NUL-terminated.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::uname(&mut u) } == 0;
+        let field = |f: &[libc::c_char]| {
+            let b: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+            String::from_utf8_lossy(&b).into_owned()
+        };
+        let (kernel, hostname) = if ok {
+            (field(&u.release), field(&u.nodename))
+        } else {
+            ("unknown".into(), "unknown".into())
+        };
+        Environment {
+            kernel,
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+            cpu_model: crate::capture::cpu_model(),
+            hostname,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_checks_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        let mut r = RunResult::new("replay", "noop", RunConfig::default());
+        r.counts.offered = 10;
+        r.counts.lost = 1;
+        r.counts.set_lost_pct();
+        r.problem("pacing fell behind");
+        r.write(&p).unwrap();
+        let back = RunResult::read(&p).unwrap();
+        assert_eq!(back, r);
+        assert!((back.counts.lost_pct - 10.0).abs() < 1e-9);
+        assert!(!back.valid);
+
+        std::fs::write(&p, br#"{"schema":"dropbench.run/0"}"#).unwrap();
+        let e = RunResult::read(&p).unwrap_err().to_string();
+        assert!(e.contains("dropbench.run/0"), "{e}");
+    }
+}

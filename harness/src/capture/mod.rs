@@ -1,1 +1,253 @@
-//! The capture format (pcapng).
+//! The capture format: pcapng that tshark opens, holding each sample's bytes
+//! exactly as the probe emitted them into the ring.
+//!
+//! The full format is specified in `docs/capture-format.md`. In short:
+//! - one Section Header Block whose `opt_comment` holds a JSON [`CaptureMeta`];
+//! - one Interface Description Block per ring (`cpuN` for perf, `ringbuf`),
+//!   link type [`LINKTYPE_PERF`] or [`LINKTYPE_RINGBUF`], `if_tsresol` = 9 (ns);
+//! - one Enhanced Packet Block per sample, trailing zero bytes trimmed
+//!   (`captured_len < original_len`; the reader pads the zeros back);
+//! - lost markers: an EPB with no payload and `epb_dropcount` = N;
+//! - at the end, one Interface Statistics Block per ring with the kernel counters.
+//!
+//! [`CaptureWriter`] is the hot path of `harness record`; [`CaptureReader`]
+//! streams a file, [`Capture::load`] preloads it for replay.
+
+mod reader;
+mod writer;
+
+pub use reader::{Capture, CaptureReader, Entry, StoredRecord};
+pub use writer::{cpu_model, CaptureSummary, CaptureWriter, RingCount, RingStats};
+
+use std::path::Path;
+
+use probes::abi::{Layout, ABI_VERSION};
+use serde::{Deserialize, Serialize};
+
+/// Version of the capture layout described in `docs/capture-format.md`.
+pub const CAPTURE_VERSION: u32 = 1;
+/// pcapng link type of a perf-buffer ring: LINKTYPE_USER0.
+pub const LINKTYPE_PERF: u16 = 147;
+/// pcapng link type of a BPF ring buffer: LINKTYPE_USER1.
+pub const LINKTYPE_RINGBUF: u16 = 148;
+/// `if_tsresol` value: 10^-9 s, so EPB timestamps are nanoseconds.
+pub const TSRESOL_NS: u8 = 9;
+
+/// The kernel transport a capture was recorded from (or a replay emulates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// The perf event array: one ring per CPU.
+    Perf,
+    /// The BPF ring buffer: one ring shared by all CPUs.
+    Ringbuf,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Perf => "perf",
+            Transport::Ringbuf => "ringbuf",
+        }
+    }
+    /// The link type of this transport's interfaces.
+    pub fn linktype(self) -> u16 {
+        match self {
+            Transport::Perf => LINKTYPE_PERF,
+            Transport::Ringbuf => LINKTYPE_RINGBUF,
+        }
+    }
+    /// The `if_name` of ring `ring`.
+    pub fn ring_name(self, ring: u32) -> String {
+        match self {
+            Transport::Perf => format!("cpu{ring}"),
+            Transport::Ringbuf => "ringbuf".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "perf" => Ok(Transport::Perf),
+            "ringbuf" => Ok(Transport::Ringbuf),
+            _ => Err(format!(
+                "unknown transport {s:?}; expected one of: perf, ringbuf"
+            )),
+        }
+    }
+}
+
+/// The metadata of a capture, stored as one JSON object in the SHB's
+/// `opt_comment`. Field names are part of the format (docs/capture-format.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureMeta {
+    /// Always [`CAPTURE_VERSION`]; its presence marks a dropbench capture.
+    pub dropbench_capture: u32,
+    /// The event ABI version of the samples ([`probes::abi::ABI_VERSION`]).
+    pub abi_version: u16,
+    /// The probe variant (event layout).
+    pub probe: Layout,
+    pub transport: Transport,
+    /// Size of one ring's data area in bytes.
+    pub ring_bytes: u64,
+    /// Number of rings (= interfaces).
+    pub rings: u32,
+    /// Online CPUs when recorded.
+    pub cpus: u32,
+    /// Wakeup policy: `events:N`, `watermark:B`, `adaptive`, `no-wakeup/poll:1ms`, `forced`.
+    pub wakeup: String,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    pub hostname: String,
+    /// Wall clock at the start (ns since the Unix epoch).
+    pub start_unix_ns: u64,
+    /// CLOCK_MONOTONIC at the same instant as `start_unix_ns`.
+    pub start_monotonic_ns: u64,
+    /// Load generator settings, if a load ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<serde_json::Value>,
+    /// The command line that made the capture.
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+impl CaptureMeta {
+    /// Metadata for a capture starting now on this machine: kernel, hostname,
+    /// CPUs, both clocks and the process's argv are filled in.
+    pub fn now(
+        probe: Layout,
+        transport: Transport,
+        ring_bytes: u64,
+        rings: u32,
+        wakeup: &str,
+    ) -> Self {
+        let env = crate::results::Environment::detect();
+        let (start_unix_ns, start_monotonic_ns) = clock_pair();
+        CaptureMeta {
+            dropbench_capture: CAPTURE_VERSION,
+            abi_version: ABI_VERSION,
+            probe,
+            transport,
+            ring_bytes,
+            rings,
+            cpus: env.cpus,
+            wakeup: wakeup.to_string(),
+            kernel: env.kernel,
+            hostname: env.hostname,
+            start_unix_ns,
+            start_monotonic_ns,
+            load: None,
+            command: std::env::args().collect(),
+        }
+    }
+
+    /// Wall-clock ns for a CLOCK_MONOTONIC timestamp. Wrapping arithmetic makes
+    /// this exactly invertible by [`CaptureMeta::monotonic_of`] for every input.
+    pub fn wall_of(&self, monotonic_ns: u64) -> u64 {
+        monotonic_ns
+            .wrapping_sub(self.start_monotonic_ns)
+            .wrapping_add(self.start_unix_ns)
+    }
+
+    /// Inverse of [`CaptureMeta::wall_of`].
+    pub fn monotonic_of(&self, wall_ns: u64) -> u64 {
+        wall_ns
+            .wrapping_sub(self.start_unix_ns)
+            .wrapping_add(self.start_monotonic_ns)
+    }
+}
+
+/// (CLOCK_REALTIME, CLOCK_MONOTONIC) in ns, read back to back.
+pub fn clock_pair() -> (u64, u64) {
+    (clock_ns(libc::CLOCK_REALTIME), clock_ns(libc::CLOCK_MONOTONIC))
+}
+
+/// Reads a clock in ns. CLOCK_MONOTONIC is the clock of `bpf_ktime_get_ns()`.
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer; both clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CLOCK_MONOTONIC in ns.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Everything that can go wrong writing or reading a capture. Every variant
+/// names the file, and read errors the byte offset of the bad block.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{file}: {op}: {source}")]
+    Io {
+        file: String,
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{file}: corrupt block at byte {offset}: {what}")]
+    Corrupt {
+        file: String,
+        offset: u64,
+        what: String,
+    },
+    #[error("{file}: truncated at byte {offset}: {what}")]
+    Truncated {
+        file: String,
+        offset: u64,
+        what: String,
+    },
+    #[error("{file}: not a dropbench capture (byte {offset}): {what}")]
+    Foreign {
+        file: String,
+        offset: u64,
+        what: String,
+    },
+    #[error("{file}: capture format version {found} (byte {offset}); this build reads version {CAPTURE_VERSION}")]
+    UnknownVersion { file: String, offset: u64, found: u64 },
+    #[error("{file}: event ABI version {found} (byte {offset}); this build understands {ABI_VERSION}")]
+    AbiVersion { file: String, offset: u64, found: u64 },
+    #[error("{file}: ring {ring} is out of range: the capture has {rings} rings")]
+    RingOutOfRange { file: String, ring: u32, rings: u32 },
+    #[error("{file}: {what}")]
+    Invalid { file: String, what: String },
+}
+
+pub(crate) fn file_name(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Length of `data` without its trailing zero bytes.
+#[inline]
+pub(crate) fn trimmed_len(data: &[u8]) -> usize {
+    // Scan 8 bytes at a time from the end: a fixed4k event is ~4 KB of mostly zeros.
+    let mut end = data.len();
+    while end >= 8 {
+        let w = u64::from_ne_bytes(data[end - 8..end].try_into().unwrap());
+        if w != 0 {
+            break;
+        }
+        end -= 8;
+    }
+    while end > 0 && data[end - 1] == 0 {
+        end -= 1;
+    }
+    end
+}
+
+/// Round up to the pcapng 32-bit alignment.
+#[inline]
+pub(crate) fn pad4(n: usize) -> usize {
+    (n + 3) & !3
+}

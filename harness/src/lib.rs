@@ -1,7 +1,9 @@
 //! dropbench's harness: capture format, replay driver, pipelines, sinks, ledger, sweeps and gates.
 
 pub mod capture;
+pub mod classify;
 pub mod cli;
 pub mod cmd;
 pub mod replay;
 pub mod results;
+pub mod sink;

@@ -1,0 +1,596 @@
+//! The classifier: maps an event's path, syscall and open flags to a
+//! [`Category`] and a [`Sensitivity`].
+//!
+//! Rules come from a TOML file (the default, `harness/rules/default.toml`, is
+//! compiled in: 534 rules in 26 groups). Each pattern is one rule, numbered in
+//! file order; the lowest-numbered matching rule wins whatever its kind. All
+//! three matchers run on every event, so the cost is realistic for a security
+//! agent: a linear scan of the prefix rules, one [`GlobSet`] pass and one
+//! [`RegexSet`] pass.
+//!
+//! Classification allocates nothing per event: the match buffers live in a
+//! [`Scratch`] that each worker owns.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
+use probes::abi::{Event, Kind, Syscall};
+use regex::bytes::RegexSet;
+use serde::Deserialize;
+
+/// The default rule set, compiled into the binary.
+pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
+
+/// What a path is, for a security reader. The `u8` codes are part of the Kafka
+/// message format (docs/kafka-message-format.md): append, never renumber.
+macro_rules! categories {
+    ($($v:ident = $n:expr => $s:expr),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[repr(u8)]
+        pub enum Category { $($v = $n),+ }
+        impl Category {
+            pub const ALL: &'static [Category] = &[$(Category::$v),+];
+            pub fn name(self) -> &'static str { match self { $(Category::$v => $s),+ } }
+            pub fn from_u8(v: u8) -> Option<Self> { match v { $($n => Some(Category::$v),)+ _ => None } }
+            pub fn from_name(s: &str) -> Option<Self> { match s { $($s => Some(Category::$v),)+ _ => None } }
+        }
+    };
+}
+
+categories! {
+    Unmatched = 0 => "unmatched",
+    Credentials = 1 => "credentials",
+    Ssh = 2 => "ssh",
+    Secrets = 3 => "secrets",
+    AuthConfig = 4 => "auth_config",
+    CloudConfig = 5 => "cloud_config",
+    ContainerRuntime = 6 => "container_runtime",
+    Boot = 7 => "boot",
+    KernelInterface = 8 => "kernel_interface",
+    ShellHistory = 9 => "shell_history",
+    BrowserData = 10 => "browser_data",
+    Persistence = 11 => "persistence",
+    NetworkConfig = 12 => "network_config",
+    SystemConfig = 13 => "system_config",
+    PackageDb = 14 => "package_db",
+    Binaries = 15 => "binaries",
+    Libraries = 16 => "libraries",
+    Logs = 17 => "logs",
+    Database = 18 => "database",
+    WebContent = 19 => "web_content",
+    SourceCode = 20 => "source_code",
+    UserConfig = 21 => "user_config",
+    Device = 22 => "device",
+    ProcessInfo = 23 => "process_info",
+    Runtime = 24 => "runtime",
+    Temp = 25 => "temp",
+    Cache = 26 => "cache",
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How much a reader should care. Ordered: `Low < Medium < High < Critical`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Sensitivity {
+    Low = 0,
+    Medium = 1,
+    High = 2,
+    Critical = 3,
+}
+
+impl Sensitivity {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Sensitivity::Low),
+            1 => Some(Sensitivity::Medium),
+            2 => Some(Sensitivity::High),
+            3 => Some(Sensitivity::Critical),
+            _ => None,
+        }
+    }
+    fn raise(self) -> Self {
+        Self::from_u8((self as u8 + 1).min(3)).unwrap_or(self)
+    }
+    fn lower(self) -> Self {
+        Self::from_u8((self as u8).saturating_sub(1)).unwrap_or(self)
+    }
+}
+
+/// Which kind of rule matched. Part of the message format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum RuleKind {
+    None = 0,
+    Prefix = 1,
+    Glob = 2,
+    Regex = 3,
+}
+
+/// The classifier's verdict on one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Verdict {
+    pub category: Category,
+    pub sensitivity: Sensitivity,
+    /// The winning rule's number in file order, or [`Verdict::NO_RULE`].
+    pub rule: u16,
+    pub rule_kind: RuleKind,
+}
+
+impl Verdict {
+    pub const NO_RULE: u16 = u16::MAX;
+}
+
+/// Open flags that make an open write-capable (x86-64/aarch64 values from
+/// `<asm-generic/fcntl.h>`): O_WRONLY 01, O_RDWR 02, O_CREAT 0100, O_TRUNC 01000, O_APPEND 02000.
+pub const WRITE_FLAGS: u32 = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000;
+
+/// Why a rule file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    #[error("reading rules file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("rules {origin}: {source}")]
+    Parse {
+        origin: String,
+        source: toml::de::Error,
+    },
+    #[error("rules {origin}: group {group}: unknown category {name:?}")]
+    Category {
+        origin: String,
+        group: usize,
+        name: String,
+    },
+    #[error("rules {origin}: glob rule {rule} {pattern:?}: {source}")]
+    Glob {
+        origin: String,
+        rule: usize,
+        pattern: String,
+        source: globset::Error,
+    },
+    #[error("rules {origin}: regex set: {source}")]
+    Regex {
+        origin: String,
+        source: regex::Error,
+    },
+    #[error("rules {origin}: {count} rules, more than the {max} a u16 rule number can name")]
+    TooMany {
+        origin: String,
+        count: usize,
+        max: usize,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    group: Vec<RuleGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleGroup {
+    category: String,
+    sensitivity: Sensitivity,
+    #[serde(default)]
+    prefix: Vec<String>,
+    #[serde(default)]
+    glob: Vec<String>,
+    #[serde(default)]
+    regex: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RuleTarget {
+    category: Category,
+    sensitivity: Sensitivity,
+    kind: RuleKind,
+}
+
+/// A compiled rule set. Shared read-only between workers (`Arc<Classifier>`).
+#[derive(Debug)]
+pub struct Classifier {
+    /// Every rule's verdict, indexed by rule number.
+    rules: Vec<RuleTarget>,
+    /// (prefix bytes, rule number), in rule order.
+    prefixes: Vec<(Vec<u8>, u16)>,
+    globs: GlobSet,
+    glob_rule: Vec<u16>,
+    regexes: RegexSet,
+    regex_rule: Vec<u16>,
+}
+
+/// Per-worker match buffers, so that classifying allocates nothing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    globs: Vec<usize>,
+    regexes: Vec<bool>,
+}
+
+impl Classifier {
+    /// The compiled-in default rules.
+    pub fn default_rules() -> Self {
+        Self::from_toml(DEFAULT_RULES, "harness/rules/default.toml")
+            .expect("the compiled-in default rules are valid (unit-tested)")
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ClassifyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ClassifyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Compiles rules from TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ClassifyError> {
+        let file: RulesFile = toml::from_str(text).map_err(|source| ClassifyError::Parse {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        let mut rules = Vec::new();
+        let mut prefixes = Vec::new();
+        let mut glob_builder = GlobSetBuilder::new();
+        let mut glob_rule = Vec::new();
+        let mut regex_src = Vec::new();
+        let mut regex_rule = Vec::new();
+        for (gi, g) in file.group.iter().enumerate() {
+            let category =
+                Category::from_name(&g.category).ok_or_else(|| ClassifyError::Category {
+                    origin: origin.to_owned(),
+                    group: gi,
+                    name: g.category.clone(),
+                })?;
+            let mut push = |kind| {
+                rules.push(RuleTarget {
+                    category,
+                    sensitivity: g.sensitivity,
+                    kind,
+                });
+                (rules.len() - 1) as u16
+            };
+            for p in &g.prefix {
+                let n = push(RuleKind::Prefix);
+                prefixes.push((p.as_bytes().to_vec(), n));
+            }
+            for p in &g.glob {
+                let n = push(RuleKind::Glob);
+                let glob = GlobBuilder::new(p)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|source| ClassifyError::Glob {
+                        origin: origin.to_owned(),
+                        rule: n as usize,
+                        pattern: p.clone(),
+                        source,
+                    })?;
+                glob_builder.add(glob);
+                glob_rule.push(n);
+            }
+            for p in &g.regex {
+                let n = push(RuleKind::Regex);
+                regex_src.push(p.clone());
+                regex_rule.push(n);
+            }
+        }
+        // Rule numbers are u16 and u16::MAX means "no rule".
+        if rules.len() >= u16::MAX as usize {
+            return Err(ClassifyError::TooMany {
+                origin: origin.to_owned(),
+                count: rules.len(),
+                max: u16::MAX as usize - 1,
+            });
+        }
+        let globs = glob_builder.build().map_err(|source| ClassifyError::Glob {
+            origin: origin.to_owned(),
+            rule: 0,
+            pattern: "(glob set)".into(),
+            source,
+        })?;
+        let regexes = RegexSet::new(&regex_src).map_err(|source| ClassifyError::Regex {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        Ok(Classifier {
+            rules,
+            prefixes,
+            globs,
+            glob_rule,
+            regexes,
+            regex_rule,
+        })
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            globs: Vec::with_capacity(self.glob_rule.len()),
+            regexes: vec![false; self.regex_rule.len()],
+        }
+    }
+
+    /// The lowest-numbered rule matching `path`, if any.
+    pub fn match_path(&self, path: &[u8], scratch: &mut Scratch) -> Option<u16> {
+        let mut best = u16::MAX;
+        // Prefixes are in rule order: the first hit is the best prefix rule.
+        if let Some((_, n)) = self.prefixes.iter().find(|(p, _)| path.starts_with(p)) {
+            best = *n;
+        }
+        let candidate = Candidate::new(std::ffi::OsStr::from_bytes(path));
+        scratch.globs.clear();
+        self.globs
+            .matches_candidate_into(&candidate, &mut scratch.globs);
+        for &g in &scratch.globs {
+            best = best.min(self.glob_rule[g]);
+        }
+        if scratch.regexes.len() != self.regex_rule.len() {
+            scratch.regexes = vec![false; self.regex_rule.len()];
+        }
+        scratch.regexes.iter_mut().for_each(|m| *m = false);
+        if self.regexes.matches_read_at(&mut scratch.regexes, path, 0) {
+            if let Some(i) = scratch.regexes.iter().position(|&m| m) {
+                // Regex rules are in rule order too: the first set bit is the best.
+                best = best.min(self.regex_rule[i]);
+            }
+        }
+        (best != u16::MAX).then_some(best)
+    }
+
+    /// Classifies by path, then adjusts the sensitivity for the syscall and flags.
+    pub fn classify_parts(
+        &self,
+        path: &[u8],
+        syscall: Option<Syscall>,
+        flags: u32,
+        scratch: &mut Scratch,
+    ) -> Verdict {
+        let (mut v, base) = match self.match_path(path, scratch) {
+            Some(n) => {
+                let r = self.rules[n as usize];
+                (
+                    Verdict {
+                        category: r.category,
+                        sensitivity: r.sensitivity,
+                        rule: n,
+                        rule_kind: r.kind,
+                    },
+                    r.sensitivity,
+                )
+            }
+            None => (
+                Verdict {
+                    category: Category::Unmatched,
+                    sensitivity: Sensitivity::Low,
+                    rule: Verdict::NO_RULE,
+                    rule_kind: RuleKind::None,
+                },
+                Sensitivity::Low,
+            ),
+        };
+        v.sensitivity = match syscall {
+            Some(Syscall::Openat | Syscall::Openat2) if flags & WRITE_FLAGS != 0 => base.raise(),
+            Some(Syscall::Openat | Syscall::Openat2) => base,
+            // The stat family reads metadata only.
+            Some(Syscall::Newfstatat | Syscall::Statx | Syscall::Newstat | Syscall::Newlstat) => {
+                base.lower()
+            }
+            None => base,
+        };
+        v
+    }
+
+    /// Classifies a decoded event. Exit events carry no path and classify as
+    /// [`Category::Unmatched`].
+    pub fn classify(&self, ev: &Event<'_>, scratch: &mut Scratch) -> Verdict {
+        if ev.kind() == Some(Kind::Exit) {
+            return Verdict {
+                category: Category::Unmatched,
+                sensitivity: Sensitivity::Low,
+                rule: Verdict::NO_RULE,
+                rule_kind: RuleKind::None,
+            };
+        }
+        self.classify_parts(ev.path, ev.syscall(), ev.header.flags, scratch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probes::abi::{encode_event, EventHeader, Layout};
+
+    const O_RDONLY: u32 = 0;
+    const O_WRONLY: u32 = 0o1;
+    const O_RDWR: u32 = 0o2;
+    const O_CREAT: u32 = 0o100;
+    const O_CLOEXEC: u32 = 0o2000000;
+
+    fn c() -> Classifier {
+        Classifier::default_rules()
+    }
+
+    fn cat(c: &Classifier, p: &str, sys: Syscall, flags: u32) -> (Category, Sensitivity) {
+        let v = c.classify_parts(p.as_bytes(), Some(sys), flags, &mut c.scratch());
+        (v.category, v.sensitivity)
+    }
+
+    #[test]
+    fn default_rules_compile_and_number_a_few_hundred() {
+        assert_eq!(c().rule_count(), 534);
+    }
+
+    #[test]
+    fn hand_written_expectations() {
+        let c = c();
+        use Category::*;
+        use Sensitivity::*;
+        use Syscall::*;
+        let cases: &[(&str, Syscall, u32, Category, Sensitivity)] = &[
+            ("/etc/shadow", Openat, O_RDONLY, Credentials, Critical),
+            ("/etc/shadow", Newfstatat, 0, Credentials, High),
+            (
+                "/etc/passwd",
+                Openat,
+                O_RDONLY | O_CLOEXEC,
+                AuthConfig,
+                High,
+            ),
+            ("/etc/passwd", Openat, O_WRONLY, AuthConfig, Critical),
+            (
+                "/home/alice/.ssh/id_ed25519",
+                Openat,
+                O_RDONLY,
+                Ssh,
+                Critical,
+            ),
+            (
+                "/home/bob/.bash_history",
+                Openat,
+                O_RDWR | O_CREAT,
+                ShellHistory,
+                Critical,
+            ),
+            ("/home/bob/.bash_history", Statx, 0, ShellHistory, Medium),
+            ("/srv/app/.env", Openat, O_RDONLY, Credentials, Critical),
+            ("/srv/app/tls/server.pem", Openat, O_RDONLY, Secrets, High),
+            (
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                Openat,
+                O_RDONLY | O_CLOEXEC,
+                Libraries,
+                Low,
+            ),
+            (
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                Newfstatat,
+                0,
+                Libraries,
+                Low,
+            ),
+            ("/usr/bin/ls", Newfstatat, 0, Binaries, Low),
+            ("/etc/ld.so.cache", Openat, O_RDONLY, SystemConfig, Medium),
+            (
+                "/etc/ld.so.preload",
+                Openat,
+                O_WRONLY | O_CREAT,
+                Persistence,
+                Critical,
+            ),
+            ("/proc/1234/environ", Openat, O_RDONLY, Secrets, High),
+            ("/proc/1234/status", Openat, O_RDONLY, ProcessInfo, Low),
+            ("/proc/self/maps", Openat, O_RDONLY, KernelInterface, Medium),
+            ("/proc/self/cgroup", Openat, O_RDONLY, ProcessInfo, Low),
+            ("/tmp/cc8xYz.o", Openat, O_WRONLY | O_CREAT, Temp, Medium),
+            // An earlier glob (logs: **/*.log) beats the later /tmp/ prefix.
+            ("/tmp/build.log", Openat, O_WRONLY | O_CREAT, Logs, High),
+            ("/var/log/auth.log", Openat, O_RDONLY, Logs, Medium),
+            (
+                "/var/lib/postgresql/16/main/base/1/1259",
+                Openat,
+                O_RDWR,
+                Database,
+                Critical,
+            ),
+            (
+                "/etc/systemd/system/evil.service",
+                Openat,
+                O_WRONLY | O_CREAT,
+                Persistence,
+                Critical,
+            ),
+            ("/root/.kube/config", Openat, O_RDONLY, CloudConfig, High),
+            (
+                "/work/project/src/main.rs",
+                Openat,
+                O_RDONLY,
+                SourceCode,
+                Low,
+            ),
+            ("relative/name.txt", Openat, O_RDONLY, Unmatched, Low),
+            ("relative/name.txt", Openat, O_CREAT, Unmatched, Medium),
+            ("", Openat, O_RDONLY, Unmatched, Low),
+        ];
+        for &(p, sys, flags, want_cat, want_sens) in cases {
+            assert_eq!(
+                cat(&c, p, sys, flags),
+                (want_cat, want_sens),
+                "{p} {sys} flags {flags:#o}"
+            );
+        }
+    }
+
+    #[test]
+    fn lowest_numbered_rule_wins_across_kinds() {
+        let rules = r#"
+            [[group]]
+            category = "temp"
+            sensitivity = "low"
+            regex = ['^/a/']
+            [[group]]
+            category = "secrets"
+            sensitivity = "high"
+            prefix = ["/a/b"]
+            glob = ["**/*.key"]
+        "#;
+        let c = Classifier::from_toml(rules, "test").unwrap();
+        let mut s = c.scratch();
+        // Rule 0 is the regex: it beats the later prefix and glob.
+        assert_eq!(c.match_path(b"/a/b.key", &mut s), Some(0));
+        // Only the prefix (rule 1) and glob (rule 2) match: the prefix wins.
+        assert_eq!(c.match_path(b"/a2/x", &mut s), None);
+        assert_eq!(c.match_path(b"/x/a/b", &mut s), None);
+        assert_eq!(c.match_path(b"/x/y.key", &mut s), Some(2));
+        let v = c.classify_parts(b"/x/y.key", Some(Syscall::Openat), 0, &mut s);
+        assert_eq!(v.rule_kind, RuleKind::Glob);
+        assert_eq!(v.category, Category::Secrets);
+    }
+
+    #[test]
+    fn exit_events_are_unmatched() {
+        let c = c();
+        let h = EventHeader {
+            kind: Kind::Exit as u8,
+            syscall: Syscall::Openat as u8,
+            ..Default::default()
+        };
+        let mut b = Vec::new();
+        encode_event(Layout::Compact, &h, b"/etc/shadow", &mut b);
+        let e = Event::decode(&b).unwrap();
+        assert_eq!(
+            c.classify(&e, &mut c.scratch()).category,
+            Category::Unmatched
+        );
+    }
+
+    #[test]
+    fn bad_rules_name_the_problem() {
+        let e = Classifier::from_toml(
+            "[[group]]\ncategory = \"nope\"\nsensitivity = \"low\"",
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown category \"nope\""), "{e}");
+        let e = Classifier::from_toml(
+            "[[group]]\ncategory = \"temp\"\nsensitivity = \"low\"\nregex = ['(']",
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("rules x.toml: regex set"), "{e}");
+        let e = Classifier::from_file(Path::new("/nonexistent/rules.toml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/rules.toml"), "{e}");
+    }
+}

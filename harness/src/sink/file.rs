@@ -1,0 +1,206 @@
+//! The file sink: appends length-prefixed messages to a file, then re-reads
+//! the file in `finish` to count and checksum what is actually there.
+//!
+//! Frame format, repeated to the end of the file (little-endian):
+//! `u16 key_len, u32 value_len, key bytes, value bytes`.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::message::message_crc;
+use super::{DropReason, ReadBack, Sink, SinkError, SinkReport};
+
+/// Size of the frame header: u16 key length + u32 value length.
+const FRAME_HEADER: usize = 6;
+
+pub struct FileSink {
+    path: PathBuf,
+    out: Mutex<BufWriter<File>>,
+    accepted: AtomicU64,
+    failed: AtomicU64,
+    crc_sum: AtomicU64,
+}
+
+impl FileSink {
+    /// Creates (truncates) `path`.
+    pub fn create(path: &Path) -> Result<Self, SinkError> {
+        let f = File::create(path).map_err(|source| SinkError::File {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(FileSink {
+            path: path.to_owned(),
+            // 1 MiB: a few thousand messages per write(2).
+            out: Mutex::new(BufWriter::with_capacity(1 << 20, f)),
+            accepted: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            crc_sum: AtomicU64::new(0),
+        })
+    }
+
+    /// Reads a sink file back, calling `f(key, value)` for every message.
+    pub fn read_messages(
+        path: &Path,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<ReadBack, SinkError> {
+        let file = File::open(path).map_err(|source| SinkError::File {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut r = BufReader::with_capacity(1 << 20, file);
+        let mut rb = ReadBack::default();
+        let mut offset = 0u64;
+        let mut hdr = [0u8; FRAME_HEADER];
+        let mut key = Vec::new();
+        let mut value = Vec::new();
+        loop {
+            match read_full(&mut r, &mut hdr) {
+                Ok(0) => break,
+                Ok(FRAME_HEADER) => {}
+                Ok(n) => {
+                    return Err(SinkError::FileCorrupt {
+                        path: path.to_owned(),
+                        offset,
+                        what: format!("truncated frame header ({n} of {FRAME_HEADER} bytes)"),
+                    })
+                }
+                Err(source) => {
+                    return Err(SinkError::File {
+                        path: path.to_owned(),
+                        source,
+                    })
+                }
+            }
+            let klen = u16::from_le_bytes([hdr[0], hdr[1]]) as usize;
+            let vlen = u32::from_le_bytes(hdr[2..6].try_into().unwrap()) as usize;
+            key.resize(klen, 0);
+            value.resize(vlen, 0);
+            let io = |source| SinkError::File {
+                path: path.to_owned(),
+                source,
+            };
+            let got = read_full(&mut r, &mut key).map_err(io)?
+                + read_full(&mut r, &mut value).map_err(io)?;
+            if got != klen + vlen {
+                return Err(SinkError::FileCorrupt {
+                    path: path.to_owned(),
+                    offset,
+                    what: format!("frame says {} bytes, file has {got}", klen + vlen),
+                });
+            }
+            f(&key, &value);
+            rb.messages += 1;
+            rb.crc_sum = rb.crc_sum.wrapping_add(message_crc(&key, &value) as u64);
+            offset += (FRAME_HEADER + klen + vlen) as u64;
+        }
+        Ok(rb)
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+impl Sink for FileSink {
+    fn send(&self, key: &[u8], value: &[u8]) -> Result<(), DropReason> {
+        if key.len() > u16::MAX as usize || value.len() > u32::MAX as usize {
+            return Err(DropReason::Rejected);
+        }
+        let mut hdr = [0u8; FRAME_HEADER];
+        hdr[..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
+        hdr[2..].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        self.accepted.fetch_add(1, Relaxed);
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let r = out
+            .write_all(&hdr)
+            .and_then(|_| out.write_all(key))
+            .and_then(|_| out.write_all(value));
+        drop(out);
+        match r {
+            Ok(()) => {
+                self.crc_sum
+                    .fetch_add(message_crc(key, value) as u64, Relaxed);
+            }
+            // Accepted, then failed to be stored: a failed delivery.
+            Err(_) => {
+                self.failed.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self, _timeout: Duration) -> Result<SinkReport, SinkError> {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        out.flush().map_err(|source| SinkError::File {
+            path: self.path.clone(),
+            source,
+        })?;
+        drop(out);
+        let accepted = self.accepted.load(Relaxed);
+        let failed = self.failed.load(Relaxed);
+        let (read_back, read_back_error) = match Self::read_messages(&self.path, |_, _| {}) {
+            Ok(rb) => (Some(rb), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Ok(SinkReport {
+            label: format!("file {}", self.path.display()),
+            accepted,
+            delivered: accepted - failed,
+            failed,
+            delivered_crc_sum: self.crc_sum.load(Relaxed),
+            read_back,
+            read_back_error,
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_hand_written_frames_and_reads_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.bin");
+        let s = FileSink::create(&p).unwrap();
+        s.send(b"k1", b"abc").unwrap();
+        s.send(b"", b"").unwrap();
+        let r = s.finish(Duration::ZERO).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        #[rustfmt::skip]
+        let want = [
+            2, 0, 3, 0, 0, 0, b'k', b'1', b'a', b'b', b'c',
+            0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(bytes, want);
+        assert_eq!((r.accepted, r.delivered, r.failed), (2, 2, 0));
+        let rb = r.read_back.unwrap();
+        assert_eq!(rb.messages, 2);
+        assert_eq!(rb.crc_sum, r.delivered_crc_sum);
+        assert_eq!(
+            rb.crc_sum,
+            message_crc(b"k1", b"abc") as u64 + message_crc(b"", b"") as u64
+        );
+    }
+
+    #[test]
+    fn truncated_file_names_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.bin");
+        std::fs::write(&p, [1, 0, 1, 0, 0, 0, b'k', b'v', 9, 0, 9]).unwrap();
+        let e = FileSink::read_messages(&p, |_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("offset 8"), "{e}");
+    }
+}

@@ -1,0 +1,494 @@
+//! The Kafka sink, through rdkafka (librdkafka built from source).
+//!
+//! - Producer: a [`ThreadedProducer`] (its own thread serves delivery reports)
+//!   with batch size, linger, compression, acks and idempotence from
+//!   [`KafkaConfig`]. Every delivery report is counted: delivered (with a CRC of
+//!   the message, see [`super::message::message_crc`]) or failed (by error).
+//! - Brokers: `--brokers` for a user's cluster. With none configured the sink
+//!   starts librdkafka's in-process mock cluster (`test.mock.num.brokers`) and
+//!   its label says so: "embedded mock Kafka (librdkafka MockCluster), not a real broker".
+//! - Start: the sink fetches metadata within `connect_timeout`; a broker that
+//!   does not answer is a [`SinkError::Kafka`] naming the brokers, not a hang.
+//!   The topic must exist (auto-created topics are slow and unreliable on
+//!   tansu, see DESIGN.md); a missing one is [`SinkError::NoTopic`].
+//! - End: [`Sink::finish`] flushes, then consumes the topic back from the
+//!   offsets it saw at start to the offsets at the end, counting and
+//!   checksumming what is really stored.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::message::message_crc;
+use super::{DropReason, ReadBack, Sink, SinkError, SinkReport};
+
+/// How the sink's label names the embedded broker, wherever it is used.
+pub const MOCK_LABEL: &str = "embedded mock Kafka (librdkafka MockCluster), not a real broker";
+
+/// Producer and broker settings. `Default` is tuned for throughput on loopback.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port]`; `None` starts the embedded mock cluster.
+    pub brokers: Option<String>,
+    pub topic: String,
+    /// Partitions of the topic the sink creates on the mock cluster.
+    pub mock_partitions: i32,
+    /// `batch.num.messages`.
+    pub batch_size: u32,
+    /// `linger.ms`.
+    pub linger_ms: u32,
+    /// `compression.type`: none, gzip, snappy, lz4, zstd.
+    pub compression: String,
+    /// `acks`: 0, 1 or all.
+    pub acks: String,
+    /// `enable.idempotence` (librdkafka then requires acks=all).
+    pub idempotence: bool,
+    /// `message.timeout.ms`: how long a message may wait for delivery before
+    /// its report says failed. Bounds how long a dead broker can hold a run.
+    pub message_timeout: Duration,
+    /// How long `send` retries while librdkafka's queue is full before it
+    /// drops the message with [`DropReason::QueueFull`].
+    pub enqueue_timeout: Duration,
+    /// Bound on the metadata request at start (broker down -> error, not a hang).
+    pub connect_timeout: Duration,
+    /// `queue.buffering.max.messages`.
+    pub queue_messages: u32,
+    /// Consume the topic back in `finish`.
+    pub consume_back: bool,
+    /// Any other librdkafka producer property.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: None,
+            topic: "dropbench-events".into(),
+            mock_partitions: 4,
+            // 10 k messages of ~100 B = ~1 MB batches, librdkafka's max.
+            batch_size: 10_000,
+            // DESIGN.md: linger 5 ms gave 0.75 M msg/s on tansu; untuned linger costs 10x.
+            linger_ms: 5,
+            compression: "lz4".into(),
+            acks: "1".into(),
+            idempotence: false,
+            message_timeout: Duration::from_secs(30),
+            enqueue_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            // 35 MiB ring / 4144 B = ~8.9 k events; 500 k queued messages is
+            // ~1 s at the 600 k/s goal, ~50 MB of ~100 B messages.
+            queue_messages: 500_000,
+            consume_back: true,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// Waiter for one synchronous send.
+#[derive(Default)]
+struct DeliverySlot {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// Counts delivery reports. Runs on the producer's poll thread.
+#[derive(Default)]
+struct Deliveries {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    crc_sum: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    /// 0 for an asynchronous send, else `Arc::into_raw` of a [`DeliverySlot`].
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, r: &DeliveryResult<'_>, opaque: usize) {
+        match r {
+            Ok(m) => {
+                self.delivered.fetch_add(1, Relaxed);
+                let crc = message_crc(m.key().unwrap_or(&[]), m.payload().unwrap_or(&[]));
+                self.crc_sum.fetch_add(crc as u64, Relaxed);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Relaxed);
+                let mut errs = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+                *errs.entry(e.to_string()).or_default() += 1;
+            }
+        }
+        release_slot(opaque, true);
+    }
+}
+
+/// Takes back the reference `send_sync` leaked into the opaque, optionally
+/// waking its waiter.
+fn release_slot(opaque: usize, wake: bool) {
+    if opaque == 0 {
+        return;
+    }
+    // SAFETY: a non-zero opaque is always `Arc::into_raw` of a DeliverySlot made
+    // in `send_sync`, and librdkafka hands each opaque back exactly once
+    // (delivery report or failed enqueue), so the count is released once.
+    let slot = unsafe { Arc::from_raw(opaque as *const DeliverySlot) };
+    if wake {
+        *slot.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        slot.cv.notify_all();
+    }
+}
+
+pub struct KafkaSink {
+    producer: ThreadedProducer<Deliveries>,
+    cfg: KafkaConfig,
+    /// The bootstrap servers actually used (the mock's when embedded).
+    bootstrap: String,
+    label: String,
+    partitions: Vec<i32>,
+    /// High watermark of each partition when the sink started.
+    start_offsets: BTreeMap<i32, i64>,
+    accepted: AtomicU64,
+    rejected: Mutex<BTreeMap<String, u64>>,
+}
+
+fn kerr(brokers: &str, what: impl std::fmt::Display) -> SinkError {
+    SinkError::Kafka {
+        brokers: brokers.to_owned(),
+        what: what.to_string(),
+    }
+}
+
+impl KafkaSink {
+    /// Connects (or starts the embedded mock cluster), checks the topic
+    /// exists, and records where each partition ends before the run.
+    pub fn new(cfg: KafkaConfig) -> Result<Self, SinkError> {
+        let shown = cfg.brokers.clone().unwrap_or_else(|| MOCK_LABEL.to_owned());
+        let mut cc = ClientConfig::new();
+        match &cfg.brokers {
+            Some(b) => cc.set("bootstrap.servers", b),
+            // librdkafka replaces bootstrap.servers with a mock cluster owned
+            // by this producer, living exactly as long as it.
+            None => cc.set("test.mock.num.brokers", "1"),
+        };
+        cc.set("batch.num.messages", cfg.batch_size.to_string())
+            .set("linger.ms", cfg.linger_ms.to_string())
+            .set("compression.type", &cfg.compression)
+            .set("acks", &cfg.acks)
+            .set("enable.idempotence", cfg.idempotence.to_string())
+            .set(
+                "message.timeout.ms",
+                cfg.message_timeout.as_millis().to_string(),
+            )
+            .set(
+                "queue.buffering.max.messages",
+                cfg.queue_messages.to_string(),
+            )
+            // Fail fast on a broker that is not there instead of retrying forever.
+            .set("socket.connection.setup.timeout.ms", "3000")
+            .set("reconnect.backoff.max.ms", "1000");
+        for (k, v) in &cfg.extra {
+            cc.set(k, v);
+        }
+        let producer: ThreadedProducer<Deliveries> = cc
+            .create_with_context(Deliveries::default())
+            .map_err(|e| kerr(&shown, format!("creating the producer: {e}")))?;
+        let (bootstrap, label) = match &cfg.brokers {
+            Some(b) => (b.clone(), format!("kafka {b} topic {}", cfg.topic)),
+            None => {
+                let mock = producer
+                    .client()
+                    .mock_cluster()
+                    .ok_or_else(|| kerr(&shown, "librdkafka did not start its mock cluster"))?;
+                mock.create_topic(&cfg.topic, cfg.mock_partitions, 1)
+                    .map_err(|e| kerr(&shown, format!("creating topic {}: {e}", cfg.topic)))?;
+                (
+                    mock.bootstrap_servers(),
+                    format!("kafka: {MOCK_LABEL}, topic {}", cfg.topic),
+                )
+            }
+        };
+        // All topics (None): asking for one topic by name may auto-create it.
+        let md = producer
+            .client()
+            .fetch_metadata(None, cfg.connect_timeout)
+            .map_err(|e| {
+                kerr(
+                    &shown,
+                    format!(
+                        "no answer to a metadata request within {:?} ({e}); is the broker running?",
+                        cfg.connect_timeout
+                    ),
+                )
+            })?;
+        let topic = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == cfg.topic)
+            .ok_or_else(|| SinkError::NoTopic {
+                brokers: shown.clone(),
+                topic: cfg.topic.clone(),
+            })?;
+        let partitions: Vec<i32> = topic.partitions().iter().map(|p| p.id()).collect();
+        if partitions.is_empty() {
+            return Err(kerr(
+                &shown,
+                format!("topic {} has no partitions", cfg.topic),
+            ));
+        }
+        let mut start_offsets = BTreeMap::new();
+        for &p in &partitions {
+            let (_, high) = producer
+                .client()
+                .fetch_watermarks(&cfg.topic, p, cfg.connect_timeout)
+                .map_err(|e| {
+                    kerr(
+                        &shown,
+                        format!("offsets of {} partition {p}: {e}", cfg.topic),
+                    )
+                })?;
+            start_offsets.insert(p, high);
+        }
+        Ok(KafkaSink {
+            producer,
+            cfg,
+            bootstrap,
+            label,
+            partitions,
+            start_offsets,
+            accepted: AtomicU64::new(0),
+            rejected: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Whether this sink runs on the embedded mock cluster.
+    pub fn is_mock(&self) -> bool {
+        self.cfg.brokers.is_none()
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn enqueue(&self, key: &[u8], value: &[u8], opaque: usize) -> Result<(), DropReason> {
+        let mut rec = BaseRecord::with_opaque_to(&self.cfg.topic, opaque)
+            .key(key)
+            .payload(value);
+        let mut deadline = None;
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => {
+                    self.accepted.fetch_add(1, Relaxed);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    let d =
+                        *deadline.get_or_insert_with(|| Instant::now() + self.cfg.enqueue_timeout);
+                    if Instant::now() >= d {
+                        release_slot(back.delivery_opaque, false);
+                        return Err(DropReason::QueueFull);
+                    }
+                    // The poll thread frees queue space as reports come in;
+                    // 100 us is ~60 events at 600 k/s, well inside a ring.
+                    std::thread::sleep(Duration::from_micros(100));
+                    rec = back;
+                }
+                Err((e, back)) => {
+                    release_slot(back.delivery_opaque, false);
+                    let mut r = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+                    *r.entry(e.to_string()).or_default() += 1;
+                    return Err(DropReason::Rejected);
+                }
+            }
+        }
+    }
+
+    /// Reads the topic from the start offsets to the current ends.
+    fn consume_back(&self, timeout: Duration) -> Result<ReadBack, String> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", "dropbench-read-back")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("socket.connection.setup.timeout.ms", "3000")
+            .create()
+            .map_err(|e| format!("creating the read-back consumer: {e}"))?;
+        let deadline = Instant::now() + timeout;
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = BTreeMap::new();
+        for &p in &self.partitions {
+            let (_, high) = consumer
+                .fetch_watermarks(&self.cfg.topic, p, self.cfg.connect_timeout)
+                .map_err(|e| format!("end offset of partition {p}: {e}"))?;
+            let start = self.start_offsets[&p];
+            if high > start {
+                tpl.add_partition_offset(&self.cfg.topic, p, Offset::Offset(start))
+                    .map_err(|e| format!("partition {p}: {e}"))?;
+                ends.insert(p, high);
+            }
+        }
+        let mut rb = ReadBack::default();
+        if ends.is_empty() {
+            return Ok(rb);
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| format!("assigning partitions: {e}"))?;
+        while !ends.is_empty() {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "read back {} messages, then timed out after {timeout:?} with partitions {:?} unfinished",
+                    rb.messages,
+                    ends.keys().collect::<Vec<_>>()
+                ));
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let Some(&end) = ends.get(&m.partition()) else {
+                        continue;
+                    };
+                    if m.offset() < end {
+                        rb.messages += 1;
+                        let crc = message_crc(m.key().unwrap_or(&[]), m.payload().unwrap_or(&[]));
+                        rb.crc_sum = rb.crc_sum.wrapping_add(crc as u64);
+                    }
+                    if m.offset() + 1 >= end {
+                        ends.remove(&m.partition());
+                    }
+                }
+                Some(Err(e)) => tracing::debug!("read-back: {e}"),
+                None => {}
+            }
+        }
+        Ok(rb)
+    }
+}
+
+impl Sink for KafkaSink {
+    fn send(&self, key: &[u8], value: &[u8]) -> Result<(), DropReason> {
+        self.enqueue(key, value, 0)
+    }
+
+    fn send_sync(&self, key: &[u8], value: &[u8]) -> Result<(), DropReason> {
+        let slot = Arc::new(DeliverySlot::default());
+        let opaque = Arc::into_raw(slot.clone()) as usize;
+        self.enqueue(key, value, opaque)?;
+        // The report comes within message.timeout.ms; wait a little longer
+        // than that so a lost report cannot hang the worker forever.
+        let limit = Instant::now() + self.cfg.message_timeout + Duration::from_secs(5);
+        let mut done = slot.done.lock().unwrap_or_else(|p| p.into_inner());
+        while !*done && Instant::now() < limit {
+            done = slot
+                .cv
+                .wait_timeout(done, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+
+    fn finish(&self, timeout: Duration) -> Result<SinkReport, SinkError> {
+        let started = Instant::now();
+        // A flush that times out leaves messages in flight: counted as unresolved.
+        let _ = self.producer.flush(timeout);
+        let ctx = self.producer.context();
+        let mut report = SinkReport {
+            label: self.label.clone(),
+            accepted: self.accepted.load(Relaxed),
+            delivered: ctx.delivered.load(Relaxed),
+            failed: ctx.failed.load(Relaxed),
+            failed_by_error: ctx.errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            unresolved: self.producer.in_flight_count().max(0) as u64,
+            delivered_crc_sum: ctx.crc_sum.load(Relaxed),
+            read_back: None,
+            read_back_error: None,
+        };
+        if self.cfg.consume_back {
+            let left = timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(10));
+            match self.consume_back(left) {
+                Ok(rb) => report.read_back = Some(rb),
+                Err(e) => report.read_back_error = Some(e),
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl KafkaSink {
+    /// Messages refused at enqueue, by error text.
+    pub fn rejected_by_error(&self) -> BTreeMap<String, u64> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mock_cfg(topic: &str) -> KafkaConfig {
+        KafkaConfig {
+            topic: topic.into(),
+            mock_partitions: 3,
+            linger_ms: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mock_cluster_round_trip_counts_and_checksums() {
+        let sink = KafkaSink::new(mock_cfg("unit-rt")).unwrap();
+        assert!(sink.label().contains(MOCK_LABEL));
+        let mut want = 0u64;
+        for i in 0..500u32 {
+            let k = i.to_be_bytes();
+            let v = format!("value-{i}");
+            want += message_crc(&k, v.as_bytes()) as u64;
+            if i % 100 == 0 {
+                sink.send_sync(&k, v.as_bytes()).unwrap();
+            } else {
+                sink.send(&k, v.as_bytes()).unwrap();
+            }
+        }
+        let r = sink.finish(Duration::from_secs(20)).unwrap();
+        assert_eq!(
+            (r.accepted, r.delivered, r.failed, r.unresolved),
+            (500, 500, 0, 0)
+        );
+        assert_eq!(r.delivered_crc_sum, want);
+        assert_eq!(
+            r.read_back,
+            Some(ReadBack {
+                messages: 500,
+                crc_sum: want
+            }),
+            "{:?}",
+            r.read_back_error
+        );
+    }
+
+    #[test]
+    fn unreachable_broker_is_a_clear_error_not_a_hang() {
+        // Port 1 on loopback: nothing listens there.
+        let cfg = KafkaConfig {
+            brokers: Some("127.0.0.1:1".into()),
+            connect_timeout: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let e = KafkaSink::new(cfg).err().expect("no broker on port 1");
+        assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+        assert!(e.to_string().contains("is the broker running"), "{e}");
+    }
+}

@@ -1,0 +1,253 @@
+//! The message every sink writes: a key for partitioning and a compact binary
+//! value. docs/kafka-message-format.md is the user-facing description; the unit
+//! tests below pin the bytes.
+//!
+//! Key (8 bytes): `pid` then `tid`, both u32 big-endian. Kafka's default
+//! partitioner hashes the key, so all events of one thread land in one
+//! partition, in order, while a multi-threaded or multi-process load spreads
+//! over partitions. A path hash would scatter one thread's events (losing
+//! their order) and pile every hot file onto one partition.
+//!
+//! Value (46 + path_len bytes, little-endian, like the event ABI):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | format version, [`FORMAT_VERSION`] |
+//! | 1 | 1 | syscall (`probes::abi::Syscall` code) |
+//! | 2 | 1 | kind (1 enter, 2 exit) |
+//! | 3 | 1 | category (`classify::Category` code) |
+//! | 4 | 1 | sensitivity (0 low .. 3 critical) |
+//! | 5 | 1 | rule kind (0 none, 1 prefix, 2 glob, 3 regex) |
+//! | 6 | 2 | rule number (u16, 0xffff = none) |
+//! | 8 | 8 | ts_ns (u64) |
+//! | 16 | 4 | pid (u32) |
+//! | 20 | 4 | tid (u32) |
+//! | 24 | 4 | open flags (u32) |
+//! | 28 | 4 | mode (u32) |
+//! | 32 | 4 | dfd (i32) |
+//! | 36 | 8 | ret (i64) |
+//! | 44 | 2 | path_len (u16) |
+//! | 46 | path_len | path bytes, no NUL |
+
+use probes::abi::Event;
+
+use crate::classify::{Category, Sensitivity, Verdict};
+
+pub const FORMAT_VERSION: u8 = 1;
+pub const KEY_LEN: usize = 8;
+/// Fixed part of the value before the path.
+pub const VALUE_HEADER_LEN: usize = 46;
+
+/// Writes the key for `ev` (pid, tid big-endian).
+pub fn encode_key(ev: &Event<'_>) -> [u8; KEY_LEN] {
+    let mut k = [0u8; KEY_LEN];
+    k[..4].copy_from_slice(&ev.header.pid.to_be_bytes());
+    k[4..].copy_from_slice(&ev.header.tid.to_be_bytes());
+    k
+}
+
+/// Appends the value for `ev` and its verdict to `out` (which it clears first),
+/// reusing `out`'s allocation.
+pub fn encode_value(ev: &Event<'_>, v: &Verdict, out: &mut Vec<u8>) {
+    let h = &ev.header;
+    out.clear();
+    out.reserve(VALUE_HEADER_LEN + ev.path.len());
+    out.push(FORMAT_VERSION);
+    out.push(h.syscall);
+    out.push(h.kind);
+    out.push(v.category as u8);
+    out.push(v.sensitivity as u8);
+    out.push(v.rule_kind as u8);
+    out.extend_from_slice(&v.rule.to_le_bytes());
+    out.extend_from_slice(&h.ts_ns.to_le_bytes());
+    out.extend_from_slice(&h.pid.to_le_bytes());
+    out.extend_from_slice(&h.tid.to_le_bytes());
+    out.extend_from_slice(&h.flags.to_le_bytes());
+    out.extend_from_slice(&h.mode.to_le_bytes());
+    out.extend_from_slice(&h.dfd.to_le_bytes());
+    out.extend_from_slice(&h.ret.to_le_bytes());
+    out.extend_from_slice(&(ev.path.len() as u16).to_le_bytes());
+    out.extend_from_slice(ev.path);
+}
+
+/// A value read back (consumers, tests, `harness` tools).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedValue<'a> {
+    pub syscall: u8,
+    pub kind: u8,
+    pub category: Category,
+    pub sensitivity: Sensitivity,
+    pub rule_kind: u8,
+    pub rule: u16,
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub flags: u32,
+    pub mode: u32,
+    pub dfd: i32,
+    pub ret: i64,
+    pub path: &'a [u8],
+}
+
+/// Why bytes are not a dropbench message value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("value is {len} bytes, shorter than the {VALUE_HEADER_LEN}-byte header")]
+    Short { len: usize },
+    #[error("value format version {found}, this build writes {FORMAT_VERSION}")]
+    Version { found: u8 },
+    #[error("byte {offset}: {what} code {code} is unknown")]
+    Code {
+        offset: usize,
+        what: &'static str,
+        code: u8,
+    },
+    #[error("path_len {path_len} does not match the {len}-byte value")]
+    PathLen { path_len: u16, len: usize },
+}
+
+pub fn decode_value(b: &[u8]) -> Result<DecodedValue<'_>, MessageError> {
+    if b.len() < VALUE_HEADER_LEN {
+        return Err(MessageError::Short { len: b.len() });
+    }
+    if b[0] != FORMAT_VERSION {
+        return Err(MessageError::Version { found: b[0] });
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let category = Category::from_u8(b[3]).ok_or(MessageError::Code {
+        offset: 3,
+        what: "category",
+        code: b[3],
+    })?;
+    let sensitivity = Sensitivity::from_u8(b[4]).ok_or(MessageError::Code {
+        offset: 4,
+        what: "sensitivity",
+        code: b[4],
+    })?;
+    let path_len = u16_at(44);
+    if VALUE_HEADER_LEN + path_len as usize != b.len() {
+        return Err(MessageError::PathLen {
+            path_len,
+            len: b.len(),
+        });
+    }
+    Ok(DecodedValue {
+        syscall: b[1],
+        kind: b[2],
+        category,
+        sensitivity,
+        rule_kind: b[5],
+        rule: u16_at(6),
+        ts_ns: u64_at(8),
+        pid: u32_at(16),
+        tid: u32_at(20),
+        flags: u32_at(24),
+        mode: u32_at(28),
+        dfd: u32_at(32) as i32,
+        ret: u64_at(36) as i64,
+        path: &b[VALUE_HEADER_LEN..],
+    })
+}
+
+/// Order-independent checksum of a set of messages: the wrapping sum of
+/// CRC-32(key || value) over the messages. Producers and the consume-back see
+/// messages in different orders (partitions interleave), so the combination
+/// must commute; summing 32-bit CRCs into a u64 cannot overflow below 2^32
+/// messages and wraps deterministically above.
+pub fn message_crc(key: &[u8], value: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(key);
+    h.update(value);
+    h.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::RuleKind;
+    use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
+
+    #[test]
+    fn key_and_value_match_hand_written_bytes() {
+        let h = EventHeader {
+            ts_ns: 0x0102_0304_0506_0708,
+            pid: 0x0000_1234,
+            tid: 0x0000_1235,
+            syscall: Syscall::Openat as u8,
+            kind: Kind::Enter as u8,
+            flags: 0o101, // O_WRONLY|O_CREAT = 0x41
+            mode: 0o644,  // 0x1a4
+            dfd: -100,
+            ret: -2,
+            ..Default::default()
+        };
+        let mut raw = Vec::new();
+        encode_event(Layout::Fixed4k, &h, b"/a", &mut raw);
+        let ev = Event::decode(&raw).unwrap();
+        let v = Verdict {
+            category: Category::Temp,
+            sensitivity: Sensitivity::Medium,
+            rule: 0x0203,
+            rule_kind: RuleKind::Glob,
+        };
+        assert_eq!(encode_key(&ev), [0, 0, 0x12, 0x34, 0, 0, 0x12, 0x35]);
+        let mut out = vec![0xAA; 3]; // stale contents must be cleared
+        encode_value(&ev, &v, &mut out);
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            1,          // version
+            1,          // syscall openat
+            1,          // kind enter
+            25,         // category temp
+            1,          // sensitivity medium
+            2,          // rule kind glob
+            0x03, 0x02, // rule 0x0203
+            0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // ts_ns
+            0x34, 0x12, 0, 0, // pid
+            0x35, 0x12, 0, 0, // tid
+            0x41, 0, 0, 0,    // flags
+            0xa4, 0x01, 0, 0, // mode
+            0x9c, 0xff, 0xff, 0xff, // dfd -100
+            0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // ret -2
+            2, 0,       // path_len
+            b'/', b'a',
+        ];
+        assert_eq!(out, want);
+        let d = decode_value(&out).unwrap();
+        assert_eq!(d.path, b"/a");
+        assert_eq!(d.category, Category::Temp);
+        assert_eq!(d.dfd, -100);
+        assert_eq!(d.ret, -2);
+        assert_eq!(d.rule, 0x0203);
+    }
+
+    #[test]
+    fn decode_rejects_bad_values() {
+        assert_eq!(decode_value(&[1; 10]), Err(MessageError::Short { len: 10 }));
+        let mut b = vec![0u8; VALUE_HEADER_LEN];
+        assert_eq!(decode_value(&b), Err(MessageError::Version { found: 0 }));
+        b[0] = 1;
+        b[3] = 200;
+        assert!(matches!(
+            decode_value(&b),
+            Err(MessageError::Code { offset: 3, .. })
+        ));
+        b[3] = 0;
+        b[44] = 1;
+        assert_eq!(
+            decode_value(&b),
+            Err(MessageError::PathLen {
+                path_len: 1,
+                len: 46
+            })
+        );
+    }
+
+    #[test]
+    fn crc_is_the_standard_crc32() {
+        // CRC-32/ISO-HDLC check value for "123456789".
+        assert_eq!(message_crc(b"1234", b"56789"), 0xCBF4_3926);
+    }
+}

@@ -1,0 +1,111 @@
+//! Where classified events go: Kafka (rdkafka), a file, or nowhere.
+//!
+//! Every sink counts what it accepted and what became of it, so the
+//! [`crate::ledger::Ledger`] can check `produced = delivered + failed` and,
+//! where the sink can be read back (Kafka topic, file), that what is there is
+//! what was delivered: count and [`message::message_crc`] sum.
+
+pub mod file;
+pub mod kafka;
+pub mod message;
+pub mod null;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use file::FileSink;
+pub use kafka::{KafkaConfig, KafkaSink};
+pub use null::NullSink;
+
+/// Why the pipeline dropped a classified event instead of producing it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// The sink's queue stayed full for longer than its enqueue timeout
+    /// (Kafka: librdkafka's producer queue, e.g. while the broker is down).
+    QueueFull,
+    /// The sink refused the message outright (too large, unknown topic, I/O error).
+    Rejected,
+}
+
+impl DropReason {
+    pub const ALL: &'static [DropReason] = &[DropReason::QueueFull, DropReason::Rejected];
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Rejected => "rejected",
+        }
+    }
+}
+
+/// What was read back from the sink's storage after the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadBack {
+    pub messages: u64,
+    /// Wrapping sum of [`message::message_crc`] over the messages read back.
+    pub crc_sum: u64,
+}
+
+/// A sink's own account of a run, taken by [`Sink::finish`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SinkReport {
+    /// What the sink is, as a user should read it (e.g. names the mock broker).
+    pub label: String,
+    /// Messages the sink accepted (Kafka: enqueued in librdkafka).
+    pub accepted: u64,
+    /// Delivery reports that said delivered (null/file: written).
+    pub delivered: u64,
+    /// Delivery reports that said failed.
+    pub failed: u64,
+    /// Failed deliveries by error text.
+    pub failed_by_error: BTreeMap<String, u64>,
+    /// Accepted but with no delivery report when `finish` gave up waiting.
+    pub unresolved: u64,
+    /// Wrapping sum of [`message::message_crc`] over delivered messages.
+    pub delivered_crc_sum: u64,
+    /// What is actually stored (consumed back from the topic / re-read from
+    /// the file); `None` when the sink keeps nothing (null).
+    pub read_back: Option<ReadBack>,
+    /// Why reading back failed, if it did.
+    pub read_back_error: Option<String>,
+}
+
+/// Errors setting up or finishing a sink.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("kafka brokers {brokers}: {what}")]
+    Kafka { brokers: String, what: String },
+    #[error("kafka brokers {brokers}: topic {topic:?} does not exist (create it first: ci/kafka-up.sh does for the test topics)")]
+    NoTopic { brokers: String, topic: String },
+    #[error("sink file {path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sink file {path}: offset {offset}: {what}")]
+    FileCorrupt {
+        path: std::path::PathBuf,
+        offset: u64,
+        what: String,
+    },
+}
+
+/// A destination for serialized messages. Shared by all of a pipeline's
+/// threads (`Arc<dyn Sink>`), so every method takes `&self`.
+pub trait Sink: Send + Sync {
+    /// Hands one message to the sink without waiting for it to be stored.
+    fn send(&self, key: &[u8], value: &[u8]) -> Result<(), DropReason>;
+
+    /// Hands one message to the sink and waits until it is stored or has
+    /// failed (the seed's synchronous publish). A failed delivery still
+    /// returns `Ok`: it was produced, and the failure is counted by the sink.
+    fn send_sync(&self, key: &[u8], value: &[u8]) -> Result<(), DropReason> {
+        self.send(key, value)
+    }
+
+    /// Waits up to `timeout` for outstanding deliveries, reads back what was
+    /// stored where possible, and reports.
+    fn finish(&self, timeout: Duration) -> Result<SinkReport, SinkError>;
+}

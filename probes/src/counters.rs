@@ -56,7 +56,10 @@ pub struct KernelCounters {
 
 impl KernelCounters {
     pub fn total(&self) -> CpuCounters {
-        let mut t = CpuCounters { cpu: u32::MAX, ..Default::default() };
+        let mut t = CpuCounters {
+            cpu: u32::MAX,
+            ..Default::default()
+        };
         for c in &self.cpus {
             t.seen += c.seen;
             t.filtered += c.filtered;

@@ -21,7 +21,9 @@ use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
 
-use crate::abi::{Layout, ProbeConfig, RawCounters, Syscall, FILTER_ALL, FILTER_CGROUP, FILTER_TGID};
+use crate::abi::{
+    Layout, ProbeConfig, RawCounters, Syscall, FILTER_ALL, FILTER_CGROUP, FILTER_TGID,
+};
 use crate::counters::{CpuCounters, KernelCounters};
 use crate::perf::{PerfError, PerfRingOptions, PerfRings, PerfWakeup};
 use crate::record::RecordSource;
@@ -58,7 +60,9 @@ impl std::str::FromStr for Transport {
         match s {
             "perf" => Ok(Transport::Perf),
             "ringbuf" => Ok(Transport::Ringbuf),
-            _ => Err(format!("unknown transport {s:?}; expected one of: perf, ringbuf")),
+            _ => Err(format!(
+                "unknown transport {s:?}; expected one of: perf, ringbuf"
+            )),
         }
     }
 }
@@ -88,7 +92,9 @@ impl Wakeup {
         match transport {
             Transport::Perf => {
                 if let Some(n) = s.strip_prefix("events:") {
-                    let n: u32 = n.parse().map_err(|_| bad("events:N needs a positive integer"))?;
+                    let n: u32 = n
+                        .parse()
+                        .map_err(|_| bad("events:N needs a positive integer"))?;
                     if n == 0 {
                         return Err(bad("events:N needs N >= 1"));
                     }
@@ -115,7 +121,9 @@ impl Wakeup {
                 "adaptive" => Ok(Wakeup::RingBuf(RingBufWakeup::Adaptive)),
                 "forced" => Ok(Wakeup::RingBuf(RingBufWakeup::Forced)),
                 _ => {
-                    let poll = s.strip_prefix("no-wakeup:").ok_or_else(|| bad("expected adaptive, forced or no-wakeup:POLL (e.g. no-wakeup:1ms)"))?;
+                    let poll = s.strip_prefix("no-wakeup:").ok_or_else(|| {
+                        bad("expected adaptive, forced or no-wakeup:POLL (e.g. no-wakeup:1ms)")
+                    })?;
                     let poll = parse_duration(poll).map_err(|e| bad(&e))?;
                     if poll.is_zero() {
                         return Err(bad("the poll interval must be > 0"));
@@ -140,30 +148,45 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a byte size (e.g. 4096, 64k, 8m, 35MiB)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte size (e.g. 4096, 64k, 8m, 35MiB)"))?;
     let mult = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("{s:?} has an unknown unit {unit:?} (use k, m or g)")),
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown unit {unit:?} (use k, m or g)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// `500us`, `1ms`, `2s`, `1.5s` -> Duration.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 500us, 1ms, 2s)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 500us, 1ms, 2s)"))?;
     let secs = match unit {
         "ns" => n / 1e9,
         "us" => n / 1e6,
         "ms" => n / 1e3,
         "s" | "" => n,
         "m" | "min" => n * 60.0,
-        _ => return Err(format!("{s:?} has an unknown unit {unit:?} (use ns, us, ms, s or m)")),
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown unit {unit:?} (use ns, us, ms, s or m)"
+            ))
+        }
     };
     if !(secs.is_finite() && secs >= 0.0) {
         return Err(format!("{s:?} is not a valid duration"));
@@ -203,9 +226,19 @@ impl ProbeSpec {
         let ring_bytes = 8 << 20;
         let wakeup = match transport {
             Transport::Perf => Wakeup::Perf(PerfWakeup::Watermark((ring_bytes / 2) as u32)),
-            Transport::Ringbuf => Wakeup::RingBuf(RingBufWakeup::NoWakeup { poll: Duration::from_millis(1) }),
+            Transport::Ringbuf => Wakeup::RingBuf(RingBufWakeup::NoWakeup {
+                poll: Duration::from_millis(1),
+            }),
         };
-        ProbeSpec { layout, transport, ring_bytes, wakeup, filter: Filter::All, emit_exit: true, tracefs: PathBuf::from("/sys/kernel/tracing") }
+        ProbeSpec {
+            layout,
+            transport,
+            ring_bytes,
+            wakeup,
+            filter: Filter::All,
+            emit_exit: true,
+            tracefs: PathBuf::from("/sys/kernel/tracing"),
+        }
     }
 
     /// The committed object for this layout and transport.
@@ -217,10 +250,22 @@ impl ProbeSpec {
 /// The committed BPF objects (rebuilt by `probes/bpf/build.sh`).
 pub fn object_bytes(layout: Layout, transport: Transport) -> (&'static str, &'static [u8]) {
     match (layout, transport) {
-        (Layout::Fixed4k, Transport::Perf) => ("fixed4k_perf.bpf.o", aya::include_bytes_aligned!("../bpf/obj/fixed4k_perf.bpf.o")),
-        (Layout::Fixed4k, Transport::Ringbuf) => ("fixed4k_ringbuf.bpf.o", aya::include_bytes_aligned!("../bpf/obj/fixed4k_ringbuf.bpf.o")),
-        (Layout::Compact, Transport::Perf) => ("compact_perf.bpf.o", aya::include_bytes_aligned!("../bpf/obj/compact_perf.bpf.o")),
-        (Layout::Compact, Transport::Ringbuf) => ("compact_ringbuf.bpf.o", aya::include_bytes_aligned!("../bpf/obj/compact_ringbuf.bpf.o")),
+        (Layout::Fixed4k, Transport::Perf) => (
+            "fixed4k_perf.bpf.o",
+            aya::include_bytes_aligned!("../bpf/obj/fixed4k_perf.bpf.o"),
+        ),
+        (Layout::Fixed4k, Transport::Ringbuf) => (
+            "fixed4k_ringbuf.bpf.o",
+            aya::include_bytes_aligned!("../bpf/obj/fixed4k_ringbuf.bpf.o"),
+        ),
+        (Layout::Compact, Transport::Perf) => (
+            "compact_perf.bpf.o",
+            aya::include_bytes_aligned!("../bpf/obj/compact_perf.bpf.o"),
+        ),
+        (Layout::Compact, Transport::Ringbuf) => (
+            "compact_ringbuf.bpf.o",
+            aya::include_bytes_aligned!("../bpf/obj/compact_ringbuf.bpf.o"),
+        ),
     }
 }
 
@@ -228,9 +273,17 @@ pub fn object_bytes(layout: Layout, transport: Transport) -> (&'static str, &'st
 pub fn tracepoints(emit_exit: bool) -> Vec<(String, &'static str, String)> {
     let mut v = Vec::new();
     for s in Syscall::ALL {
-        v.push((format!("db_enter_{}", s.name()), "syscalls", format!("sys_enter_{}", s.name())));
+        v.push((
+            format!("db_enter_{}", s.name()),
+            "syscalls",
+            format!("sys_enter_{}", s.name()),
+        ));
         if emit_exit {
-            v.push((format!("db_exit_{}", s.name()), "syscalls", format!("sys_exit_{}", s.name())));
+            v.push((
+                format!("db_exit_{}", s.name()),
+                "syscalls",
+                format!("sys_exit_{}", s.name()),
+            ));
         }
     }
     v
@@ -242,25 +295,58 @@ pub enum ProbeError {
     #[error("recording needs root or CAP_BPF + CAP_PERFMON (effective capabilities: {caps:#x}); run as root, e.g. with sudo")]
     Privileges { caps: u64 },
     #[error("tracefs is not mounted at {path} and mounting it failed: {source}")]
-    Tracefs { path: PathBuf, source: std::io::Error },
+    Tracefs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("tracepoint {category}/{name} does not exist on this kernel (looked in {path})")]
-    MissingTracepoint { category: &'static str, name: String, path: PathBuf },
+    MissingTracepoint {
+        category: &'static str,
+        name: String,
+        path: PathBuf,
+    },
     #[error("loading BPF object {object}: {source}")]
-    Load { object: &'static str, source: aya::EbpfError },
+    Load {
+        object: &'static str,
+        source: aya::EbpfError,
+    },
     #[error("program {program} is missing from {object}")]
-    MissingProgram { program: String, object: &'static str },
+    MissingProgram {
+        program: String,
+        object: &'static str,
+    },
     #[error("attaching {program} to {category}/{tracepoint}: {source}")]
-    Attach { program: String, category: &'static str, tracepoint: String, source: aya::programs::ProgramError },
+    Attach {
+        program: String,
+        category: &'static str,
+        tracepoint: String,
+        source: aya::programs::ProgramError,
+    },
     #[error("map {map}: {source}")]
-    Map { map: &'static str, source: aya::maps::MapError },
+    Map {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
     #[error("map {map} is missing or of the wrong type in {object}")]
-    MissingMap { map: &'static str, object: &'static str },
+    MissingMap {
+        map: &'static str,
+        object: &'static str,
+    },
     #[error("wakeup policy {wakeup} does not fit transport {transport}")]
-    WakeupMismatch { wakeup: Wakeup, transport: Transport },
+    WakeupMismatch {
+        wakeup: Wakeup,
+        transport: Transport,
+    },
     #[error("cgroup {path}: {source}")]
-    Cgroup { path: PathBuf, source: std::io::Error },
+    Cgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("listing CPUs ({what}): {source}")]
-    Cpus { what: &'static str, source: std::io::Error },
+    Cpus {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Perf(#[from] PerfError),
     #[error(transparent)]
@@ -287,12 +373,26 @@ pub fn ensure_tracefs(path: &Path) -> Result<(), ProbeError> {
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap_or_default();
     let target = c(path);
     // SAFETY: valid NUL-terminated strings; no data argument.
-    let r = unsafe { libc::mount(c"tracefs".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null()) };
+    let r = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
     if r != 0 {
-        return Err(ProbeError::Tracefs { path: path.to_path_buf(), source: std::io::Error::last_os_error() });
+        return Err(ProbeError::Tracefs {
+            path: path.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
     }
     if !path.join("events").is_dir() {
-        return Err(ProbeError::Tracefs { path: path.to_path_buf(), source: std::io::Error::other("mounted, but it has no events/ directory") });
+        return Err(ProbeError::Tracefs {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("mounted, but it has no events/ directory"),
+        });
     }
     Ok(())
 }
@@ -322,16 +422,24 @@ impl Probe {
         check_privileges()?;
         ensure_tracefs(&spec.tracefs)?;
         if spec.wakeup.transport() != spec.transport {
-            return Err(ProbeError::WakeupMismatch { wakeup: spec.wakeup, transport: spec.transport });
+            return Err(ProbeError::WakeupMismatch {
+                wakeup: spec.wakeup,
+                transport: spec.transport,
+            });
         }
         for (_, category, name) in tracepoints(spec.emit_exit) {
             let p = spec.tracefs.join("events").join(category).join(&name);
             if !p.is_dir() {
-                return Err(ProbeError::MissingTracepoint { category, name, path: p });
+                return Err(ProbeError::MissingTracepoint {
+                    category,
+                    name,
+                    path: p,
+                });
             }
         }
         let cpus = online_cpus()?;
-        let nr_cpus = aya::util::nr_cpus().map_err(|(what, source)| ProbeError::Cpus { what, source })?;
+        let nr_cpus =
+            aya::util::nr_cpus().map_err(|(what, source)| ProbeError::Cpus { what, source })?;
         let (object, bytes) = spec.object();
 
         let mut loader = EbpfLoader::new();
@@ -339,13 +447,20 @@ impl Probe {
             Transport::Perf => loader.set_max_entries("events", nr_cpus as u32),
             Transport::Ringbuf => loader.set_max_entries("events", spec.ring_bytes as u32),
         };
-        let mut ebpf = loader.load(bytes).map_err(|source| ProbeError::Load { object, source })?;
+        let mut ebpf = loader
+            .load(bytes)
+            .map_err(|source| ProbeError::Load { object, source })?;
 
         // Config first, so the programs see it from their first run.
         let cgroup_id = match &spec.filter {
             Filter::Cgroup(p) => {
                 use std::os::unix::fs::MetadataExt;
-                std::fs::metadata(p).map_err(|source| ProbeError::Cgroup { path: p.clone(), source })?.ino()
+                std::fs::metadata(p)
+                    .map_err(|source| ProbeError::Cgroup {
+                        path: p.clone(),
+                        source,
+                    })?
+                    .ino()
             }
             _ => 0,
         };
@@ -364,9 +479,19 @@ impl Probe {
             ringbuf_flags,
         };
         {
-            let map = ebpf.map_mut("config").ok_or(ProbeError::MissingMap { map: "config", object })?;
-            let mut arr: Array<&mut MapData, ProbeConfig> = Array::try_from(map).map_err(|source| ProbeError::Map { map: "config", source })?;
-            arr.set(0, cfg, 0).map_err(|source| ProbeError::Map { map: "config", source })?;
+            let map = ebpf.map_mut("config").ok_or(ProbeError::MissingMap {
+                map: "config",
+                object,
+            })?;
+            let mut arr: Array<&mut MapData, ProbeConfig> =
+                Array::try_from(map).map_err(|source| ProbeError::Map {
+                    map: "config",
+                    source,
+                })?;
+            arr.set(0, cfg, 0).map_err(|source| ProbeError::Map {
+                map: "config",
+                source,
+            })?;
         }
         let mut probe_targets = Vec::new();
         if let Filter::Tgids(t) = &spec.filter {
@@ -374,40 +499,75 @@ impl Probe {
         }
         let stop = Arc::new(AtomicBool::new(false));
 
-        let (source, high_water): (Box<dyn RecordSource>, Arc<dyn Fn() -> usize + Send + Sync>) = match (spec.transport, spec.wakeup) {
-            (Transport::Perf, Wakeup::Perf(w)) => {
-                let opts = PerfRingOptions::new(spec.ring_bytes)?.with_wakeup(w)?;
-                let mut rings = PerfRings::open(&opts, &cpus)?;
-                let fd = match ebpf.map("events") {
-                    Some(Map::PerfEventArray(m)) => {
-                        use std::os::fd::{AsFd, AsRawFd};
-                        m.fd().as_fd().as_raw_fd()
-                    }
-                    _ => return Err(ProbeError::MissingMap { map: "events", object }),
-                };
-                rings.install(&RawFdRef(fd), "events")?;
-                rings.set_stop(stop.clone());
-                (Box::new(rings), Arc::new(|| 0))
-            }
-            (Transport::Ringbuf, Wakeup::RingBuf(w)) => {
-                let fd = match ebpf.map("events") {
-                    Some(Map::RingBuf(m)) => {
-                        use std::os::fd::AsFd;
-                        m.fd().as_fd().try_clone_to_owned().map_err(|e| ProbeError::RingBuf(RingBufError::Mmap { what: "fd dup", bytes: 0, source: e }))?
-                    }
-                    _ => return Err(ProbeError::MissingMap { map: "events", object }),
-                };
-                let counters = counters_handle(&ebpf, object)?;
-                let mut rb = RingBufReader::open(fd, spec.ring_bytes, w)?.with_lost_counter(Box::new(move || {
-                    read_counters(&counters, u32::MAX).map(|k| k.total().fail_again + k.total().fail_other).unwrap_or(0)
-                }));
-                rb.set_stop(stop.clone());
-                (Box::new(rb), Arc::new(|| 0))
-            }
-            (t, w) => return Err(ProbeError::WakeupMismatch { wakeup: w, transport: t }),
-        };
+        let (source, high_water): (Box<dyn RecordSource>, Arc<dyn Fn() -> usize + Send + Sync>) =
+            match (spec.transport, spec.wakeup) {
+                (Transport::Perf, Wakeup::Perf(w)) => {
+                    let opts = PerfRingOptions::new(spec.ring_bytes)?.with_wakeup(w)?;
+                    let mut rings = PerfRings::open(&opts, &cpus)?;
+                    let fd = match ebpf.map("events") {
+                        Some(Map::PerfEventArray(m)) => {
+                            use std::os::fd::{AsFd, AsRawFd};
+                            m.fd().as_fd().as_raw_fd()
+                        }
+                        _ => {
+                            return Err(ProbeError::MissingMap {
+                                map: "events",
+                                object,
+                            })
+                        }
+                    };
+                    rings.install(&RawFdRef(fd), "events")?;
+                    rings.set_stop(stop.clone());
+                    (Box::new(rings), Arc::new(|| 0))
+                }
+                (Transport::Ringbuf, Wakeup::RingBuf(w)) => {
+                    let fd = match ebpf.map("events") {
+                        Some(Map::RingBuf(m)) => {
+                            use std::os::fd::AsFd;
+                            m.fd().as_fd().try_clone_to_owned().map_err(|e| {
+                                ProbeError::RingBuf(RingBufError::Mmap {
+                                    what: "fd dup",
+                                    bytes: 0,
+                                    source: e,
+                                })
+                            })?
+                        }
+                        _ => {
+                            return Err(ProbeError::MissingMap {
+                                map: "events",
+                                object,
+                            })
+                        }
+                    };
+                    let counters = counters_handle(&ebpf, object)?;
+                    let mut rb = RingBufReader::open(fd, spec.ring_bytes, w)?.with_lost_counter(
+                        Box::new(move || {
+                            read_counters(&counters, u32::MAX)
+                                .map(|k| k.total().fail_again + k.total().fail_other)
+                                .unwrap_or(0)
+                        }),
+                    );
+                    rb.set_stop(stop.clone());
+                    (Box::new(rb), Arc::new(|| 0))
+                }
+                (t, w) => {
+                    return Err(ProbeError::WakeupMismatch {
+                        wakeup: w,
+                        transport: t,
+                    })
+                }
+            };
 
-        let mut probe = Probe { ebpf, object, spec: spec.clone(), cpus, links: Vec::new(), source: Some(source), stop, high_water };
+        let mut probe = Probe {
+            ebpf,
+            object,
+            spec: spec.clone(),
+            cpus,
+            links: Vec::new(),
+            source: Some(source),
+            stop,
+            high_water,
+        };
         for tgid in probe_targets {
             probe.add_target(tgid)?;
         }
@@ -421,11 +581,31 @@ impl Probe {
             let prog: &mut TracePoint = self
                 .ebpf
                 .program_mut(&program)
-                .ok_or_else(|| ProbeError::MissingProgram { program: program.clone(), object })?
+                .ok_or_else(|| ProbeError::MissingProgram {
+                    program: program.clone(),
+                    object,
+                })?
                 .try_into()
-                .map_err(|source| ProbeError::Attach { program: program.clone(), category, tracepoint: tp.clone(), source })?;
-            prog.load().map_err(|source| ProbeError::Attach { program: program.clone(), category, tracepoint: tp.clone(), source })?;
-            let link = prog.attach(category, &tp).map_err(|source| ProbeError::Attach { program: program.clone(), category, tracepoint: tp.clone(), source })?;
+                .map_err(|source| ProbeError::Attach {
+                    program: program.clone(),
+                    category,
+                    tracepoint: tp.clone(),
+                    source,
+                })?;
+            prog.load().map_err(|source| ProbeError::Attach {
+                program: program.clone(),
+                category,
+                tracepoint: tp.clone(),
+                source,
+            })?;
+            let link = prog
+                .attach(category, &tp)
+                .map_err(|source| ProbeError::Attach {
+                    program: program.clone(),
+                    category,
+                    tracepoint: tp.clone(),
+                    source,
+                })?;
             self.links.push((program, link));
         }
         Ok(())
@@ -434,9 +614,19 @@ impl Probe {
     /// Adds a tgid to the filter set (only meaningful with [`Filter::Tgids`]).
     pub fn add_target(&mut self, tgid: u32) -> Result<(), ProbeError> {
         let object = self.object;
-        let map = self.ebpf.map_mut("targets").ok_or(ProbeError::MissingMap { map: "targets", object })?;
-        let mut h: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(map).map_err(|source| ProbeError::Map { map: "targets", source })?;
-        h.insert(tgid, 1, 0).map_err(|source| ProbeError::Map { map: "targets", source })
+        let map = self.ebpf.map_mut("targets").ok_or(ProbeError::MissingMap {
+            map: "targets",
+            object,
+        })?;
+        let mut h: BpfHashMap<&mut MapData, u32, u8> =
+            BpfHashMap::try_from(map).map_err(|source| ProbeError::Map {
+                map: "targets",
+                source,
+            })?;
+        h.insert(tgid, 1, 0).map_err(|source| ProbeError::Map {
+            map: "targets",
+            source,
+        })
     }
 
     /// The reader, once. Later calls return `None`.
@@ -465,10 +655,24 @@ impl Probe {
 
     /// The kernel-side counters, per online CPU.
     pub fn counters(&self) -> Result<KernelCounters, ProbeError> {
-        let map = self.ebpf.map("counters").ok_or(ProbeError::MissingMap { map: "counters", object: self.object })?;
-        let arr: PerCpuArray<&MapData, RawCounters> = PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { map: "counters", source })?;
-        let vals = arr.get(&0, 0).map_err(|source| ProbeError::Map { map: "counters", source })?;
-        let cpus = self.cpus.iter().filter_map(|&c| vals.get(c as usize).map(|r| CpuCounters::from_raw(c, r))).collect();
+        let map = self.ebpf.map("counters").ok_or(ProbeError::MissingMap {
+            map: "counters",
+            object: self.object,
+        })?;
+        let arr: PerCpuArray<&MapData, RawCounters> =
+            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map {
+                map: "counters",
+                source,
+            })?;
+        let vals = arr.get(&0, 0).map_err(|source| ProbeError::Map {
+            map: "counters",
+            source,
+        })?;
+        let cpus = self
+            .cpus
+            .iter()
+            .filter_map(|&c| vals.get(c as usize).map(|r| CpuCounters::from_raw(c, r)))
+            .collect();
         Ok(KernelCounters { cpus })
     }
 
@@ -476,8 +680,18 @@ impl Probe {
     pub fn detach(&mut self) -> Result<(), ProbeError> {
         for (program, link) in self.links.drain(..) {
             if let Some(p) = self.ebpf.program_mut(&program) {
-                let tp: &mut TracePoint = p.try_into().map_err(|source| ProbeError::Attach { program: program.clone(), category: "syscalls", tracepoint: String::new(), source })?;
-                tp.detach(link).map_err(|source| ProbeError::Attach { program: program.clone(), category: "syscalls", tracepoint: String::new(), source })?;
+                let tp: &mut TracePoint = p.try_into().map_err(|source| ProbeError::Attach {
+                    program: program.clone(),
+                    category: "syscalls",
+                    tracepoint: String::new(),
+                    source,
+                })?;
+                tp.detach(link).map_err(|source| ProbeError::Attach {
+                    program: program.clone(),
+                    category: "syscalls",
+                    tracepoint: String::new(),
+                    source,
+                })?;
             }
         }
         Ok(())
@@ -493,20 +707,57 @@ impl std::os::fd::AsRawFd for RawFdRef {
 
 /// A second handle on the counters map (a dup of its fd), for the ring buffer
 /// reader's lost-sample accounting.
-fn counters_handle(ebpf: &Ebpf, object: &'static str) -> Result<PerCpuArray<MapData, RawCounters>, ProbeError> {
+fn counters_handle(
+    ebpf: &Ebpf,
+    object: &'static str,
+) -> Result<PerCpuArray<MapData, RawCounters>, ProbeError> {
     use std::os::fd::AsFd;
-    let map = ebpf.map("counters").ok_or(ProbeError::MissingMap { map: "counters", object })?;
+    let map = ebpf.map("counters").ok_or(ProbeError::MissingMap {
+        map: "counters",
+        object,
+    })?;
     let fd = match map {
-        Map::PerCpuArray(m) => m.fd().as_fd().try_clone_to_owned().map_err(|e| ProbeError::Map { map: "counters", source: aya::maps::MapError::SyscallError(aya::sys::SyscallError { call: "dup", io_error: e }) })?,
-        _ => return Err(ProbeError::MissingMap { map: "counters", object }),
+        Map::PerCpuArray(m) => {
+            m.fd()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| ProbeError::Map {
+                    map: "counters",
+                    source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                        call: "dup",
+                        io_error: e,
+                    }),
+                })?
+        }
+        _ => {
+            return Err(ProbeError::MissingMap {
+                map: "counters",
+                object,
+            })
+        }
     };
-    let data = MapData::from_fd(fd).map_err(|source| ProbeError::Map { map: "counters", source })?;
-    PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(|source| ProbeError::Map { map: "counters", source })
+    let data = MapData::from_fd(fd).map_err(|source| ProbeError::Map {
+        map: "counters",
+        source,
+    })?;
+    PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(|source| ProbeError::Map {
+        map: "counters",
+        source,
+    })
 }
 
-fn read_counters(arr: &PerCpuArray<MapData, RawCounters>, _cpu: u32) -> Result<KernelCounters, aya::maps::MapError> {
+fn read_counters(
+    arr: &PerCpuArray<MapData, RawCounters>,
+    _cpu: u32,
+) -> Result<KernelCounters, aya::maps::MapError> {
     let vals = arr.get(&0, 0)?;
-    Ok(KernelCounters { cpus: vals.iter().enumerate().map(|(c, r)| CpuCounters::from_raw(c as u32, r)).collect() })
+    Ok(KernelCounters {
+        cpus: vals
+            .iter()
+            .enumerate()
+            .map(|(c, r)| CpuCounters::from_raw(c as u32, r))
+            .collect(),
+    })
 }
 
 #[cfg(test)]
@@ -516,14 +767,33 @@ mod tests {
     #[test]
     fn wakeup_parsing_accepts_each_policy_and_rejects_conflicts() {
         let mb8 = 8 << 20;
-        assert_eq!(Wakeup::parse(Transport::Perf, mb8, "events:64").unwrap(), Wakeup::Perf(PerfWakeup::Events(64)));
-        assert_eq!(Wakeup::parse(Transport::Perf, mb8, "watermark:50%").unwrap(), Wakeup::Perf(PerfWakeup::Watermark(4 << 20)));
-        assert_eq!(Wakeup::parse(Transport::Perf, mb8, "watermark:1m").unwrap(), Wakeup::Perf(PerfWakeup::Watermark(1 << 20)));
-        assert!(Wakeup::parse(Transport::Perf, mb8, "watermark:8m").unwrap_err().contains("ring size"));
+        assert_eq!(
+            Wakeup::parse(Transport::Perf, mb8, "events:64").unwrap(),
+            Wakeup::Perf(PerfWakeup::Events(64))
+        );
+        assert_eq!(
+            Wakeup::parse(Transport::Perf, mb8, "watermark:50%").unwrap(),
+            Wakeup::Perf(PerfWakeup::Watermark(4 << 20))
+        );
+        assert_eq!(
+            Wakeup::parse(Transport::Perf, mb8, "watermark:1m").unwrap(),
+            Wakeup::Perf(PerfWakeup::Watermark(1 << 20))
+        );
+        assert!(Wakeup::parse(Transport::Perf, mb8, "watermark:8m")
+            .unwrap_err()
+            .contains("ring size"));
         assert!(Wakeup::parse(Transport::Perf, mb8, "events:0").is_err());
         assert!(Wakeup::parse(Transport::Perf, mb8, "adaptive").is_err());
-        assert_eq!(Wakeup::parse(Transport::Ringbuf, mb8, "no-wakeup:1ms").unwrap(), Wakeup::RingBuf(RingBufWakeup::NoWakeup { poll: Duration::from_millis(1) }));
-        assert_eq!(Wakeup::parse(Transport::Ringbuf, mb8, "forced").unwrap(), Wakeup::RingBuf(RingBufWakeup::Forced));
+        assert_eq!(
+            Wakeup::parse(Transport::Ringbuf, mb8, "no-wakeup:1ms").unwrap(),
+            Wakeup::RingBuf(RingBufWakeup::NoWakeup {
+                poll: Duration::from_millis(1)
+            })
+        );
+        assert_eq!(
+            Wakeup::parse(Transport::Ringbuf, mb8, "forced").unwrap(),
+            Wakeup::RingBuf(RingBufWakeup::Forced)
+        );
         assert!(Wakeup::parse(Transport::Ringbuf, mb8, "events:1").is_err());
         assert!(Wakeup::parse(Transport::Ringbuf, mb8, "no-wakeup:0ms").is_err());
     }
@@ -531,10 +801,22 @@ mod tests {
     #[test]
     fn perf_options_reject_conflicting_wakeups() {
         let o = PerfRingOptions::new(1 << 20).unwrap();
-        assert!(matches!(o.clone().wakeup_events(4).unwrap().watermark(4096), Err(PerfError::ConflictingWakeup)));
-        assert!(matches!(o.clone().watermark(4096).unwrap().wakeup_events(4), Err(PerfError::ConflictingWakeup)));
-        assert!(matches!(PerfRingOptions::new(3 << 12), Err(PerfError::BadSize { .. })));
-        assert!(matches!(o.watermark(1 << 20), Err(PerfError::BadWatermark { .. })));
+        assert!(matches!(
+            o.clone().wakeup_events(4).unwrap().watermark(4096),
+            Err(PerfError::ConflictingWakeup)
+        ));
+        assert!(matches!(
+            o.clone().watermark(4096).unwrap().wakeup_events(4),
+            Err(PerfError::ConflictingWakeup)
+        ));
+        assert!(matches!(
+            PerfRingOptions::new(3 << 12),
+            Err(PerfError::BadSize { .. })
+        ));
+        assert!(matches!(
+            o.watermark(1 << 20),
+            Err(PerfError::BadWatermark { .. })
+        ));
     }
 
     #[test]
@@ -553,7 +835,10 @@ mod tests {
             for t in Transport::ALL {
                 let (name, bytes) = object_bytes(*layout, *t);
                 for (prog, _, _) in tracepoints(true) {
-                    assert!(bytes.windows(prog.len()).any(|w| w == prog.as_bytes()), "{prog} missing from {name}");
+                    assert!(
+                        bytes.windows(prog.len()).any(|w| w == prog.as_bytes()),
+                        "{prog} missing from {name}"
+                    );
                 }
             }
         }

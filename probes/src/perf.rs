@@ -75,11 +75,19 @@ pub enum PerfError {
     #[error("perf_event_open(PERF_COUNT_SW_BPF_OUTPUT) on cpu {cpu}: {source}")]
     Open { cpu: u32, source: io::Error },
     #[error("mmap of the {bytes}-byte perf ring on cpu {cpu}: {source}")]
-    Mmap { cpu: u32, bytes: usize, source: io::Error },
+    Mmap {
+        cpu: u32,
+        bytes: usize,
+        source: io::Error,
+    },
     #[error("enabling the perf event on cpu {cpu}: {source}")]
     Enable { cpu: u32, source: io::Error },
     #[error("storing the perf fd of cpu {cpu} in map {map}: {source}")]
-    MapUpdate { map: String, cpu: u32, source: io::Error },
+    MapUpdate {
+        map: String,
+        cpu: u32,
+        source: io::Error,
+    },
 }
 
 /// When the kernel wakes the reader. Exactly one policy; the builder rejects both.
@@ -119,9 +127,16 @@ impl PerfRingOptions {
     pub fn new(data_bytes: usize) -> Result<Self, PerfError> {
         let page = page_size();
         if data_bytes < page || !data_bytes.is_power_of_two() {
-            return Err(PerfError::BadSize { bytes: data_bytes, page });
+            return Err(PerfError::BadSize {
+                bytes: data_bytes,
+                page,
+            });
         }
-        Ok(PerfRingOptions { data_bytes, wakeup_events: None, watermark: None })
+        Ok(PerfRingOptions {
+            data_bytes,
+            wakeup_events: None,
+            watermark: None,
+        })
     }
     pub fn wakeup_events(mut self, n: u32) -> Result<Self, PerfError> {
         if self.watermark.is_some() {
@@ -138,7 +153,10 @@ impl PerfRingOptions {
             return Err(PerfError::ConflictingWakeup);
         }
         if bytes == 0 || bytes as usize >= self.data_bytes {
-            return Err(PerfError::BadWatermark { watermark: bytes as usize, ring: self.data_bytes });
+            return Err(PerfError::BadWatermark {
+                watermark: bytes as usize,
+                ring: self.data_bytes,
+            });
         }
         self.watermark = Some(bytes);
         Ok(self)
@@ -162,7 +180,10 @@ impl PerfRingOptions {
 /// One CPU's perf ring: the event fd and its mmapped metadata page + data area.
 pub struct PerfRing {
     cpu: u32,
-    fd: OwnedFd,
+    /// The perf event fd; `None` for a heap-backed ring (benchmarks, tests).
+    fd: Option<OwnedFd>,
+    /// Heap backing of a synthetic ring: metadata page + data area.
+    heap: Option<Vec<u64>>,
     base: *mut u8,
     map_len: usize,
     data: *const u8,
@@ -197,19 +218,42 @@ impl PerfRing {
         }
         // SAFETY: attr is a valid perf_event_attr of the size it declares.
         let fd = unsafe {
-            libc::syscall(libc::SYS_perf_event_open, &attr as *const PerfEventAttr, -1i32, cpu as i32, -1i32, PERF_FLAG_FD_CLOEXEC)
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                &attr as *const PerfEventAttr,
+                -1i32,
+                cpu as i32,
+                -1i32,
+                PERF_FLAG_FD_CLOEXEC,
+            )
         };
         if fd < 0 {
-            return Err(PerfError::Open { cpu, source: io::Error::last_os_error() });
+            return Err(PerfError::Open {
+                cpu,
+                source: io::Error::last_os_error(),
+            });
         }
         // SAFETY: fd was just returned by the kernel and is ours.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
         let page = page_size();
         let map_len = page + opts.data_bytes;
         // SAFETY: mapping a perf fd with the length the kernel expects (1 + 2^n pages).
-        let base = unsafe { libc::mmap(std::ptr::null_mut(), map_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
         if base == libc::MAP_FAILED {
-            return Err(PerfError::Mmap { cpu, bytes: map_len, source: io::Error::last_os_error() });
+            return Err(PerfError::Mmap {
+                cpu,
+                bytes: map_len,
+                source: io::Error::last_os_error(),
+            });
         }
         let base = base as *mut u8;
         // SAFETY: ioctl on our own perf fd.
@@ -221,7 +265,8 @@ impl PerfRing {
         }
         Ok(PerfRing {
             cpu,
-            fd,
+            fd: Some(fd),
+            heap: None,
             base,
             map_len,
             // SAFETY: the data area starts one page after the metadata page.
@@ -235,8 +280,59 @@ impl PerfRing {
     pub fn cpu(&self) -> u32 {
         self.cpu
     }
+    /// The perf event fd (-1 for a heap-backed ring).
     pub fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+
+    /// A ring in ordinary memory with the kernel's layout (a metadata page with
+    /// data_head/data_tail, then `data_bytes` of data), for benchmarks and tests
+    /// of the drain path. Fill it with [`PerfRing::push_sample`].
+    pub fn heap(cpu: u32, data_bytes: usize) -> PerfRing {
+        assert!(data_bytes.is_power_of_two() && data_bytes >= 4096);
+        let page = page_size();
+        let mut heap = vec![0u64; (page + data_bytes) / 8];
+        let base = heap.as_mut_ptr() as *mut u8;
+        PerfRing {
+            cpu,
+            fd: None,
+            // SAFETY: the data area starts one page in; the Vec is never resized.
+            data: unsafe { base.add(page) },
+            heap: Some(heap),
+            base,
+            map_len: page + data_bytes,
+            data_len: data_bytes,
+            wrap_buf: Vec::with_capacity(8192),
+            high_water: 0,
+        }
+    }
+
+    /// Writes a PERF_RECORD_SAMPLE the way the kernel does (header, u32 size,
+    /// raw bytes, padded to 8) into a heap-backed ring. Returns false, writing
+    /// nothing, when it does not fit.
+    pub fn push_sample(&mut self, raw: &[u8]) -> bool {
+        assert!(self.heap.is_some(), "push_sample is for heap-backed rings");
+        let size = (8 + 4 + raw.len() + 7) & !7;
+        let head = self.head().load(Ordering::Relaxed);
+        let tail = self.tail().load(Ordering::Acquire);
+        if self.data_len - (head.wrapping_sub(tail) as usize) < size + 8 {
+            return false;
+        }
+        let mut rec = Vec::with_capacity(size);
+        rec.extend_from_slice(&PERF_RECORD_SAMPLE.to_ne_bytes());
+        rec.extend_from_slice(&0u16.to_ne_bytes());
+        rec.extend_from_slice(&(size as u16).to_ne_bytes());
+        rec.extend_from_slice(&((size - 12) as u32).to_ne_bytes());
+        rec.extend_from_slice(raw);
+        rec.resize(size, 0);
+        let mask = self.data_len - 1;
+        let data = self.data as *mut u8;
+        for (i, b) in rec.iter().enumerate() {
+            // SAFETY: the index is masked into the data area.
+            unsafe { *data.add((head as usize + i) & mask) = *b };
+        }
+        self.head().store(head + size as u64, Ordering::Release);
+        true
     }
     /// Largest number of unread bytes seen at the start of a read.
     pub fn high_water(&self) -> usize {
@@ -259,7 +355,11 @@ impl PerfRing {
 
     /// Hands up to `max` records to `f`, then releases their space to the kernel.
     /// Returns how many records were delivered.
-    pub fn drain(&mut self, max: usize, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<usize, SourceError> {
+    pub fn drain(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<usize, SourceError> {
         // Acquire pairs with the kernel's smp_store_release of data_head:
         // every byte before head is visible once we see head.
         let head = self.head().load(Ordering::Acquire);
@@ -277,7 +377,12 @@ impl PerfRing {
             let size = u16::from_ne_bytes(hdr[6..8].try_into().unwrap()) as usize;
             let left = head.wrapping_sub(tail) as usize;
             if size < 8 || size > left {
-                return Err(SourceError::Corrupt { ring: self.cpu, what: format!("record of size {size} at offset {tail} with {left} bytes pending") });
+                return Err(SourceError::Corrupt {
+                    ring: self.cpu,
+                    what: format!(
+                        "record of size {size} at offset {tail} with {left} bytes pending"
+                    ),
+                });
             }
             let rec: &[u8] = if off + size <= self.data_len {
                 // SAFETY: in bounds of the data area, and the kernel will not
@@ -288,8 +393,10 @@ impl PerfRing {
                 self.wrap_buf.clear();
                 // SAFETY: both pieces are inside the data area.
                 unsafe {
-                    self.wrap_buf.extend_from_slice(std::slice::from_raw_parts(self.data.add(off), first));
-                    self.wrap_buf.extend_from_slice(std::slice::from_raw_parts(self.data, size - first));
+                    self.wrap_buf
+                        .extend_from_slice(std::slice::from_raw_parts(self.data.add(off), first));
+                    self.wrap_buf
+                        .extend_from_slice(std::slice::from_raw_parts(self.data, size - first));
                 }
                 &self.wrap_buf
             };
@@ -297,12 +404,23 @@ impl PerfRing {
                 PERF_RECORD_SAMPLE if size >= 12 => {
                     let raw = u32::from_ne_bytes(rec[8..12].try_into().unwrap()) as usize;
                     let data = &rec[12..(12 + raw).min(size)];
-                    let origin_ns = if data.len() >= 8 { u64::from_le_bytes(data[0..8].try_into().unwrap()) } else { 0 };
-                    f(RecordRef::Sample { ring: self.cpu, origin_ns, data });
+                    let origin_ns = if data.len() >= 8 {
+                        u64::from_le_bytes(data[0..8].try_into().unwrap())
+                    } else {
+                        0
+                    };
+                    f(RecordRef::Sample {
+                        ring: self.cpu,
+                        origin_ns,
+                        data,
+                    });
                 }
                 PERF_RECORD_LOST if size >= 24 => {
                     let count = u64::from_ne_bytes(rec[16..24].try_into().unwrap());
-                    f(RecordRef::Lost { ring: self.cpu, count });
+                    f(RecordRef::Lost {
+                        ring: self.cpu,
+                        count,
+                    });
                 }
                 _ => {} // other record types (throttle etc.) carry no samples
             }
@@ -318,13 +436,19 @@ impl PerfRing {
 
 impl Drop for PerfRing {
     fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping; the fd closes with OwnedFd.
-        unsafe { libc::munmap(self.base as *mut libc::c_void, self.map_len) };
+        if self.heap.is_none() {
+            // SAFETY: unmapping our own mapping; the fd closes with OwnedFd.
+            unsafe { libc::munmap(self.base as *mut libc::c_void, self.map_len) };
+        }
     }
 }
 
 /// Waits until one of `fds` is readable or `timeout` passes.
-pub(crate) fn poll_fds(pfds: &mut [libc::pollfd], timeout: Duration, ring: u32) -> Result<bool, SourceError> {
+pub(crate) fn poll_fds(
+    pfds: &mut [libc::pollfd],
+    timeout: Duration,
+    ring: u32,
+) -> Result<bool, SourceError> {
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     // SAFETY: pfds is a valid slice of pollfd.
     let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
@@ -348,12 +472,27 @@ pub struct PerfRings {
 
 impl PerfRings {
     pub fn open(opts: &PerfRingOptions, cpus: &[u32]) -> Result<Self, PerfError> {
-        let rings = cpus.iter().map(|&c| PerfRing::open(opts, c)).collect::<Result<Vec<_>, _>>()?;
+        let rings = cpus
+            .iter()
+            .map(|&c| PerfRing::open(opts, c))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self::from_rings(rings))
     }
     fn from_rings(rings: Vec<PerfRing>) -> Self {
-        let pfds = rings.iter().map(|r| libc::pollfd { fd: r.fd(), events: libc::POLLIN, revents: 0 }).collect();
-        PerfRings { rings, pfds, next: 0, stop: None }
+        let pfds = rings
+            .iter()
+            .map(|r| libc::pollfd {
+                fd: r.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        PerfRings {
+            rings,
+            pfds,
+            next: 0,
+            stop: None,
+        }
     }
     /// After `stop` is set, a read that finds every ring empty returns [`Batch::Closed`].
     pub fn set_stop(&mut self, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
@@ -365,7 +504,13 @@ impl PerfRings {
     /// Stores each ring's fd at its CPU's index of a perf event array map.
     pub fn install(&self, map: &impl AsRawFd, map_name: &str) -> Result<(), PerfError> {
         for r in &self.rings {
-            crate::sys::map_update_u32(map.as_raw_fd(), r.cpu, r.fd() as u32).map_err(|source| PerfError::MapUpdate { map: map_name.to_string(), cpu: r.cpu, source })?;
+            crate::sys::map_update_u32(map.as_raw_fd(), r.cpu, r.fd() as u32).map_err(
+                |source| PerfError::MapUpdate {
+                    map: map_name.to_string(),
+                    cpu: r.cpu,
+                    source,
+                },
+            )?;
         }
         Ok(())
     }
@@ -373,7 +518,9 @@ impl PerfRings {
         self.rings.iter().map(|r| r.high_water()).max().unwrap_or(0)
     }
     fn stopped(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire))
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Acquire))
     }
 }
 
@@ -382,7 +529,12 @@ impl RecordSource for PerfRings {
         self.rings.len() as u32
     }
 
-    fn read_batch(&mut self, max: usize, timeout: Duration, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<Batch, SourceError> {
+    fn read_batch(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        f: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<Batch, SourceError> {
         let mut total = self.drain_all(max, f)?;
         if total == 0 {
             if self.stopped() {
@@ -391,12 +543,20 @@ impl RecordSource for PerfRings {
             poll_fds(&mut self.pfds, timeout, 0)?;
             total = self.drain_all(max, f)?;
         }
-        Ok(if total == 0 { Batch::Idle } else { Batch::Records(total) })
+        Ok(if total == 0 {
+            Batch::Idle
+        } else {
+            Batch::Records(total)
+        })
     }
 }
 
 impl PerfRings {
-    fn drain_all(&mut self, max: usize, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<usize, SourceError> {
+    fn drain_all(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<usize, SourceError> {
         let n = self.rings.len();
         let mut total = 0;
         for i in 0..n {

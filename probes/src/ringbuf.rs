@@ -70,10 +70,16 @@ impl std::fmt::Display for RingBufWakeup {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RingBufError {
-    #[error("ring buffer size {bytes} bytes is not a power-of-two multiple of the {page}-byte page")]
+    #[error(
+        "ring buffer size {bytes} bytes is not a power-of-two multiple of the {page}-byte page"
+    )]
     BadSize { bytes: usize, page: usize },
     #[error("mmap of the ring buffer's {what} ({bytes} bytes): {source}")]
-    Mmap { what: &'static str, bytes: usize, source: io::Error },
+    Mmap {
+        what: &'static str,
+        bytes: usize,
+        source: io::Error,
+    },
     #[error("the no-wakeup poll interval must be > 0")]
     ZeroPoll,
 }
@@ -111,19 +117,45 @@ impl RingBufReader {
             }
         }
         // SAFETY: the consumer page is mapped read-write at offset 0.
-        let consumer = unsafe { libc::mmap(std::ptr::null_mut(), page, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
+        let consumer = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
         if consumer == libc::MAP_FAILED {
-            return Err(RingBufError::Mmap { what: "consumer page", bytes: page, source: io::Error::last_os_error() });
+            return Err(RingBufError::Mmap {
+                what: "consumer page",
+                bytes: page,
+                source: io::Error::last_os_error(),
+            });
         }
         // The producer page and the data area, which the kernel maps twice: page + 2 * size.
         let plen = page + 2 * size;
         // SAFETY: read-only mapping at offset `page`, as the kernel lays it out.
-        let producer = unsafe { libc::mmap(std::ptr::null_mut(), plen, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), page as libc::off_t) };
+        let producer = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                plen,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                page as libc::off_t,
+            )
+        };
         if producer == libc::MAP_FAILED {
             let source = io::Error::last_os_error();
             // SAFETY: undo the first mapping.
             unsafe { libc::munmap(consumer, page) };
-            return Err(RingBufError::Mmap { what: "producer page and data", bytes: plen, source });
+            return Err(RingBufError::Mmap {
+                what: "producer page and data",
+                bytes: plen,
+                source,
+            });
         }
         let producer = producer as *mut u8;
         Ok(RingBufReader {
@@ -172,7 +204,11 @@ impl RingBufReader {
     }
 
     /// Hands up to `max` committed records to `f` and releases their space.
-    pub fn drain(&mut self, max: usize, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<usize, SourceError> {
+    pub fn drain(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<usize, SourceError> {
         let mut cons = self.consumer_pos().load(Ordering::Relaxed);
         let prod = self.producer_pos().load(Ordering::Acquire);
         self.high_water = self.high_water.max(prod.wrapping_sub(cons) as usize);
@@ -189,13 +225,29 @@ impl RingBufReader {
             let len = (hdr & !(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) as usize;
             let total = (len + BPF_RINGBUF_HDR_SZ + 7) & !7;
             if total > self.size {
-                return Err(SourceError::Corrupt { ring: 0, what: format!("record length {len} at position {cons} exceeds the {}-byte ring", self.size) });
+                return Err(SourceError::Corrupt {
+                    ring: 0,
+                    what: format!(
+                        "record length {len} at position {cons} exceeds the {}-byte ring",
+                        self.size
+                    ),
+                });
             }
             if hdr & BPF_RINGBUF_DISCARD_BIT == 0 {
                 // SAFETY: off + 8 + len <= 2 * size thanks to the double mapping.
-                let data = unsafe { std::slice::from_raw_parts(self.data.add(off + BPF_RINGBUF_HDR_SZ), len) };
-                let origin_ns = if len >= 8 { u64::from_le_bytes(data[0..8].try_into().unwrap()) } else { 0 };
-                f(RecordRef::Sample { ring: 0, origin_ns, data });
+                let data = unsafe {
+                    std::slice::from_raw_parts(self.data.add(off + BPF_RINGBUF_HDR_SZ), len)
+                };
+                let origin_ns = if len >= 8 {
+                    u64::from_le_bytes(data[0..8].try_into().unwrap())
+                } else {
+                    0
+                };
+                f(RecordRef::Sample {
+                    ring: 0,
+                    origin_ns,
+                    data,
+                });
                 n += 1;
             }
             cons += total as u64;
@@ -211,7 +263,10 @@ impl RingBufReader {
                 *at = Instant::now();
                 let now = counter();
                 if now > *seen {
-                    f(RecordRef::Lost { ring: 0, count: now - *seen });
+                    f(RecordRef::Lost {
+                        ring: 0,
+                        count: now - *seen,
+                    });
                     *seen = now;
                     return 1;
                 }
@@ -221,7 +276,9 @@ impl RingBufReader {
     }
 
     fn stopped(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire))
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Acquire))
     }
 }
 
@@ -230,24 +287,41 @@ impl RecordSource for RingBufReader {
         1
     }
 
-    fn read_batch(&mut self, max: usize, timeout: Duration, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<Batch, SourceError> {
+    fn read_batch(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        f: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<Batch, SourceError> {
         let mut n = self.drain(max, f)?;
         if n == 0 {
             if self.stopped() {
                 // Final lost count before closing, so nothing is unaccounted for.
-                return Ok(if self.emit_lost(true, f) > 0 { Batch::Records(1) } else { Batch::Closed });
+                return Ok(if self.emit_lost(true, f) > 0 {
+                    Batch::Records(1)
+                } else {
+                    Batch::Closed
+                });
             }
             match self.wakeup {
                 RingBufWakeup::NoWakeup { poll } => std::thread::sleep(poll.min(timeout)),
                 _ => {
-                    let mut pfd = [libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+                    let mut pfd = [libc::pollfd {
+                        fd: self.fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }];
                     poll_fds(&mut pfd, timeout, 0)?;
                 }
             }
             n = self.drain(max, f)?;
         }
         n += self.emit_lost(false, f);
-        Ok(if n == 0 { Batch::Idle } else { Batch::Records(n) })
+        Ok(if n == 0 {
+            Batch::Idle
+        } else {
+            Batch::Records(n)
+        })
     }
 }
 
@@ -256,7 +330,10 @@ impl Drop for RingBufReader {
         // SAFETY: unmapping our own two mappings.
         unsafe {
             libc::munmap(self.consumer as *mut libc::c_void, self.page);
-            libc::munmap(self.producer as *mut libc::c_void, self.page + 2 * self.size);
+            libc::munmap(
+                self.producer as *mut libc::c_void,
+                self.page + 2 * self.size,
+            );
         }
     }
 }

@@ -18,7 +18,9 @@ static LIVE: Mutex<()> = Mutex::new(());
 fn privileged() -> bool {
     match check_privileges() {
         Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true but the privileged test cannot run: {e}"),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but the privileged test cannot run: {e}")
+        }
         Err(e) => {
             eprintln!("skipping privileged test: {e}");
             false
@@ -33,23 +35,48 @@ fn issue(sys: Syscall, path: &CString) {
     unsafe {
         match sys {
             Syscall::Openat => {
-                let fd = libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC, 0);
+                let fd = libc::syscall(
+                    libc::SYS_openat,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    libc::O_RDONLY | libc::O_CLOEXEC,
+                    0,
+                );
                 if fd >= 0 {
                     libc::close(fd as i32);
                 }
             }
             Syscall::Openat2 => {
                 let how: [u64; 3] = [(libc::O_RDONLY | libc::O_CLOEXEC) as u64, 0, 0];
-                let fd = libc::syscall(libc::SYS_openat2, libc::AT_FDCWD, path.as_ptr(), how.as_ptr(), 24usize);
+                let fd = libc::syscall(
+                    libc::SYS_openat2,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    how.as_ptr(),
+                    24usize,
+                );
                 if fd >= 0 {
                     libc::close(fd as i32);
                 }
             }
             Syscall::Newfstatat => {
-                libc::syscall(libc::SYS_newfstatat, libc::AT_FDCWD, path.as_ptr(), st.as_mut_ptr(), 0);
+                libc::syscall(
+                    libc::SYS_newfstatat,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    st.as_mut_ptr(),
+                    0,
+                );
             }
             Syscall::Statx => {
-                libc::syscall(libc::SYS_statx, libc::AT_FDCWD, path.as_ptr(), 0, libc::STATX_BASIC_STATS, st.as_mut_ptr());
+                libc::syscall(
+                    libc::SYS_statx,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    0,
+                    libc::STATX_BASIC_STATS,
+                    st.as_mut_ptr(),
+                );
             }
             Syscall::Newstat => {
                 libc::syscall(libc::SYS_stat, path.as_ptr(), st.as_mut_ptr());
@@ -101,21 +128,29 @@ fn known_calls_are_captured_exactly_for_every_layout_and_transport() {
             };
             // N known calls: every syscall on 5 paths each, half of them missing files
             // (created before attaching, so creating them is not traced).
-            let paths: Vec<_> = (0..5).map(|i| dir.path().join(format!("known-{layout}-{transport}-{i}"))).collect();
+            let paths: Vec<_> = (0..5)
+                .map(|i| dir.path().join(format!("known-{layout}-{transport}-{i}")))
+                .collect();
             for p in paths.iter().step_by(2) {
                 std::fs::write(p, b"x").unwrap();
             }
-            let mut probe = Probe::load(&spec).unwrap_or_else(|e| panic!("{layout}/{transport}: {e}"));
+            let mut probe =
+                Probe::load(&spec).unwrap_or_else(|e| panic!("{layout}/{transport}: {e}"));
             let mut expected: BTreeMap<(String, Syscall), usize> = BTreeMap::new();
             for p in &paths {
                 let c = CString::new(p.to_str().unwrap()).unwrap();
                 for s in Syscall::ALL {
                     issue(*s, &c);
-                    *expected.entry((p.to_str().unwrap().to_string(), *s)).or_default() += 1;
+                    *expected
+                        .entry((p.to_str().unwrap().to_string(), *s))
+                        .or_default() += 1;
                 }
             }
             let (samples, lost) = drain_all(&mut probe);
-            assert_eq!(lost, 0, "{layout}/{transport}: nothing should be lost at this rate");
+            assert_eq!(
+                lost, 0,
+                "{layout}/{transport}: nothing should be lost at this rate"
+            );
             let marker = format!("known-{layout}-{transport}-");
             let mut got: BTreeMap<(String, Syscall), usize> = BTreeMap::new();
             let mut exits = 0;
@@ -130,15 +165,28 @@ fn known_calls_are_captured_exactly_for_every_layout_and_transport() {
                 let path = String::from_utf8_lossy(e.path).to_string();
                 if path.contains(&marker) {
                     if *layout == Layout::Fixed4k {
-                        assert!(s.len() >= probes::abi::FIXED4K_LEN, "fixed4k sends the whole buffer");
+                        assert!(
+                            s.len() >= probes::abi::FIXED4K_LEN,
+                            "fixed4k sends the whole buffer"
+                        );
                     } else {
-                        assert!(s.len() < 512, "compact sends only what is used, got {}", s.len());
+                        assert!(
+                            s.len() < 512,
+                            "compact sends only what is used, got {}",
+                            s.len()
+                        );
                     }
                     *got.entry((path, e.syscall().unwrap())).or_default() += 1;
                 }
             }
-            assert_eq!(got, expected, "{layout}/{transport}: the capture must hold exactly the issued calls");
-            assert!(exits >= expected.len(), "{layout}/{transport}: exit events carry return values");
+            assert_eq!(
+                got, expected,
+                "{layout}/{transport}: the capture must hold exactly the issued calls"
+            );
+            assert!(
+                exits >= expected.len(),
+                "{layout}/{transport}: exit events carry return values"
+            );
             let k = probe.counters().unwrap().total();
             assert_eq!(k.failed(), 0);
         }
@@ -194,10 +242,24 @@ fn tiny_buffer_loses_samples_and_kernel_counters_balance() {
         probe.detach().unwrap();
         tally(&mut src);
         let k = probe.counters().unwrap().total();
-        assert!(lost > 0, "{transport}: a tiny buffer under a burst must lose samples (read {read})");
-        assert_eq!(k.emitted, k.output_ok + k.failed(), "{transport}: every output attempt is counted once: {k:?}");
-        assert_eq!(k.emitted, read + lost, "{transport}: emitted = read + lost (kernel {k:?}, read {read}, lost {lost})");
-        assert_eq!(k.output_ok, read, "{transport}: every record the kernel accepted was read");
+        assert!(
+            lost > 0,
+            "{transport}: a tiny buffer under a burst must lose samples (read {read})"
+        );
+        assert_eq!(
+            k.emitted,
+            k.output_ok + k.failed(),
+            "{transport}: every output attempt is counted once: {k:?}"
+        );
+        assert_eq!(
+            k.emitted,
+            read + lost,
+            "{transport}: emitted = read + lost (kernel {k:?}, read {read}, lost {lost})"
+        );
+        assert_eq!(
+            k.output_ok, read,
+            "{transport}: every record the kernel accepted was read"
+        );
         eprintln!("{transport}: emitted {} read {read} lost {lost}", k.emitted);
     }
 }

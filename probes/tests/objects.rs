@@ -7,7 +7,10 @@ use std::process::Command;
 
 #[test]
 fn committed_objects_match_their_sources() {
-    let have_clang = Command::new("clang").arg("--version").output().is_ok_and(|o| o.status.success());
+    let have_clang = Command::new("clang")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !have_clang {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("CI=true but clang is missing: ci/test.sh installs it (apt-get install clang libbpf-dev)");
@@ -17,16 +20,28 @@ fn committed_objects_match_their_sources() {
     }
     let bpf = Path::new(env!("CARGO_MANIFEST_DIR")).join("bpf");
     let out = tempfile::tempdir().unwrap();
-    let st = Command::new("bash").arg(bpf.join("build.sh")).arg(out.path()).status().unwrap();
+    let st = Command::new("bash")
+        .arg(bpf.join("build.sh"))
+        .arg(out.path())
+        .status()
+        .unwrap();
     assert!(st.success(), "probes/bpf/build.sh failed");
     let mut n = 0;
     for entry in std::fs::read_dir(bpf.join("obj")).unwrap() {
         let committed = entry.unwrap().path();
         let name = committed.file_name().unwrap();
-        let rebuilt = std::fs::read(out.path().join(name)).unwrap_or_else(|_| panic!("build.sh did not produce {name:?}"));
-        assert!(std::fs::read(&committed).unwrap() == rebuilt, "{name:?} differs from its sources: run probes/bpf/build.sh and commit the objects");
+        let rebuilt = std::fs::read(out.path().join(name))
+            .unwrap_or_else(|_| panic!("build.sh did not produce {name:?}"));
+        assert!(
+            std::fs::read(&committed).unwrap() == rebuilt,
+            "{name:?} differs from its sources: run probes/bpf/build.sh and commit the objects"
+        );
         n += 1;
     }
     assert_eq!(n, 4, "expected 4 objects (2 layouts x 2 transports)");
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), n, "build.sh makes an object that is not committed");
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        n,
+        "build.sh makes an object that is not committed"
+    );
 }

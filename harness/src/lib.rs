@@ -4,6 +4,8 @@ pub mod capture;
 pub mod classify;
 pub mod cli;
 pub mod cmd;
+pub mod ledger;
+pub mod pipeline;
 pub mod replay;
 pub mod results;
 pub mod sink;

@@ -1,0 +1,388 @@
+//! Userspace pipelines: read -> decode -> classify -> serialize -> sink.
+//!
+//! A variant is one file in this folder plus one line in [`VARIANTS`]; the CLI,
+//! sweeps and reports list variants from there. Every variant reads through
+//! [`RecordSource`] (live kernel rings and replayed rings alike), counts every
+//! stage into [`StageCounts`], and hands messages to a shared [`Sink`].
+//!
+//! | variant | reader | hand-off | per-event allocation |
+//! |---|---|---|---|
+//! | `seed-baseline` | 1 thread, one record per read, copied into a fresh `Vec` | bounded channel of records to N workers; each publishes one message and waits for it | yes (record, path string, message) |
+//! | `batched` | 1 thread, drains up to `batch_size` per wakeup into pooled buffers | bounded channel of batches to N workers; async publish | no |
+//! | `zero-copy-sharded` | 1 thread per ring, decodes in place | classifies in the reader thread, rings in parallel | no |
+//! | `compact` | as `zero-copy-sharded`, on the compact event layout | | no |
+//! | `ringbuf` | 1 reader on the shared BPF ring buffer, decodes in place, copies only header + path | pooled small batches to N workers | no |
+
+mod batched;
+pub mod memory;
+mod ringbuf;
+mod seed_baseline;
+mod zero_copy;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use probes::abi::{Event, Layout};
+use probes::record::{Batch, RecordRef, RecordSource, SourceError};
+
+use crate::classify::{Classifier, Scratch};
+use crate::ledger::StageCounts;
+use crate::sink::message::{encode_key, encode_value};
+use crate::sink::Sink;
+
+/// Which kernel-to-user transport a variant is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Per-CPU perf buffers (one ring per CPU).
+    Perf,
+    /// One shared BPF ring buffer.
+    Ringbuf,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Perf => "perf",
+            Transport::Ringbuf => "ringbuf",
+        }
+    }
+}
+
+/// A variant's tunables. Which ones a variant uses is in its file's docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Knobs {
+    /// Classifier/publisher threads (variants with a hand-off).
+    pub workers: usize,
+    /// Capacity of the reader -> worker channel, in items (records or batches).
+    pub channel_depth: usize,
+    /// Records drained per read call / per batch.
+    pub batch_size: usize,
+    /// How long a reader waits on an idle ring before checking for stop.
+    pub read_timeout: Duration,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            // One per core on the 2-core reference machine.
+            workers: 2,
+            channel_depth: 64,
+            batch_size: 256,
+            // Short enough that a stop request is seen within 10 ms.
+            read_timeout: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Where a pipeline reads from: one source, or one per ring when the source
+/// can be split ([`probes::record::ShardedSource::into_shards`]).
+pub enum Input {
+    Single(Box<dyn RecordSource>),
+    Shards(Vec<Box<dyn RecordSource>>),
+}
+
+impl Input {
+    /// One source; shards are merged round-robin.
+    pub fn into_single(self) -> Box<dyn RecordSource> {
+        match self {
+            Input::Single(s) => s,
+            Input::Shards(mut v) if v.len() == 1 => v.pop().expect("one shard"),
+            Input::Shards(v) => Box::new(MergedSource::new(v)),
+        }
+    }
+
+    /// One source per ring (a single source stays one shard).
+    pub fn into_shards(self) -> Vec<Box<dyn RecordSource>> {
+        match self {
+            Input::Single(s) => vec![s],
+            Input::Shards(v) => v,
+        }
+    }
+}
+
+/// Reads several shards as one source, round-robin.
+pub struct MergedSource {
+    shards: Vec<Box<dyn RecordSource>>,
+    closed: Vec<bool>,
+    next: usize,
+}
+
+impl MergedSource {
+    pub fn new(shards: Vec<Box<dyn RecordSource>>) -> Self {
+        let closed = vec![false; shards.len()];
+        MergedSource {
+            shards,
+            closed,
+            next: 0,
+        }
+    }
+}
+
+impl RecordSource for MergedSource {
+    fn rings(&self) -> u32 {
+        self.shards.iter().map(|s| s.rings()).sum()
+    }
+
+    fn read_batch(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        f: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<Batch, SourceError> {
+        let n = self.shards.len();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut got = 0;
+            for _ in 0..n {
+                let i = self.next;
+                self.next = (self.next + 1) % n;
+                if self.closed[i] || got >= max {
+                    continue;
+                }
+                match self.shards[i].read_batch(max - got, Duration::ZERO, f)? {
+                    Batch::Records(k) => got += k,
+                    Batch::Closed => self.closed[i] = true,
+                    Batch::Idle => {}
+                }
+            }
+            if got > 0 {
+                return Ok(Batch::Records(got));
+            }
+            if self.closed.iter().all(|&c| c) {
+                return Ok(Batch::Closed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Batch::Idle);
+            }
+            // Block briefly on one open shard instead of spinning.
+            let i = (0..n)
+                .map(|k| (self.next + k) % n)
+                .find(|&i| !self.closed[i])
+                .expect("an open shard");
+            let wait = (deadline - now).min(Duration::from_millis(1));
+            match self.shards[i].read_batch(max, wait, f)? {
+                Batch::Records(k) => return Ok(Batch::Records(k)),
+                Batch::Closed => self.closed[i] = true,
+                Batch::Idle => {}
+            }
+        }
+    }
+}
+
+/// What every variant shares at run time.
+#[derive(Clone)]
+pub struct Context {
+    pub classifier: Arc<Classifier>,
+    pub sink: Arc<dyn Sink>,
+    /// Set to ask a running pipeline to stop (live runs); replayed sources end
+    /// by themselves with [`Batch::Closed`].
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Context {
+    pub fn new(classifier: Arc<Classifier>, sink: Arc<dyn Sink>) -> Self {
+        Context {
+            classifier,
+            sink,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// CPU time by role, from each thread's CLOCK_THREAD_CPUTIME_ID.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StageCpu {
+    /// Reader threads (for inline variants this includes decode, classify,
+    /// serialize and enqueue).
+    pub reader: Duration,
+    /// Worker threads (decode, classify, serialize, enqueue/publish).
+    pub workers: Duration,
+}
+
+/// What a pipeline run reports.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunReport {
+    pub variant: String,
+    pub stages: StageCounts,
+    pub wall: Duration,
+    pub cpu: StageCpu,
+}
+
+/// Why a pipeline run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("variant {variant}: reading: {source}")]
+    Source {
+        variant: &'static str,
+        source: SourceError,
+    },
+    #[error("variant {variant}: {thread} thread panicked")]
+    Panicked {
+        variant: &'static str,
+        thread: &'static str,
+    },
+    #[error("unknown pipeline variant {name:?}; expected one of: {known}")]
+    UnknownVariant { name: String, known: String },
+    #[error("variant {variant}: knob {knob} = {value} is invalid: {why}")]
+    Knob {
+        variant: &'static str,
+        knob: &'static str,
+        value: usize,
+        why: &'static str,
+    },
+}
+
+/// A pipeline design. Built from [`Knobs`] by its [`Variant`] entry.
+pub trait Pipeline: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Runs until the input is closed (or `ctx.stop` is set), then returns
+    /// the counts. The sink is not finished: the caller does that.
+    fn run(&self, input: Input, ctx: &Context) -> Result<RunReport, PipelineError>;
+}
+
+/// One registry entry: what the CLI, sweeps and reports know about a variant.
+pub struct Variant {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// The event layout the variant expects from the probe.
+    pub layout: Layout,
+    /// The transport the variant expects from the probe.
+    pub transport: Transport,
+    /// Whether it wants one [`RecordSource`] per ring ([`Input::Shards`]).
+    pub sharded: bool,
+    /// Default knobs.
+    pub knobs: fn() -> Knobs,
+    pub build: fn(Knobs) -> Box<dyn Pipeline>,
+}
+
+impl std::fmt::Debug for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Variant").field("name", &self.name).finish()
+    }
+}
+
+/// Every variant. Add one file and one line here.
+pub static VARIANTS: &[Variant] = &[
+    seed_baseline::VARIANT,
+    batched::VARIANT,
+    zero_copy::VARIANT_SHARDED,
+    zero_copy::VARIANT_COMPACT,
+    ringbuf::VARIANT,
+];
+
+/// Looks a variant up by name.
+pub fn variant(name: &str) -> Result<&'static Variant, PipelineError> {
+    VARIANTS
+        .iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| PipelineError::UnknownVariant {
+            name: name.to_owned(),
+            known: VARIANTS
+                .iter()
+                .map(|v| v.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+fn check_knobs(variant: &'static str, k: &Knobs) -> Result<(), PipelineError> {
+    let bad = |knob, value, why| {
+        Err(PipelineError::Knob {
+            variant,
+            knob,
+            value,
+            why,
+        })
+    };
+    if k.workers == 0 {
+        return bad("workers", 0, "needs at least one worker");
+    }
+    if k.batch_size == 0 {
+        return bad("batch_size", 0, "needs at least one record per read");
+    }
+    if k.channel_depth == 0 {
+        return bad(
+            "channel_depth",
+            0,
+            "a zero-depth channel would deadlock the pool",
+        );
+    }
+    Ok(())
+}
+
+/// CPU time this thread has used.
+pub(crate) fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Decode -> classify -> serialize -> send for one event, with no allocation
+/// (the scratch and the value buffer are reused). Shared by every variant
+/// except `seed-baseline`, which keeps the seed's allocations on purpose.
+pub(crate) struct EventProcessor {
+    classifier: Arc<Classifier>,
+    scratch: Scratch,
+    value: Vec<u8>,
+    pub counts: StageCounts,
+}
+
+impl EventProcessor {
+    pub fn new(classifier: Arc<Classifier>) -> Self {
+        let scratch = classifier.scratch();
+        EventProcessor {
+            classifier,
+            scratch,
+            // Largest value: 46-byte header + a 4095-byte path.
+            value: Vec::with_capacity(4096 + 64),
+            counts: StageCounts::default(),
+        }
+    }
+
+    #[inline]
+    pub fn process(&mut self, data: &[u8], sink: &dyn Sink) {
+        let ev = match Event::decode(data) {
+            Ok(ev) => ev,
+            Err(_) => {
+                self.counts.decode_errors += 1;
+                return;
+            }
+        };
+        self.counts.decoded += 1;
+        let verdict = self.classifier.classify(&ev, &mut self.scratch);
+        self.counts.classified += 1;
+        let key = encode_key(&ev);
+        encode_value(&ev, &verdict, &mut self.value);
+        match sink.send(&key, &self.value) {
+            Ok(()) => self.counts.produced += 1,
+            Err(r) => self.counts.drop_one(r),
+        }
+    }
+}
+
+/// Counts a lost marker.
+#[inline]
+pub(crate) fn count_lost(counts: &mut StageCounts, count: u64) {
+    counts.lost_markers += 1;
+    counts.lost_reported += count;
+}
+
+/// Joins a thread, turning a panic into an error.
+pub(crate) fn join<T>(
+    variant: &'static str,
+    thread: &'static str,
+    h: std::thread::ScopedJoinHandle<'_, T>,
+) -> Result<T, PipelineError> {
+    h.join()
+        .map_err(|_| PipelineError::Panicked { variant, thread })
+}

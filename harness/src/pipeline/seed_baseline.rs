@@ -1,0 +1,157 @@
+//! `seed-baseline`: the seed's design, kept faithful on purpose.
+//!
+//! - One reader thread takes one record per read and copies it into a fresh
+//!   `Vec` (like cilium/ebpf's `perf.Reader.Read`, which allocates a record).
+//! - A bounded channel (`channel_depth` records) feeds `workers` classifier
+//!   threads (the seed's Go channel and worker pool).
+//! - Each worker decodes into an owned event (the path copied out, as a Go
+//!   `string(b)` conversion does), classifies, serializes into a fresh buffer, and
+//!   publishes one message at a time, waiting for its delivery (a synchronous
+//!   producer) before taking the next record.
+//!
+//! Knobs: workers, channel_depth, read_timeout. batch_size is not used: the
+//! seed reads one record per call.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::bounded;
+use probes::abi::Event;
+use probes::record::{Batch, RecordRef};
+
+use super::{
+    check_knobs, count_lost, join, thread_cpu, Context, Input, Knobs, Pipeline, PipelineError,
+    RunReport, StageCpu, Transport, Variant,
+};
+use crate::classify::Classifier;
+use crate::ledger::StageCounts;
+use crate::sink::message::{encode_key, encode_value};
+
+pub const VARIANT: Variant = Variant {
+    name: "seed-baseline",
+    summary: "the seed: 1 reader copying each record, bounded channel, N workers publishing one message at a time",
+    layout: probes::abi::Layout::Fixed4k,
+    transport: Transport::Perf,
+    sharded: false,
+    knobs: || Knobs {
+        workers: 4,
+        // A Go `make(chan []byte, 1024)`.
+        channel_depth: 1024,
+        batch_size: 1,
+        ..Knobs::default()
+    },
+    build: |k| Box::new(SeedBaseline { knobs: k }),
+};
+
+pub struct SeedBaseline {
+    knobs: Knobs,
+}
+
+/// The seed's decoded event: owned fields and an owned copy of the path.
+struct OwnedEvent {
+    event: probes::abi::EventHeader,
+    path: Vec<u8>,
+}
+
+impl Pipeline for SeedBaseline {
+    fn name(&self) -> &'static str {
+        VARIANT.name
+    }
+
+    fn run(&self, input: Input, ctx: &Context) -> Result<RunReport, PipelineError> {
+        check_knobs(VARIANT.name, &self.knobs)?;
+        let mut source = input.into_single();
+        let (tx, rx) = bounded::<Vec<u8>>(self.knobs.channel_depth);
+        let started = Instant::now();
+        let knobs = self.knobs;
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..knobs.workers)
+                .map(|_| {
+                    let rx = rx.clone();
+                    let ctx = ctx.clone();
+                    s.spawn(move || worker(rx, &ctx.classifier, &*ctx.sink))
+                })
+                .collect();
+            drop(rx);
+            let reader = s.spawn(move || {
+                let mut counts = StageCounts::default();
+                let res = loop {
+                    if ctx.stopping() {
+                        break Ok(());
+                    }
+                    let r = source.read_batch(1, knobs.read_timeout, &mut |r| match r {
+                        RecordRef::Sample { data, .. } => {
+                            counts.read += 1;
+                            // A fresh allocation per record, as the seed does.
+                            let _ = tx.send(data.to_vec());
+                        }
+                        RecordRef::Lost { count, .. } => count_lost(&mut counts, count),
+                    });
+                    match r {
+                        Ok(Batch::Closed) => break Ok(()),
+                        Ok(_) => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                drop(tx);
+                (counts, thread_cpu(), res)
+            });
+            let (mut counts, reader_cpu, res) = join(VARIANT.name, "reader", reader)?;
+            let mut cpu = StageCpu {
+                reader: reader_cpu,
+                ..Default::default()
+            };
+            for w in workers {
+                let (c, t) = join(VARIANT.name, "worker", w)?;
+                counts.add(&c);
+                cpu.workers += t;
+            }
+            res.map_err(|source| PipelineError::Source {
+                variant: VARIANT.name,
+                source,
+            })?;
+            Ok(RunReport {
+                variant: VARIANT.name.into(),
+                stages: counts,
+                wall: started.elapsed(),
+                cpu,
+            })
+        })
+    }
+}
+
+fn worker(
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+    classifier: &Arc<Classifier>,
+    sink: &dyn crate::sink::Sink,
+) -> (StageCounts, std::time::Duration) {
+    let mut counts = StageCounts::default();
+    let mut scratch = classifier.scratch();
+    for rec in rx {
+        let owned = match Event::decode(&rec) {
+            Ok(ev) => OwnedEvent {
+                event: ev.header,
+                path: ev.path.to_vec(),
+            },
+            Err(_) => {
+                counts.decode_errors += 1;
+                continue;
+            }
+        };
+        counts.decoded += 1;
+        let ev = Event {
+            header: owned.event,
+            path: &owned.path,
+        };
+        let verdict = classifier.classify(&ev, &mut scratch);
+        counts.classified += 1;
+        // A fresh message buffer per event.
+        let mut value = Vec::new();
+        encode_value(&ev, &verdict, &mut value);
+        match sink.send_sync(&encode_key(&ev), &value) {
+            Ok(()) => counts.produced += 1,
+            Err(r) => counts.drop_one(r),
+        }
+    }
+    (counts, thread_cpu())
+}

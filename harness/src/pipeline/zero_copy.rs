@@ -1,0 +1,138 @@
+//! `zero-copy-sharded` and `compact`: one reader thread per ring, each decoding
+//! records in place in the ring and classifying them itself.
+//!
+//! Nothing is copied out of the ring and nothing is allocated per event: the
+//! event borrows its path from the ring, the classifier's match buffers and the
+//! message buffer are per-thread and reused, and the sink copies the ~100-byte
+//! message (librdkafka's own enqueue copy). Rings run in parallel, one thread
+//! each (per-CPU perf rings: one per CPU), so classification is parallel
+//! across rings with no hand-off between threads at all.
+//!
+//! `compact` is the same code on the compact event layout (header + path, ~100
+//! bytes instead of 4144), which shrinks what the kernel writes and the reader
+//! touches.
+//!
+//! Knobs: batch_size (records per drain), read_timeout. workers and
+//! channel_depth are not used: the rings set the parallelism.
+
+use std::time::Instant;
+
+use probes::record::{Batch, RecordRef};
+
+use super::{
+    check_knobs, count_lost, join, thread_cpu, Context, EventProcessor, Input, Knobs, Pipeline,
+    PipelineError, RunReport, StageCpu, Transport, Variant,
+};
+
+pub const VARIANT_SHARDED: Variant = Variant {
+    name: "zero-copy-sharded",
+    summary: "1 reader per ring, decode in place, classify in the reader, rings in parallel, no per-event allocation",
+    layout: probes::abi::Layout::Fixed4k,
+    transport: Transport::Perf,
+    sharded: true,
+    knobs: || Knobs {
+        batch_size: 512,
+        ..Knobs::default()
+    },
+    build: |k| {
+        Box::new(ZeroCopy {
+            name: "zero-copy-sharded",
+            knobs: k,
+        })
+    },
+};
+
+pub const VARIANT_COMPACT: Variant = Variant {
+    name: "compact",
+    summary: "zero-copy-sharded on the compact event layout (header + path only)",
+    layout: probes::abi::Layout::Compact,
+    transport: Transport::Perf,
+    sharded: true,
+    knobs: || Knobs {
+        batch_size: 512,
+        ..Knobs::default()
+    },
+    build: |k| {
+        Box::new(ZeroCopy {
+            name: "compact",
+            knobs: k,
+        })
+    },
+};
+
+pub struct ZeroCopy {
+    name: &'static str,
+    knobs: Knobs,
+}
+
+impl Pipeline for ZeroCopy {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn run(&self, input: Input, ctx: &Context) -> Result<RunReport, PipelineError> {
+        check_knobs(self.name, &self.knobs)?;
+        let shards = input.into_shards();
+        let started = Instant::now();
+        let knobs = self.knobs;
+        let name = self.name;
+        std::thread::scope(|s| {
+            let readers: Vec<_> = shards
+                .into_iter()
+                .map(|mut src| {
+                    let ctx = ctx.clone();
+                    s.spawn(move || {
+                        let mut p = EventProcessor::new(ctx.classifier.clone());
+                        let sink = &*ctx.sink;
+                        let res = loop {
+                            if ctx.stopping() {
+                                break Ok(());
+                            }
+                            let r =
+                                src.read_batch(knobs.batch_size, knobs.read_timeout, &mut |r| {
+                                    match r {
+                                        RecordRef::Sample { data, .. } => {
+                                            p.counts.read += 1;
+                                            p.process(data, sink);
+                                        }
+                                        RecordRef::Lost { count, .. } => {
+                                            count_lost(&mut p.counts, count)
+                                        }
+                                    }
+                                });
+                            match r {
+                                Ok(Batch::Closed) => break Ok(()),
+                                Ok(_) => {}
+                                Err(e) => break Err(e),
+                            }
+                        };
+                        (p.counts, thread_cpu(), res)
+                    })
+                })
+                .collect();
+            let mut stages = crate::ledger::StageCounts::default();
+            let mut cpu = StageCpu::default();
+            let mut first_err = None;
+            for h in readers {
+                let (c, t, res) = join(name, "reader", h)?;
+                stages.add(&c);
+                cpu.reader += t;
+                if let Err(e) = res {
+                    first_err.get_or_insert(e);
+                }
+            }
+            if let Some(source) = first_err {
+                return Err(PipelineError::Source {
+                    variant: name,
+                    source,
+                });
+            }
+            Ok(RunReport {
+                variant: name.into(),
+                stages,
+                wall: started.elapsed(),
+                cpu,
+            })
+        })
+    }
+}

@@ -3,9 +3,14 @@
 fn main() {
     if let Err(err) = harness::cli::run() {
         // One clear line (plus its causes), a non-zero exit, never a panic.
-        eprintln!("error: {err}");
+        let top = err.to_string();
+        eprintln!("error: {top}");
+        // Causes already quoted in the message (thiserror's `{source}`) are not repeated.
         for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            let c = cause.to_string();
+            if !top.contains(&c) {
+                eprintln!("  caused by: {c}");
+            }
         }
         std::process::exit(1);
     }

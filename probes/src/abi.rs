@@ -107,7 +107,7 @@ pub mod slot {
 }
 
 macro_rules! u8_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $n:expr => $s:expr),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident ($what:literal) { $($(#[$vm:meta])* $v:ident = $n:expr => $s:expr),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
@@ -126,7 +126,7 @@ macro_rules! u8_enum {
             fn from_str(s: &str) -> Result<Self, String> {
                 $name::ALL.iter().copied().find(|v| v.name() == s).ok_or_else(|| {
                     let names: Vec<_> = $name::ALL.iter().map(|v| v.name()).collect();
-                    format!("unknown {} {s:?}; expected one of: {}", stringify!($name).to_lowercase(), names.join(", "))
+                    format!("unknown {} {s:?}; expected one of: {}", $what, names.join(", "))
                 })
             }
         }
@@ -135,7 +135,7 @@ macro_rules! u8_enum {
 
 u8_enum!(
     /// Which syscall an event came from (`DB_SYS_*`).
-    Syscall {
+    Syscall ("syscall") {
         Openat = 1 => "openat",
         Openat2 = 2 => "openat2",
         Newfstatat = 3 => "newfstatat",
@@ -147,7 +147,7 @@ u8_enum!(
 
 u8_enum!(
     /// Enter or exit side of the syscall (`DB_KIND_*`).
-    Kind {
+    Kind ("event kind") {
         Enter = 1 => "enter",
         Exit = 2 => "exit",
     }
@@ -155,7 +155,7 @@ u8_enum!(
 
 u8_enum!(
     /// Event layout (`DB_LAYOUT_*`), also the probe variant name.
-    Layout {
+    Layout ("probe variant") {
         /// The seed's layout: header + the whole 4 KiB filename buffer.
         Fixed4k = 1 => "fixed4k",
         /// Header + only the filename bytes used (+ NUL, rounded up to 8).

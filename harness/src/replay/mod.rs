@@ -1,1 +1,786 @@
-//! The replay driver: paced replay into emulated kernel rings.
+//! The replay driver: a capture replayed, paced, into emulated kernel rings
+//! that lose samples exactly as the kernel's would, read by a pipeline
+//! through the same [`RecordSource`] interface as a live run.
+//!
+//! ```text
+//! Capture --(producer thread: Schedule, wait_until)--> PerfWriter / RbWriter
+//!      emulated ring bytes --> PerfSource / RbReader (ReplaySource) --> consumer thread
+//! ```
+//!
+//! Entry point: [`run`]. The consumer is any `FnOnce(ReplaySource) ->
+//! ConsumerReport`; [`drain_noop`] is the built-in one (`--variant noop`).
+//! A pipeline variant gets the [`ReplaySource`], uses it as a
+//! `Box<dyn RecordSource>` or splits it per ring with
+//! [`probes::record::ShardedSource::into_shards`], and returns its counts,
+//! latency histogram, stages and ledger in a [`ConsumerReport`].
+//!
+//! Each sample's event `ts_ns` (bytes 0..8) is rewritten to its due time
+//! before it enters the ring, so readers take `origin_ns` from the event as
+//! they do live, and latency is measured from the schedule, not from when the
+//! producer managed to write (no coordinated omission). In `max` pacing the
+//! due time is the moment of writing.
+
+pub mod area;
+pub mod pacing;
+pub mod perf;
+pub mod ringbuf;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use probes::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
+
+use crate::capture::{monotonic_ns, Capture, CaptureError, Transport};
+use crate::results::{CpuTime, Latency, RingResult, RunConfig, RunResult, StageResult};
+pub use area::{Notifier, SampleBytes};
+pub use pacing::{Pacing, PacingError, Schedule};
+pub use perf::{PerfReader, PerfSource, PerfWakeup, PerfWriter};
+pub use ringbuf::{RbReader, RbWakeup, RbWriter};
+
+/// A wakeup policy, as written in capture metadata and on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakeup {
+    /// perf: wake every N samples (`events:N`).
+    Events(u32),
+    /// perf: wake every B bytes (`watermark:B`).
+    Watermark(u64),
+    /// ringbuf: no flags (`adaptive`).
+    Adaptive,
+    /// ringbuf: `BPF_RB_NO_WAKEUP`, reader polls every period (`no-wakeup/poll:1ms`).
+    NoWakeupPoll(Duration),
+    /// ringbuf: `BPF_RB_FORCE_WAKEUP` (`forced`).
+    Forced,
+}
+
+impl Wakeup {
+    pub fn transport(&self) -> Transport {
+        match self {
+            Wakeup::Events(_) | Wakeup::Watermark(_) => Transport::Perf,
+            _ => Transport::Ringbuf,
+        }
+    }
+    /// The default of a transport: perf wakes on every event (aya's and the
+    /// kernel default), the ring buffer adaptively.
+    pub fn default_for(t: Transport) -> Wakeup {
+        match t {
+            Transport::Perf => Wakeup::Events(1),
+            Transport::Ringbuf => Wakeup::Adaptive,
+        }
+    }
+}
+
+impl std::fmt::Display for Wakeup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wakeup::Events(n) => write!(f, "events:{n}"),
+            Wakeup::Watermark(b) => write!(f, "watermark:{b}"),
+            Wakeup::Adaptive => f.write_str("adaptive"),
+            Wakeup::NoWakeupPoll(d) => write!(f, "no-wakeup/poll:{}", format_duration(*d)),
+            Wakeup::Forced => f.write_str("forced"),
+        }
+    }
+}
+
+impl std::str::FromStr for Wakeup {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "bad wakeup policy {s:?}; expected events:N, watermark:BYTES, adaptive, no-wakeup/poll:DURATION or forced"
+            )
+        };
+        if let Some(n) = s.strip_prefix("events:") {
+            let n: u32 = n.parse().map_err(|_| bad())?;
+            return if n == 0 {
+                Err(bad())
+            } else {
+                Ok(Wakeup::Events(n))
+            };
+        }
+        if let Some(b) = s.strip_prefix("watermark:") {
+            return parse_bytes(b).map(Wakeup::Watermark).map_err(|_| bad());
+        }
+        if let Some(d) = s
+            .strip_prefix("no-wakeup/poll:")
+            .or_else(|| s.strip_prefix("poll:"))
+        {
+            let d = parse_duration(d).map_err(|_| bad())?;
+            return if d.is_zero() {
+                Err(bad())
+            } else {
+                Ok(Wakeup::NoWakeupPoll(d))
+            };
+        }
+        match s {
+            "adaptive" => Ok(Wakeup::Adaptive),
+            "forced" => Ok(Wakeup::Forced),
+            "no-wakeup" => Ok(Wakeup::NoWakeupPoll(Duration::from_millis(1))),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Parses `10s`, `500ms`, `250us`, `100ns`, `2m`, or bare seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}; use e.g. 10s, 500ms, 250us"))?;
+    let ns_per = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" | "min" => 60e9,
+        _ => {
+            return Err(format!(
+                "bad duration unit in {s:?}; use ns, us, ms, s or m"
+            ))
+        }
+    };
+    let ns = v * ns_per;
+    if !ns.is_finite() || ns < 0.0 || ns > 1e18 {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(Duration::from_nanos(ns.round() as u64))
+}
+
+fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns % 1_000_000_000 == 0 {
+        format!("{}s", ns / 1_000_000_000)
+    } else if ns % 1_000_000 == 0 {
+        format!("{}ms", ns / 1_000_000)
+    } else if ns % 1_000 == 0 {
+        format!("{}us", ns / 1_000)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+/// Parses a byte count: `4096`, `64k`/`64KiB`, `8M`/`8MiB`, `1G` (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let i = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(i);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad byte count {s:?}; use e.g. 65536, 64KiB, 8MiB"))?;
+    let mul: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "bad byte unit in {s:?}; use K, M or G (KiB, MiB, GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("byte count {s:?} overflows"))
+}
+
+/// How long a replay runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// Pass over the capture this many times.
+    Loops(u64),
+    /// Loop over the capture until this much time has been scheduled.
+    Duration(Duration),
+}
+
+/// What to replay into. Unset fields default to the capture's metadata, so a
+/// replay of a capture reproduces the ring it was recorded from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayOptions {
+    pub pacing: Pacing,
+    pub bound: Bound,
+    pub transport: Option<Transport>,
+    /// Data bytes per ring (a power of two, at least one 4 KiB page).
+    pub ring_bytes: Option<u64>,
+    /// Perf rings (emulated CPUs). Recorded ring r goes to ring r % rings.
+    pub rings: Option<u32>,
+    pub wakeup: Option<Wakeup>,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            pacing: Pacing::Original,
+            bound: Bound::Loops(1),
+            transport: None,
+            ring_bytes: None,
+            rings: None,
+            wakeup: None,
+        }
+    }
+}
+
+/// The ring setup a replay actually uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RingConfig {
+    pub transport: Transport,
+    pub ring_bytes: u64,
+    pub rings: u32,
+    pub wakeup: Wakeup,
+}
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("{file}: the capture holds no samples to replay")]
+    EmptyCapture { file: String },
+    #[error("ring size {bytes} bytes: must be a power of two and at least 4096 (one page)")]
+    RingSize { bytes: u64 },
+    #[error("wakeup policy {wakeup} is for the {wants} transport, not {transport}")]
+    WakeupTransport {
+        wakeup: Wakeup,
+        wants: Transport,
+        transport: Transport,
+    },
+    #[error("{what}")]
+    Option { what: String },
+    #[error(transparent)]
+    Pacing(#[from] PacingError),
+    #[error("the {variant} consumer thread panicked")]
+    ConsumerPanicked { variant: String },
+}
+
+impl ReplayOptions {
+    /// Fills unset options from the capture's metadata and checks them.
+    pub fn resolve(&self, meta: &crate::capture::CaptureMeta) -> Result<RingConfig, ReplayError> {
+        let transport = self
+            .transport
+            .or_else(|| self.wakeup.map(|w| w.transport()))
+            .unwrap_or(meta.transport);
+        let ring_bytes = self.ring_bytes.unwrap_or(meta.ring_bytes);
+        if !ring_bytes.is_power_of_two() || ring_bytes < 4096 {
+            return Err(ReplayError::RingSize { bytes: ring_bytes });
+        }
+        let rings = match transport {
+            Transport::Ringbuf => 1,
+            Transport::Perf => self.rings.unwrap_or(if meta.transport == Transport::Perf {
+                meta.rings
+            } else {
+                1
+            }),
+        };
+        if rings == 0 || rings > 4096 {
+            return Err(ReplayError::Option {
+                what: format!("ring count {rings} out of range 1..=4096"),
+            });
+        }
+        let wakeup = match self.wakeup {
+            Some(w) => w,
+            None if transport == meta.transport => {
+                meta.wakeup
+                    .parse::<Wakeup>()
+                    .map_err(|e| ReplayError::Option {
+                        what: format!("the capture's wakeup policy: {e}"),
+                    })?
+            }
+            None => Wakeup::default_for(transport),
+        };
+        if wakeup.transport() != transport {
+            return Err(ReplayError::WakeupTransport {
+                wakeup,
+                wants: wakeup.transport(),
+                transport,
+            });
+        }
+        Ok(RingConfig {
+            transport,
+            ring_bytes,
+            rings,
+            wakeup,
+        })
+    }
+}
+
+/// The consumer-facing side of the emulated rings: a [`RecordSource`] (and
+/// [`ShardedSource`]) a pipeline reads exactly as it reads a live ring.
+pub enum ReplaySource {
+    Perf(PerfSource),
+    Ringbuf(RbReader),
+}
+
+impl RecordSource for ReplaySource {
+    fn rings(&self) -> u32 {
+        match self {
+            ReplaySource::Perf(p) => p.rings(),
+            ReplaySource::Ringbuf(r) => r.rings(),
+        }
+    }
+    fn read_batch(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        f: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<Batch, SourceError> {
+        match self {
+            ReplaySource::Perf(p) => p.read_batch(max, timeout, f),
+            ReplaySource::Ringbuf(r) => r.read_batch(max, timeout, f),
+        }
+    }
+}
+
+impl ShardedSource for ReplaySource {
+    fn into_shards(self: Box<Self>) -> Vec<Box<dyn RecordSource>> {
+        match *self {
+            ReplaySource::Perf(p) => Box::new(p).into_shards(),
+            ReplaySource::Ringbuf(r) => Box::new(r).into_shards(),
+        }
+    }
+}
+
+/// The producer side of the emulated rings.
+pub enum RingWriters {
+    Perf(Vec<PerfWriter>),
+    Ringbuf(RbWriter),
+}
+
+impl RingWriters {
+    /// Writes one sample into ring `ring` (mod the ring count). False = dropped.
+    #[inline]
+    pub fn output(&mut self, ring: u32, s: &SampleBytes<'_>) -> bool {
+        match self {
+            RingWriters::Perf(w) => {
+                let n = w.len();
+                w[ring as usize % n].output(s)
+            }
+            RingWriters::Ringbuf(w) => w.output(s),
+        }
+    }
+
+    pub fn close(&self) {
+        match self {
+            RingWriters::Perf(w) => w.iter().for_each(|w| w.close()),
+            RingWriters::Ringbuf(w) => w.close(),
+        }
+    }
+
+    /// Per-ring figures so far.
+    pub fn ring_results(&self) -> Vec<RingResult> {
+        use area::RingCounters as C;
+        let one = |ring: u32, size: u64, c: &area::RingCounters, wakeups: u64| RingResult {
+            ring,
+            size_bytes: size,
+            offered: C::get(&c.offered),
+            accepted: C::get(&c.accepted),
+            lost: C::get(&c.lost),
+            high_water_bytes: C::get(&c.high_water),
+            wakeups,
+        };
+        match self {
+            RingWriters::Perf(ws) => ws
+                .iter()
+                .map(|w| {
+                    let s = w.shared();
+                    // The notifier is shared by all perf rings; per-ring wakeups are not separated.
+                    one(s.ring, s.area.size(), &s.counters, 0)
+                })
+                .collect(),
+            RingWriters::Ringbuf(w) => {
+                let s = w.shared();
+                vec![one(
+                    0,
+                    s.area.size(),
+                    &s.counters,
+                    s.notifier
+                        .signalled
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )]
+            }
+        }
+    }
+}
+
+/// Builds the emulated rings for `cfg`.
+pub fn build_rings(cfg: &RingConfig) -> (RingWriters, ReplaySource) {
+    match cfg.transport {
+        Transport::Perf => {
+            let wake = match cfg.wakeup {
+                Wakeup::Watermark(b) => PerfWakeup::Watermark(b),
+                Wakeup::Events(n) => PerfWakeup::Events(n),
+                _ => PerfWakeup::Events(1),
+            };
+            let notifier = Arc::new(Notifier::default());
+            let (ws, rs): (Vec<_>, Vec<_>) = (0..cfg.rings)
+                .map(|r| perf::perf_ring(r, cfg.ring_bytes, wake, notifier.clone()))
+                .unzip();
+            (
+                RingWriters::Perf(ws),
+                ReplaySource::Perf(PerfSource::new(rs, notifier)),
+            )
+        }
+        Transport::Ringbuf => {
+            let (wake, poll) = match cfg.wakeup {
+                Wakeup::Forced => (RbWakeup::Forced, Duration::ZERO),
+                Wakeup::NoWakeupPoll(p) => (RbWakeup::NoWakeup, p),
+                _ => (RbWakeup::Adaptive, Duration::ZERO),
+            };
+            let (w, r) = ringbuf::ring_buffer(cfg.ring_bytes, wake, poll);
+            (RingWriters::Ringbuf(w), ReplaySource::Ringbuf(r))
+        }
+    }
+}
+
+/// What a consumer (pipeline variant) reports back.
+#[derive(Debug, Clone)]
+pub struct ConsumerReport {
+    pub variant: String,
+    /// Samples read.
+    pub read: u64,
+    /// Sum of in-band lost counts seen.
+    pub lost_seen: u64,
+    pub bytes: u64,
+    /// Origin-to-consumer latency, ns.
+    pub latency: Histogram<u64>,
+    /// The consumer's stages (reader, decode, ...), with CPU time.
+    pub stages: Vec<StageResult>,
+    /// CLOCK_MONOTONIC when the consumer finished.
+    pub end_ns: u64,
+    pub ledger: Option<serde_json::Value>,
+    pub problems: Vec<String>,
+}
+
+/// A latency histogram from 1 ns to 1 hour at 3 significant digits (0.1%).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static bounds are valid")
+}
+
+/// The built-in `noop` consumer: drains the source in batches, recording
+/// each sample's latency and counting what it saw. Nothing else.
+pub fn drain_noop(mut src: impl RecordSource) -> ConsumerReport {
+    let cpu0 = CpuTime::thread();
+    let mut latency = latency_histogram();
+    let (mut read, mut lost_seen, mut bytes) = (0u64, 0u64, 0u64);
+    let mut problems = Vec::new();
+    loop {
+        let r = src.read_batch(4096, Duration::from_millis(100), &mut |r| match r {
+            RecordRef::Sample {
+                origin_ns, data, ..
+            } => {
+                let now = monotonic_ns();
+                latency.saturating_record(now.saturating_sub(origin_ns).max(1));
+                read += 1;
+                bytes += data.len() as u64;
+            }
+            RecordRef::Lost { count, .. } => lost_seen += count,
+        });
+        match r {
+            Ok(Batch::Closed) => break,
+            Ok(_) => {}
+            Err(e) => {
+                problems.push(format!("reader: {e}"));
+                break;
+            }
+        }
+    }
+    ConsumerReport {
+        variant: "noop".into(),
+        read,
+        lost_seen,
+        bytes,
+        latency,
+        stages: vec![StageResult {
+            name: "reader".into(),
+            records_in: read,
+            records_out: read,
+            dropped: 0,
+            cpu: CpuTime::thread().since(cpu0),
+        }],
+        end_ns: monotonic_ns(),
+        ledger: None,
+        problems,
+    }
+}
+
+/// What a replay did.
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    pub rings: RingConfig,
+    pub pacing: Pacing,
+    pub bound: Bound,
+    pub capture_file: String,
+    /// Samples offered to the rings (every loop).
+    pub offered: u64,
+    pub accepted: u64,
+    pub lost: u64,
+    /// Sample bytes accepted.
+    pub bytes: u64,
+    /// Drops still waiting for a PERF_RECORD_LOST when the run ended (perf only).
+    pub unreported_lost: u64,
+    /// Lost markers recorded in the capture itself (not replayed).
+    pub capture_lost: u64,
+    pub loops_done: u64,
+    /// Due time of the first record.
+    pub start_ns: u64,
+    /// When the last record was written.
+    pub last_write_ns: u64,
+    /// Worst lateness of a write behind its due time.
+    pub max_lateness_ns: u64,
+    /// Records written more than 1 ms after they were due.
+    pub late_records: u64,
+    pub producer_cpu: CpuTime,
+    pub per_ring: Vec<RingResult>,
+    pub consumer: ConsumerReport,
+}
+
+impl ReplayReport {
+    /// Achieved offer rate: records after the first / time from first due to
+    /// last write (the first record is at t = 0).
+    pub fn achieved_rate(&self) -> f64 {
+        let span = self.last_write_ns.saturating_sub(self.start_ns);
+        if span == 0 || self.offered < 2 {
+            return 0.0;
+        }
+        (self.offered - 1) as f64 * 1e9 / span as f64
+    }
+
+    /// The run in the shared results schema.
+    pub fn to_run_result(&self) -> RunResult {
+        let cfg = RunConfig {
+            capture: Some(self.capture_file.clone()),
+            probe: String::new(),
+            transport: self.rings.transport.to_string(),
+            ring_bytes: self.rings.ring_bytes,
+            rings: self.rings.rings,
+            wakeup: self.rings.wakeup.to_string(),
+            pacing: self.pacing.describe(),
+            target_rate: self.pacing.target_rate(),
+            loops: match self.bound {
+                Bound::Loops(n) => Some(n),
+                _ => None,
+            },
+            duration_ns: match self.bound {
+                Bound::Duration(d) => Some(d.as_nanos() as u64),
+                _ => None,
+            },
+            extra: serde_json::Value::Null,
+        };
+        let mut r = RunResult::new("replay", &self.consumer.variant, cfg);
+        let c = &self.consumer;
+        let end = c.end_ns.max(self.last_write_ns);
+        r.duration_ns = end.saturating_sub(self.start_ns);
+        r.counts.offered = self.offered;
+        r.counts.accepted = self.accepted;
+        r.counts.lost = self.lost;
+        r.counts.set_lost_pct();
+        r.counts.read = c.read;
+        r.counts.lost_seen = c.lost_seen;
+        r.counts.bytes = self.bytes;
+        r.rates.offered_per_s = self.achieved_rate();
+        let secs = r.duration_ns as f64 / 1e9;
+        if secs > 0.0 {
+            r.rates.read_per_s = c.read as f64 / secs;
+            r.rates.bytes_per_s = self.bytes as f64 / secs;
+        }
+        r.latency = Latency::from_histogram(&c.latency);
+        r.stages.push(StageResult {
+            name: "producer".into(),
+            records_in: self.offered,
+            records_out: self.accepted,
+            dropped: self.lost,
+            cpu: self.producer_cpu,
+        });
+        r.stages.extend(c.stages.iter().cloned());
+        r.rings = self.per_ring.clone();
+        r.ledger = c.ledger.clone();
+        if self.offered != self.accepted + self.lost {
+            r.problem(format!(
+                "producer counts do not add up: offered {} != accepted {} + lost {}",
+                self.offered, self.accepted, self.lost
+            ));
+        }
+        if c.variant == "noop" && c.read != self.accepted {
+            r.problem(format!(
+                "the reader saw {} of {} accepted samples",
+                c.read, self.accepted
+            ));
+        }
+        if let Some(target) = self.pacing.target_rate() {
+            let got = self.achieved_rate();
+            // The pacing contract is ±1% of the target rate.
+            if self.offered > 100 && (got - target).abs() > target * 0.01 {
+                r.problem(format!(
+                    "pacing missed its target: {got:.0}/s achieved for {target:.0}/s (the producer fell behind)"
+                ));
+            }
+        }
+        for p in &c.problems {
+            r.problem(p.clone());
+        }
+        r
+    }
+}
+
+/// Replays `capture` with `opts` into emulated rings read by `consumer`.
+///
+/// The consumer runs on its own thread and gets the [`ReplaySource`]; the
+/// producer runs on the calling thread. When the schedule is done, the rings
+/// are closed; the consumer drains what is left, sees `Batch::Closed`, and
+/// returns its report.
+pub fn run<C>(
+    capture: &Capture,
+    opts: &ReplayOptions,
+    consumer: C,
+) -> Result<ReplayReport, ReplayError>
+where
+    C: FnOnce(ReplaySource) -> ConsumerReport + Send,
+{
+    let rings = opts.resolve(&capture.meta)?;
+    let samples: Vec<&crate::capture::StoredRecord> =
+        capture.records.iter().filter(|r| r.orig > 0).collect();
+    if samples.is_empty() {
+        return Err(ReplayError::EmptyCapture {
+            file: capture.file.clone(),
+        });
+    }
+    if let Bound::Loops(0) = opts.bound {
+        return Err(ReplayError::Option {
+            what: "--loops must be at least 1".into(),
+        });
+    }
+    let capture_lost: u64 = capture.records.iter().map(|r| r.lost).sum();
+    let first = samples.iter().map(|r| r.origin_ns).min().unwrap_or(0);
+    let last = samples.iter().map(|r| r.origin_ns).max().unwrap_or(0);
+    let (mut writers, source) = build_rings(&rings);
+
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(move || consumer(source));
+        // Start 2 ms from now so the consumer thread is up before the first record.
+        let start_ns = monotonic_ns() + 2_000_000;
+        let produced = Schedule::new(opts.pacing, start_ns, first, last, samples.len() as u64)
+            .map(|schedule| produce(capture, &samples, &schedule, opts.bound, &mut writers));
+        writers.close();
+        let consumer = handle.join();
+        let p = produced?;
+        let consumer = consumer.map_err(|_| ReplayError::ConsumerPanicked {
+            variant: "replay".into(),
+        })?;
+        let per_ring = writers.ring_results();
+        let unreported_lost = match &writers {
+            RingWriters::Perf(ws) => ws.iter().map(|w| w.pending_lost()).sum(),
+            RingWriters::Ringbuf(_) => 0,
+        };
+        Ok(ReplayReport {
+            rings: rings.clone(),
+            pacing: opts.pacing,
+            bound: opts.bound,
+            capture_file: capture.file.clone(),
+            offered: per_ring.iter().map(|r| r.offered).sum(),
+            accepted: per_ring.iter().map(|r| r.accepted).sum(),
+            lost: per_ring.iter().map(|r| r.lost).sum(),
+            bytes: p.bytes,
+            unreported_lost,
+            capture_lost,
+            loops_done: p.loops_done,
+            start_ns,
+            last_write_ns: p.last_write_ns,
+            max_lateness_ns: p.max_lateness_ns,
+            late_records: p.late_records,
+            producer_cpu: p.cpu,
+            per_ring,
+            consumer,
+        })
+    })
+}
+
+struct Produced {
+    bytes: u64,
+    loops_done: u64,
+    last_write_ns: u64,
+    max_lateness_ns: u64,
+    late_records: u64,
+    cpu: CpuTime,
+}
+
+/// The producer loop: for each record in recorded order (which keeps the
+/// per-CPU streams interleaved as recorded), wait for its due time, stamp it
+/// and output it into its ring.
+fn produce(
+    capture: &Capture,
+    samples: &[&crate::capture::StoredRecord],
+    schedule: &Schedule,
+    bound: Bound,
+    writers: &mut RingWriters,
+) -> Produced {
+    let cpu0 = CpuTime::thread();
+    let max = schedule.is_max();
+    let end_ns = match bound {
+        Bound::Duration(d) => Some(
+            schedule
+                .start_ns()
+                .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
+        ),
+        Bound::Loops(_) => None,
+    };
+    let loops = match bound {
+        Bound::Loops(n) => n,
+        Bound::Duration(_) => u64::MAX,
+    };
+    if max {
+        pacing::wait_until(schedule.start_ns());
+    }
+    let mut index = 0u64;
+    let mut bytes_before: u128 = 0;
+    let mut bytes = 0u64;
+    let mut last_write_ns = schedule.start_ns();
+    let mut max_lateness_ns = 0u64;
+    let mut late_records = 0u64;
+    let mut loops_done = 0u64;
+    'outer: for loop_index in 0..loops {
+        for rec in samples {
+            let (due, now) = if max {
+                let now = monotonic_ns();
+                (now, now)
+            } else {
+                let due = schedule.due(index, loop_index, rec.origin_ns, bytes_before);
+                if end_ns.is_some_and(|e| due >= e) {
+                    break 'outer;
+                }
+                (due, pacing::wait_until(due))
+            };
+            if max && end_ns.is_some_and(|e| now >= e) {
+                break 'outer;
+            }
+            let late = now - due;
+            if late > max_lateness_ns {
+                max_lateness_ns = late;
+            }
+            // 1 ms behind schedule counts as late.
+            if late > 1_000_000 {
+                late_records += 1;
+            }
+            let s = SampleBytes {
+                prefix: capture.trimmed(rec),
+                len: rec.orig as usize,
+                ts: Some(due),
+            };
+            if writers.output(rec.ring, &s) {
+                bytes += rec.orig as u64;
+            }
+            index += 1;
+            bytes_before += rec.orig as u128;
+            last_write_ns = now;
+        }
+        loops_done += 1;
+    }
+    Produced {
+        bytes,
+        loops_done,
+        last_write_ns,
+        max_lateness_ns,
+        late_records,
+        cpu: CpuTime::thread().since(cpu0),
+    }
+}

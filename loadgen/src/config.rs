@@ -63,8 +63,9 @@ impl std::fmt::Display for Rate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunEnd {
-    /// After this long. Paced runs issue the slots due before it; a thread still behind when it
-    /// passes stops there and the slots it did not reach are reported as missed.
+    /// After this long. Paced runs issue the slots due before it; a thread still behind 10 ms
+    /// after it ([`crate::PACED_END_GRACE`]) stops there and reports the slots it did not reach as
+    /// missed.
     Duration(Duration),
     /// After this many ops in total, split over the threads as evenly as the slot interleave allows.
     Ops(u64),
@@ -126,7 +127,7 @@ impl OpMix {
         for (name, &weight) in &self.0 {
             let op = OpKind::from_name(name)
                 .ok_or_else(|| LoadError::UnknownOp { name: name.clone() })?;
-            if !(weight >= 0.0) || !weight.is_finite() {
+            if weight.is_nan() || weight < 0.0 || weight.is_infinite() {
                 return Err(LoadError::BadWeight {
                     op: name.clone(),
                     weight: weight.to_string(),

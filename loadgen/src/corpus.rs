@@ -463,7 +463,7 @@ mod tests {
         assert_eq!(c.summary().missing, 1);
 
         let mut long = b"/".to_vec();
-        long.extend(std::iter::repeat(b'a').take(4100));
+        long.extend([b'a'; 4100]);
         std::fs::write(&list, [b"/etc\n".to_vec(), long].concat()).unwrap();
         let err = Corpus::from_list(&list).unwrap_err().to_string();
         assert!(

@@ -23,6 +23,6 @@ pub mod schedule;
 pub use config::{CorpusSpec, LoadConfig, OpMix, PathSource, Rate, RunEnd};
 pub use corpus::{Corpus, CorpusSummary};
 pub use error::LoadError;
-pub use load::{Lateness, Load, LoadReport, Progress, StopHandle, ThreadReport};
+pub use load::{Lateness, Load, LoadReport, Progress, StopHandle, ThreadReport, PACED_END_GRACE};
 pub use ops::OpKind;
 pub use pacer::now_ns;

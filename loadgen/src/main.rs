@@ -21,13 +21,13 @@ use std::time::Duration;
 ///
 /// Numbers are taken as text and checked by loadgen itself, so a bad one gets a message naming it.
 #[derive(Parser, Debug)]
-#[command(name = "loadgen", version)]
+#[command(name = "loadgen", version, allow_negative_numbers = true)]
 struct Cli {
     /// Target rate over all threads in ops/s (200000, 200k, 1.5M), or `max` for no pacing.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     rate: String,
     /// Run length: 5s, 500ms, 2m, or plain seconds.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     duration: Option<String>,
     /// Run length as a total op count (an openat+close counts once).
     #[arg(long)]
@@ -180,13 +180,19 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // clap's message spans lines (the error, the missing args, usage); keep it on one.
             let text = e.to_string();
-            let first = text
+            let message: Vec<&str> = text
                 .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
-            eprintln!("loadgen: error: {first} (see --help)");
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let message = message.join(" ");
+            eprintln!(
+                "loadgen: error: {} (see --help)",
+                message.trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
     };

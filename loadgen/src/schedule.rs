@@ -29,7 +29,7 @@ pub struct Schedule {
 impl Schedule {
     /// Builds the schedule of `ops_per_sec`, rounded to the nearest 0.001 ops/s.
     pub fn from_rate(ops_per_sec: f64) -> Result<Schedule, LoadError> {
-        if !(ops_per_sec > 0.0) || !ops_per_sec.is_finite() {
+        if ops_per_sec.is_nan() || ops_per_sec <= 0.0 || ops_per_sec.is_infinite() {
             return Err(LoadError::RateNotPositive { rate: ops_per_sec });
         }
         if ops_per_sec > MAX_RATE {

@@ -303,7 +303,11 @@ impl Environment {
         let mut u: libc::utsname = unsafe { std::mem::zeroed() };
         let ok = unsafe { libc::uname(&mut u) } == 0;
         let field = |f: &[libc::c_char]| {
-            let b: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+            let b: Vec<u8> = f
+                .iter()
+                .take_while(|c| **c != 0)
+                .map(|c| *c as u8)
+                .collect();
             String::from_utf8_lossy(&b).into_owned()
         };
         let (kernel, hostname) = if ok {

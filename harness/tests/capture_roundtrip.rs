@@ -24,7 +24,9 @@ fn streaming_and_preloaded_readers_return_exactly_what_was_written() {
             let (ring, ts, bytes, lost) = &written[i];
             assert_eq!(e.ring, *ring);
             match e.rec {
-                RecordRef::Sample { origin_ns, data, .. } => {
+                RecordRef::Sample {
+                    origin_ns, data, ..
+                } => {
                     assert_eq!(origin_ns, *ts, "record {i}");
                     assert_eq!(data, &bytes[..], "record {i}");
                 }
@@ -42,7 +44,9 @@ fn streaming_and_preloaded_readers_return_exactly_what_was_written() {
         c.for_each(|e| {
             let (_, ts, bytes, lost) = &written[j];
             match e.rec {
-                RecordRef::Sample { origin_ns, data, .. } => {
+                RecordRef::Sample {
+                    origin_ns, data, ..
+                } => {
                     assert_eq!(origin_ns, *ts);
                     assert_eq!(data, &bytes[..]);
                 }
@@ -77,7 +81,12 @@ fn a_truncated_final_block_ends_the_stream_with_a_warning() {
     assert!(off < cut as u64);
     assert_eq!(c.records.len(), written.len() - 1);
     // Cutting inside any block still yields every complete block before it.
-    for cut in [bytes.len() - 1, bytes.len() - 65, bytes.len() / 2, bytes.len() / 2 + 3] {
+    for cut in [
+        bytes.len() - 1,
+        bytes.len() - 65,
+        bytes.len() / 2,
+        bytes.len() / 2 + 3,
+    ] {
         let c = Capture::from_bytes("cut.pcapng", &bytes[..cut]).unwrap();
         assert!(c.truncated.is_some(), "cut at {cut}");
     }
@@ -106,25 +115,37 @@ fn corruption_in_the_middle_is_an_error_naming_file_and_offset() {
     }
     let e = Capture::from_bytes("bad.pcapng", &bytes).err().unwrap();
     let msg = e.to_string();
-    assert!(matches!(e, CaptureError::Corrupt { offset, .. } if offset == off as u64), "{msg}");
-    assert!(msg.contains("bad.pcapng") && msg.contains(&format!("byte {off}")), "{msg}");
+    assert!(
+        matches!(e, CaptureError::Corrupt { offset, .. } if offset == off as u64),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("bad.pcapng") && msg.contains(&format!("byte {off}")),
+        "{msg}"
+    );
 }
 
 #[test]
 fn foreign_and_wrong_version_files_are_rejected() {
     // A plain pcapng with no dropbench metadata.
     let mut w = pcap_file::pcapng::PcapNgWriter::new(Vec::new()).unwrap();
-    w.write_pcapng_block(pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock {
-        linktype: pcap_file::DataLink::ETHERNET,
-        snaplen: 0,
-        options: vec![],
-    })
+    w.write_pcapng_block(
+        pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock {
+            linktype: pcap_file::DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![],
+        },
+    )
     .unwrap();
     let plain = w.into_inner();
-    let e = CaptureReader::from_bytes("plain.pcapng", &plain).err().unwrap();
+    let e = CaptureReader::from_bytes("plain.pcapng", &plain)
+        .err()
+        .unwrap();
     assert!(matches!(e, CaptureError::Foreign { .. }), "{e}");
 
-    let e = CaptureReader::from_bytes("x.pcap", &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]).err().unwrap();
+    let e = CaptureReader::from_bytes("x.pcap", &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0])
+        .err()
+        .unwrap();
     assert!(matches!(e, CaptureError::Foreign { offset: 0, .. }), "{e}");
     let e = CaptureReader::from_bytes("empty", &[]).err().unwrap();
     assert!(matches!(e, CaptureError::Truncated { .. }), "{e}");
@@ -134,18 +155,37 @@ fn foreign_and_wrong_version_files_are_rejected() {
     support::write_synthetic(&p, Layout::Compact, Transport::Perf, 1, 10);
     let bytes = std::fs::read(&p).unwrap();
     for (from, to, want) in [
-        (&b"\"abi_version\":1"[..], &b"\"abi_version\":7"[..], "ABI version 7"),
-        (&b"\"dropbench_capture\":1"[..], &b"\"dropbench_capture\":9"[..], "format version 9"),
+        (
+            &b"\"abi_version\":1"[..],
+            &b"\"abi_version\":7"[..],
+            "ABI version 7",
+        ),
+        (
+            &b"\"dropbench_capture\":1"[..],
+            &b"\"dropbench_capture\":9"[..],
+            "format version 9",
+        ),
     ] {
         let mut b = bytes.clone();
         let at = b.windows(from.len()).position(|w| w == from).unwrap();
         b[at..at + from.len()].copy_from_slice(to);
-        let e = CaptureReader::from_bytes("v.pcapng", &b).err().unwrap().to_string();
-        assert!(e.contains(want) && e.contains("v.pcapng") && e.contains("byte"), "{e}");
+        let e = CaptureReader::from_bytes("v.pcapng", &b)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(want) && e.contains("v.pcapng") && e.contains("byte"),
+            "{e}"
+        );
     }
     // Wrong link type: a ringbuf IDB in a perf capture.
     let mut b = bytes.clone();
-    let idb = b.windows(8).position(|w| w == [1, 0, 0, 0, 0x24, 0, 0, 0] || (w[0..4] == [1, 0, 0, 0] && w[6..8] == [0, 0])).unwrap();
+    let idb = b
+        .windows(8)
+        .position(|w| {
+            w == [1, 0, 0, 0, 0x24, 0, 0, 0] || (w[0..4] == [1, 0, 0, 0] && w[6..8] == [0, 0])
+        })
+        .unwrap();
     b[idb + 8] = 148;
     let e = Capture::from_bytes("lt.pcapng", &b).err().unwrap();
     assert!(matches!(e, CaptureError::Foreign { .. }), "{e}");
@@ -179,7 +219,10 @@ fn pcap_file_crate_reads_our_files() {
 /// skips elsewhere when tshark is missing.
 #[test]
 fn tshark_and_capinfos_open_captures_cleanly() {
-    let have = std::process::Command::new("tshark").arg("--version").output().is_ok();
+    let have = std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok();
     if !have {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("tshark is not installed but CI=true: install the tshark package");
@@ -198,7 +241,16 @@ fn tshark_and_capinfos_open_captures_cleanly() {
         let out = std::process::Command::new("tshark")
             .args(["-r"])
             .arg(&p)
-            .args(["-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len"])
+            .args([
+                "-T",
+                "fields",
+                "-e",
+                "frame.time_epoch",
+                "-e",
+                "frame.len",
+                "-e",
+                "frame.cap_len",
+            ])
             .output()
             .unwrap();
         let stderr = without_root_notice(&out.stderr);
@@ -219,9 +271,15 @@ fn tshark_and_capinfos_open_captures_cleanly() {
             assert_eq!(ns.parse::<u64>().unwrap(), wall % 1_000_000_000, "{line}");
             assert_eq!(f.next().unwrap().parse::<usize>().unwrap(), data.len());
         }
-        let ci = std::process::Command::new("capinfos").arg(&p).output().unwrap();
+        let ci = std::process::Command::new("capinfos")
+            .arg(&p)
+            .output()
+            .unwrap();
         let cerr = without_root_notice(&ci.stderr);
-        assert!(ci.status.success() && cerr.trim().is_empty(), "capinfos: {cerr}");
+        assert!(
+            ci.status.success() && cerr.trim().is_empty(),
+            "capinfos: {cerr}"
+        );
         let cout = String::from_utf8_lossy(&ci.stdout);
         assert!(cout.contains("nanoseconds"), "{cout}");
     }

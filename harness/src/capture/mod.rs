@@ -167,7 +167,10 @@ impl CaptureMeta {
 
 /// (CLOCK_REALTIME, CLOCK_MONOTONIC) in ns, read back to back.
 pub fn clock_pair() -> (u64, u64) {
-    (clock_ns(libc::CLOCK_REALTIME), clock_ns(libc::CLOCK_MONOTONIC))
+    (
+        clock_ns(libc::CLOCK_REALTIME),
+        clock_ns(libc::CLOCK_MONOTONIC),
+    )
 }
 
 /// Reads a clock in ns. CLOCK_MONOTONIC is the clock of `bpf_ktime_get_ns()`.
@@ -215,9 +218,19 @@ pub enum CaptureError {
         what: String,
     },
     #[error("{file}: capture format version {found} (byte {offset}); this build reads version {CAPTURE_VERSION}")]
-    UnknownVersion { file: String, offset: u64, found: u64 },
-    #[error("{file}: event ABI version {found} (byte {offset}); this build understands {ABI_VERSION}")]
-    AbiVersion { file: String, offset: u64, found: u64 },
+    UnknownVersion {
+        file: String,
+        offset: u64,
+        found: u64,
+    },
+    #[error(
+        "{file}: event ABI version {found} (byte {offset}); this build understands {ABI_VERSION}"
+    )]
+    AbiVersion {
+        file: String,
+        offset: u64,
+        found: u64,
+    },
     #[error("{file}: ring {ring} is out of range: the capture has {rings} rings")]
     RingOutOfRange { file: String, ring: u32, rings: u32 },
     #[error("{file}: {what}")]

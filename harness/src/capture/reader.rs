@@ -14,9 +14,7 @@ use probes::abi::ABI_VERSION;
 use probes::record::RecordRef;
 
 use super::writer::{EPB, ISB};
-use super::{
-    file_name, CaptureError, CaptureMeta, RingStats, CAPTURE_VERSION, TSRESOL_NS,
-};
+use super::{file_name, CaptureError, CaptureMeta, RingStats, CAPTURE_VERSION, TSRESOL_NS};
 
 const SHB: u32 = 0x0A0D_0D0A;
 const IDB: u32 = 1;
@@ -363,7 +361,10 @@ impl<R: Read> CaptureReader<R> {
             ));
         }
         if ty == SHB {
-            return Err(self.corrupt(at, "a second section header (multi-section files are not dropbench captures)"));
+            return Err(self.corrupt(
+                at,
+                "a second section header (multi-section files are not dropbench captures)",
+            ));
         }
         let body_len = len as usize - 8;
         self.buf.resize(body_len, 0);
@@ -402,7 +403,10 @@ impl<R: Read> CaptureReader<R> {
             self.done = true;
             self.truncated = Some((
                 at,
-                format!("final block (type {ty:#x}) has {} of its {len} bytes", got + 8),
+                format!(
+                    "final block (type {ty:#x}) has {} of its {len} bytes",
+                    got + 8
+                ),
             ));
             return Ok(Parsed::End);
         }
@@ -436,7 +440,10 @@ impl<R: Read> CaptureReader<R> {
                 if ifid as u32 >= self.meta.rings {
                     return Err(self.corrupt(
                         at,
-                        format!("interface {ifid} is beyond the {} rings in the metadata", self.meta.rings),
+                        format!(
+                            "interface {ifid} is beyond the {} rings in the metadata",
+                            self.meta.rings
+                        ),
                     ));
                 }
                 let mut tsresol = 6u8; // pcapng default: microseconds
@@ -467,7 +474,10 @@ impl<R: Read> CaptureReader<R> {
                 if ring as usize >= self.interfaces.len() {
                     return Err(self.corrupt(
                         at,
-                        format!("packet on interface {ring}, but only {} interfaces are described", self.interfaces.len()),
+                        format!(
+                            "packet on interface {ring}, but only {} interfaces are described",
+                            self.interfaces.len()
+                        ),
                     ));
                 }
                 let ts = ((le32(body, 4) as u64) << 32) | le32(body, 8) as u64;
@@ -518,11 +528,15 @@ impl<R: Read> CaptureReader<R> {
             }
             ISB => {
                 if body.len() < 12 {
-                    return Err(self.corrupt(at, "interface statistics block shorter than 12 bytes"));
+                    return Err(
+                        self.corrupt(at, "interface statistics block shorter than 12 bytes")
+                    );
                 }
                 let ring = le32(body, 0);
                 if ring as usize >= self.interfaces.len() {
-                    return Err(self.corrupt(at, format!("statistics for undescribed interface {ring}")));
+                    return Err(
+                        self.corrupt(at, format!("statistics for undescribed interface {ring}"))
+                    );
                 }
                 let mut s = RingStats {
                     ring,
@@ -532,7 +546,9 @@ impl<R: Read> CaptureReader<R> {
                     match (code, v.len()) {
                         (4, 8) => s.received = le64(v, 0),
                         (5, 8) => s.dropped = le64(v, 0),
-                        (4 | 5, _) => return Err(format!("statistics option {code} is not 8 bytes")),
+                        (4 | 5, _) => {
+                            return Err(format!("statistics option {code} is not 8 bytes"))
+                        }
                         _ => {}
                     }
                     Ok(())

@@ -136,9 +136,7 @@ impl CaptureWriter {
                 linktype: DataLink::from(meta.transport.linktype() as u32),
                 snaplen: SNAPLEN,
                 options: vec![
-                    InterfaceDescriptionOption::IfName(Cow::Owned(
-                        meta.transport.ring_name(ring),
-                    )),
+                    InterfaceDescriptionOption::IfName(Cow::Owned(meta.transport.ring_name(ring))),
                     InterfaceDescriptionOption::IfDescription(Cow::Owned(format!(
                         "dropbench {} {} ring {ring}",
                         meta.probe, meta.transport

@@ -25,7 +25,11 @@ pub fn write_synthetic(
     for i in 0..n {
         let ring = (i as u32) % rings;
         if i % 50 == 49 {
-            w.write(RecordRef::Lost { ring, count: i as u64 }).unwrap();
+            w.write(RecordRef::Lost {
+                ring,
+                count: i as u64,
+            })
+            .unwrap();
             out.push((ring, 0, Vec::new(), i as u64));
             continue;
         }
@@ -47,11 +51,20 @@ pub fn write_synthetic(
             let raw = ((buf.len() + 4 + 7) & !7) - 4;
             buf.resize(raw, 0);
         }
-        w.write(RecordRef::Sample { ring, origin_ns: ts, data: &buf }).unwrap();
+        w.write(RecordRef::Sample {
+            ring,
+            origin_ns: ts,
+            data: &buf,
+        })
+        .unwrap();
         out.push((ring, ts, buf.clone(), 0));
     }
     let stats: Vec<RingStats> = (0..rings)
-        .map(|ring| RingStats { ring, received: n as u64, dropped: 3 })
+        .map(|ring| RingStats {
+            ring,
+            received: n as u64,
+            dropped: 3,
+        })
         .collect();
     w.finish(&stats).unwrap();
     out

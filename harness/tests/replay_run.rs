@@ -1,0 +1,248 @@
+//! End-to-end replays of a synthetic capture through `replay::run`, and the
+//! `harness replay` / `harness inspect` command lines, bad input included.
+
+mod support;
+
+use std::process::Command;
+
+use harness::capture::{Capture, Transport};
+use harness::replay::{self, drain_noop, Bound, Pacing, ReplayOptions, Wakeup};
+use probes::abi::Layout;
+
+fn synthetic(
+    dir: &std::path::Path,
+    layout: Layout,
+    transport: Transport,
+    rings: u32,
+    n: usize,
+) -> std::path::PathBuf {
+    let p = dir.join(format!("{layout}-{transport}-{n}.pcapng"));
+    support::write_synthetic(&p, layout, transport, rings, n);
+    p
+}
+
+#[test]
+fn a_paced_replay_delivers_every_sample_and_the_counts_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = synthetic(dir.path(), Layout::Compact, Transport::Perf, 2, 2_000);
+    let cap = Capture::load(&p).unwrap();
+    let samples = cap.samples() as u64;
+    let opts = ReplayOptions {
+        pacing: Pacing::Rate(200_000.0),
+        bound: Bound::Loops(3),
+        ring_bytes: Some(1 << 20),
+        ..Default::default()
+    };
+    let rep = replay::run(&cap, &opts, drain_noop).unwrap();
+    assert_eq!(rep.offered, 3 * samples);
+    assert_eq!(rep.lost, 0);
+    assert_eq!(rep.consumer.read, rep.offered);
+    assert_eq!(rep.loops_done, 3);
+    assert_eq!(rep.per_ring.len(), 2);
+    let r = rep.to_run_result();
+    assert_eq!(r.schema, "dropbench.run/1");
+    let lat = r.latency.unwrap();
+    assert_eq!(lat.count, rep.offered);
+    assert!(lat.p50_ns <= lat.p99_ns && lat.p99_ns <= lat.p999_ns);
+}
+
+#[test]
+fn a_tiny_ring_at_top_speed_loses_and_every_loss_is_accounted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = synthetic(dir.path(), Layout::Fixed4k, Transport::Perf, 1, 3_000);
+    let cap = Capture::load(&p).unwrap();
+    for (transport, wakeup) in [
+        (Transport::Perf, Wakeup::Watermark(8192)),
+        (
+            Transport::Ringbuf,
+            Wakeup::NoWakeupPoll(std::time::Duration::from_millis(5)),
+        ),
+    ] {
+        let opts = ReplayOptions {
+            pacing: Pacing::Max,
+            bound: Bound::Loops(2),
+            transport: Some(transport),
+            ring_bytes: Some(16384),
+            wakeup: Some(wakeup),
+            ..Default::default()
+        };
+        let rep = replay::run(&cap, &opts, drain_noop).unwrap();
+        assert!(
+            rep.lost > 0,
+            "{transport}: a 16 KiB ring polled every 5 ms must overflow"
+        );
+        assert_eq!(rep.offered, rep.accepted + rep.lost);
+        assert_eq!(rep.consumer.read, rep.accepted, "{transport}");
+        // Every drop is seen in-band except perf's last, unreported batch.
+        assert_eq!(
+            rep.consumer.lost_seen + rep.unreported_lost,
+            rep.lost,
+            "{transport}"
+        );
+        let hw = rep.per_ring[0].high_water_bytes;
+        assert!(hw > 8192 && hw < 16384, "{transport}: high water {hw}");
+    }
+}
+
+#[test]
+fn replay_options_default_to_the_capture_and_reject_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = synthetic(dir.path(), Layout::Compact, Transport::Perf, 2, 10);
+    let cap = Capture::load(&p).unwrap();
+    let cfg = ReplayOptions::default().resolve(&cap.meta).unwrap();
+    assert_eq!(cfg.ring_bytes, cap.meta.ring_bytes);
+    assert_eq!(cfg.rings, 2);
+    assert_eq!(cfg.wakeup, Wakeup::Events(1));
+    let bad = ReplayOptions {
+        ring_bytes: Some(5000),
+        ..Default::default()
+    };
+    assert!(bad
+        .resolve(&cap.meta)
+        .unwrap_err()
+        .to_string()
+        .contains("5000"));
+    let bad = ReplayOptions {
+        transport: Some(Transport::Perf),
+        wakeup: Some(Wakeup::Forced),
+        ..Default::default()
+    };
+    assert!(bad.resolve(&cap.meta).is_err());
+    let rb = ReplayOptions {
+        transport: Some(Transport::Ringbuf),
+        ..Default::default()
+    }
+    .resolve(&cap.meta)
+    .unwrap();
+    assert_eq!((rb.rings, rb.wakeup), (1, Wakeup::Adaptive));
+    for s in [
+        "events:64",
+        "watermark:4194304",
+        "adaptive",
+        "no-wakeup/poll:1ms",
+        "forced",
+    ] {
+        assert_eq!(s.parse::<Wakeup>().unwrap().to_string(), s);
+    }
+    assert!("events:0".parse::<Wakeup>().is_err());
+}
+
+fn harness() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+}
+
+#[test]
+fn cli_replay_and_inspect_work_and_write_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = synthetic(dir.path(), Layout::Fixed4k, Transport::Perf, 2, 500);
+    let json = dir.path().join("r.json");
+    let out = harness()
+        .arg("replay")
+        .arg(&p)
+        .args([
+            "--rate",
+            "100000",
+            "--loops",
+            "2",
+            "--ring-bytes",
+            "64KiB",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in ["offered", "accepted", "lost", "latency   p50", "high-water"] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    let r = harness::results::RunResult::read(&json).unwrap();
+    assert_eq!(r.counts.offered, 2 * 490);
+    assert_eq!(r.config.probe, "fixed4k");
+
+    let out = harness().arg("inspect").arg(&p).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "cpu0",
+        "cpu1",
+        "openat",
+        "statx",
+        "rate over time",
+        "samples   490",
+        "lost 2740 in 10 marker",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    let out = harness()
+        .arg("inspect")
+        .arg("--json")
+        .arg(&p)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["samples"], 490);
+    assert_eq!(v["per_ring"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn cli_rejects_bad_captures_with_one_line_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = synthetic(dir.path(), Layout::Compact, Transport::Perf, 1, 100);
+    let bytes = std::fs::read(&good).unwrap();
+    let mut corrupt = bytes.clone();
+    corrupt[bytes.len() / 2] ^= 0xff;
+    corrupt[bytes.len() / 2 + 1] ^= 0xff;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty.pcapng", vec![]),
+        ("junk.pcapng", b"this is not a capture at all".to_vec()),
+        ("header-cut.pcapng", bytes[..100].to_vec()),
+    ];
+    for (name, b) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, b).unwrap();
+        for cmd in ["inspect", "replay"] {
+            let out = harness().arg(cmd).arg(&p).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd} {name}: {stderr}");
+            assert!(
+                stderr.starts_with("error: ") && stderr.contains(name),
+                "{cmd} {name}: {stderr}"
+            );
+            assert!(
+                stderr.contains("byte"),
+                "{cmd} {name}: no offset in {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+    let out = harness()
+        .arg("inspect")
+        .arg(dir.path().join("missing.pcapng"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = harness()
+        .arg("replay")
+        .arg(&good)
+        .args(["--variant", "nope"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown variant"));
+    let out = harness()
+        .arg("replay")
+        .arg(&good)
+        .args(["--ring-bytes", "3000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
+}

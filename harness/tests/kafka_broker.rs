@@ -1,0 +1,327 @@
+//! The Kafka sink against a real Kafka-protocol broker (tansu) on loopback.
+//!
+//! `ci/kafka-up.sh` starts the shared broker and exports
+//! `DROPBENCH_TEST_BROKERS`; the broker-kill test starts its own tansu so that
+//! killing it cannot hurt the other tests. Outside CI these tests skip with a
+//! printed reason when there is no broker; with CI=true a skip is a failure.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::classify::Classifier;
+use harness::ledger::{KernelCounts, Ledger};
+use harness::pipeline::memory::{MemoryRecord, MemorySource};
+use harness::pipeline::{variant, Context, Input};
+use harness::sink::{KafkaConfig, KafkaSink, Sink};
+use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
+use probes::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
+
+fn skip_or_fail(reason: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and this test cannot run: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+fn brokers() -> Option<String> {
+    match std::env::var("DROPBENCH_TEST_BROKERS") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            skip_or_fail("DROPBENCH_TEST_BROKERS is not set (run `source ci/kafka-up.sh`)");
+            None
+        }
+    }
+}
+
+fn events(rings: usize, n: usize) -> Vec<Vec<MemoryRecord>> {
+    let paths = [
+        "/etc/shadow",
+        "/usr/lib/libc.so.6",
+        "/tmp/x",
+        "/home/a/.bashrc",
+    ];
+    let mut out = vec![Vec::new(); rings];
+    let mut buf = Vec::new();
+    for i in 0..n {
+        let h = EventHeader {
+            ts_ns: i as u64,
+            pid: 7 + (i % 13) as u32,
+            tid: 9 + (i % 5) as u32,
+            syscall: Syscall::Openat as u8,
+            kind: Kind::Enter as u8,
+            flags: (i % 3) as u32,
+            ..Default::default()
+        };
+        let path = format!("{}/{i}", paths[i % paths.len()]);
+        encode_event(Layout::Fixed4k, &h, path.as_bytes(), &mut buf);
+        out[i % rings].push(MemoryRecord::Sample(buf.clone()));
+    }
+    out
+}
+
+fn run_into(
+    sink: Arc<KafkaSink>,
+    src: Box<dyn RecordSource>,
+    name: &str,
+    kernel: Option<KernelCounts>,
+) -> Ledger {
+    let v = variant(name).unwrap();
+    let ctx = Context::new(Arc::new(Classifier::default_rules()), sink.clone());
+    let report = (v.build)((v.knobs)())
+        .run(Input::Single(src), &ctx)
+        .unwrap();
+    Ledger {
+        kernel,
+        stages: report.stages,
+        sink: sink.finish(Duration::from_secs(60)).unwrap(),
+    }
+}
+
+#[test]
+fn produce_then_consume_back_counts_and_checksums_match() {
+    let Some(brokers) = brokers() else { return };
+    let sink = Arc::new(
+        KafkaSink::new(KafkaConfig {
+            brokers: Some(brokers),
+            topic: "dropbench-test-roundtrip".into(),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    assert!(!sink.is_mock());
+    let src = MemorySource::new(events(2, 20_000));
+    let ledger = run_into(
+        sink,
+        Box::new(src),
+        "batched",
+        Some(KernelCounts {
+            emitted: 20_000,
+            accepted: 20_000,
+            lost: 0,
+        }),
+    );
+    println!("{}", ledger.render());
+    assert_eq!(ledger.check(), vec![], "{}", ledger.render());
+    assert_eq!(ledger.sink.delivered, 20_000);
+    assert_eq!(ledger.sink.read_back.as_ref().unwrap().messages, 20_000);
+}
+
+#[test]
+fn broker_down_at_start_is_a_clear_error() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let e = KafkaSink::new(KafkaConfig {
+        brokers: Some(addr.clone()),
+        connect_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .err()
+    .expect("nothing listens there");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&addr) && msg.contains("is the broker running"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn missing_topic_is_a_clear_error() {
+    let Some(brokers) = brokers() else { return };
+    let e = KafkaSink::new(KafkaConfig {
+        brokers: Some(brokers),
+        topic: "dropbench-no-such-topic".into(),
+        ..Default::default()
+    })
+    .err()
+    .expect("topic does not exist");
+    assert!(
+        e.to_string()
+            .contains("\"dropbench-no-such-topic\" does not exist"),
+        "{e}"
+    );
+}
+
+/// Hands out a memory source's records at most `per_call` at a time with a
+/// pause in between, so a run lasts long enough to kill the broker during it.
+struct Paced {
+    inner: Box<dyn RecordSource>,
+    per_call: usize,
+    pause: Duration,
+}
+
+impl RecordSource for Paced {
+    fn rings(&self) -> u32 {
+        self.inner.rings()
+    }
+    fn read_batch(
+        &mut self,
+        max: usize,
+        _timeout: Duration,
+        f: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<Batch, SourceError> {
+        std::thread::sleep(self.pause);
+        self.inner
+            .read_batch(max.min(self.per_call), Duration::ZERO, f)
+    }
+}
+
+struct Broker {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu() -> Option<PathBuf> {
+    let home = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("tansu"))
+        .chain([home])
+        .find(|p| p.is_file())
+}
+
+/// Starts a private tansu on a free port and creates `topic`.
+fn private_broker(topic: &str) -> Option<(Broker, String)> {
+    let Some(bin) = tansu() else {
+        skip_or_fail(
+            "tansu is not installed (cargo install tansu --locked --features dynostore,libsql)",
+        );
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
+    let child = Command::new(&bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let broker = Broker { child, _dir: dir };
+    // Up to 30 s for the listener (a cold start takes well under 1 s here).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "private tansu did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let st = Command::new(&bin)
+        .args([
+            "topic",
+            "create",
+            "--broker",
+            &url,
+            "--partitions",
+            "2",
+            topic,
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "tansu topic create {topic}");
+    Some((broker, format!("127.0.0.1:{port}")))
+}
+
+#[test]
+fn broker_killed_mid_run_counts_every_failure_and_the_run_ends() {
+    let Some((mut broker, addr)) = private_broker("dropbench-test-kill") else {
+        return;
+    };
+    let sink = Arc::new(
+        KafkaSink::new(KafkaConfig {
+            brokers: Some(addr),
+            topic: "dropbench-test-kill".into(),
+            // Small bounds so the dead broker costs seconds, not minutes:
+            // a message fails 2 s after it was queued, and a send gives up
+            // after waiting 0.5 s for room in a 5 k-message queue.
+            message_timeout: Duration::from_secs(2),
+            enqueue_timeout: Duration::from_millis(500),
+            queue_messages: 5_000,
+            connect_timeout: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    // 15 k events at 50 per 2 ms = ~25 k/s: the run lasts ~0.6 s unhindered.
+    let total = 15_000;
+    let src = Paced {
+        inner: Box::new(MemorySource::new(events(1, total))),
+        per_call: 50,
+        pause: Duration::from_millis(2),
+    };
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(250));
+        broker.child.kill().unwrap();
+        broker.child.wait().unwrap();
+        broker
+    });
+    let ledger = run_into(
+        sink,
+        Box::new(src),
+        "zero-copy-sharded",
+        Some(KernelCounts {
+            emitted: total as u64,
+            accepted: total as u64,
+            lost: 0,
+        }),
+    );
+    drop(killer.join().unwrap());
+    println!("{}", ledger.render());
+    let s = &ledger.stages;
+    let k = &ledger.sink;
+    // Nothing vanished: every event is produced or dropped with a reason, and
+    // every produced message has a delivery report.
+    assert_eq!(s.classified, total as u64);
+    assert_eq!(s.classified, s.produced + s.dropped_total());
+    assert_eq!(k.accepted, k.delivered + k.failed);
+    assert_eq!(k.unresolved, 0);
+    assert!(
+        k.failed + s.dropped_total() > 0,
+        "the kill must cost something"
+    );
+    assert!(
+        k.delivered > 0,
+        "some messages went through before the kill"
+    );
+    // The only broken equations are the ones the dead broker makes
+    // uncheckable: reading the topic back.
+    let bad = ledger.check();
+    assert!(!bad.is_empty());
+    assert!(bad.iter().all(|b| b.check.starts_with("read")), "{bad:?}");
+    assert!(ledger.banner().unwrap().contains("INVALID"));
+}
+
+#[test]
+fn sharded_memory_source_splits_per_ring() {
+    // Guards the helper the Kafka tests rely on.
+    let shards = Box::new(MemorySource::new(events(3, 30))).into_shards();
+    assert_eq!(shards.len(), 3);
+}

@@ -34,6 +34,7 @@ pub const VARIANT: Variant = Variant {
         batch_size: 256,
         ..Knobs::default()
     },
+    tune_kafka: |_| {},
     build: |k| Box::new(Batched { knobs: k }),
 };
 

@@ -16,6 +16,7 @@
 mod batched;
 pub mod memory;
 mod ringbuf;
+pub mod search;
 mod seed_baseline;
 mod zero_copy;
 
@@ -31,24 +32,9 @@ use crate::ledger::StageCounts;
 use crate::sink::message::{encode_key, encode_value};
 use crate::sink::Sink;
 
-/// Which kernel-to-user transport a variant is built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    /// Per-CPU perf buffers (one ring per CPU).
-    Perf,
-    /// One shared BPF ring buffer.
-    Ringbuf,
-}
-
-impl Transport {
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Perf => "perf",
-            Transport::Ringbuf => "ringbuf",
-        }
-    }
-}
+/// Which kernel-to-user transport a variant is built for (the capture's and
+/// replay's transport type).
+pub use crate::capture::Transport;
 
 /// A variant's tunables. Which ones a variant uses is in its file's docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -61,6 +47,9 @@ pub struct Knobs {
     pub batch_size: usize,
     /// How long a reader waits on an idle ring before checking for stop.
     pub read_timeout: Duration,
+    /// Wait for each message's delivery before the next (`seed-baseline`
+    /// only: the seed's synchronous publisher).
+    pub sync_publish: bool,
 }
 
 impl Default for Knobs {
@@ -72,6 +61,7 @@ impl Default for Knobs {
             batch_size: 256,
             // Short enough that a stop request is seen within 10 ms.
             read_timeout: Duration::from_millis(10),
+            sync_publish: false,
         }
     }
 }
@@ -259,6 +249,9 @@ pub struct Variant {
     /// Default knobs.
     pub knobs: fn() -> Knobs,
     pub build: fn(Knobs) -> Box<dyn Pipeline>,
+    /// Adjusts the Kafka producer settings the variant's design implies
+    /// (e.g. the seed's synchronous producer sends at once: linger 0).
+    pub tune_kafka: fn(&mut crate::sink::KafkaConfig),
 }
 
 impl std::fmt::Debug for Variant {

@@ -30,6 +30,7 @@ pub const VARIANT: Variant = Variant {
         batch_size: 512,
         ..Knobs::default()
     },
+    tune_kafka: |_| {},
     build: |k| Box::new(Ringbuf { knobs: k }),
 };
 

@@ -9,7 +9,8 @@
 //!   publishes one message at a time, waiting for its delivery (a synchronous
 //!   producer) before taking the next record.
 //!
-//! Knobs: workers, channel_depth, read_timeout. batch_size is not used: the
+//! Knobs: workers, channel_depth, read_timeout, sync_publish (default on;
+//! off publishes asynchronously, to separate the two costs). batch_size is not used: the
 //! seed reads one record per call.
 
 use std::sync::Arc;
@@ -38,8 +39,12 @@ pub const VARIANT: Variant = Variant {
         // A Go `make(chan []byte, 1024)`.
         channel_depth: 1024,
         batch_size: 1,
+        sync_publish: true,
         ..Knobs::default()
     },
+    // A synchronous producer (sarama's SyncProducer, or confluent-kafka-go's
+    // Produce + wait on the delivery channel) sends each message at once.
+    tune_kafka: |k| k.linger_ms = 0,
     build: |k| Box::new(SeedBaseline { knobs: k }),
 };
 
@@ -69,7 +74,7 @@ impl Pipeline for SeedBaseline {
                 .map(|_| {
                     let rx = rx.clone();
                     let ctx = ctx.clone();
-                    s.spawn(move || worker(rx, &ctx.classifier, &*ctx.sink))
+                    s.spawn(move || worker(rx, &ctx.classifier, &*ctx.sink, knobs.sync_publish))
                 })
                 .collect();
             drop(rx);
@@ -124,6 +129,7 @@ fn worker(
     rx: crossbeam_channel::Receiver<Vec<u8>>,
     classifier: &Arc<Classifier>,
     sink: &dyn crate::sink::Sink,
+    sync_publish: bool,
 ) -> (StageCounts, std::time::Duration) {
     let mut counts = StageCounts::default();
     let mut scratch = classifier.scratch();
@@ -148,7 +154,12 @@ fn worker(
         // A fresh message buffer per event.
         let mut value = Vec::new();
         encode_value(&ev, &verdict, &mut value);
-        match sink.send_sync(&encode_key(&ev), &value) {
+        let sent = if sync_publish {
+            sink.send_sync(&encode_key(&ev), &value)
+        } else {
+            sink.send(&encode_key(&ev), &value)
+        };
+        match sent {
             Ok(()) => counts.produced += 1,
             Err(r) => counts.drop_one(r),
         }

@@ -34,6 +34,7 @@ pub const VARIANT_SHARDED: Variant = Variant {
         batch_size: 512,
         ..Knobs::default()
     },
+    tune_kafka: |_| {},
     build: |k| {
         Box::new(ZeroCopy {
             name: "zero-copy-sharded",
@@ -52,6 +53,7 @@ pub const VARIANT_COMPACT: Variant = Variant {
         batch_size: 512,
         ..Knobs::default()
     },
+    tune_kafka: |_| {},
     build: |k| {
         Box::new(ZeroCopy {
             name: "compact",

@@ -38,12 +38,38 @@ struct Setting {
 fn settings() -> Vec<Setting> {
     let half = (PERF_BYTES / 2) as u32;
     vec![
-        Setting { transport: Transport::Perf, wakeup: Wakeup::Perf(PerfWakeup::Events(1)), peer: "events:1" },
-        Setting { transport: Transport::Perf, wakeup: Wakeup::Perf(PerfWakeup::Events(64)), peer: "events:64" },
-        Setting { transport: Transport::Perf, wakeup: Wakeup::Perf(PerfWakeup::Watermark(half)), peer: "watermark:4194304" },
-        Setting { transport: Transport::Ringbuf, wakeup: Wakeup::RingBuf(RingBufWakeup::Adaptive), peer: "adaptive" },
-        Setting { transport: Transport::Ringbuf, wakeup: Wakeup::RingBuf(RingBufWakeup::NoWakeup { poll: Duration::from_millis(1) }), peer: "no-wakeup:1000" },
-        Setting { transport: Transport::Ringbuf, wakeup: Wakeup::RingBuf(RingBufWakeup::Forced), peer: "forced" },
+        Setting {
+            transport: Transport::Perf,
+            wakeup: Wakeup::Perf(PerfWakeup::Events(1)),
+            peer: "events:1",
+        },
+        Setting {
+            transport: Transport::Perf,
+            wakeup: Wakeup::Perf(PerfWakeup::Events(64)),
+            peer: "events:64",
+        },
+        Setting {
+            transport: Transport::Perf,
+            wakeup: Wakeup::Perf(PerfWakeup::Watermark(half)),
+            peer: "watermark:4194304",
+        },
+        Setting {
+            transport: Transport::Ringbuf,
+            wakeup: Wakeup::RingBuf(RingBufWakeup::Adaptive),
+            peer: "adaptive",
+        },
+        Setting {
+            transport: Transport::Ringbuf,
+            wakeup: Wakeup::RingBuf(RingBufWakeup::NoWakeup {
+                poll: Duration::from_millis(1),
+            }),
+            peer: "no-wakeup:1000",
+        },
+        Setting {
+            transport: Transport::Ringbuf,
+            wakeup: Wakeup::RingBuf(RingBufWakeup::Forced),
+            peer: "forced",
+        },
     ]
 }
 
@@ -61,11 +87,30 @@ fn build_peers(out: &Path) -> (PathBuf, PathBuf) {
     let lp = out.join("traced_loop");
     let rd = out.join("libbpf_reader");
     let ok = |c: &mut Command, what: &str| {
-        let o = c.output().unwrap_or_else(|e| panic!("building {what}: {e} (needs cc)"));
-        assert!(o.status.success(), "building {what} failed (needs libbpf-dev): {}", String::from_utf8_lossy(&o.stderr));
+        let o = c
+            .output()
+            .unwrap_or_else(|e| panic!("building {what}: {e} (needs cc)"));
+        assert!(
+            o.status.success(),
+            "building {what} failed (needs libbpf-dev): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     };
-    ok(Command::new("cc").args(["-O2", "-o"]).arg(&lp).arg(src.join("traced_loop.c")), "traced_loop");
-    ok(Command::new("cc").args(["-O2", "-o"]).arg(&rd).arg(src.join("libbpf_reader.c")).args(["-lbpf", "-lelf", "-lz"]), "libbpf_reader");
+    ok(
+        Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&lp)
+            .arg(src.join("traced_loop.c")),
+        "traced_loop",
+    );
+    ok(
+        Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&rd)
+            .arg(src.join("libbpf_reader.c"))
+            .args(["-lbpf", "-lelf", "-lz"]),
+        "libbpf_reader",
+    );
     (lp, rd)
 }
 
@@ -77,13 +122,29 @@ struct Loop {
 }
 
 fn start_loop(bin: &Path, secs: f64) -> Loop {
-    let mut child = Command::new(bin).arg(LOAD_CPU.to_string()).arg(secs.to_string()).arg(TRACED_PATH).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(bin)
+        .arg(LOAD_CPU.to_string())
+        .arg(secs.to_string())
+        .arg(TRACED_PATH)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let pid = line.trim().strip_prefix("ready ").and_then(|p| p.parse().ok()).expect("traced_loop prints ready PID");
-    Loop { child, stdin, stdout, pid }
+    let pid = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .expect("traced_loop prints ready PID");
+    Loop {
+        child,
+        stdin,
+        stdout,
+        pid,
+    }
 }
 
 impl Loop {
@@ -160,18 +221,35 @@ fn run_dropbench(lp: &Path, s: Setting, secs: f64) -> Outcome {
     let k = probe.counters().unwrap().total();
     // Perf reports a loss ahead of the next sample that fits; losses after the
     // last one are only in the kernel counter, which is the truth for both readers.
-    Outcome { ops_per_s: ops, emitted: k.emitted, lost: lost.max(k.failed()), reader_cpu_s: cpu }
+    Outcome {
+        ops_per_s: ops,
+        emitted: k.emitted,
+        lost: lost.max(k.failed()),
+        reader_cpu_s: cpu,
+    }
 }
 
 fn run_libbpf(lp: &Path, rd: &Path, s: Setting, secs: f64) -> Outcome {
     let lo = start_loop(lp, secs);
     let (obj, _) = probes::loader::object_bytes(Layout::Fixed4k, s.transport);
-    let obj = Path::new(env!("CARGO_MANIFEST_DIR")).join("bpf/obj").join(obj);
+    let obj = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bpf/obj")
+        .join(obj);
     let size = match s.transport {
         Transport::Perf => (PERF_BYTES / 4096).to_string(), // libbpf takes pages per CPU
         Transport::Ringbuf => RINGBUF_BYTES.to_string(),
     };
-    let mut peer = Command::new(rd).arg(&obj).arg(lo.pid.to_string()).arg(READER_CPU.to_string()).arg(s.transport.name()).arg(size).arg(s.peer).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut peer = Command::new(rd)
+        .arg(&obj)
+        .arg(lo.pid.to_string())
+        .arg(READER_CPU.to_string())
+        .arg(s.transport.name())
+        .arg(size)
+        .arg(s.peer)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(peer.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -182,9 +260,19 @@ fn run_libbpf(lp: &Path, rd: &Path, s: Setting, secs: f64) -> Outcome {
     out.read_line(&mut line).unwrap();
     peer.wait().unwrap();
     let f: Vec<&str> = line.split_whitespace().collect();
-    let get = |k: &str| f.iter().position(|x| *x == k).map(|i| f[i + 1]).unwrap_or("0");
+    let get = |k: &str| {
+        f.iter()
+            .position(|x| *x == k)
+            .map(|i| f[i + 1])
+            .unwrap_or("0")
+    };
     let failed: u64 = get("failed").parse().unwrap();
-    Outcome { ops_per_s: ops, emitted: get("emitted").parse().unwrap(), lost: get("lost").parse::<u64>().unwrap().max(failed), reader_cpu_s: get("cpu_s").parse().unwrap() }
+    Outcome {
+        ops_per_s: ops,
+        emitted: get("emitted").parse().unwrap(),
+        lost: get("lost").parse::<u64>().unwrap().max(failed),
+        reader_cpu_s: get("cpu_s").parse().unwrap(),
+    }
 }
 
 fn main() {
@@ -195,15 +283,41 @@ fn main() {
         println!("live_peer: skipped: {e}");
         return;
     }
-    let secs: f64 = std::env::var("LIVE_PEER_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let rounds: usize = std::env::var("LIVE_PEER_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let secs: f64 = std::env::var("LIVE_PEER_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let rounds: usize = std::env::var("LIVE_PEER_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/live-peer");
     let (lp, rd) = build_peers(&out);
     let base = start_loop(&lp, secs).go();
     println!("\nlive_peer: fixed4k events, traced loop on cpu{LOAD_CPU}, readers on cpu{READER_CPU}, {secs} s per run");
     println!("untraced loop: {:.3} M ops/s\n", base / 1e6);
-    println!("{:<9} {:<22} | {:>9} {:>9} {:>8} {:>7} | {:>9} {:>9} {:>8} {:>7} | {:>5} {:>6}", "transport", "wakeup", "db Mops/s", "db lost", "db lost%", "db cpu", "lb Mops/s", "lb lost", "lb lost%", "lb cpu", "ops", "holds");
-    let pct = |o: &Outcome| if o.emitted > 0 { 100.0 * o.lost as f64 / o.emitted as f64 } else { 0.0 };
+    println!(
+        "{:<9} {:<22} | {:>9} {:>9} {:>8} {:>7} | {:>9} {:>9} {:>8} {:>7} | {:>5} {:>6}",
+        "transport",
+        "wakeup",
+        "db Mops/s",
+        "db lost",
+        "db lost%",
+        "db cpu",
+        "lb Mops/s",
+        "lb lost",
+        "lb lost%",
+        "lb cpu",
+        "ops",
+        "holds"
+    );
+    let pct = |o: &Outcome| {
+        if o.emitted > 0 {
+            100.0 * o.lost as f64 / o.emitted as f64
+        } else {
+            0.0
+        }
+    };
     for s in settings() {
         for round in 0..rounds {
             let (db, lb) = if round % 2 == 0 {

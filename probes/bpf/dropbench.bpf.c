@@ -59,6 +59,17 @@ struct {
 	__type(value, struct db_counters);
 } counters SEC(".maps");
 
+#if DB_LAYOUT == DB_LAYOUT_FIXED4K
+/* 4 KiB of zeros to clear the path buffer with one kernel copy (clang will
+ * not inline a 4 KiB memset for BPF). Never written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, char[DB_PATH_MAX]);
+} zeros SEC(".maps");
+#endif
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -170,6 +181,14 @@ static __always_inline int on_enter(void *ctx, __u8 sys, __s32 dfd, const char *
 	e->hdr._pad0 = 0;
 	e->hdr._pad1 = 0;
 
+#if DB_LAYOUT == DB_LAYOUT_FIXED4K
+	/* fixed4k sends the whole buffer: clear it first, so bytes past the NUL
+	 * are zeros and not an earlier (maybe another process's) path left in
+	 * this CPU's scratch buffer. It also lets captures trim them losslessly. */
+	char *zero_page = bpf_map_lookup_elem(&zeros, &zero);
+	if (zero_page)
+		bpf_probe_read_kernel(e->path, DB_PATH_MAX, zero_page);
+#endif
 	long n = bpf_probe_read_user_str(e->path, DB_PATH_MAX, filename);
 	__u64 len = 0;
 	if (n > 0) {

@@ -139,7 +139,7 @@ impl Corpus {
 
     /// Generates a corpus as the module docs describe.
     pub fn generate(spec: &CorpusSpec) -> Result<Corpus, LoadError> {
-        let parent = spec.parent_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let parent = spec.parent_dir.clone().unwrap_or_else(default_parent_dir);
         let dir = tempfile::Builder::new()
             .prefix("loadgen-corpus-")
             .tempdir_in(&parent)
@@ -279,6 +279,22 @@ impl Corpus {
             source: format!("generated in {}", dir.path().display()),
             dir: Some(dir),
         })
+    }
+}
+
+/// Where a corpus goes when the spec names no directory: `/dev/shm` (tmpfs) when it is a writable
+/// directory, else the system temp dir. Creating a file on this VM's ext4 root costs ~0.6 ms (4096
+/// paths took 2.4 s) against ~0.1 ms on tmpfs; lookups of existing paths hit the dentry cache on
+/// both, and the syscall tracepoints see the same calls either way.
+pub fn default_parent_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let writable = std::fs::metadata(shm).is_ok_and(|m| m.is_dir())
+        // SAFETY: the path is a NUL-terminated literal.
+        && unsafe { libc::access(c"/dev/shm".as_ptr(), libc::W_OK | libc::X_OK) } == 0;
+    if writable {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
     }
 }
 

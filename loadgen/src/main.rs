@@ -59,7 +59,7 @@ struct Cli {
     /// Seed of the generated corpus.
     #[arg(long, default_value = "1")]
     seed: String,
-    /// Directory to create the generated corpus in (default: the system temp dir).
+    /// Directory to create the generated corpus in (default: /dev/shm if writable, else the temp dir).
     #[arg(long, value_name = "DIR")]
     corpus_dir: Option<PathBuf>,
     /// Write the report as JSON to FILE, or to stdout with `-`.
@@ -152,7 +152,9 @@ fn run(cli: Cli) -> Result<()> {
         .context("cannot start the load")?;
     let stopper = load.stop_handle();
     // A second Ctrl-C after the first still ends the run: the handler only sets the stop flag.
-    let _ = ctrlc::set_handler(move || stopper.stop());
+    if let Err(e) = ctrlc::set_handler(move || stopper.stop()) {
+        eprintln!("loadgen: warning: no Ctrl-C handler: {e}");
+    }
     watch(&load, cli.quiet);
     let report = load.join().context("the run failed")?;
     let json = serde_json::to_string_pretty(&report)?;

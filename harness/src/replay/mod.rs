@@ -531,9 +531,15 @@ pub struct ReplayReport {
     /// Records written more than 1 ms after they were due.
     pub late_records: u64,
     pub producer_cpu: CpuTime,
+    /// Records written in each [`WINDOW_NS`] window of actual write time
+    /// from the start: how steady the offered rate was.
+    pub windows: Vec<u64>,
     pub per_ring: Vec<RingResult>,
     pub consumer: ConsumerReport,
 }
+
+/// Width of the windows in [`ReplayReport::windows`]: 10 ms.
+pub const WINDOW_NS: u64 = 10_000_000;
 
 impl ReplayReport {
     /// Achieved offer rate: records after the first / time from first due to
@@ -638,8 +644,7 @@ where
     C: FnOnce(ReplaySource) -> ConsumerReport + Send,
 {
     let rings = opts.resolve(&capture.meta)?;
-    let samples: Vec<&crate::capture::StoredRecord> =
-        capture.records.iter().filter(|r| r.orig > 0).collect();
+    let samples = kernel_order(capture);
     if samples.is_empty() {
         return Err(ReplayError::EmptyCapture {
             file: capture.file.clone(),
@@ -689,10 +694,39 @@ where
             max_lateness_ns: p.max_lateness_ns,
             late_records: p.late_records,
             producer_cpu: p.cpu,
+            windows: p.windows,
             per_ring,
             consumer,
         })
     })
+}
+
+/// The capture's samples in the order the kernel wrote them: each ring's
+/// records keep their recorded order, and the rings are merged by timestamp.
+/// (The file holds them in the order the reader drained them, one ring's
+/// batch after another, which is not the order they were emitted in.)
+pub fn kernel_order(capture: &Capture) -> Vec<&crate::capture::StoredRecord> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let rings = capture.meta.rings as usize;
+    let mut per_ring: Vec<Vec<&crate::capture::StoredRecord>> = vec![Vec::new(); rings];
+    for r in capture.records.iter().filter(|r| r.orig > 0) {
+        per_ring[r.ring as usize % rings].push(r);
+    }
+    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = per_ring
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(ring, v)| Reverse((v[0].origin_ns, ring, 0)))
+        .collect();
+    let mut out = Vec::with_capacity(capture.records.len());
+    while let Some(Reverse((_, ring, i))) = heap.pop() {
+        out.push(per_ring[ring][i]);
+        if let Some(next) = per_ring[ring].get(i + 1) {
+            heap.push(Reverse((next.origin_ns, ring, i + 1)));
+        }
+    }
+    out
 }
 
 struct Produced {
@@ -702,6 +736,7 @@ struct Produced {
     max_lateness_ns: u64,
     late_records: u64,
     cpu: CpuTime,
+    windows: Vec<u64>,
 }
 
 /// The producer loop: for each record in recorded order (which keeps the
@@ -738,6 +773,7 @@ fn produce(
     let mut max_lateness_ns = 0u64;
     let mut late_records = 0u64;
     let mut loops_done = 0u64;
+    let mut windows: Vec<u64> = Vec::new();
     'outer: for loop_index in 0..loops {
         for rec in samples {
             let (due, now) = if max {
@@ -772,6 +808,11 @@ fn produce(
             index += 1;
             bytes_before += rec.orig as u128;
             last_write_ns = now;
+            let w = (now.saturating_sub(schedule.start_ns()) / WINDOW_NS) as usize;
+            if w >= windows.len() {
+                windows.resize(w + 1, 0);
+            }
+            windows[w] += 1;
         }
         loops_done += 1;
     }
@@ -782,5 +823,6 @@ fn produce(
         max_lateness_ns,
         late_records,
         cpu: CpuTime::thread().since(cpu0),
+        windows,
     }
 }

@@ -325,29 +325,46 @@ impl Classifier {
 
     /// The lowest-numbered rule matching `path`, if any.
     pub fn match_path(&self, path: &[u8], scratch: &mut Scratch) -> Option<u16> {
-        let mut best = u16::MAX;
+        [
+            self.match_prefix(path),
+            self.match_glob(path, scratch),
+            self.match_regex(path, scratch),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The lowest-numbered prefix rule matching `path`.
+    pub fn match_prefix(&self, path: &[u8]) -> Option<u16> {
         // Prefixes are in rule order: the first hit is the best prefix rule.
-        if let Some((_, n)) = self.prefixes.iter().find(|(p, _)| path.starts_with(p)) {
-            best = *n;
-        }
+        self.prefixes
+            .iter()
+            .find(|(p, _)| path.starts_with(p))
+            .map(|(_, n)| *n)
+    }
+
+    /// The lowest-numbered glob rule matching `path`.
+    pub fn match_glob(&self, path: &[u8], scratch: &mut Scratch) -> Option<u16> {
         let candidate = Candidate::new(std::ffi::OsStr::from_bytes(path));
         scratch.globs.clear();
         self.globs
             .matches_candidate_into(&candidate, &mut scratch.globs);
-        for &g in &scratch.globs {
-            best = best.min(self.glob_rule[g]);
-        }
+        scratch.globs.iter().map(|&g| self.glob_rule[g]).min()
+    }
+
+    /// The lowest-numbered regex rule matching `path`.
+    pub fn match_regex(&self, path: &[u8], scratch: &mut Scratch) -> Option<u16> {
         if scratch.regexes.len() != self.regex_rule.len() {
             scratch.regexes = vec![false; self.regex_rule.len()];
         }
         scratch.regexes.iter_mut().for_each(|m| *m = false);
-        if self.regexes.matches_read_at(&mut scratch.regexes, path, 0) {
-            if let Some(i) = scratch.regexes.iter().position(|&m| m) {
-                // Regex rules are in rule order too: the first set bit is the best.
-                best = best.min(self.regex_rule[i]);
-            }
+        if !self.regexes.matches_read_at(&mut scratch.regexes, path, 0) {
+            return None;
         }
-        (best != u16::MAX).then_some(best)
+        // Regex rules are in rule order too: the first set bit is the best.
+        let i = scratch.regexes.iter().position(|&m| m)?;
+        Some(self.regex_rule[i])
     }
 
     /// Classifies by path, then adjusts the sensitivity for the syscall and flags.

@@ -101,6 +101,7 @@ fn produce_then_consume_back_counts_and_checksums_match() {
             emitted: 20_000,
             accepted: 20_000,
             lost: 0,
+            lost_unreported: 0,
         }),
     );
     println!("{}", ledger.render());
@@ -291,6 +292,7 @@ fn broker_killed_mid_run_counts_every_failure_and_the_run_ends() {
             emitted: total as u64,
             accepted: total as u64,
             lost: 0,
+            lost_unreported: 0,
         }),
     );
     drop(killer.join().unwrap());

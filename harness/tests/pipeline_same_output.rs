@@ -95,6 +95,7 @@ fn run(variant: &harness::pipeline::Variant, knobs: Knobs) -> (Output, Ledger) {
             emitted: samples + lost,
             accepted: samples,
             lost,
+            lost_unreported: 0,
         }),
         stages: report.stages,
         sink: sink.finish(Duration::from_secs(1)).unwrap(),

@@ -15,6 +15,7 @@
 
 mod batched;
 pub mod memory;
+pub mod replayed;
 mod ringbuf;
 pub mod search;
 mod seed_baseline;

@@ -1,0 +1,147 @@
+//! A pipeline variant fed by the replay driver: one paced replay of a capture
+//! into emulated kernel rings, read by the variant, into a sink; then the
+//! sink is finished and the whole run lands in one [`Ledger`].
+//!
+//! This is what the zero-loss benchmark probes with, and what `harness
+//! replay`/`sweep` can call for a variant run.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use probes::record::ShardedSource;
+
+use super::{Context, Input, Knobs, PipelineError, RunReport, StageCpu, Variant};
+use crate::capture::Capture;
+use crate::classify::Classifier;
+use crate::ledger::{KernelCounts, Ledger};
+use crate::replay::{self, ConsumerReport, ReplayError, ReplayOptions, ReplayReport};
+use crate::results::{CpuTime, StageResult};
+use crate::sink::{Sink, SinkError};
+
+/// Everything one replayed run produced.
+#[derive(Debug)]
+pub struct ReplayedRun {
+    pub replay: ReplayReport,
+    pub run: RunReport,
+    pub ledger: Ledger,
+}
+
+impl ReplayedRun {
+    /// Samples lost anywhere: refused by the ring, dropped by the pipeline,
+    /// failed or unresolved at the sink. Zero means a zero-loss run.
+    pub fn lost_anywhere(&self) -> u64 {
+        self.replay.lost
+            + self.run.stages.dropped_total()
+            + self.run.stages.decode_errors
+            + self.ledger.sink.failed
+            + self.ledger.sink.unresolved
+    }
+}
+
+/// Why a replayed run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayedError {
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+fn cpu(d: Duration) -> CpuTime {
+    CpuTime {
+        user_ns: d.as_nanos() as u64,
+        sys_ns: 0,
+    }
+}
+
+/// Replays `capture` with `opts` into `variant` (built with `knobs`) and
+/// `sink`, finishes the sink within `finish_timeout`, and balances the ledger.
+pub fn run_replayed(
+    variant: &Variant,
+    knobs: Knobs,
+    capture: &Capture,
+    opts: &ReplayOptions,
+    classifier: Arc<Classifier>,
+    sink: Arc<dyn Sink>,
+    finish_timeout: Duration,
+) -> Result<ReplayedRun, ReplayedError> {
+    let pipeline = (variant.build)(knobs);
+    let ctx = Context::new(classifier, sink.clone());
+    let slot: Mutex<Option<Result<RunReport, PipelineError>>> = Mutex::new(None);
+    let replay = replay::run(capture, opts, |src| {
+        let input = if variant.sharded {
+            Input::Shards(Box::new(src).into_shards())
+        } else {
+            Input::Single(Box::new(src))
+        };
+        let r = pipeline.run(input, &ctx);
+        let report = consumer_report(variant.name, r.as_ref().ok());
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        report
+    })?;
+    let run = slot
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .expect("the consumer ran")?;
+    let sink_report = sink.finish(finish_timeout)?;
+    let ledger = Ledger {
+        kernel: Some(KernelCounts {
+            emitted: replay.offered,
+            accepted: replay.accepted,
+            lost: replay.lost,
+            lost_unreported: replay.unreported_lost,
+        }),
+        stages: run.stages.clone(),
+        sink: sink_report,
+    };
+    Ok(ReplayedRun {
+        replay,
+        run,
+        ledger,
+    })
+}
+
+/// The replay driver's view of a pipeline run.
+pub fn consumer_report(variant: &str, run: Option<&RunReport>) -> ConsumerReport {
+    let (stages, read, lost_seen, problems) = match run {
+        Some(r) => {
+            let s = &r.stages;
+            let StageCpu { reader, workers } = r.cpu;
+            (
+                vec![
+                    StageResult {
+                        name: "reader".into(),
+                        records_in: s.read,
+                        records_out: s.read,
+                        dropped: 0,
+                        cpu: cpu(reader),
+                    },
+                    StageResult {
+                        name: "classify+publish".into(),
+                        records_in: s.decoded + s.decode_errors,
+                        records_out: s.produced,
+                        dropped: s.dropped_total() + s.decode_errors,
+                        cpu: cpu(workers),
+                    },
+                ],
+                s.read,
+                s.lost_reported,
+                vec![],
+            )
+        }
+        None => (vec![], 0, 0, vec!["the pipeline failed".to_string()]),
+    };
+    ConsumerReport {
+        variant: variant.to_owned(),
+        read,
+        lost_seen,
+        bytes: 0,
+        latency: replay::latency_histogram(),
+        stages,
+        end_ns: crate::capture::monotonic_ns(),
+        ledger: None,
+        problems,
+    }
+}

@@ -5,7 +5,9 @@
 //! Prints target, achieved and error per point. What must hold: |error| <= 1% at every point.
 //!
 //! Env: LOADGEN_BENCH_SECS (per point, default 5), LOADGEN_BENCH_THREADS (default 1),
-//! LOADGEN_BENCH_MIX (default openat=1,stat=1), LOADGEN_BENCH_CPUS (pinning, e.g. "0"; default none).
+//! LOADGEN_BENCH_MIX (default openat=1,stat=1), LOADGEN_BENCH_CPUS (pinning, e.g. "0"; default none),
+//! LOADGEN_BENCH_NICE (worker nice; default -20 as root, so neighbours' builds on a shared machine
+//! disturb the measurement less; "none" for the process's own).
 //!
 //! Run: `cargo bench -p loadgen --bench rate_accuracy`
 
@@ -17,6 +19,16 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// LOADGEN_BENCH_NICE, or -20 when running as root.
+fn bench_nice() -> Option<i32> {
+    match std::env::var("LOADGEN_BENCH_NICE") {
+        Ok(v) if v == "none" => None,
+        Ok(v) => Some(v.parse().expect("LOADGEN_BENCH_NICE: a nice value or none")),
+        // SAFETY: geteuid has no preconditions.
+        Err(_) => (unsafe { libc::geteuid() } == 0).then_some(-20),
+    }
 }
 
 fn run(rate: Rate, secs: f64, base: &LoadConfig) -> LoadReport {
@@ -51,9 +63,10 @@ fn main() {
             .map(|c| c.trim().parse().expect("cpu"))
             .collect()
     });
+    base.nice = bench_nice();
     println!(
-        "rate_accuracy: {secs} s per point, {} thread(s), mix {:?}, cpus {:?}",
-        base.threads, base.mix.0, base.cpus
+        "rate_accuracy: {secs} s per point, {} thread(s), mix {:?}, cpus {:?}, nice {:?}",
+        base.threads, base.mix.0, base.cpus, base.nice
     );
 
     let ceiling = run(Rate::Max, secs, &base);

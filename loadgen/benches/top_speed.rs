@@ -7,7 +7,8 @@
 //! Prints each round's rates and ratio, then the totals' ratio. What must hold: loadgen >= 90% of bare.
 //!
 //! Env: LOADGEN_BENCH_SECS (per side per round, default 5), LOADGEN_BENCH_ROUNDS (default 3),
-//! LOADGEN_BENCH_THREADS (default 1), LOADGEN_BENCH_MIX (default openat=1,stat=1).
+//! LOADGEN_BENCH_THREADS (default 1), LOADGEN_BENCH_MIX (default openat=1,stat=1),
+//! LOADGEN_BENCH_NICE (nice of both sides' threads; default -20 as root, "none" for the process's).
 //!
 //! Run: `cargo bench -p loadgen --bench top_speed`
 
@@ -31,8 +32,28 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 struct Paths(*const *const c_char, usize);
 unsafe impl Send for Paths {}
 
+/// LOADGEN_BENCH_NICE, or -20 when running as root.
+fn bench_nice() -> Option<i32> {
+    match std::env::var("LOADGEN_BENCH_NICE") {
+        Ok(v) if v == "none" => None,
+        Ok(v) => Some(v.parse().expect("LOADGEN_BENCH_NICE: a nice value or none")),
+        // SAFETY: geteuid has no preconditions.
+        Err(_) => (unsafe { libc::geteuid() } == 0).then_some(-20),
+    }
+}
+
 /// One bare thread: the cycle's ops on the paths, for `secs`; returns ops done.
-fn bare_thread(cycle: &[OpKind], paths: Paths, start_index: usize, secs: f64) -> u64 {
+fn bare_thread(
+    cycle: &[OpKind],
+    paths: Paths,
+    start_index: usize,
+    secs: f64,
+    nice: Option<i32>,
+) -> u64 {
+    if let Some(n) = nice {
+        // Same nice as loadgen's workers get, applied to this thread only.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, n) };
+    }
     let paths = unsafe { std::slice::from_raw_parts(paths.0, paths.1) };
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
@@ -85,14 +106,20 @@ fn bare_thread(cycle: &[OpKind], paths: Paths, start_index: usize, secs: f64) ->
     ops
 }
 
-fn bare(cycle: &[OpKind], ptrs: &[*const c_char], threads: usize, secs: f64) -> f64 {
+fn bare(
+    cycle: &[OpKind],
+    ptrs: &[*const c_char],
+    threads: usize,
+    secs: f64,
+    nice: Option<i32>,
+) -> f64 {
     let paths = Paths(ptrs.as_ptr(), ptrs.len());
     let t0 = now_ns();
     let total: u64 = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let start = t * ptrs.len() / threads;
-                s.spawn(move || bare_thread(cycle, paths, start, secs))
+                s.spawn(move || bare_thread(cycle, paths, start, secs, nice))
             })
             .collect();
         handles
@@ -152,11 +179,13 @@ fn main() {
     base.threads = threads;
     base.mix = mix.clone();
     base.paths = PathSource::ListFile(list.path().to_path_buf());
+    base.nice = bench_nice();
 
     println!(
-        "top_speed: {secs} s per side, {rounds} rounds, {threads} thread(s), mix {:?}, {} paths",
+        "top_speed: {secs} s per side, {rounds} rounds, {threads} thread(s), mix {:?}, {} paths, nice {:?}",
         mix.0,
-        ptrs.len()
+        ptrs.len(),
+        base.nice
     );
     println!(
         "{:>5} {:>14} {:>14} {:>8}",
@@ -166,11 +195,11 @@ fn main() {
     let mut ratios = Vec::new();
     for round in 0..rounds {
         let (b, l) = if round % 2 == 0 {
-            let b = bare(&cycle, &ptrs, threads, secs);
+            let b = bare(&cycle, &ptrs, threads, secs, base.nice);
             (b, loadgen_max(&base, secs))
         } else {
             let l = loadgen_max(&base, secs);
-            (bare(&cycle, &ptrs, threads, secs), l)
+            (bare(&cycle, &ptrs, threads, secs, base.nice), l)
         };
         sum_bare += b;
         sum_lg += l;

@@ -32,6 +32,8 @@ pub enum LoadError {
     BadThreads { threads: usize, limit: usize },
     #[error("burst size {burst} is out of range (1..={limit})")]
     BadBurst { burst: usize, limit: usize },
+    #[error("nice value {nice} is out of range (-20..=19)")]
+    BadNice { nice: i32 },
     #[error("the run has no end: give a duration > 0 or an op count > 0 (got {what})")]
     NoEnd { what: String },
     #[error("CPU {cpu} does not exist or is not available to this process (available CPUs: {available})")]

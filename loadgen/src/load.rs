@@ -112,6 +112,7 @@ impl Load {
                 corpus: corpus.clone(),
                 pacing: schedule.map_or(Pacing::Max, Pacing::Paced),
                 burst: config.burst,
+                nice: config.nice,
                 own_ops: total.map_or(u64::MAX, |n| {
                     thread_slot_count(index as u64, threads as u64, n)
                 }),

@@ -44,6 +44,9 @@ struct Cli {
     /// Ops per wake-up (paced), or ops between stop checks (max, at least 64).
     #[arg(long, default_value = "8")]
     burst: String,
+    /// Nice value of the worker threads (-20..=19; below 0 needs root): -20 holds the rate on a busy machine.
+    #[arg(long, allow_hyphen_values = true)]
+    nice: Option<String>,
     /// Read paths from this file (one per line) instead of generating a corpus.
     #[arg(long, value_name = "FILE")]
     paths: Option<PathBuf>,
@@ -90,6 +93,9 @@ fn config_from(cli: &Cli) -> Result<LoadConfig> {
     cfg.threads = number("threads", &cli.threads, "a whole number of threads")?;
     cfg.burst = number("burst", &cli.burst, "a whole number of ops")?;
     cfg.mix = cli.mix.parse()?;
+    if let Some(n) = &cli.nice {
+        cfg.nice = Some(number("nice", n, "a whole nice value (-20..=19)")?);
+    }
     if let Some(list) = &cli.cpus {
         let cpus = list
             .split(',')

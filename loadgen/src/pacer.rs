@@ -82,6 +82,7 @@ pub(crate) struct WorkerPlan {
     pub corpus: Arc<Corpus>,
     pub pacing: Pacing,
     pub burst: usize,
+    pub nice: Option<i32>,
     /// Own slots (paced) or own op budget (max); `u64::MAX` for a max-mode run bounded by time.
     pub own_ops: u64,
     /// End of the run in ns after the start, for runs bounded by time.
@@ -162,6 +163,16 @@ pub(crate) fn worker_main(
     if let Some(cpu) = plan.cpu {
         if let Err(e) = pin_current_thread(cpu) {
             setup = Err(format!("cannot pin to CPU {cpu}: {e}"));
+        }
+    }
+    if let (Ok(_), Some(nice)) = (&setup, plan.nice) {
+        // Linux applies PRIO_PROCESS with a tid to that one thread.
+        // SAFETY: plain integer arguments.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } != 0 {
+            setup = Err(format!(
+                "cannot set nice {nice}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     let lateness = Histogram::new_with_bounds(1, LATENESS_MAX_NS, 3)

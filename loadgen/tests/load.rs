@@ -57,13 +57,19 @@ fn tids_are_the_workers_kernel_threads() {
 }
 
 #[test]
-fn workers_are_pinned() {
+fn workers_are_pinned_and_reniced() {
     let mut c = cfg(Rate::PerSecond(100.0), RunEnd::Ops(4));
     c.threads = 2;
     c.cpus = Some(vec![0]);
+    // Raising nice needs no privilege, so this runs anywhere.
+    c.nice = Some(7);
     let load = Load::spawn(c).unwrap();
     for &tid in load.tids() {
         assert_eq!(task_status(tid, "Cpus_allowed_list:"), "0");
+        // /proc/<tid>/stat: field 19 is nice; fields after the ")" of the name start at field 3.
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        assert_eq!(after_name.split(' ').nth(19 - 3), Some("7"), "{stat}");
     }
     let report = load.join().unwrap();
     assert!(report.threads.iter().all(|t| t.cpu == Some(0)));

@@ -56,6 +56,9 @@ pub struct RecordArgs {
     /// The load's op mix, e.g. openat=1,stat=1 (loadgen's names).
     #[arg(long)]
     pub load_mix: Option<String>,
+    /// Pin the load's threads to these CPUs, e.g. 0 or 0,1.
+    #[arg(long, value_delimiter = ',')]
+    pub load_cpus: Option<Vec<usize>>,
     /// Where tracefs is (mounted there if missing).
     #[arg(long, default_value = "/sys/kernel/tracing")]
     pub tracefs: PathBuf,
@@ -206,6 +209,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
             if let Some(m) = &args.load_mix {
                 cfg.mix = m.parse()?;
             }
+            cfg.cpus = args.load_cpus.clone();
             Some(loadgen::Load::spawn(cfg)?)
         }
         None => None,

@@ -11,12 +11,13 @@
 //! Classification allocates nothing per event: the match buffers live in a
 //! [`Scratch`] that each worker owns.
 
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 use probes::abi::{Event, Kind, Syscall};
-use regex::bytes::RegexSet;
+use regex::bytes::{RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 /// The default rule set, compiled into the binary.
@@ -203,8 +204,14 @@ struct RuleTarget {
 pub struct Classifier {
     /// Every rule's verdict, indexed by rule number.
     rules: Vec<RuleTarget>,
-    /// (prefix bytes, rule number), in rule order.
-    prefixes: Vec<(Vec<u8>, u16)>,
+    /// Prefix rules bucketed by their first path component: a prefix
+    /// `/etc/...` can only match a path whose first component is `etc`, so a
+    /// path is compared with its own bucket (a dozen prefixes) instead of all
+    /// 269. Each bucket is in rule order.
+    prefix_buckets: HashMap<Box<[u8]>, Vec<(Box<[u8]>, u16)>>,
+    /// Prefixes without a complete first component (`/et`, `relative`), in
+    /// rule order: compared with every path.
+    prefix_rest: Vec<(Box<[u8]>, u16)>,
     globs: GlobSet,
     glob_rule: Vec<u16>,
     regexes: RegexSet,
@@ -240,7 +247,8 @@ impl Classifier {
             source,
         })?;
         let mut rules = Vec::new();
-        let mut prefixes = Vec::new();
+        let mut prefix_buckets: HashMap<Box<[u8]>, Vec<(Box<[u8]>, u16)>> = HashMap::new();
+        let mut prefix_rest = Vec::new();
         let mut glob_builder = GlobSetBuilder::new();
         let mut glob_rule = Vec::new();
         let mut regex_src = Vec::new();
@@ -262,7 +270,15 @@ impl Classifier {
             };
             for p in &g.prefix {
                 let n = push(RuleKind::Prefix);
-                prefixes.push((p.as_bytes().to_vec(), n));
+                let b: Box<[u8]> = p.as_bytes().into();
+                match first_component(&b).filter(|c| b.len() > c.len() + 1) {
+                    // `/comp/...`: the component is complete (a `/` follows it).
+                    Some(c) => prefix_buckets
+                        .entry(c.into())
+                        .or_insert_with(Vec::new)
+                        .push((b, n)),
+                    None => prefix_rest.push((b, n)),
+                }
             }
             for p in &g.glob {
                 let n = push(RuleKind::Glob);
@@ -298,13 +314,19 @@ impl Classifier {
             pattern: "(glob set)".into(),
             source,
         })?;
-        let regexes = RegexSet::new(&regex_src).map_err(|source| ClassifyError::Regex {
-            origin: origin.to_owned(),
-            source,
-        })?;
+        // Bytes semantics (no Unicode classes): paths are bytes, and `[^/]`
+        // then means one byte, not one UTF-8 character (smaller, faster DFA).
+        let regexes = RegexSetBuilder::new(&regex_src)
+            .unicode(false)
+            .build()
+            .map_err(|source| ClassifyError::Regex {
+                origin: origin.to_owned(),
+                source,
+            })?;
         Ok(Classifier {
             rules,
-            prefixes,
+            prefix_buckets,
+            prefix_rest,
             globs,
             glob_rule,
             regexes,
@@ -337,11 +359,20 @@ impl Classifier {
 
     /// The lowest-numbered prefix rule matching `path`.
     pub fn match_prefix(&self, path: &[u8]) -> Option<u16> {
-        // Prefixes are in rule order: the first hit is the best prefix rule.
-        self.prefixes
-            .iter()
-            .find(|(p, _)| path.starts_with(p))
-            .map(|(_, n)| *n)
+        // Each list is in rule order: its first hit is its best rule.
+        let first = |list: &[(Box<[u8]>, u16)]| {
+            list.iter()
+                .find(|(p, _)| path.starts_with(p))
+                .map(|(_, n)| *n)
+        };
+        let bucket = first_component(path)
+            .filter(|c| path.len() > c.len() + 1)
+            .and_then(|c| self.prefix_buckets.get(c))
+            .and_then(|l| first(l));
+        match (bucket, first(&self.prefix_rest)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The lowest-numbered glob rule matching `path`.
@@ -423,6 +454,15 @@ impl Classifier {
         }
         self.classify_parts(ev.path, ev.syscall(), ev.header.flags, scratch)
     }
+}
+
+/// `comp` of a path `/comp/...` or `/comp`; `None` for a relative path.
+fn first_component(path: &[u8]) -> Option<&[u8]> {
+    let rest = path.strip_prefix(b"/")?;
+    Some(match rest.iter().position(|&b| b == b'/') {
+        Some(i) => &rest[..i],
+        None => rest,
+    })
 }
 
 #[cfg(test)]
@@ -574,6 +614,41 @@ mod tests {
         let v = c.classify_parts(b"/x/y.key", Some(Syscall::Openat), 0, &mut s);
         assert_eq!(v.rule_kind, RuleKind::Glob);
         assert_eq!(v.category, Category::Secrets);
+    }
+
+    #[test]
+    fn bucketed_prefixes_match_like_a_linear_scan() {
+        let rules = r#"
+            [[group]]
+            category = "temp"
+            sensitivity = "low"
+            prefix = ["/etc/a", "/et", "/etc/", "rel/", "/", "/usr/lib/x"]
+        "#;
+        let c = Classifier::from_toml(rules, "test").unwrap();
+        let linear = ["/etc/a", "/et", "/etc/", "rel/", "/", "/usr/lib/x"];
+        let naive = |p: &[u8]| {
+            linear
+                .iter()
+                .position(|x| p.starts_with(x.as_bytes()))
+                .map(|i| i as u16)
+        };
+        for p in [
+            "/etc/a",
+            "/etc/ab",
+            "/etc",
+            "/et",
+            "/etcx/a",
+            "/etc/",
+            "/usr/lib/x1",
+            "/usr/lib",
+            "rel/x",
+            "rel",
+            "",
+            "/",
+            "//x",
+        ] {
+            assert_eq!(c.match_prefix(p.as_bytes()), naive(p.as_bytes()), "{p:?}");
+        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Replay a capture, paced, into an emulated kernel ring and a pipeline.
     Replay(cmd::replay::ReplayArgs),
+    /// Fail (exit 1) when a sweep's zero-loss rates regress against a baseline.
+    Gate(cmd::gate::GateArgs),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -41,5 +43,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Record(a) => cmd::record::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Replay(a) => cmd::replay::run(a),
+        Command::Gate(a) => cmd::gate::run(a),
     }
 }

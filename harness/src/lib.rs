@@ -9,3 +9,4 @@ pub mod pipeline;
 pub mod replay;
 pub mod results;
 pub mod sink;
+pub mod sweep;

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap options and its `run`.
 
+pub mod gate;
 pub mod inspect;
 pub mod record;
 pub mod replay;

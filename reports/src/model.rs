@@ -1,0 +1,88 @@
+//! What the harness hands to the reporters: the computed results of one sweep.
+//!
+//! Everything here is already measured or derived by the harness (zero-loss
+//! search, percentiles, ledger checks). The reporters only lay it out: they
+//! sort for display and format numbers, and never compute statistics.
+//!
+//! The JSON form is serde's default for these types (field names as below;
+//! `environment` is a list of `[key, value]` pairs so its order is kept).
+
+use serde::{Deserialize, Serialize};
+
+/// The results of one sweep: every pipeline variant's loss and latency at each
+/// offered rate, and the highest rate at which it lost nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepReport {
+    /// Heading of the report, e.g. `dropbench sweep: fixed4k capture, perf vs ring buffer`.
+    pub title: String,
+    /// When the sweep finished, seconds since the Unix epoch (UTC). Shown as a
+    /// date; the report itself never reads the clock, so output is reproducible.
+    pub generated_unix_s: u64,
+    /// Facts about the machine and run as `(key, value)` pairs, shown in this
+    /// order: kernel, cpus, cpu model, hostname, dropbench version, sink
+    /// kind/broker, etc.
+    pub environment: Vec<(String, String)>,
+    /// The capture that was replayed (path or name); `None` for a live sweep.
+    pub capture: Option<String>,
+    /// Free-form remarks shown under the title (e.g. "Kafka: librdkafka's
+    /// in-process mock cluster, not a real broker").
+    pub notes: Vec<String>,
+    /// The rate the service must sustain, events/s (e.g. 600 000); charts draw a
+    /// marker line there. `None`: no goal.
+    #[serde(default)]
+    pub goal_rate: Option<f64>,
+    /// One entry per pipeline configuration, in the harness's order. The first
+    /// one is the baseline that the summary's ratios are taken against.
+    pub series: Vec<Series>,
+}
+
+/// One pipeline configuration swept over offered rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// Pipeline variant name (e.g. `seed-baseline`, `batched`, `zero-copy-sharded`).
+    pub variant: String,
+    /// Event layout (e.g. `fixed4k`, `compact`).
+    pub layout: String,
+    /// Kernel-to-user transport (e.g. `perf`, `ringbuf`).
+    pub transport: String,
+    /// Ring size in bytes (per CPU for perf, total for the BPF ring buffer).
+    pub ring_bytes: u64,
+    /// Where the pipeline's output went (e.g. `kafka (mock cluster)`, `null`, `file`).
+    pub sink: String,
+    /// Highest offered rate with zero loss, events/s, as found by the harness's
+    /// search. `None`: events were lost even at the lowest rate tried.
+    pub zero_loss_rate: Option<f64>,
+    /// False if the figures can't be trusted (e.g. the ledger did not balance);
+    /// `problems` says why. Reports mark such a series visibly.
+    pub valid: bool,
+    /// Human-readable reasons the run is suspect, one per line; may be non-empty
+    /// for a valid series (warnings).
+    pub problems: Vec<String>,
+    /// One entry per offered rate that was run, in any order (reports sort by rate).
+    pub points: Vec<Point>,
+}
+
+/// The outcome of replaying at one offered rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Offered rate, events/s (the pace the replay driver aimed for).
+    pub rate: f64,
+    /// Events offered to the ring during the run.
+    pub offered: u64,
+    /// Events that reached the sink.
+    pub delivered: u64,
+    /// Events lost anywhere (ring full, dropped in the pipeline).
+    pub lost: u64,
+    /// `lost` as a percentage of `offered` (0..=100), as computed by the harness.
+    pub lost_pct: f64,
+    /// Delivered events per second of run time.
+    pub throughput: f64,
+    /// Median latency from an event's origin to the sink, ns (0 if nothing was delivered).
+    pub p50_ns: u64,
+    /// 99th percentile latency, ns (0 if nothing was delivered).
+    pub p99_ns: u64,
+    /// 99.9th percentile latency, ns (0 if nothing was delivered).
+    pub p999_ns: u64,
+    /// Most bytes the ring held at any moment during the run.
+    pub high_water_bytes: u64,
+}

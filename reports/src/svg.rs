@@ -1,0 +1,799 @@
+//! The three SVG charts, drawn with plotters into a `String`.
+//!
+//! Output is deterministic: fixed widths, heights that depend only on the
+//! number of series, series in the report's order (points sorted by rate),
+//! integer pixel coordinates, no clock, no fonts measured (plotters' SVG text
+//! layout estimate is a fixed formula of size and length).
+//!
+//! Values that can't be placed on an axis (NaN, ±inf, non-positive rates) are
+//! left out of the chart; the HTML tables still show them as they are.
+
+use std::fmt;
+use std::ops::Range;
+
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::error::ReportError;
+use crate::format;
+use crate::model::{Series, SweepReport};
+
+/// Which chart to draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Chart {
+    /// Lost % against offered rate, one line per series.
+    LossVsRate,
+    /// p99 latency against offered rate, one line per series.
+    P99VsRate,
+    /// Horizontal bars: each series' highest zero-loss rate, with the goal marked.
+    ZeroLossRate,
+}
+
+impl Chart {
+    /// Every chart, in the order the report shows them.
+    pub const ALL: [Chart; 3] = [Chart::LossVsRate, Chart::P99VsRate, Chart::ZeroLossRate];
+
+    /// The file name [`crate::write_report`] gives this chart.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Chart::LossVsRate => "loss-vs-rate.svg",
+            Chart::P99VsRate => "p99-vs-rate.svg",
+            Chart::ZeroLossRate => "zero-loss-rate.svg",
+        }
+    }
+
+    /// The chart's caption.
+    pub fn title(self) -> &'static str {
+        match self {
+            Chart::LossVsRate => "Lost events vs offered rate",
+            Chart::P99VsRate => "p99 latency vs offered rate",
+            Chart::ZeroLossRate => "Highest zero-loss rate",
+        }
+    }
+}
+
+impl fmt::Display for Chart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Chart::LossVsRate => "loss-vs-rate",
+            Chart::P99VsRate => "p99-vs-rate",
+            Chart::ZeroLossRate => "zero-loss-rate",
+        })
+    }
+}
+
+/// Chart width in pixels; the HTML scales it down on narrow screens.
+const WIDTH: u32 = 800;
+/// Height of the plotting part of the two line charts (legend rows come on top).
+const LINE_PLOT_HEIGHT: u32 = 420;
+/// One legend row: 12 px text plus spacing.
+const LEGEND_ROW: u32 = 20;
+/// Vertical space per bar in the zero-loss chart.
+const BAR_ROW: u32 = 34;
+/// Caption plus the x axis and its description in the bar chart.
+const BAR_CHROME: u32 = 120;
+/// plotters writes `font-size` as the style's size / 1.24, so these give
+/// about 19, 12 and 13 px text.
+const CAPTION_SIZE: u32 = 24;
+const LABEL_SIZE: u32 = 15;
+const DESC_SIZE: u32 = 16;
+/// Width budget per character of 12 px sans-serif text (browsers average about
+/// 6.5 px), used to size the label column and to truncate labels.
+const CHAR_PX: u32 = 7;
+const FONT: &str = "sans-serif";
+
+/// Tableau 10: distinguishable, colour-blind-aware, and fixed so a series keeps
+/// its colour across charts and runs. Series 11+ reuse colours with another marker.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(0x4E, 0x79, 0xA7),
+    RGBColor(0xF2, 0x8E, 0x2B),
+    RGBColor(0xE1, 0x57, 0x59),
+    RGBColor(0x76, 0xB7, 0xB2),
+    RGBColor(0x59, 0xA1, 0x4F),
+    RGBColor(0xED, 0xC9, 0x48),
+    RGBColor(0xB0, 0x7A, 0xA1),
+    RGBColor(0xFF, 0x9D, 0xA7),
+    RGBColor(0x9C, 0x75, 0x5F),
+    RGBColor(0xBA, 0xB0, 0xAC),
+];
+const GOAL_COLOR: RGBColor = RGBColor(0xC0, 0x1C, 0x28);
+const GRID_COLOR: RGBColor = RGBColor(0xE2, 0xE2, 0xE2);
+const TEXT_COLOR: RGBColor = RGBColor(0x22, 0x22, 0x22);
+
+/// The colour series `index` has in every chart.
+pub(crate) fn series_color(index: usize) -> RGBColor {
+    PALETTE[index % PALETTE.len()]
+}
+
+/// `#RRGGBB` of [`series_color`], for the HTML swatches.
+pub(crate) fn series_color_hex(index: usize) -> String {
+    let RGBColor(r, g, b) = series_color(index);
+    format!("#{r:02X}{g:02X}{b:02X}")
+}
+
+/// Marker shape for series `index`: circles for the first ten, then
+/// triangles, then crosses, so reused colours stay distinguishable.
+#[derive(Clone, Copy)]
+enum Marker {
+    Circle,
+    Triangle,
+    Cross,
+}
+
+fn marker(index: usize) -> Marker {
+    match (index / PALETTE.len()) % 3 {
+        0 => Marker::Circle,
+        1 => Marker::Triangle,
+        _ => Marker::Cross,
+    }
+}
+
+type DrawError = DrawingAreaErrorKind<std::io::Error>;
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// Draws `chart` for `report` as a standalone SVG document.
+pub fn render_svg(report: &SweepReport, chart: Chart) -> Result<String, ReportError> {
+    let mut buf = String::new();
+    let result = {
+        let size = chart_size(report, chart);
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+        draw(report, chart, &root).and_then(|()| root.present())
+    };
+    result.map_err(|e| ReportError::Chart {
+        chart,
+        message: e.to_string(),
+    })?;
+    Ok(buf)
+}
+
+fn chart_size(report: &SweepReport, chart: Chart) -> (u32, u32) {
+    let n = report.series.len() as u32;
+    match chart {
+        Chart::LossVsRate | Chart::P99VsRate => (WIDTH, LINE_PLOT_HEIGHT + legend_height(n)),
+        // At least room for one bar so "no series" has somewhere to go.
+        Chart::ZeroLossRate => (WIDTH, BAR_CHROME + BAR_ROW * n.max(1)),
+    }
+}
+
+fn draw(report: &SweepReport, chart: Chart, root: &Area) -> Result<(), DrawError> {
+    root.fill(&WHITE)?;
+    match chart {
+        Chart::LossVsRate => {
+            let lines = lines(report, |s| {
+                s.points
+                    .iter()
+                    .map(|p| (p.rate, p.lost_pct))
+                    .filter(|&(_, lost)| lost >= 0.0)
+                    .collect()
+            });
+            line_chart(
+                root,
+                report,
+                &lines,
+                LineSpec {
+                    title: Chart::LossVsRate.title(),
+                    y_desc: "lost (% of offered)",
+                    y_tick: format::percent_tick,
+                    // Loss is 0 below saturation and climbs to tens of % past
+                    // it; a log axis would hide exactly the zeros that matter.
+                    y_log_above: None,
+                },
+            )
+        }
+        Chart::P99VsRate => {
+            let lines = lines(report, |s| {
+                s.points
+                    .iter()
+                    // No delivered event, no latency: p99 is 0 by convention then.
+                    .filter(|p| p.delivered > 0)
+                    .map(|p| (p.rate, p.p99_ns as f64))
+                    .collect()
+            });
+            line_chart(
+                root,
+                report,
+                &lines,
+                LineSpec {
+                    title: Chart::P99VsRate.title(),
+                    y_desc: "p99 latency",
+                    y_tick: format::nanos_tick,
+                    // Past saturation p99 jumps from µs to ms (queues fill), so
+                    // spans over 100x go logarithmic to keep the low end readable.
+                    y_log_above: Some(100.0),
+                },
+            )
+        }
+        Chart::ZeroLossRate => bar_chart(root, report),
+    }
+}
+
+/// One series as drawn: its label, colour index, and finite points sorted by rate.
+struct Line {
+    index: usize,
+    label: String,
+    invalid: bool,
+    points: Vec<(f64, f64)>,
+}
+
+/// Collects each series' plottable points: rate > 0 and both coordinates
+/// finite (a log x axis needs rate > 0, and an offered rate of 0 is no run).
+fn lines(report: &SweepReport, pick: impl Fn(&Series) -> Vec<(f64, f64)>) -> Vec<Line> {
+    let labels = format::series_labels(&report.series);
+    report
+        .series
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .map(|(index, (s, label))| {
+            let mut points: Vec<(f64, f64)> = pick(s)
+                .into_iter()
+                .filter(|&(x, y)| x.is_finite() && x > 0.0 && y.is_finite())
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            Line {
+                index,
+                label,
+                invalid: !s.valid,
+                points,
+            }
+        })
+        .collect()
+}
+
+/// A linear or base-10 log axis over finite data.
+///
+/// plotters draws in "plot space": the value itself for a linear axis, its
+/// log10 for a log one. Ticks are chosen here (1-2-5 steps) so both kinds get
+/// round labels.
+#[derive(Clone, Copy, Debug)]
+struct Axis {
+    log: bool,
+    /// Data-space bounds, lo < hi, both > 0 when `log`.
+    lo: f64,
+    hi: f64,
+}
+
+impl Axis {
+    /// An axis over `values` (finite, at least one). Goes logarithmic when
+    /// `log_above` is set, every value is > 0 and max/min exceeds it. `from_zero`
+    /// starts a linear axis at 0; `headroom` multiplies the top (room for labels).
+    fn fit(values: &[f64], log_above: Option<f64>, from_zero: bool, headroom: f64) -> Axis {
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if let Some(ratio) = log_above {
+            if min > 0.0 && max / min > ratio {
+                // A fifth of a decade of margin each side: 10^0.08 ≈ 1.2.
+                return Axis {
+                    log: true,
+                    lo: min / 1.2,
+                    hi: max * 1.2 * headroom,
+                };
+            }
+        }
+        let (lo, hi) = if from_zero {
+            let lo = min.min(0.0);
+            let hi = max.max(0.0) * 1.08 * headroom;
+            // All zeros (e.g. no loss anywhere): show 0..1 so the line sits on the floor.
+            if hi > lo {
+                (lo, hi)
+            } else {
+                (lo, lo + 1.0)
+            }
+        } else if max > min {
+            // 5% margin each side so end markers aren't cut by the frame.
+            let pad = (max - min) * 0.05;
+            let lo = if min >= 0.0 {
+                (min - pad).max(0.0)
+            } else {
+                min - pad
+            };
+            (lo, max + pad * headroom)
+        } else {
+            // A single value: ±10% around it (or ±1 around 0).
+            let pad = if min == 0.0 { 1.0 } else { min.abs() * 0.1 };
+            (min - pad, max + pad)
+        };
+        Axis { log: false, lo, hi }
+    }
+
+    fn to_plot(self, v: f64) -> f64 {
+        if self.log {
+            v.log10()
+        } else {
+            v
+        }
+    }
+
+    fn to_data(self, v: f64) -> f64 {
+        if self.log {
+            10f64.powf(v)
+        } else {
+            v
+        }
+    }
+
+    fn plot_range(self) -> Range<f64> {
+        self.to_plot(self.lo)..self.to_plot(self.hi)
+    }
+
+    fn contains(self, v: f64) -> bool {
+        v.is_finite() && v >= self.lo && v <= self.hi
+    }
+
+    /// Tick values in data space.
+    fn ticks(self) -> Vec<f64> {
+        if self.log {
+            log_ticks(self.lo, self.hi)
+        } else {
+            linear_ticks(self.lo, self.hi)
+        }
+    }
+
+    fn coord(self) -> AxisCoord {
+        AxisCoord::new(
+            self.plot_range(),
+            self.ticks().into_iter().map(|t| self.to_plot(t)).collect(),
+        )
+    }
+}
+
+/// plotters' linear f64 coordinate with our own tick positions. (plotters'
+/// `WithKeyPoints` over `RangedCoordf64` loses the label formatter hook, so
+/// this small wrapper stands in; labels come from our formatters.)
+#[derive(Clone)]
+struct AxisCoord {
+    linear: RangedCoordf64,
+    /// Tick positions in plot space.
+    ticks: Vec<f64>,
+}
+
+impl AxisCoord {
+    fn new(range: Range<f64>, ticks: Vec<f64>) -> Self {
+        AxisCoord {
+            linear: range.into(),
+            ticks,
+        }
+    }
+}
+
+impl Ranged for AxisCoord {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.linear.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Bold ticks only: no light grid lines between them.
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.linear.range()
+    }
+}
+
+/// About six ticks at a 1, 2 or 5 × 10^k step.
+fn linear_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let raw = (hi - lo) / 6.0;
+    if !(raw.is_finite() && raw > 0.0) {
+        return vec![];
+    }
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    // Multiply rather than accumulate so ticks don't drift (0.30000000000000004).
+    (first..=last)
+        .map(|k| k as f64 * step)
+        .map(|t| if t == 0.0 { 0.0 } else { t }) // no "-0"
+        .collect()
+}
+
+/// Ticks at 1-2-5 × 10^k inside [lo, hi]; every 10^k if that gives more than
+/// ten, 1..9 × 10^k if it gives fewer than three.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return vec![];
+    }
+    let kmin = lo.log10().floor() as i32;
+    let kmax = hi.log10().ceil() as i32;
+    let with = |mults: &[f64]| -> Vec<f64> {
+        (kmin..=kmax)
+            .flat_map(|k| mults.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(|&t| t >= lo && t <= hi)
+            .collect()
+    };
+    let ticks = with(&[1.0, 2.0, 5.0]);
+    if ticks.len() > 10 {
+        with(&[1.0])
+    } else if ticks.len() < 3 {
+        with(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    } else {
+        ticks
+    }
+}
+
+fn text(size: u32, color: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
+    TextStyle {
+        font: (FONT, size).into_font(),
+        color: color.to_backend_color(),
+        pos: Pos::new(h, v),
+    }
+}
+
+/// Rows of legend under a line chart: two columns when there are 2+ series.
+fn legend_columns(n: u32) -> u32 {
+    if n > 1 {
+        2
+    } else {
+        1
+    }
+}
+
+fn legend_height(n: u32) -> u32 {
+    if n == 0 {
+        0
+    } else {
+        n.div_ceil(legend_columns(n)) * LEGEND_ROW + 16
+    }
+}
+
+struct LineSpec {
+    title: &'static str,
+    y_desc: &'static str,
+    y_tick: fn(f64) -> String,
+    /// Make y logarithmic when max/min exceeds this (and all values are > 0).
+    y_log_above: Option<f64>,
+}
+
+fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: LineSpec) -> DrawResult {
+    let n = lines.len() as u32;
+    let (plot, legend) = root.split_vertically(LINE_PLOT_HEIGHT);
+    if n > 0 {
+        draw_legend(&legend, lines)?;
+    }
+
+    let xs: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .collect();
+    let ys: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .collect();
+    if xs.is_empty() {
+        let why = if n == 0 {
+            "no series in this sweep"
+        } else {
+            "no plottable points (no finite, positive rates)"
+        };
+        return no_data(&plot, spec.title, why);
+    }
+
+    let goal = report.goal_rate.filter(|g| g.is_finite() && *g > 0.0);
+    // The goal joins the x range so its marker is always visible.
+    let mut x_values = xs;
+    x_values.extend(goal);
+    // Rates are log-scaled past a 10x span: sweeps step geometrically.
+    let x = Axis::fit(&x_values, Some(10.0), false, 1.0);
+    let y = Axis::fit(&ys, spec.y_log_above, true, 1.0);
+
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(spec.title, (FONT, CAPTION_SIZE))
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x.coord(), y.coord())?;
+
+    let x_fmt = |v: &f64| format::rate_tick(x.to_data(*v));
+    let y_fmt = |v: &f64| (spec.y_tick)(y.to_data(*v));
+    let x_desc = if x.log {
+        "offered rate (events/s, log scale)"
+    } else {
+        "offered rate (events/s)"
+    };
+    let y_desc = if y.log {
+        format!("{} (log scale)", spec.y_desc)
+    } else {
+        spec.y_desc.to_string()
+    };
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .bold_line_style(GRID_COLOR)
+        .light_line_style(TRANSPARENT)
+        .axis_style(TEXT_COLOR)
+        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
+        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
+        .draw()?;
+
+    let mut goal_label = None;
+    if let Some(g) = goal {
+        let gx = x.to_plot(g);
+        let Range { start, end } = y.plot_range();
+        chart.draw_series(DashedLineSeries::new(
+            [(gx, start), (gx, end)],
+            6,
+            4,
+            GOAL_COLOR.stroke_width(2),
+        ))?;
+        goal_label = Some((gx, end, format!("goal {}/s", format::rate_tick(g))));
+    }
+
+    for line in lines {
+        let color = series_color(line.index);
+        let pts: Vec<(f64, f64)> = line
+            .points
+            .iter()
+            .filter(|(px, py)| x.contains(*px) && y.contains(*py))
+            .map(|&(px, py)| (x.to_plot(px), y.to_plot(py)))
+            .collect();
+        if line.invalid {
+            // Invalid (e.g. unbalanced ledger): dashed, so it can't pass for a result.
+            chart.draw_series(DashedLineSeries::new(
+                pts.clone(),
+                8,
+                5,
+                color.stroke_width(2),
+            ))?;
+        } else {
+            chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
+        }
+        draw_markers(&mut chart, &pts, line.index)?;
+    }
+    // Drawn last, on a white backing, so lines passing the label don't cross it.
+    if let Some((gx, top, label)) = goal_label {
+        backed_text(&mut chart, (gx, top), label, (5, 4), GOAL_COLOR, VPos::Top)?;
+    }
+    Ok(())
+}
+
+/// Left-anchored text at `offset` pixels from `at`, on a translucent white
+/// backing (width estimated at CHAR_PX per char) so lines under it don't
+/// strike it through.
+fn backed_text(
+    chart: &mut Cart,
+    at: (f64, f64),
+    label: String,
+    offset: (i32, i32),
+    color: RGBColor,
+    v: VPos,
+) -> DrawResult {
+    let w = (label.chars().count() as u32 * CHAR_PX) as i32;
+    // 18 px box around 12 px text: from the offset down (top-anchored) or centred on it.
+    let (top, bottom) = match v {
+        VPos::Top => (offset.1 - 2, offset.1 + 16),
+        _ => (offset.1 - 9, offset.1 + 9),
+    };
+    chart.draw_series(std::iter::once(
+        EmptyElement::at(at)
+            + Rectangle::new(
+                [(offset.0 - 3, top), (offset.0 + w + 3, bottom)],
+                WHITE.mix(0.85).filled(),
+            ),
+    ))?;
+    chart.draw_series(std::iter::once(
+        EmptyElement::at(at) + Text::new(label, offset, text(LABEL_SIZE, color, HPos::Left, v)),
+    ))?;
+    Ok(())
+}
+
+type DrawResult = Result<(), DrawError>;
+type Cart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<AxisCoord, AxisCoord>>;
+
+fn draw_markers(chart: &mut Cart, pts: &[(f64, f64)], index: usize) -> DrawResult {
+    let color = series_color(index);
+    match marker(index) {
+        Marker::Circle => {
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        Marker::Triangle => {
+            chart.draw_series(
+                pts.iter()
+                    .map(|&p| TriangleMarker::new(p, 5, color.filled())),
+            )?;
+        }
+        Marker::Cross => {
+            chart.draw_series(pts.iter().map(|&p| Cross::new(p, 4, color.stroke_width(2))))?;
+        }
+    }
+    Ok(())
+}
+
+/// The legend strip: a line sample with the series' marker, then its label.
+fn draw_legend(area: &Area, lines: &[Line]) -> DrawResult {
+    let n = lines.len() as u32;
+    let columns = legend_columns(n);
+    let col_w = (WIDTH - 32) / columns;
+    // Sample line (24) + gap + text; the rest of the column is for characters.
+    let max_chars = ((col_w - 44) / CHAR_PX) as usize;
+    for (i, line) in lines.iter().enumerate() {
+        let (row, col) = (i as u32 / columns, i as u32 % columns);
+        let x0 = (16 + col * col_w) as i32;
+        let y = (8 + row * LEGEND_ROW + LEGEND_ROW / 2) as i32;
+        let color = series_color(line.index);
+        let style = color.stroke_width(2);
+        if line.invalid {
+            area.draw(&PathElement::new([(x0, y), (x0 + 8, y)], style))?;
+            area.draw(&PathElement::new([(x0 + 16, y), (x0 + 24, y)], style))?;
+        } else {
+            area.draw(&PathElement::new([(x0, y), (x0 + 24, y)], style))?;
+        }
+        let m = (x0 + 12, y);
+        match marker(line.index) {
+            Marker::Circle => area.draw(&Circle::new(m, 3, color.filled()))?,
+            Marker::Triangle => area.draw(&TriangleMarker::new(m, 5, color.filled()))?,
+            Marker::Cross => area.draw(&Cross::new(m, 4, color.stroke_width(2)))?,
+        }
+        // The markers go after the label and survive truncation.
+        let mut suffix = String::new();
+        if line.invalid {
+            suffix.push_str(" [INVALID]");
+        }
+        if line.points.is_empty() {
+            suffix.push_str(" (no data)");
+        }
+        let room = max_chars.saturating_sub(suffix.chars().count());
+        let label = format::truncate(&line.label, room) + &suffix;
+        let color = if line.invalid { GOAL_COLOR } else { TEXT_COLOR };
+        area.draw(&Text::new(
+            label,
+            (x0 + 32, y),
+            text(LABEL_SIZE, color, HPos::Left, VPos::Center),
+        ))?;
+    }
+    Ok(())
+}
+
+fn no_data(area: &Area, title: &str, why: &str) -> DrawResult {
+    let inner = area.titled(title, (FONT, CAPTION_SIZE))?;
+    let (w, h) = inner.dim_in_pixel();
+    inner.draw(&Text::new(
+        why.to_string(),
+        (w as i32 / 2, h as i32 / 2),
+        text(DESC_SIZE, TEXT_COLOR, HPos::Center, VPos::Center),
+    ))
+}
+
+fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
+    let title = Chart::ZeroLossRate.title();
+    let n = report.series.len();
+    if n == 0 {
+        return no_data(root, title, "no series in this sweep");
+    }
+    let labels = format::series_labels(&report.series);
+    // Left label column: widest label at CHAR_PX per char, 96..=340 px.
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    let label_w = (longest * CHAR_PX + 20).clamp(96, 340);
+    let max_chars = ((label_w - 20) / CHAR_PX) as usize;
+
+    let goal = report.goal_rate.filter(|g| g.is_finite() && *g > 0.0);
+    let mut values: Vec<f64> = report
+        .series
+        .iter()
+        .filter_map(|s| s.zero_loss_rate)
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .collect();
+    values.extend(goal);
+    if values.is_empty() {
+        values.push(0.0);
+    }
+    // 1.45x headroom leaves room right of the longest bar for its
+    // "612.5 k/s · 1.85× baseline" label (~170 px of a ~440 px plot).
+    let x = Axis::fit(&values, None, true, 1.45);
+    // One unit per bar, plus 0.6 of a bar on top for the goal's label.
+    let y = Axis {
+        log: false,
+        lo: 0.0,
+        hi: n as f64 + 0.6,
+    };
+
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, CAPTION_SIZE))
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(label_w)
+        .build_cartesian_2d(x.coord(), AxisCoord::new(y.plot_range(), Vec::new()))?;
+    let x_fmt = |v: &f64| format::rate_tick(*v);
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc("highest offered rate with zero loss (events/s)")
+        .x_label_formatter(&x_fmt)
+        .bold_line_style(GRID_COLOR)
+        .light_line_style(TRANSPARENT)
+        .axis_style(TEXT_COLOR)
+        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
+        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
+        .draw()?;
+
+    let mut notes = Vec::with_capacity(n);
+    for (i, s) in report.series.iter().enumerate() {
+        // First series on top.
+        let yc = (n - i) as f64 - 0.5;
+        let color = series_color(i);
+        let (px, py) = chart.backend_coord(&(x.lo, yc));
+        let label_color = if s.valid { TEXT_COLOR } else { GOAL_COLOR };
+        root.draw(&Text::new(
+            format::truncate(&labels[i], max_chars),
+            (px - 8, py),
+            text(LABEL_SIZE, label_color, HPos::Right, VPos::Center),
+        ))?;
+
+        let (mut note, note_x) = match s.zero_loss_rate {
+            Some(r) if r.is_finite() && r >= 0.0 => {
+                let bar = [(0.0, yc - 0.32), (r, yc + 0.32)];
+                if s.valid {
+                    chart.draw_series(std::iter::once(Rectangle::new(bar, color.filled())))?;
+                } else {
+                    // Invalid: washed-out fill inside a red frame.
+                    chart.draw_series(std::iter::once(Rectangle::new(
+                        bar,
+                        color.mix(0.3).filled(),
+                    )))?;
+                    chart.draw_series(std::iter::once(Rectangle::new(
+                        bar,
+                        GOAL_COLOR.stroke_width(2),
+                    )))?;
+                }
+                let mut note = format!("{}/s", format::rate(r));
+                if i == 0 {
+                    note.push_str(" · baseline");
+                } else if let Some(ratio) = format::baseline_ratio(report, i) {
+                    note.push_str(&format!(" · {} baseline", format::ratio(ratio)));
+                }
+                (note, r)
+            }
+            Some(r) => (format!("zero-loss rate is {}", format::rate(r)), 0.0),
+            None => ("lost events even at the lowest rate tried".to_string(), 0.0),
+        };
+        if !s.valid {
+            note.push_str(" · INVALID");
+        }
+        let note_color = if s.valid && s.zero_loss_rate.is_some() {
+            TEXT_COLOR
+        } else {
+            GOAL_COLOR
+        };
+        notes.push((note, note_x, yc, note_color));
+    }
+
+    // The goal line goes over the bars but under the notes.
+    if let Some(g) = goal {
+        chart.draw_series(DashedLineSeries::new(
+            [(g, y.lo), (g, y.hi)],
+            6,
+            4,
+            GOAL_COLOR.stroke_width(2),
+        ))?;
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((g, y.hi))
+                + Text::new(
+                    format!("goal {}/s", format::rate_tick(g)),
+                    (5, 4),
+                    text(LABEL_SIZE, GOAL_COLOR, HPos::Left, VPos::Top),
+                ),
+        ))?;
+    }
+    // Notes last, on a backing, so the goal line doesn't strike them through.
+    for (note, x_at, yc, color) in notes {
+        backed_text(&mut chart, (x_at, yc), note, (6, 0), color, VPos::Center)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! A fixed, hand-written sweep used by the golden, render and browser tests.
+#![allow(dead_code)]
+
+use reports::{Point, Series, SweepReport};
+
+/// Every point of the fixture ran for 2 s.
+const RUN_S: u64 = 2;
+const MIB: u64 = 1 << 20;
+
+/// A point at `rate` events/s over a 2 s run that lost `lost` events.
+pub fn point(rate: u64, lost: u64, p50_ns: u64, p99_ns: u64, p999_ns: u64, hw: u64) -> Point {
+    let offered = rate * RUN_S;
+    let delivered = offered - lost;
+    Point {
+        rate: rate as f64,
+        offered,
+        delivered,
+        lost,
+        lost_pct: lost as f64 * 100.0 / offered as f64,
+        throughput: delivered as f64 / RUN_S as f64,
+        p50_ns,
+        p99_ns,
+        p999_ns,
+        high_water_bytes: hw,
+    }
+}
+
+pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> Series {
+    Series {
+        variant: variant.to_string(),
+        layout: layout.to_string(),
+        transport: transport.to_string(),
+        ring_bytes,
+        sink: "kafka (mock cluster)".to_string(),
+        zero_loss_rate: None,
+        valid: true,
+        problems: Vec::new(),
+        points: Vec::new(),
+    }
+}
+
+/// Four series over 100 k..1.2 M events/s (a 12x span, so the rate axis is
+/// logarithmic): a baseline, a 2x better one, one that never loses, and an
+/// invalid one (unbalanced ledger) that lost even at the lowest rate.
+pub fn fixture() -> SweepReport {
+    let mut baseline = series("seed-baseline", "fixed4k", "perf", 35 * MIB);
+    baseline.zero_loss_rate = Some(150_000.0);
+    baseline.points = vec![
+        point(100_000, 0, 18_000, 95_000, 240_000, 9 * MIB),
+        point(150_000, 0, 21_000, 130_000, 410_000, 14 * MIB),
+        point(200_000, 1_812, 64_000, 2_900_000, 6_100_000, 35 * MIB),
+        point(300_000, 61_200, 210_000, 8_700_000, 12_400_000, 35 * MIB),
+        point(600_000, 432_000, 330_000, 14_200_000, 19_800_000, 35 * MIB),
+        point(
+            1_200_000,
+            1_526_400,
+            360_000,
+            16_900_000,
+            22_300_000,
+            35 * MIB,
+        ),
+    ];
+
+    let mut batched = series("batched", "fixed4k", "perf", 35 * MIB);
+    batched.zero_loss_rate = Some(300_000.0);
+    // Input order is not rate order: reports sort points for display.
+    batched.points = vec![
+        point(600_000, 151_200, 150_000, 9_800_000, 13_500_000, 35 * MIB),
+        point(100_000, 0, 9_000, 41_000, 88_000, 3 * MIB),
+        point(200_000, 0, 11_000, 57_000, 130_000, 6 * MIB),
+        point(300_000, 0, 14_000, 88_000, 260_000, 11 * MIB),
+        point(
+            1_200_000,
+            1_200_000,
+            190_000,
+            12_100_000,
+            17_000_000,
+            35 * MIB,
+        ),
+    ];
+
+    let mut ringbuf = series("ringbuf", "compact", "ringbuf", 32 * MIB);
+    ringbuf.zero_loss_rate = Some(1_200_000.0);
+    ringbuf.problems = vec!["kafka mock cluster, not a real broker".to_string()];
+    ringbuf.points = vec![
+        point(100_000, 0, 4_100, 12_000, 30_000, 256 * 1024),
+        point(300_000, 0, 4_300, 15_000, 41_000, 768 * 1024),
+        point(600_000, 0, 4_700, 19_000, 52_000, 2 * MIB),
+        point(1_200_000, 0, 5_900, 33_000, 97_000, 5 * MIB),
+    ];
+
+    let mut zero_copy = series("zero-copy-sharded", "fixed4k", "perf", 35 * MIB);
+    zero_copy.valid = false;
+    zero_copy.problems = vec![
+        "ledger unbalanced: read 199,872 != decoded 199,744 + dropped 0 (128 unaccounted)"
+            .to_string(),
+    ];
+    zero_copy.points = vec![
+        point(100_000, 128, 7_000, 36_000, 91_000, 2 * MIB),
+        point(600_000, 9_000, 44_000, 3_100_000, 7_700_000, 35 * MIB),
+    ];
+
+    SweepReport {
+        title: "dropbench sweep: fixed4k capture, perf vs ring buffer".to_string(),
+        generated_unix_s: 1_795_550_237, // 2026-11-24 19:57:17 UTC
+        environment: vec![
+            (
+                "kernel".into(),
+                "6.18.0-dropbench #1 SMP PREEMPT_DYNAMIC".into(),
+            ),
+            ("cpus".into(), "2".into()),
+            ("cpu model".into(), "AMD EPYC 7B13".into()),
+            ("hostname".into(), "ci-runner-1".into()),
+            ("dropbench version".into(), "0.1.0".into()),
+            (
+                "sink".into(),
+                "kafka: librdkafka in-process mock cluster".into(),
+            ),
+        ],
+        capture: Some("fixtures/captures/fixed4k-perf.pcapng".to_string()),
+        notes: vec!["Replay of a recorded capture into emulated rings; 2 s per rate.".to_string()],
+        goal_rate: Some(600_000.0),
+        series: vec![baseline, batched, ringbuf, zero_copy],
+    }
+}

@@ -349,28 +349,29 @@ proptest! {
     }
 }
 
+/// Outputs one sample; false when it was dropped.
+type Writer = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
 /// Producer and consumer on two threads: every sample arrives intact and in
 /// order, and accepted + lost = offered, with the lost counts in-band.
 #[test]
 fn concurrent_producer_and_consumer_agree() {
     for transport in ["perf", "ringbuf"] {
         let n = 100_000u64;
-        let (mut src, mut out): (Box<dyn RecordSource>, Box<dyn FnMut(&[u8]) -> bool + Send>) =
-            if transport == "perf" {
-                let notifier = Arc::new(Notifier::default());
-                let (mut w, r) =
-                    perf::perf_ring(0, 1 << 14, PerfWakeup::Events(8), notifier.clone());
-                (
-                    Box::new(perf::PerfSource::new(vec![r], notifier)),
-                    Box::new(move |d: &[u8]| w.output(&SampleBytes::whole(d))),
-                )
-            } else {
-                let (mut w, r) = ringbuf::ring_buffer(1 << 14, RbWakeup::Adaptive, Duration::ZERO);
-                (
-                    Box::new(r),
-                    Box::new(move |d: &[u8]| w.output(&SampleBytes::whole(d))),
-                )
-            };
+        let (mut src, mut out): (Box<dyn RecordSource>, Writer) = if transport == "perf" {
+            let notifier = Arc::new(Notifier::default());
+            let (mut w, r) = perf::perf_ring(0, 1 << 14, PerfWakeup::Events(8), notifier.clone());
+            (
+                Box::new(perf::PerfSource::new(vec![r], notifier)),
+                Box::new(move |d: &[u8]| w.output(&SampleBytes::whole(d))),
+            )
+        } else {
+            let (mut w, r) = ringbuf::ring_buffer(1 << 14, RbWakeup::Adaptive, Duration::ZERO);
+            (
+                Box::new(r),
+                Box::new(move |d: &[u8]| w.output(&SampleBytes::whole(d))),
+            )
+        };
         let producer = std::thread::spawn(move || {
             let mut accepted = Vec::new();
             for seq in 0..n {

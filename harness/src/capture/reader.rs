@@ -201,7 +201,7 @@ impl<R: Read> CaptureReader<R> {
             }
         }
         let len = le32(&head, 4);
-        if len % 4 != 0 || !(28..=MAX_BLOCK).contains(&len) {
+        if !len.is_multiple_of(4) || !(28..=MAX_BLOCK).contains(&len) {
             return Err(CaptureError::Corrupt {
                 file,
                 offset: 4,
@@ -354,7 +354,7 @@ impl<R: Read> CaptureReader<R> {
         }
         let ty = le32(&head, 0);
         let len = le32(&head, 4);
-        if len % 4 != 0 || !(12..=MAX_BLOCK).contains(&len) {
+        if !len.is_multiple_of(4) || !(12..=MAX_BLOCK).contains(&len) {
             return Err(self.corrupt(
                 at,
                 format!("block type {ty:#x} has length {len}, not a multiple of 4 in 12..=1 MiB"),

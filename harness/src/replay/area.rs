@@ -121,7 +121,7 @@ impl DataArea {
     #[inline]
     pub fn atomic_u32(&self, pos: u64) -> &AtomicU32 {
         let off = (pos & (self.size - 1)) as usize;
-        debug_assert!(off % 8 == 0);
+        debug_assert!(off.is_multiple_of(8));
         // SAFETY: off is in bounds and 8-aligned in u64-aligned storage;
         // AtomicU32 has the layout of u32.
         unsafe { &*(self.base().add(off) as *const AtomicU32) }

@@ -144,7 +144,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     let ns = v * ns_per;
-    if !ns.is_finite() || ns < 0.0 || ns > 1e18 {
+    if !ns.is_finite() || !(0.0..=1e18).contains(&ns) {
         return Err(format!("duration {s:?} out of range"));
     }
     Ok(Duration::from_nanos(ns.round() as u64))
@@ -152,11 +152,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn format_duration(d: Duration) -> String {
     let ns = d.as_nanos();
-    if ns % 1_000_000_000 == 0 {
+    if ns.is_multiple_of(1_000_000_000) {
         format!("{}s", ns / 1_000_000_000)
-    } else if ns % 1_000_000 == 0 {
+    } else if ns.is_multiple_of(1_000_000) {
         format!("{}ms", ns / 1_000_000)
-    } else if ns % 1_000 == 0 {
+    } else if ns.is_multiple_of(1_000) {
         format!("{}us", ns / 1_000)
     } else {
         format!("{ns}ns")

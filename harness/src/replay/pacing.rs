@@ -86,7 +86,7 @@ pub enum PacingError {
 
 fn micro(what: &'static str, v: f64) -> Result<u128, PacingError> {
     let m = (v * MICRO as f64).round();
-    if !v.is_finite() || v <= 0.0 || m < 1.0 || m > 1e30 {
+    if !v.is_finite() || v <= 0.0 || !(1.0..=1e30).contains(&m) {
         return Err(PacingError::NotPositive { what, value: v });
     }
     Ok(m as u128)

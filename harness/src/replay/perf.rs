@@ -285,7 +285,7 @@ impl PerfReader {
             unsafe { s.area.read(tail, &mut hdr) };
             let ty = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
             let size = u16::from_le_bytes([hdr[6], hdr[7]]) as u64;
-            if size < 8 || size % 8 != 0 || size > avail {
+            if size < 8 || !size.is_multiple_of(8) || size > avail {
                 return Err(corrupt(format!(
                     "record type {ty} at {tail} has size {size} ({avail} bytes available)"
                 )));

@@ -57,8 +57,8 @@ table.summary td.nowrap { white-space: nowrap; }
 p.legend { color: var(--muted); font-size: 0.9em; margin: 4px 0 8px; }
 ul.notes { color: var(--muted); margin: 4px 0; padding-left: 20px; }
 figure { margin: 16px 0; }
-figure svg { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
-figcaption { color: var(--muted); font-size: 0.9em; margin-top: 4px; max-width: 800px; }
+figure svg { display: block; width: 100%; max-width: 960px; height: auto; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: 0.9em; margin-top: 4px; max-width: 960px; }
 article.series { border: 1px solid var(--line); border-radius: 4px; padding: 12px 14px; margin: 12px 0; overflow-x: auto; }
 article.series.invalid { border: 2px solid var(--bad); background: linear-gradient(var(--bad-bg), #fff 120px); }
 dl.facts { display: flex; flex-wrap: wrap; gap: 4px 24px; margin: 0 0 8px; }
@@ -250,7 +250,7 @@ fn summary(out: &mut String, report: &SweepReport) {
         out.push_str(&format!(
             "<tr{class}><td class=\"num\"><span class=\"swatch\" style=\"background:{}\"></span>{}</td>\
              <td class=\"nowrap\"><a href=\"#series-{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"nowrap\">{}</td><td class=\"num\">{}</td><td class=\"num\">{ratio}</td>",
+             <td>{}</td><td class=\"num\">{}</td><td class=\"num\">{ratio}</td>",
             series_color_hex(i),
             i + 1,
             i + 1,

@@ -13,9 +13,22 @@ use proptest::test_runner::{Config, TestRunner};
 
 const NAME: &str = "fuzz.pcapng";
 
-/// The seed input: the committed real capture if there is one (its first
-/// 12 KiB: the reader must treat the cut as a truncated tail), else a
-/// synthetic capture of both sample layouts and lost markers.
+/// The last pcapng block boundary at or before `limit`.
+fn block_boundary(b: &[u8], limit: usize) -> usize {
+    let mut off = 0;
+    while off + 8 <= b.len() {
+        let len = u32::from_le_bytes(b[off + 4..off + 8].try_into().unwrap()) as usize;
+        if len == 0 || off + len > limit.min(b.len()) {
+            break;
+        }
+        off += len;
+    }
+    off
+}
+
+/// The seed input: the committed real capture if there is one (its blocks
+/// up to 12 KiB, so the seed itself ends cleanly), else a synthetic capture
+/// with lost markers.
 fn seed() -> Vec<u8> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/captures");
     if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -26,7 +39,7 @@ fn seed() -> Vec<u8> {
         files.sort();
         if let Some(f) = files.first() {
             let mut b = std::fs::read(f).unwrap();
-            b.truncate(12 * 1024);
+            b.truncate(block_boundary(&b, 12 * 1024));
             eprintln!("fuzz seed: first {} bytes of {}", b.len(), f.display());
             return b;
         }

@@ -292,3 +292,33 @@ fn kernel_order_merges_rings_by_time_and_keeps_each_ring_in_order() {
         .collect();
     assert_eq!(order, vec![10, 20, 30, 40, 45, 50, 60]);
 }
+
+#[test]
+fn cli_inspect_reports_a_cut_short_tail_as_an_error_after_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = synthetic(dir.path(), Layout::Compact, Transport::Perf, 1, 99);
+    // 99 records: 98 samples and one lost marker (record 49); the last is a sample.
+    let bytes = std::fs::read(&good).unwrap();
+    let p = dir.path().join("killed.pcapng");
+    // Drop the ISB and half of the last sample, as a killed recorder would.
+    std::fs::write(&p, &bytes[..bytes.len() - 64 - 30]).unwrap();
+    let out = harness().arg("inspect").arg(&p).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("killed.pcapng: truncated at byte"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("samples   97"));
+    let out = harness()
+        .arg("inspect")
+        .arg("--allow-truncated")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Replay reads everything before the cut.
+    let cap = Capture::load(&p).unwrap();
+    assert_eq!(cap.samples(), 97);
+    assert!(cap.truncated.is_some());
+}

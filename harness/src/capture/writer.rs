@@ -199,6 +199,14 @@ impl CaptureWriter {
                 rings: self.meta.rings,
             });
         }
+        if let RecordRef::Sample { data: [], .. } = rec {
+            return Err(CaptureError::Invalid {
+                file: file_name(&self.path),
+                what: format!(
+                    "empty sample on ring {ring}: a sample holds at least an event header"
+                ),
+            });
+        }
         let r = match self.write_block(rec) {
             Ok(n) => n,
             Err(e) => return Err(self.io("write", e)),

@@ -23,6 +23,9 @@ pub struct InspectArgs {
     /// How many of the most frequent paths to list.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// Exit 0 even if the last block is cut short (a recording that was killed).
+    #[arg(long)]
+    pub allow_truncated: bool,
 }
 
 /// Counts of one ring.
@@ -310,6 +313,12 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         );
     } else {
         print_info(&info);
+    }
+    if let (Some((off, what)), false) = (&info.truncated_tail, args.allow_truncated) {
+        anyhow::bail!(
+            "{}: truncated at byte {off}: {what}; the complete blocks before it are summarised above (--allow-truncated to accept)",
+            info.file
+        );
     }
     Ok(())
 }

@@ -188,6 +188,8 @@ pub struct RingCounters {
     pub bytes: AtomicU64,
     /// Most bytes ever in the ring, measured right after each write.
     pub high_water: AtomicU64,
+    /// Reader wakeups this ring's writer signalled.
+    pub wakeups: AtomicU64,
 }
 
 impl RingCounters {

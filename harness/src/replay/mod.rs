@@ -370,34 +370,26 @@ impl RingWriters {
     /// Per-ring figures so far.
     pub fn ring_results(&self) -> Vec<RingResult> {
         use area::RingCounters as C;
-        let one = |ring: u32, size: u64, c: &area::RingCounters, wakeups: u64| RingResult {
+        let one = |ring: u32, size: u64, c: &area::RingCounters| RingResult {
             ring,
             size_bytes: size,
             offered: C::get(&c.offered),
             accepted: C::get(&c.accepted),
             lost: C::get(&c.lost),
             high_water_bytes: C::get(&c.high_water),
-            wakeups,
+            wakeups: C::get(&c.wakeups),
         };
         match self {
             RingWriters::Perf(ws) => ws
                 .iter()
                 .map(|w| {
                     let s = w.shared();
-                    // The notifier is shared by all perf rings; per-ring wakeups are not separated.
-                    one(s.ring, s.area.size(), &s.counters, 0)
+                    one(s.ring, s.area.size(), &s.counters)
                 })
                 .collect(),
             RingWriters::Ringbuf(w) => {
                 let s = w.shared();
-                vec![one(
-                    0,
-                    s.area.size(),
-                    &s.counters,
-                    s.notifier
-                        .signalled
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                )]
+                vec![one(0, s.area.size(), &s.counters)]
             }
         }
     }

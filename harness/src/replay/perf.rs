@@ -225,6 +225,7 @@ impl PerfWriter {
         RingCounters::add(&c.bytes, sample.len as u64);
         RingCounters::max(&c.high_water, self.head - tail);
         if handle_wakeup != self.wakeup {
+            RingCounters::add(&c.wakeups, 1);
             self.s.notifier.wake();
         }
         true

@@ -179,10 +179,14 @@ impl RbWriter {
         hdr.swap(new_len, Ordering::SeqCst);
         let mask = area.size() - 1;
         let cons_pos = self.s.consumer_pos.load(Ordering::Acquire) & mask;
-        match self.wakeup {
-            RbWakeup::Forced => self.s.notifier.wake(),
-            RbWakeup::Adaptive if cons_pos == pos & mask => self.s.notifier.wake(),
-            _ => {}
+        let wake = match self.wakeup {
+            RbWakeup::Forced => true,
+            RbWakeup::Adaptive => cons_pos == pos & mask,
+            RbWakeup::NoWakeup => false,
+        };
+        if wake {
+            RingCounters::add(&self.s.counters.wakeups, 1);
+            self.s.notifier.wake();
         }
     }
 

@@ -236,7 +236,7 @@ fn cli_rejects_bad_captures_with_one_line_and_no_panic() {
         .args(["--variant", "nope"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown variant"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown pipeline variant"));
     let out = harness()
         .arg("replay")
         .arg(&good)
@@ -321,4 +321,24 @@ fn cli_inspect_reports_a_cut_short_tail_as_an_error_after_the_summary() {
     let cap = Capture::load(&p).unwrap();
     assert_eq!(cap.samples(), 97);
     assert!(cap.truncated.is_some());
+}
+
+#[test]
+fn cli_replay_runs_a_pipeline_variant_and_records_its_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = synthetic(dir.path(), Layout::Compact, Transport::Perf, 2, 400);
+    let json = dir.path().join("v.json");
+    let out = harness()
+        .arg("replay")
+        .arg(&p)
+        .args(["--variant", "batched", "--rate", "50000", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = harness::results::RunResult::read(&json).unwrap();
+    assert_eq!(r.variant, "batched");
+    assert_eq!(r.counts.read, r.counts.accepted);
+    assert!(r.ledger.is_some());
+    assert!(r.valid, "{:?}", r.problems);
 }

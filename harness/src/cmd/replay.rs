@@ -5,27 +5,29 @@
 //! size, ring count, wakeup), so a plain replay reproduces the recording setup.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::capture::{Capture, Transport};
 use crate::replay::{
-    self, drain_noop, parse_bytes, parse_duration, Bound, ConsumerReport, Pacing, ReplayOptions,
-    ReplaySource, Wakeup,
+    self, drain_noop, parse_bytes, parse_duration, Bound, Pacing, ReplayOptions, Wakeup,
 };
 use crate::results::RunResult;
-
-/// The pipeline variants `--variant` accepts.
-pub const VARIANTS: &[&str] = &["noop"];
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
     /// The capture (pcapng) to replay.
     pub capture: PathBuf,
-    /// Pipeline variant reading the rings (`noop`: drain and measure only).
+    /// Pipeline variant reading the rings: `noop` (drain and measure only) or
+    /// one of the pipeline variants (seed-baseline, batched, ...), which run
+    /// with default knobs, the built-in classifier rules and the null sink.
     #[arg(long, default_value = "noop")]
     pub variant: String,
+    /// How long a pipeline variant's sink may take to finish after the replay.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub sink_timeout: Duration,
     /// Fixed rate in records/s.
     #[arg(long, group = "pace")]
     pub rate: Option<f64>,
@@ -89,23 +91,15 @@ impl ReplayArgs {
     }
 }
 
-/// Runs variant `name` over `src`. Pipeline variants plug in here.
-pub fn consume(name: &str, src: ReplaySource) -> ConsumerReport {
-    match name {
-        "noop" => drain_noop(src),
-        // `run` checks the name against VARIANTS before replaying.
-        _ => drain_noop(src),
-    }
-}
-
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
-    if !VARIANTS.contains(&args.variant.as_str()) {
-        anyhow::bail!(
-            "unknown variant {:?}; expected one of: {}",
-            args.variant,
-            VARIANTS.join(", ")
-        );
-    }
+    // Check the variant before loading anything.
+    let pipeline_variant = match args.variant.as_str() {
+        "noop" => None,
+        name => Some(
+            crate::pipeline::variant(name)
+                .map_err(|e| anyhow::anyhow!("{e} (or noop, the built-in drain)"))?,
+        ),
+    };
     let capture = Capture::load(&args.capture)?;
     if let Some((off, what)) = &capture.truncated {
         eprintln!(
@@ -114,10 +108,34 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         );
     }
     let opts = args.options();
-    let variant = args.variant.clone();
-    let report = replay::run(&capture, &opts, move |src| consume(&variant, src))?;
+    let (report, ledger) = match pipeline_variant {
+        None => (replay::run(&capture, &opts, drain_noop)?, None),
+        Some(v) => {
+            let sink: Arc<dyn crate::sink::Sink> = Arc::new(crate::sink::NullSink::new());
+            let classifier = Arc::new(crate::classify::Classifier::default_rules());
+            let r = crate::pipeline::replayed::run_replayed(
+                v,
+                crate::pipeline::Knobs::default(),
+                &capture,
+                &opts,
+                classifier,
+                sink,
+                args.sink_timeout,
+            )?;
+            (r.replay, Some(r.ledger))
+        }
+    };
     let mut result = report.to_run_result();
     result.config.probe = capture.meta.probe.to_string();
+    if pipeline_variant.is_some() {
+        result.config.extra = serde_json::json!({"sink": "null", "rules": "default"});
+    }
+    if let Some(ledger) = ledger {
+        for imbalance in ledger.check() {
+            result.problem(format!("ledger: {}: {}", imbalance.check, imbalance.detail));
+        }
+        result.ledger = Some(serde_json::to_value(&ledger).context("encoding the ledger")?);
+    }
     print_result(&result, &report);
     if let Some(path) = &args.json {
         result

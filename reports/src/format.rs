@@ -200,10 +200,25 @@ pub fn baseline_ratio(report: &SweepReport, index: usize) -> Option<f64> {
     }
 }
 
-/// Short chart labels: `1. variant` plus whichever of layout, transport, ring
-/// and sink differ between series (fields all series share add nothing).
-/// The number matches the `#` column of the HTML summary.
+/// Short chart labels: `1. variant` plus whichever of layout, transport, ring,
+/// wakeup, sink and capture differ between series (fields all series share add
+/// nothing). The number matches the `#` column of the HTML summary.
 pub fn series_labels(series: &[Series]) -> Vec<String> {
+    series_label_parts(series)
+        .into_iter()
+        .map(|(head, detail)| {
+            if detail.is_empty() {
+                head
+            } else {
+                format!("{head} · {detail}")
+            }
+        })
+        .collect()
+}
+
+/// [`series_labels`] split in two: (`1. variant`, `layout · ring · ...`), the
+/// second part empty when no other field differs between series.
+pub fn series_label_parts(series: &[Series]) -> Vec<(String, String)> {
     let varies = |f: &dyn Fn(&Series) -> String| -> bool {
         series
             .first()
@@ -212,12 +227,14 @@ pub fn series_labels(series: &[Series]) -> Vec<String> {
     let layout = varies(&|s| s.layout.clone());
     let transport = varies(&|s| s.transport.clone());
     let ring = varies(&|s| s.ring_bytes.to_string());
+    let wakeup = varies(&|s| s.wakeup.clone());
     let sink = varies(&|s| s.sink.clone());
+    let capture = varies(&|s| s.capture.clone());
     series
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let mut parts = vec![s.variant.clone()];
+            let mut parts = Vec::new();
             if layout {
                 parts.push(s.layout.clone());
             }
@@ -227,10 +244,16 @@ pub fn series_labels(series: &[Series]) -> Vec<String> {
             if ring {
                 parts.push(bytes(s.ring_bytes));
             }
+            if wakeup && !s.wakeup.is_empty() {
+                parts.push(s.wakeup.clone());
+            }
             if sink {
                 parts.push(s.sink.clone());
             }
-            format!("{}. {}", i + 1, parts.join(" · "))
+            if capture && !s.capture.is_empty() {
+                parts.push(s.capture.clone());
+            }
+            (format!("{}. {}", i + 1, s.variant), parts.join(" · "))
         })
         .collect()
 }
@@ -292,6 +315,37 @@ mod tests {
         // 2000-02-29 is a leap day in a year divisible by 400.
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_795_550_237), "2026-11-24 19:57:17 UTC");
+    }
+
+    fn series(variant: &str, wakeup: &str, ring_bytes: u64) -> Series {
+        Series {
+            variant: variant.into(),
+            layout: "fixed4k".into(),
+            transport: "perf".into(),
+            ring_bytes,
+            wakeup: wakeup.into(),
+            capture: String::new(),
+            sink: "null".into(),
+            zero_loss_rate: None,
+            valid: true,
+            problems: vec![],
+            points: vec![],
+        }
+    }
+
+    #[test]
+    fn labels_name_only_the_fields_that_differ() {
+        let same = [series("a", "w64", 1 << 20), series("b", "w64", 1 << 20)];
+        assert_eq!(series_labels(&same), ["1. a", "2. b"]);
+        let differ = [
+            series("a", "w64", 1 << 20),
+            series("a", "watermark", 2 << 20),
+        ];
+        assert_eq!(
+            series_labels(&differ),
+            ["1. a · 1 MiB · w64", "2. a · 2 MiB · watermark"]
+        );
+        assert!(series_labels(&[]).is_empty());
     }
 
     #[test]

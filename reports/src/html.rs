@@ -35,7 +35,7 @@ h3 { font-size: 1.05em; margin: 0 0 8px; }
 .meta { color: var(--muted); margin: 0 0 12px; }
 code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.92em; overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin: 8px 0; font-size: 0.92em; }
-th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.env th { width: 14em; background: none; font-weight: 600; }
@@ -208,7 +208,7 @@ fn validity_cell(s: &Series) -> String {
         "<span class=\"badge bad\">INVALID</span>".to_string()
     } else if !s.problems.is_empty() {
         format!(
-            "<span class=\"badge warn\">valid, {} warning{}</span>",
+            "<span class=\"badge warn\">{} warning{}</span>",
             s.problems.len(),
             if s.problems.len() == 1 { "" } else { "s" }
         )
@@ -231,10 +231,22 @@ fn summary(out: &mut String, report: &SweepReport) {
         return;
     }
     let goal = report.goal_rate;
+    // Optional columns appear only when some series recorded them.
+    let wakeup = report.series.iter().any(|s| !s.wakeup.is_empty());
+    let capture = report.series.iter().any(|s| !s.capture.is_empty());
     out.push_str(
         "<div class=\"scroll\">\n<table class=\"summary\">\n<thead><tr><th>#</th><th>variant</th><th>layout</th>\
-         <th>transport</th><th class=\"num\">ring</th><th>sink</th>\
-         <th class=\"num\">zero-loss rate</th><th class=\"num\">× baseline</th>",
+         <th>transport</th><th class=\"num\">ring</th>",
+    );
+    if wakeup {
+        out.push_str("<th>wakeup</th>");
+    }
+    out.push_str("<th>sink</th>");
+    if capture {
+        out.push_str("<th>capture</th>");
+    }
+    out.push_str(
+        "<th class=\"num\">zero-loss rate (events/s)</th><th class=\"num\">× baseline</th>",
     );
     if goal.is_some() {
         out.push_str("<th>goal</th>");
@@ -243,14 +255,13 @@ fn summary(out: &mut String, report: &SweepReport) {
     for (i, s) in report.series.iter().enumerate() {
         let class = if s.valid { "" } else { " class=\"invalid\"" };
         let ratio = if i == 0 {
-            "1.00× (baseline)".to_string()
+            "baseline".to_string()
         } else {
             format::baseline_ratio(report, i).map_or("—".to_string(), format::ratio)
         };
         out.push_str(&format!(
             "<tr{class}><td class=\"num\"><span class=\"swatch\" style=\"background:{}\"></span>{}</td>\
-             <td class=\"nowrap\"><a href=\"#series-{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td>{}</td><td class=\"num\">{}</td><td class=\"num\">{ratio}</td>",
+             <td class=\"nowrap\"><a href=\"#series-{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td>",
             series_color_hex(i),
             i + 1,
             i + 1,
@@ -258,8 +269,20 @@ fn summary(out: &mut String, report: &SweepReport) {
             escape(&s.layout),
             escape(&s.transport),
             format::bytes(s.ring_bytes),
-            escape(&s.sink),
-            zero_loss_cell(s.zero_loss_rate),
+        ));
+        if wakeup {
+            out.push_str(&format!("<td>{}</td>", escape(&s.wakeup)));
+        }
+        out.push_str(&format!("<td>{}</td>", escape(&s.sink)));
+        if capture {
+            out.push_str(&format!("<td>{}</td>", escape(&s.capture)));
+        }
+        let zero_loss = match s.zero_loss_rate {
+            Some(r) => format::rate(r),
+            None => "none".to_string(),
+        };
+        out.push_str(&format!(
+            "<td class=\"num\">{zero_loss}</td><td class=\"num\">{ratio}</td>"
         ));
         if let Some(g) = goal {
             // A display comparison of two given numbers, not a statistic.
@@ -275,7 +298,12 @@ fn summary(out: &mut String, report: &SweepReport) {
             validity_cell(s)
         ));
     }
-    out.push_str("</tbody>\n</table>\n</div>\n</section>\n");
+    out.push_str("</tbody>\n</table>\n</div>\n");
+    out.push_str(
+        "<p class=\"legend\">Zero-loss rate: the highest offered rate at which nothing was lost; \
+         none: events were lost even at the lowest rate tried. × baseline: ratio to series 1.</p>\n",
+    );
+    out.push_str("</section>\n");
 }
 
 fn environment(out: &mut String, report: &SweepReport) {
@@ -316,16 +344,24 @@ fn details(out: &mut String, report: &SweepReport) {
             escape(&s.variant),
             validity_cell(s),
         ));
-        out.push_str(&format!(
-            "<dl class=\"facts\"><div><dt>layout</dt><dd>{}</dd></div><div><dt>transport</dt><dd>{}</dd></div>\
-             <div><dt>ring</dt><dd>{}</dd></div><div><dt>sink</dt><dd>{}</dd></div>\
-             <div><dt>zero-loss rate</dt><dd>{}</dd></div></dl>\n",
-            escape(&s.layout),
-            escape(&s.transport),
-            format::bytes(s.ring_bytes),
-            escape(&s.sink),
-            zero_loss_cell(s.zero_loss_rate),
-        ));
+        let mut facts = vec![
+            ("layout", escape(&s.layout)),
+            ("transport", escape(&s.transport)),
+            ("ring", format::bytes(s.ring_bytes)),
+        ];
+        if !s.wakeup.is_empty() {
+            facts.push(("wakeup", escape(&s.wakeup)));
+        }
+        facts.push(("sink", escape(&s.sink)));
+        if !s.capture.is_empty() {
+            facts.push(("capture", escape(&s.capture)));
+        }
+        facts.push(("zero-loss rate", zero_loss_cell(s.zero_loss_rate)));
+        out.push_str("<dl class=\"facts\">");
+        for (k, v) in facts {
+            out.push_str(&format!("<div><dt>{k}</dt><dd>{v}</dd></div>"));
+        }
+        out.push_str("</dl>\n");
         if !s.problems.is_empty() {
             // Problems of an invalid series are errors; of a valid one, warnings.
             out.push_str(if s.valid {

@@ -47,6 +47,14 @@ pub struct Series {
     pub transport: String,
     /// Ring size in bytes (per CPU for perf, total for the BPF ring buffer).
     pub ring_bytes: u64,
+    /// Reader wakeup policy (e.g. `every 64 events`, `watermark 50%`,
+    /// `no-wakeup, poll 1 ms`); empty if not recorded.
+    #[serde(default)]
+    pub wakeup: String,
+    /// The capture this series replayed (file name) when a sweep covers several;
+    /// empty when it is the report's `capture` or a live run.
+    #[serde(default)]
+    pub capture: String,
     /// Where the pipeline's output went (e.g. `kafka (mock cluster)`, `null`, `file`).
     pub sink: String,
     /// Highest offered rate with zero loss, events/s, as found by the harness's

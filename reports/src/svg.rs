@@ -80,9 +80,13 @@ const BAR_CHROME: u32 = 120;
 const CAPTION_SIZE: u32 = 24;
 const LABEL_SIZE: u32 = 15;
 const DESC_SIZE: u32 = 16;
+/// The second line of a bar label, about 11 px.
+const DETAIL_SIZE: u32 = 14;
 /// Width budget per character of 12 px sans-serif text (browsers average about
 /// 6.5 px), used to size the label column and to truncate labels.
 const CHAR_PX: u32 = 7;
+/// The same for 11 px detail text.
+const DETAIL_CHAR_PX: u32 = 6;
 const FONT: &str = "sans-serif";
 
 /// Tableau 10: distinguishable, colour-blind-aware, and fixed so a series keeps
@@ -102,6 +106,7 @@ const PALETTE: [RGBColor; 10] = [
 const GOAL_COLOR: RGBColor = RGBColor(0xC0, 0x1C, 0x28);
 const GRID_COLOR: RGBColor = RGBColor(0xE2, 0xE2, 0xE2);
 const TEXT_COLOR: RGBColor = RGBColor(0x22, 0x22, 0x22);
+const MUTED_COLOR: RGBColor = RGBColor(0x66, 0x66, 0x66);
 
 /// The colour series `index` has in every chart.
 pub(crate) fn series_color(index: usize) -> RGBColor {
@@ -136,11 +141,11 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// Draws `chart` for `report` as a standalone SVG document.
 pub fn render_svg(report: &SweepReport, chart: Chart) -> Result<String, ReportError> {
+    let plan = plan(report, chart);
     let mut buf = String::new();
     let result = {
-        let size = chart_size(report, chart);
-        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-        draw(report, chart, &root).and_then(|()| root.present())
+        let root = SVGBackend::with_string(&mut buf, plan.size(report)).into_drawing_area();
+        draw(report, &plan, &root).and_then(|()| root.present())
     };
     result.map_err(|e| ReportError::Chart {
         chart,
@@ -149,64 +154,71 @@ pub fn render_svg(report: &SweepReport, chart: Chart) -> Result<String, ReportEr
     Ok(buf)
 }
 
-fn chart_size(report: &SweepReport, chart: Chart) -> (u32, u32) {
-    let n = report.series.len() as u32;
-    match chart {
-        Chart::LossVsRate | Chart::P99VsRate => (WIDTH, LINE_PLOT_HEIGHT + legend_height(n)),
-        // At least room for one bar so "no series" has somewhere to go.
-        Chart::ZeroLossRate => (WIDTH, BAR_CHROME + BAR_ROW * n.max(1)),
+/// What a chart will draw, decided before the canvas is sized.
+enum Plan {
+    Lines(Vec<Line>, LineSpec),
+    Bars,
+}
+
+impl Plan {
+    fn size(&self, report: &SweepReport) -> (u32, u32) {
+        match self {
+            Plan::Lines(lines, _) => (WIDTH, LINE_PLOT_HEIGHT + Legend::new(lines).height()),
+            // At least room for one bar so "no series" has somewhere to go.
+            Plan::Bars => (
+                WIDTH,
+                BAR_CHROME + BAR_ROW * (report.series.len() as u32).max(1),
+            ),
+        }
     }
 }
 
-fn draw(report: &SweepReport, chart: Chart, root: &Area) -> Result<(), DrawError> {
-    root.fill(&WHITE)?;
+fn plan(report: &SweepReport, chart: Chart) -> Plan {
     match chart {
-        Chart::LossVsRate => {
-            let lines = lines(report, |s| {
+        Chart::LossVsRate => Plan::Lines(
+            lines(report, |s| {
                 s.points
                     .iter()
                     .map(|p| (p.rate, p.lost_pct))
                     .filter(|&(_, lost)| lost >= 0.0)
                     .collect()
-            });
-            line_chart(
-                root,
-                report,
-                &lines,
-                LineSpec {
-                    title: Chart::LossVsRate.title(),
-                    y_desc: "lost (% of offered)",
-                    y_tick: format::percent_tick,
-                    // Loss is 0 below saturation and climbs to tens of % past
-                    // it; a log axis would hide exactly the zeros that matter.
-                    y_log_above: None,
-                },
-            )
-        }
-        Chart::P99VsRate => {
-            let lines = lines(report, |s| {
+            }),
+            LineSpec {
+                title: Chart::LossVsRate.title(),
+                y_desc: "lost (% of offered)",
+                y_tick: format::percent_tick,
+                // Loss is 0 below saturation and climbs to tens of % past
+                // it; a log axis would hide exactly the zeros that matter.
+                y_log_above: None,
+            },
+        ),
+        Chart::P99VsRate => Plan::Lines(
+            lines(report, |s| {
                 s.points
                     .iter()
                     // No delivered event, no latency: p99 is 0 by convention then.
                     .filter(|p| p.delivered > 0)
                     .map(|p| (p.rate, p.p99_ns as f64))
                     .collect()
-            });
-            line_chart(
-                root,
-                report,
-                &lines,
-                LineSpec {
-                    title: Chart::P99VsRate.title(),
-                    y_desc: "p99 latency",
-                    y_tick: format::nanos_tick,
-                    // Past saturation p99 jumps from µs to ms (queues fill), so
-                    // spans over 100x go logarithmic to keep the low end readable.
-                    y_log_above: Some(100.0),
-                },
-            )
-        }
-        Chart::ZeroLossRate => bar_chart(root, report),
+            }),
+            LineSpec {
+                title: Chart::P99VsRate.title(),
+                y_desc: "p99 latency",
+                y_tick: format::nanos_tick,
+                // Past saturation p99 jumps from µs to ms (queues fill), so
+                // spans over 100x go logarithmic to keep the low end readable.
+                y_log_above: Some(100.0),
+            },
+        ),
+        Chart::ZeroLossRate => Plan::Bars,
+    }
+}
+
+fn draw(report: &SweepReport, plan: &Plan, root: &Area) -> Result<(), DrawError> {
+    root.fill(&WHITE)?;
+    match plan {
+        Plan::Lines(lines, spec) => line_chart(root, report, lines, spec),
+        Plan::Bars => bar_chart(root, report),
     }
 }
 
@@ -434,20 +446,56 @@ fn text(size: u32, color: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
     }
 }
 
-/// Rows of legend under a line chart: two columns when there are 2+ series.
-fn legend_columns(n: u32) -> u32 {
-    if n > 1 {
-        2
-    } else {
-        1
-    }
+/// The legend strip under a line chart: one entry per series, in two columns
+/// when every entry fits in half the width, else in one.
+struct Legend {
+    /// Full entry texts: label plus ` [INVALID]` / ` (no data)` markers.
+    entries: Vec<(String, String)>,
+    columns: u32,
+    /// Characters that fit in one column's text part.
+    max_chars: usize,
 }
 
-fn legend_height(n: u32) -> u32 {
-    if n == 0 {
-        0
-    } else {
-        n.div_ceil(legend_columns(n)) * LEGEND_ROW + 16
+impl Legend {
+    fn new(lines: &[Line]) -> Legend {
+        let entries: Vec<(String, String)> = lines
+            .iter()
+            .map(|line| {
+                let mut suffix = String::new();
+                if line.invalid {
+                    suffix.push_str(" [INVALID]");
+                }
+                if line.points.is_empty() {
+                    suffix.push_str(" (no data)");
+                }
+                (line.label.clone(), suffix)
+            })
+            .collect();
+        // Sample line (24 px) + gap (8) + 12 px slack; the rest is text.
+        let fit = |columns: u32| (((WIDTH - 32) / columns - 44) / CHAR_PX) as usize;
+        let longest = entries
+            .iter()
+            .map(|(l, s)| l.chars().count() + s.chars().count())
+            .max()
+            .unwrap_or(0);
+        let columns = if entries.len() > 1 && longest <= fit(2) {
+            2
+        } else {
+            1
+        };
+        Legend {
+            entries,
+            columns,
+            max_chars: fit(columns),
+        }
+    }
+
+    fn height(&self) -> u32 {
+        if self.entries.is_empty() {
+            0
+        } else {
+            (self.entries.len() as u32).div_ceil(self.columns) * LEGEND_ROW + 16
+        }
     }
 }
 
@@ -459,8 +507,8 @@ struct LineSpec {
     y_log_above: Option<f64>,
 }
 
-fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: LineSpec) -> DrawResult {
-    let n = lines.len() as u32;
+fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec) -> DrawResult {
+    let n = lines.len();
     let (plot, legend) = root.split_vertically(LINE_PLOT_HEIGHT);
     if n > 0 {
         draw_legend(&legend, lines)?;
@@ -616,15 +664,12 @@ fn draw_markers(chart: &mut Cart, pts: &[(f64, f64)], index: usize) -> DrawResul
     Ok(())
 }
 
-/// The legend strip: a line sample with the series' marker, then its label.
+/// Draws the legend: a line sample with the series' marker, then its label.
 fn draw_legend(area: &Area, lines: &[Line]) -> DrawResult {
-    let n = lines.len() as u32;
-    let columns = legend_columns(n);
-    let col_w = (WIDTH - 32) / columns;
-    // Sample line (24) + gap + text; the rest of the column is for characters.
-    let max_chars = ((col_w - 44) / CHAR_PX) as usize;
-    for (i, line) in lines.iter().enumerate() {
-        let (row, col) = (i as u32 / columns, i as u32 % columns);
+    let legend = Legend::new(lines);
+    let col_w = (WIDTH - 32) / legend.columns;
+    for (i, (line, (label, suffix))) in lines.iter().zip(&legend.entries).enumerate() {
+        let (row, col) = (i as u32 / legend.columns, i as u32 % legend.columns);
         let x0 = (16 + col * col_w) as i32;
         let y = (8 + row * LEGEND_ROW + LEGEND_ROW / 2) as i32;
         let color = series_color(line.index);
@@ -642,20 +687,12 @@ fn draw_legend(area: &Area, lines: &[Line]) -> DrawResult {
             Marker::Cross => area.draw(&Cross::new(m, 4, color.stroke_width(2)))?,
         }
         // The markers go after the label and survive truncation.
-        let mut suffix = String::new();
-        if line.invalid {
-            suffix.push_str(" [INVALID]");
-        }
-        if line.points.is_empty() {
-            suffix.push_str(" (no data)");
-        }
-        let room = max_chars.saturating_sub(suffix.chars().count());
-        let label = format::truncate(&line.label, room) + &suffix;
-        let color = if line.invalid { GOAL_COLOR } else { TEXT_COLOR };
+        let room = legend.max_chars.saturating_sub(suffix.chars().count());
+        let text_color = if line.invalid { GOAL_COLOR } else { TEXT_COLOR };
         area.draw(&Text::new(
-            label,
+            format::truncate(label, room) + suffix,
             (x0 + 32, y),
-            text(LABEL_SIZE, color, HPos::Left, VPos::Center),
+            text(LABEL_SIZE, text_color, HPos::Left, VPos::Center),
         ))?;
     }
     Ok(())
@@ -677,11 +714,20 @@ fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
     if n == 0 {
         return no_data(root, title, "no series in this sweep");
     }
-    let labels = format::series_labels(&report.series);
-    // Left label column: widest label at CHAR_PX per char, 96..=340 px.
-    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
-    let label_w = (longest * CHAR_PX + 20).clamp(96, 340);
-    let max_chars = ((label_w - 20) / CHAR_PX) as usize;
+    // Two-line labels: "1. variant" over the fields that differ between series.
+    let labels = format::series_label_parts(&report.series);
+    // Left label column: widest line at CHAR_PX per char, 96..=340 px.
+    let widest = labels
+        .iter()
+        .map(|(head, detail)| {
+            (head.chars().count() as u32 * CHAR_PX)
+                .max(detail.chars().count() as u32 * DETAIL_CHAR_PX)
+        })
+        .max()
+        .unwrap_or(0);
+    let label_w = (widest + 20).clamp(96, 340);
+    let head_chars = ((label_w - 20) / CHAR_PX) as usize;
+    let detail_chars = ((label_w - 20) / DETAIL_CHAR_PX) as usize;
 
     let goal = report.goal_rate.filter(|g| g.is_finite() && *g > 0.0);
     let mut values: Vec<f64> = report
@@ -730,11 +776,20 @@ fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
         let color = series_color(i);
         let (px, py) = chart.backend_coord(&(x.lo, yc));
         let label_color = if s.valid { TEXT_COLOR } else { GOAL_COLOR };
+        let (head, detail) = &labels[i];
+        let head_y = if detail.is_empty() { py } else { py - 7 };
         root.draw(&Text::new(
-            format::truncate(&labels[i], max_chars),
-            (px - 8, py),
+            format::truncate(head, head_chars),
+            (px - 8, head_y),
             text(LABEL_SIZE, label_color, HPos::Right, VPos::Center),
         ))?;
+        if !detail.is_empty() {
+            root.draw(&Text::new(
+                format::truncate(detail, detail_chars),
+                (px - 8, py + 8),
+                text(DETAIL_SIZE, MUTED_COLOR, HPos::Right, VPos::Center),
+            ))?;
+        }
 
         let (mut note, note_x) = match s.zero_loss_rate {
             Some(r) if r.is_finite() && r >= 0.0 => {

@@ -100,12 +100,12 @@ fn summary_lists_every_series_with_ratio_to_baseline() {
         assert!(summary.contains(&format!(">{v}</a>")), "{v} missing");
     }
     // 300 k / 150 k and 1.2 M / 150 k; none for the series with no zero-loss rate.
-    assert!(summary.contains("1.00× (baseline)"));
+    assert!(summary.contains(">baseline<"));
     assert!(summary.contains(">2.00×<"));
     assert!(summary.contains(">8.00×<"));
-    assert!(summary.contains("none (lost at lowest rate)"));
-    assert!(summary.contains("150.0 k events/s"));
-    assert!(summary.contains("1.20 M events/s"));
+    assert!(summary.contains(">none<"));
+    assert!(summary.contains(">150.0 k<"));
+    assert!(summary.contains(">1.20 M<"));
     // Goal 600 k: only ringbuf meets it.
     assert_eq!(summary.matches("<td>meets</td>").count(), 1);
     assert_eq!(summary.matches("<td>below</td>").count(), 3);
@@ -131,8 +131,12 @@ fn invalid_series_is_visibly_marked() {
     assert!(page.contains("<ul class=\"warnings\">\n<li>kafka mock cluster"));
     // Charts: [INVALID] legend label (kept when the label is cut); outlined bar.
     let loss = render_svg(&fixture(), Chart::LossVsRate).unwrap();
-    assert!(loss.contains("4. zero-copy-sharded · fixed4k · perf… [INVALID]"));
     assert_eq!(loss.matches("[INVALID]").count(), 1);
+    let invalid_entry = loss.lines().find(|l| l.contains("[INVALID]")).unwrap();
+    assert!(
+        invalid_entry.starts_with("4. zero-copy-sharded"),
+        "{invalid_entry}"
+    );
     let bars = render_svg(&fixture(), Chart::ZeroLossRate).unwrap();
     assert!(bars.contains("lost events even at the lowest rate tried · INVALID"));
 
@@ -339,6 +343,11 @@ fn many_series_get_distinct_markers_and_taller_bar_chart() {
     for i in 0..25 {
         assert!(loss.contains(&format!("{}. variant-{i:02}", i + 1)));
     }
+    // A label too long for the legend is cut, but its [INVALID] marker stays.
+    r.series[24].variant = "x".repeat(200);
+    r.series[24].valid = false;
+    let loss = render_svg(&r, Chart::LossVsRate).unwrap();
+    assert!(loss.contains("x… [INVALID]"));
     let few = render_svg(&fixture(), Chart::ZeroLossRate).unwrap();
     let many = render_svg(&r, Chart::ZeroLossRate).unwrap();
     let height = |svg: &str| -> u32 {

@@ -31,6 +31,8 @@ pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> 
         layout: layout.to_string(),
         transport: transport.to_string(),
         ring_bytes,
+        wakeup: "watermark 50%".to_string(),
+        capture: String::new(),
         sink: "kafka (mock cluster)".to_string(),
         zero_loss_rate: None,
         valid: true,
@@ -81,6 +83,7 @@ pub fn fixture() -> SweepReport {
 
     let mut ringbuf = series("ringbuf", "compact", "ringbuf", 32 * MIB);
     ringbuf.zero_loss_rate = Some(1_200_000.0);
+    ringbuf.wakeup = "no-wakeup, poll 1 ms".to_string();
     ringbuf.problems = vec!["kafka mock cluster, not a real broker".to_string()];
     ringbuf.points = vec![
         point(100_000, 0, 4_100, 12_000, 30_000, 256 * 1024),

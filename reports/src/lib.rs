@@ -1,12 +1,25 @@
 //! Reports: sweep results in, a self-contained HTML page and SVG charts out.
 //!
 //! The harness computes everything (zero-loss rates, percentiles, ledger
-//! checks) and hands over a [`SweepReport`]; this crate only lays it out.
-//! Reporters never compute statistics.
+//! checks) and hands over a [`SweepReport`]; this crate only lays it out
+//! (sorting for display, formatting numbers). It never computes statistics
+//! and does not depend on the harness.
+//!
+//! - [`write_report`]: `index.html` plus the three charts as `.svg` files,
+//!   each written atomically (temp file in the same directory, then rename).
+//! - [`render_html`]: the page as bytes; inline CSS and SVG, no scripts, no
+//!   external URLs or fonts. Every input string is HTML-escaped.
+//! - [`render_svg`]: one [`Chart`] as a standalone SVG document.
+//! - [`read_sweep`]: a [`SweepReport`] from its JSON form.
+//!
+//! Output is deterministic for a given report (no clock reads, stable order,
+//! fixed width), which the golden tests in `tests/golden/` rely on. They also
+//! rely on plotters' built-in text-size estimate: enabling plotters' `ttf` or
+//! `ab_glyph` features anywhere in the workspace would change the layout.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), reports::ReportError> {
-//! let report = reports::read_sweep(std::path::Path::new("results/sweep.json"))?;
+//! let report = reports::read_sweep(std::path::Path::new("results/sweep-report.json"))?;
 //! let files = reports::write_report(std::path::Path::new("results/report"), &report)?;
 //! for f in files {
 //!     println!("wrote {}", f.display());

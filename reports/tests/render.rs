@@ -388,6 +388,30 @@ fn write_report_overwrites_and_reports_bad_directories() {
 }
 
 #[test]
+fn failed_rename_keeps_old_file_and_leaves_no_temp_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // A non-empty directory where index.html should go: rename(2) onto it fails.
+    let blocker = dir.path().join(reports::INDEX_FILE);
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("keep"), b"old").unwrap();
+    match write_report(dir.path(), &fixture()) {
+        Err(ReportError::Rename { from, to, .. }) => {
+            assert_eq!(to, blocker);
+            assert_eq!(from.parent().unwrap(), dir.path(), "temp file is a sibling");
+            assert!(!from.exists(), "temp file removed after the failed rename");
+        }
+        other => panic!("expected Rename error, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(blocker.join("keep")).unwrap(), b"old");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
 fn read_sweep_round_trips_and_names_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sweep.json");

@@ -67,6 +67,7 @@ dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; }
 .empty { color: var(--muted); font-style: italic; }
 footer { margin-top: 40px; color: var(--muted); font-size: 0.85em; }
+@media print { body { max-width: none; padding: 0; } figure, article.series, .alert { break-inside: avoid; } .scroll { overflow: visible; } }
 "#;
 
 /// Renders the whole report as one HTML document (UTF-8 bytes).

@@ -46,10 +46,12 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // Without --bench (`cargo test --all-targets`): a 2 000-record smoke run.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let n: u64 = std::env::var("CAPTURE_BENCH_RECORDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(400_000);
+        .unwrap_or(if smoke { 2_000 } else { 400_000 });
     let dir = tempfile::tempdir().expect("tempdir");
     println!(
         "capture writer/reader, {n} records per case, file in {}",

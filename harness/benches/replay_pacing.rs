@@ -59,10 +59,12 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // Without --bench (`cargo test --all-targets`): a 50 ms smoke run per rate.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let secs: f64 = std::env::var("PACING_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(2.0);
+        .unwrap_or(if smoke { 0.05 } else { 2.0 });
     let (cap, name) = capture();
     println!("pacing accuracy, {secs} s per rate, capture {name}, 32 MiB perf ring, watermark wakeup, noop consumer");
     println!(

@@ -193,21 +193,20 @@ impl RbWriter {
     /// `bpf_ringbuf_output`: reserve, copy, commit. Returns false on a drop.
     #[inline]
     pub fn output(&mut self, sample: &SampleBytes<'_>) -> bool {
-        let s = self.s.clone();
-        let c = &s.counters;
-        RingCounters::add(&c.offered, 1);
+        RingCounters::add(&self.s.counters.offered, 1);
         match self.reserve(sample.len as u64) {
             Some(pos) => {
                 // SAFETY: reserved above.
-                unsafe { put_sample(&s.area, pos + BPF_RINGBUF_HDR_SZ, sample) };
+                unsafe { put_sample(&self.s.area, pos + BPF_RINGBUF_HDR_SZ, sample) };
                 self.commit(pos, false);
+                let c = &self.s.counters;
                 RingCounters::add(&c.accepted, 1);
                 RingCounters::add(&c.bytes, sample.len as u64);
                 true
             }
             None => {
-                RingCounters::add(&c.lost, 1);
-                s.dropped.fetch_add(1, Ordering::Relaxed);
+                RingCounters::add(&self.s.counters.lost, 1);
+                self.s.dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
         }

@@ -285,6 +285,49 @@ fn tshark_and_capinfos_open_captures_cleanly() {
     }
 }
 
+/// The committed real captures open in tshark without errors or warnings too,
+/// and tshark counts as many frames as our reader has records.
+#[test]
+fn tshark_opens_the_committed_fixtures() {
+    if std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("tshark is not installed but CI=true: install the tshark package");
+        }
+        eprintln!("skipping: tshark not installed");
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/captures");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        eprintln!("no fixtures at {}", dir.display());
+        return;
+    };
+    for f in rd.filter_map(|e| e.ok().map(|e| e.path())) {
+        if f.extension().is_none_or(|e| e != "pcapng") {
+            continue;
+        }
+        let c = harness::capture::Capture::load(&f).unwrap();
+        assert!(c.truncated.is_none(), "{}", f.display());
+        let out = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&f)
+            .args(["-T", "fields", "-e", "frame.number"])
+            .output()
+            .unwrap();
+        let stderr = without_root_notice(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "{}: {stderr}",
+            f.display()
+        );
+        let frames = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert_eq!(frames, c.records.len(), "{}", f.display());
+    }
+}
+
 /// tshark prints a notice about running as root (CI runs as root); that line
 /// is about the user, not the file, so it is the only one allowed.
 fn without_root_notice(stderr: &[u8]) -> String {

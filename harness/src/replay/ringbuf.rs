@@ -23,6 +23,12 @@
 //!
 //! The kernel maps the data area twice so records never appear split; here a
 //! record that wraps is copied out for the callback.
+//!
+//! The replay has a single producer thread. In the kernel, CPUs serialise on
+//! the ring's spinlock for the reserve, so records land in the same layout;
+//! what a single producer does not reproduce is two CPUs' records being
+//! reserved-but-uncommitted at once (the reader then briefly stops at a BUSY
+//! header). The reserve/commit code still handles that case (see the tests).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -12,6 +12,7 @@
 //!   With neither, the embedded mock cluster is used and the output says so.
 //! - `DROPBENCH_BENCH_VARIANTS`: comma-separated variant names (default: all).
 //! - `DROPBENCH_BENCH_PROBE`: length of one probe's replay (default 2s).
+//! - `DROPBENCH_BENCH_COMPRESSION`: the producer's compression.type (default lz4).
 //!
 //! Rings: the seed's 35 MB buffer. Ring sizes must be powers of two (perf and
 //! the ring buffer both), so the closest the kernel allows without exceeding
@@ -40,6 +41,85 @@ use probes::abi::{encode_event, Event, Kind, Layout};
 use probes::record::RecordRef;
 
 const TOPIC: &str = "dropbench-bench";
+
+/// CPU seconds the broker process has used, from /proc/PID/stat (utime +
+/// stime, fields 14 and 15, in clock ticks). The pid comes from
+/// `DROPBENCH_BENCH_BROKER_PID` or ci/kafka-up.sh's pid file.
+fn broker_cpu_ns() -> Option<u64> {
+    let pid = std::env::var("DROPBENCH_BENCH_BROKER_PID")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kafka/tansu.pid"),
+            )
+            .ok()
+        })?;
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
+    // Fields after the parenthesised command name, which may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // rest starts at field 3 (state): utime is field 14 -> index 11, stime index 12.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ticks * 1_000_000_000 / hz)
+}
+
+/// One replayed run at `rate` and its CPU profile, ns per event by stage.
+struct Probed {
+    run: harness::pipeline::replayed::ReplayedRun,
+    behind: bool,
+    profile: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn probe_once(
+    v: &Variant,
+    cap: &Capture,
+    rate: f64,
+    probe: Duration,
+    brokers: &Option<String>,
+    classifier: &Arc<Classifier>,
+    consume_back: bool,
+) -> Result<Probed, ReplayedError> {
+    let mut kc = kafka_config(brokers, v);
+    kc.consume_back = consume_back;
+    let sink = Arc::new(KafkaSink::new(kc)?);
+    let proc0 = harness::results::CpuTime::process().total_ns();
+    let broker0 = broker_cpu_ns();
+    let r = run_replayed(
+        v,
+        (v.knobs)(),
+        cap,
+        &replay_options(v, rate, probe),
+        classifier.clone(),
+        sink,
+        Duration::from_secs(120),
+    )?;
+    let proc_ns = harness::results::CpuTime::process().total_ns() - proc0;
+    let broker_ns = broker0.and_then(|b0| Some(broker_cpu_ns()? - b0));
+    let n = r.run.stages.read.max(1) as f64;
+    let replay_ns = r.replay.producer_cpu.total_ns();
+    let reader_ns = r.run.cpu.reader.as_nanos() as u64;
+    let workers_ns = r.run.cpu.workers.as_nanos() as u64;
+    // What the process used beyond our own threads: librdkafka's threads
+    // (batching, lz4, sockets) and the read-back consumer.
+    let kafka_ns = proc_ns.saturating_sub(replay_ns + reader_ns + workers_ns);
+    let profile = format!(
+        "cpu ns/event: replay {:>5.0} reader {:>5.0} workers {:>5.0} librdkafka {:>5.0} broker {}",
+        replay_ns as f64 / n,
+        reader_ns as f64 / n,
+        workers_ns as f64 / n,
+        kafka_ns as f64 / n,
+        broker_ns.map_or("n/a".into(), |b| format!("{:>5.0}", b as f64 / n)),
+    );
+    let behind = r.replay.achieved_rate() < rate * 0.99;
+    Ok(Probed {
+        run: r,
+        behind,
+        profile,
+    })
+}
 
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -87,6 +167,7 @@ fn kafka_config(brokers: &Option<String>, v: &Variant) -> KafkaConfig {
         // a 2 s probe cannot hide a slow sink in a huge queue.
         queue_messages: 100_000,
         message_timeout: Duration::from_secs(10),
+        compression: std::env::var("DROPBENCH_BENCH_COMPRESSION").unwrap_or_else(|_| "lz4".into()),
         ..Default::default()
     };
     (v.tune_kafka)(&mut k);
@@ -231,11 +312,13 @@ fn main() {
 
     let classifier = Arc::new(Classifier::default_rules());
     let search = if full {
+        // 2 k/s up by doubling: the seed's synchronous publisher may sit
+        // far below 10 k/s. 5% resolution.
         ZeroLossSearch {
-            lo: 10_000.0,
+            lo: 2_000.0,
             hi: 2_000_000.0,
             resolution: 0.05,
-            max_probes: 16,
+            max_probes: 18,
         }
     } else {
         ZeroLossSearch {
@@ -245,7 +328,7 @@ fn main() {
             max_probes: 2,
         }
     };
-    let mut results: Vec<(&str, Option<f64>)> = Vec::new();
+    let mut results: Vec<(&str, Option<f64>, Option<f64>)> = Vec::new();
     for v in VARIANTS {
         if let Some(w) = &wanted {
             if !w.iter().any(|n| n == v.name) {
@@ -265,42 +348,28 @@ fn main() {
             v.summary
         );
         let outcome = search.run(|rate| -> Result<u64, ReplayedError> {
-            let sink = Arc::new(KafkaSink::new(kafka_config(&brokers, v))?);
-            let r = run_replayed(
-                v,
-                (v.knobs)(),
-                cap,
-                &replay_options(v, rate, probe),
-                classifier.clone(),
-                sink,
-                Duration::from_secs(60),
-            )?;
-            let achieved = r.replay.achieved_rate();
-            let behind = achieved < rate * 0.99;
-            let lost = r.lost_anywhere();
-            let cpu = r.run.cpu;
-            let per_ev = |d: Duration| d.as_nanos() as f64 / r.run.stages.read.max(1) as f64;
+            let p = probe_once(v, cap, rate, probe, &brokers, &classifier, false)?;
+            let r = &p.run;
             println!(
-                "  probe {:>9.0}/s: offered {:>9.0}/s, ring lost {:>8}, dropped {:>6}, failed {:>6}  cpu ns/event: replay {:>5.0} reader {:>5.0} workers {:>5.0}{}",
+                "  probe {:>9.0}/s: offered {:>9.0}/s, ring lost {:>8}, dropped {:>6}, failed {:>6}  {}{}",
                 rate,
-                achieved,
+                r.replay.achieved_rate(),
                 r.replay.lost,
                 r.run.stages.dropped_total(),
                 r.ledger.sink.failed,
-                r.replay.producer_cpu.total_ns() as f64 / r.replay.offered.max(1) as f64,
-                per_ev(cpu.reader),
-                per_ev(cpu.workers),
-                if behind { "  (replay fell behind: not a clean probe)" } else { "" }
+                p.profile,
+                if p.behind { "  (replay fell behind: not a clean probe)" } else { "" }
             );
             if let Some(b) = r.ledger.banner() {
                 println!("{b}");
             }
-            Ok(if behind { lost.max(1) } else { lost })
+            let lost = r.lost_anywhere();
+            Ok(if p.behind { lost.max(1) } else { lost })
         });
         match outcome {
             Ok(o) => {
                 println!(
-                    "  => {}: highest zero-loss rate {} (first lossy {})",
+                    "  => {}: search edge {} (first lossy {})",
                     v.name,
                     o.zero_loss_rate
                         .map_or("none (lost at the lowest rate)".into(), |r| format!(
@@ -311,56 +380,66 @@ fn main() {
                             "{r:.0}/s"
                         ))
                 );
-                // Confirm the found rate once, reading the topic back.
-                if let (Some(rate), true) = (o.zero_loss_rate, full) {
-                    let mut kc = kafka_config(&brokers, v);
-                    kc.consume_back = true;
-                    let sink = Arc::new(KafkaSink::new(kc).expect("kafka sink"));
-                    match run_replayed(
-                        v,
-                        (v.knobs)(),
-                        cap,
-                        &replay_options(v, rate, probe),
-                        classifier.clone(),
-                        sink,
-                        Duration::from_secs(120),
-                    ) {
-                        Ok(r) => println!(
-                            "  confirm at {rate:.0}/s with read-back: ledger {}\n{}",
-                            if r.ledger.is_balanced() {
-                                "balanced"
-                            } else {
-                                "UNBALANCED"
-                            },
-                            r.ledger.render()
-                        ),
-                        Err(e) => println!("  confirm at {rate:.0}/s failed: {e}"),
+                // One clean probe at the edge can be luck on a shared machine:
+                // confirm with a second run that also reads the topic back,
+                // stepping down 10% per failed confirmation (at most 4).
+                let mut confirmed = None;
+                if let (Some(mut rate), true) = (o.zero_loss_rate, full) {
+                    for _ in 0..4 {
+                        match probe_once(v, cap, rate, probe, &brokers, &classifier, true) {
+                            Ok(p) => {
+                                let lost = p.run.lost_anywhere();
+                                let ok = lost == 0 && !p.behind && p.run.ledger.is_balanced();
+                                println!(
+                                    "  confirm {:>9.0}/s with read-back: lost {lost}, ledger {}, {}  {}",
+                                    rate,
+                                    if p.run.ledger.is_balanced() { "balanced" } else { "UNBALANCED" },
+                                    if ok { "CONFIRMED" } else { "not confirmed" },
+                                    p.profile
+                                );
+                                if let Some(b) = p.run.ledger.banner() {
+                                    println!("{b}");
+                                }
+                                if ok {
+                                    print!("{}", p.run.ledger.render());
+                                    confirmed = Some(rate);
+                                    break;
+                                }
+                            }
+                            Err(e) => println!("  confirm at {rate:.0}/s failed: {e}"),
+                        }
+                        rate *= 0.9;
                     }
                 }
-                results.push((v.name, o.zero_loss_rate));
+                results.push((v.name, o.zero_loss_rate, confirmed));
             }
             Err(e) => {
                 println!("  => {}: search failed: {e}", v.name);
-                results.push((v.name, None));
+                results.push((v.name, None, None));
             }
         }
     }
 
     println!("\n== highest zero-loss rates (events/s), one run, same machine");
-    for (name, r) in &results {
-        println!(
-            "  {name:<20} {}",
-            r.map_or("-".into(), |r| format!("{r:>10.0}"))
-        );
+    println!(
+        "  {:<20} {:>12} {:>12}",
+        "variant", "search edge", "confirmed"
+    );
+    let show = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.0}"));
+    for (name, edge, conf) in &results {
+        println!("  {name:<20} {:>12} {:>12}", show(*edge), show(*conf));
     }
+    // The headline uses confirmed rates (the search edge when a confirmation
+    // was not run, i.e. in the quick `cargo test --benches` pass).
+    let rate_of = |e: Option<f64>, c: Option<f64>| if full { c } else { e };
     let seed = results
         .iter()
-        .find(|(n, _)| *n == "seed-baseline")
-        .and_then(|x| x.1);
+        .find(|(n, _, _)| *n == "seed-baseline")
+        .and_then(|x| rate_of(x.1, x.2));
     let best = results
         .iter()
-        .filter(|(n, _)| *n != "seed-baseline")
-        .filter_map(|(n, r)| r.map(|r| (*n, r)))
+        .filter(|(n, _, _)| *n != "seed-baseline")
+        .filter_map(|(n, e, c)| rate_of(*e, *c).map(|r| (*n, r)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
     if let (Some(s), Some((bn, b))) = (seed, best) {
         println!(

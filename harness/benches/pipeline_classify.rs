@@ -42,7 +42,7 @@ fn main() {
     for (name, paths) in [("fixture corpus", &corpus), ("system paths", &system)] {
         let reps = rounds * (10_000 / paths.len()).max(1);
         let n = (paths.len() * reps) as f64;
-        let mut time = |f: &mut dyn FnMut(&[u8]) -> Option<u16>| {
+        let time = |f: &mut dyn FnMut(&[u8]) -> Option<u16>| {
             let t = Instant::now();
             let mut hits = 0u64;
             for _ in 0..reps {

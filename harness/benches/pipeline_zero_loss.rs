@@ -34,13 +34,14 @@ use harness::pipeline::replayed::{run_replayed, ReplayedError};
 use harness::pipeline::search::ZeroLossSearch;
 use harness::pipeline::{Variant, VARIANTS};
 use harness::replay::{Bound, Pacing, ReplayOptions, Wakeup};
-use harness::sink::kafka::MOCK_LABEL;
+use harness::sink::kafka::{create_topic, delete_topic, MOCK_LABEL};
 use harness::sink::message::{encode_key, encode_value};
 use harness::sink::{KafkaConfig, KafkaSink, Sink};
 use probes::abi::{encode_event, Event, Kind, Layout};
 use probes::record::RecordRef;
 
 const TOPIC: &str = "dropbench-bench";
+static PROBE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// CPU seconds the broker process has used, from /proc/PID/stat (utime +
 /// stime, fields 14 and 15, in clock ticks). The pid comes from
@@ -84,6 +85,19 @@ fn probe_once(
 ) -> Result<Probed, ReplayedError> {
     let mut kc = kafka_config(brokers, v);
     kc.consume_back = consume_back;
+    // A fresh topic per probe on a real broker: tansu's cost per produce
+    // request grows with what a partition already holds (measured: the seed's
+    // one-message batches took broker CPU from 60 to 300 us/event over a
+    // run), so history would leak from one probe into the next.
+    let fresh = brokers.as_ref().map(|b| {
+        let n = PROBE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let topic = format!("{TOPIC}-{}-{}-{n}", std::process::id(), v.name);
+        (b.clone(), topic)
+    });
+    if let Some((b, t)) = &fresh {
+        create_topic(b, t, 4, Duration::from_secs(10))?;
+        kc.topic = t.clone();
+    }
     let sink = Arc::new(KafkaSink::new(kc)?);
     let proc0 = harness::results::CpuTime::process().total_ns();
     let broker0 = broker_cpu_ns();
@@ -114,6 +128,12 @@ fn probe_once(
         broker_ns.map_or("n/a".into(), |b| format!("{:>5.0}", b as f64 / n)),
     );
     let behind = r.replay.achieved_rate() < rate * 0.99;
+    if let Some((b, t)) = &fresh {
+        // Frees the broker's memory; a failure only costs memory.
+        if let Err(e) = delete_topic(b, t, Duration::from_secs(10)) {
+            println!("  (could not delete {t}: {e})");
+        }
+    }
     Ok(Probed {
         run: r,
         behind,

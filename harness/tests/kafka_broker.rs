@@ -150,6 +150,25 @@ fn missing_topic_is_a_clear_error() {
     );
 }
 
+#[test]
+fn topics_are_created_and_deleted_through_the_admin_api() {
+    let Some(brokers) = brokers() else { return };
+    let topic = format!("dropbench-test-admin-{}", std::process::id());
+    let t = Duration::from_secs(10);
+    harness::sink::kafka::create_topic(&brokers, &topic, 2, t).unwrap();
+    let cfg = KafkaConfig {
+        brokers: Some(brokers.clone()),
+        topic: topic.clone(),
+        ..Default::default()
+    };
+    let sink = KafkaSink::new(cfg.clone()).unwrap();
+    assert_eq!(sink.partitions(), &[0, 1]);
+    drop(sink);
+    harness::sink::kafka::delete_topic(&brokers, &topic, t).unwrap();
+    let e = KafkaSink::new(cfg).err().expect("deleted");
+    assert!(e.to_string().contains("does not exist"), "{e}");
+}
+
 /// Hands out a memory source's records at most `per_call` at a time with a
 /// pause in between, so a run lasts long enough to kill the broker during it.
 struct Paced {

@@ -17,8 +17,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use probes::record::{Batch, RecordRef};
 
 use super::{
-    check_knobs, count_lost, join, thread_cpu, Context, EventProcessor, Input, Knobs, Pipeline,
-    PipelineError, RunReport, StageCpu, Transport, Variant,
+    check_knobs, count_lost, join, merge_latency, thread_cpu, Context, EventProcessor, Input,
+    Knobs, Pipeline, PipelineError, RunReport, StageCpu, Transport, Variant,
 };
 use crate::ledger::StageCounts;
 
@@ -42,15 +42,15 @@ pub const VARIANT: Variant = Variant {
 #[derive(Default)]
 pub(crate) struct RecordBatch {
     pub buf: Vec<u8>,
-    /// (start, end) of each record in `buf`.
-    pub spans: Vec<(u32, u32)>,
+    /// (start, end, origin_ns) of each record in `buf`.
+    pub spans: Vec<(u32, u32, u64)>,
 }
 
 impl RecordBatch {
-    pub fn push(&mut self, data: &[u8]) {
+    pub fn push(&mut self, data: &[u8], origin_ns: u64) {
         let start = self.buf.len() as u32;
         self.buf.extend_from_slice(data);
-        self.spans.push((start, self.buf.len() as u32));
+        self.spans.push((start, self.buf.len() as u32, origin_ns));
     }
     pub fn clear(&mut self) {
         self.buf.clear();
@@ -59,10 +59,10 @@ impl RecordBatch {
     pub fn len(&self) -> usize {
         self.spans.len()
     }
-    pub fn records(&self) -> impl Iterator<Item = &[u8]> {
+    pub fn records(&self) -> impl Iterator<Item = (&[u8], u64)> {
         self.spans
             .iter()
-            .map(|&(a, b)| &self.buf[a as usize..b as usize])
+            .map(|&(a, b, o)| (&self.buf[a as usize..b as usize], o))
     }
 }
 
@@ -107,9 +107,14 @@ impl Pipeline for Batched {
             self.knobs.batch_size * 4152,
             self.knobs.batch_size,
         );
-        run_batched(VARIANT.name, self.knobs, source, ctx, pool, |b, data| {
-            b.push(data)
-        })
+        run_batched(
+            VARIANT.name,
+            self.knobs,
+            source,
+            ctx,
+            pool,
+            |b, data, origin| b.push(data, origin),
+        )
     }
 }
 
@@ -121,7 +126,7 @@ pub(crate) fn run_batched(
     mut source: Box<dyn probes::record::RecordSource>,
     ctx: &Context,
     pool: BatchPool,
-    fill: fn(&mut RecordBatch, &[u8]),
+    fill: fn(&mut RecordBatch, &[u8], u64),
 ) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let (tx, rx) = bounded::<RecordBatch>(knobs.channel_depth);
@@ -134,13 +139,13 @@ pub(crate) fn run_batched(
                 s.spawn(move || {
                     let mut p = EventProcessor::new(ctx.classifier.clone());
                     for mut batch in rx {
-                        for rec in batch.records() {
-                            p.process(rec, &*ctx.sink);
+                        for (rec, origin) in batch.records() {
+                            p.process(rec, origin, &*ctx.sink);
                         }
                         batch.clear();
                         let _ = free.send(batch);
                     }
-                    (p.counts, thread_cpu())
+                    (p.counts, thread_cpu(), p.latency)
                 })
             })
             .collect();
@@ -154,9 +159,11 @@ pub(crate) fn run_batched(
                     break Ok(());
                 }
                 let r = source.read_batch(knobs.batch_size, knobs.read_timeout, &mut |r| match r {
-                    RecordRef::Sample { data, .. } => {
+                    RecordRef::Sample {
+                        data, origin_ns, ..
+                    } => {
                         counts.read += 1;
-                        fill(&mut cur, data);
+                        fill(&mut cur, data, origin_ns);
                         if cur.len() >= knobs.batch_size {
                             let next = free_rx.recv().expect("workers return batches");
                             let _ = tx.send(std::mem::replace(&mut cur, next));
@@ -183,10 +190,12 @@ pub(crate) fn run_batched(
             reader: reader_cpu,
             ..Default::default()
         };
+        let mut latency = None;
         for w in workers {
-            let (c, t) = join(variant, "worker", w)?;
+            let (c, t, l) = join(variant, "worker", w)?;
             counts.add(&c);
             cpu.workers += t;
+            merge_latency(&mut latency, &l);
         }
         res.map_err(|source| PipelineError::Source { variant, source })?;
         Ok(RunReport {
@@ -194,6 +203,7 @@ pub(crate) fn run_batched(
             stages: counts,
             wall: started.elapsed(),
             cpu,
+            latency,
         })
     })
 }

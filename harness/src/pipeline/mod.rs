@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use probes::abi::{Event, Layout};
 use probes::record::{Batch, RecordRef, RecordSource, SourceError};
 
@@ -203,6 +204,22 @@ pub struct RunReport {
     pub stages: StageCounts,
     pub wall: Duration,
     pub cpu: StageCpu,
+    /// Origin-to-produced latency of every produced event, ns: from the
+    /// record's `origin_ns` (kernel timestamp live, due time in replay) to
+    /// the moment the sink accepted its message.
+    #[serde(skip)]
+    pub latency: Option<Histogram<u64>>,
+}
+
+/// Adds `h` into `into` (creating it on first use).
+pub(crate) fn merge_latency(into: &mut Option<Histogram<u64>>, h: &Histogram<u64>) {
+    match into {
+        Some(a) => {
+            // Same bounds everywhere (replay::latency_histogram), so add cannot fail.
+            let _ = a.add(h);
+        }
+        None => *into = Some(h.clone()),
+    }
 }
 
 /// Why a pipeline run failed.
@@ -329,6 +346,7 @@ pub(crate) struct EventProcessor {
     scratch: Scratch,
     value: Vec<u8>,
     pub counts: StageCounts,
+    pub latency: Histogram<u64>,
 }
 
 impl EventProcessor {
@@ -340,11 +358,12 @@ impl EventProcessor {
             // Largest value: 46-byte header + a 4095-byte path.
             value: Vec::with_capacity(4096 + 64),
             counts: StageCounts::default(),
+            latency: crate::replay::latency_histogram(),
         }
     }
 
     #[inline]
-    pub fn process(&mut self, data: &[u8], sink: &dyn Sink) {
+    pub fn process(&mut self, data: &[u8], origin_ns: u64, sink: &dyn Sink) {
         let ev = match Event::decode(data) {
             Ok(ev) => ev,
             Err(_) => {
@@ -358,10 +377,20 @@ impl EventProcessor {
         let key = encode_key(&ev);
         encode_value(&ev, &verdict, &mut self.value);
         match sink.send(&key, &self.value) {
-            Ok(()) => self.counts.produced += 1,
+            Ok(()) => {
+                self.counts.produced += 1;
+                record_latency(&mut self.latency, origin_ns);
+            }
             Err(r) => self.counts.drop_one(r),
         }
     }
+}
+
+/// Records now - `origin_ns` (at least 1 ns; a vDSO clock read, ~20 ns).
+#[inline]
+pub(crate) fn record_latency(h: &mut Histogram<u64>, origin_ns: u64) {
+    let now = crate::capture::monotonic_ns();
+    h.saturating_record(now.saturating_sub(origin_ns).max(1));
 }
 
 /// Counts a lost marker.

@@ -138,7 +138,9 @@ pub fn consumer_report(variant: &str, run: Option<&RunReport>) -> ConsumerReport
         read,
         lost_seen,
         bytes: 0,
-        latency: replay::latency_histogram(),
+        latency: run
+            .and_then(|r| r.latency.clone())
+            .unwrap_or_else(replay::latency_histogram),
         stages,
         end_ns: crate::capture::monotonic_ns(),
         ledger: None,

@@ -40,10 +40,10 @@ pub struct Ringbuf {
 
 /// Copies the header and the path only (the bytes a compact event holds,
 /// without its padding), or the whole record if it does not decode.
-fn compact_copy(b: &mut RecordBatch, data: &[u8]) {
+fn compact_copy(b: &mut RecordBatch, data: &[u8], origin_ns: u64) {
     match Event::decode(data) {
-        Ok(ev) => b.push(&data[..HEADER_LEN + ev.path.len()]),
-        Err(_) => b.push(data),
+        Ok(ev) => b.push(&data[..HEADER_LEN + ev.path.len()], origin_ns),
+        Err(_) => b.push(data, origin_ns),
     }
 }
 

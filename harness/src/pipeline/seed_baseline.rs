@@ -17,12 +17,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::bounded;
+use hdrhistogram::Histogram;
 use probes::abi::Event;
 use probes::record::{Batch, RecordRef};
 
 use super::{
-    check_knobs, count_lost, join, thread_cpu, Context, Input, Knobs, Pipeline, PipelineError,
-    RunReport, StageCpu, Transport, Variant,
+    check_knobs, count_lost, join, merge_latency, record_latency, thread_cpu, Context, Input,
+    Knobs, Pipeline, PipelineError, RunReport, StageCpu, Transport, Variant,
 };
 use crate::classify::Classifier;
 use crate::ledger::StageCounts;
@@ -66,7 +67,7 @@ impl Pipeline for SeedBaseline {
     fn run(&self, input: Input, ctx: &Context) -> Result<RunReport, PipelineError> {
         check_knobs(VARIANT.name, &self.knobs)?;
         let mut source = input.into_single();
-        let (tx, rx) = bounded::<Vec<u8>>(self.knobs.channel_depth);
+        let (tx, rx) = bounded::<(u64, Vec<u8>)>(self.knobs.channel_depth);
         let started = Instant::now();
         let knobs = self.knobs;
         std::thread::scope(|s| {
@@ -85,10 +86,12 @@ impl Pipeline for SeedBaseline {
                         break Ok(());
                     }
                     let r = source.read_batch(1, knobs.read_timeout, &mut |r| match r {
-                        RecordRef::Sample { data, .. } => {
+                        RecordRef::Sample {
+                            data, origin_ns, ..
+                        } => {
                             counts.read += 1;
                             // A fresh allocation per record, as the seed does.
-                            let _ = tx.send(data.to_vec());
+                            let _ = tx.send((origin_ns, data.to_vec()));
                         }
                         RecordRef::Lost { count, .. } => count_lost(&mut counts, count),
                     });
@@ -106,10 +109,12 @@ impl Pipeline for SeedBaseline {
                 reader: reader_cpu,
                 ..Default::default()
             };
+            let mut latency = None;
             for w in workers {
-                let (c, t) = join(VARIANT.name, "worker", w)?;
+                let (c, t, l) = join(VARIANT.name, "worker", w)?;
                 counts.add(&c);
                 cpu.workers += t;
+                merge_latency(&mut latency, &l);
             }
             res.map_err(|source| PipelineError::Source {
                 variant: VARIANT.name,
@@ -120,20 +125,22 @@ impl Pipeline for SeedBaseline {
                 stages: counts,
                 wall: started.elapsed(),
                 cpu,
+                latency,
             })
         })
     }
 }
 
 fn worker(
-    rx: crossbeam_channel::Receiver<Vec<u8>>,
+    rx: crossbeam_channel::Receiver<(u64, Vec<u8>)>,
     classifier: &Arc<Classifier>,
     sink: &dyn crate::sink::Sink,
     sync_publish: bool,
-) -> (StageCounts, std::time::Duration) {
+) -> (StageCounts, std::time::Duration, Histogram<u64>) {
     let mut counts = StageCounts::default();
+    let mut latency = crate::replay::latency_histogram();
     let mut scratch = classifier.scratch();
-    for rec in rx {
+    for (origin_ns, rec) in rx {
         let owned = match Event::decode(&rec) {
             Ok(ev) => OwnedEvent {
                 event: ev.header,
@@ -160,9 +167,12 @@ fn worker(
             sink.send(&encode_key(&ev), &value)
         };
         match sent {
-            Ok(()) => counts.produced += 1,
+            Ok(()) => {
+                counts.produced += 1;
+                record_latency(&mut latency, origin_ns);
+            }
             Err(r) => counts.drop_one(r),
         }
     }
-    (counts, thread_cpu())
+    (counts, thread_cpu(), latency)
 }

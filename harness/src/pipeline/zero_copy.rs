@@ -20,8 +20,8 @@ use std::time::Instant;
 use probes::record::{Batch, RecordRef};
 
 use super::{
-    check_knobs, count_lost, join, thread_cpu, Context, EventProcessor, Input, Knobs, Pipeline,
-    PipelineError, RunReport, StageCpu, Transport, Variant,
+    check_knobs, count_lost, join, merge_latency, thread_cpu, Context, EventProcessor, Input,
+    Knobs, Pipeline, PipelineError, RunReport, StageCpu, Transport, Variant,
 };
 
 pub const VARIANT_SHARDED: Variant = Variant {
@@ -93,9 +93,11 @@ impl Pipeline for ZeroCopy {
                             let r =
                                 src.read_batch(knobs.batch_size, knobs.read_timeout, &mut |r| {
                                     match r {
-                                        RecordRef::Sample { data, .. } => {
+                                        RecordRef::Sample {
+                                            data, origin_ns, ..
+                                        } => {
                                             p.counts.read += 1;
-                                            p.process(data, sink);
+                                            p.process(data, origin_ns, sink);
                                         }
                                         RecordRef::Lost { count, .. } => {
                                             count_lost(&mut p.counts, count)
@@ -108,17 +110,19 @@ impl Pipeline for ZeroCopy {
                                 Err(e) => break Err(e),
                             }
                         };
-                        (p.counts, thread_cpu(), res)
+                        (p.counts, thread_cpu(), p.latency, res)
                     })
                 })
                 .collect();
             let mut stages = crate::ledger::StageCounts::default();
             let mut cpu = StageCpu::default();
             let mut first_err = None;
+            let mut latency = None;
             for h in readers {
-                let (c, t, res) = join(name, "reader", h)?;
+                let (c, t, l, res) = join(name, "reader", h)?;
                 stages.add(&c);
                 cpu.reader += t;
+                merge_latency(&mut latency, &l);
                 if let Err(e) = res {
                     first_err.get_or_insert(e);
                 }
@@ -134,6 +138,7 @@ impl Pipeline for ZeroCopy {
                 stages,
                 wall: started.elapsed(),
                 cpu,
+                latency,
             })
         })
     }

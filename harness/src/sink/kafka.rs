@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -448,6 +450,74 @@ impl KafkaSink {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+/// Creates `topic` with `partitions` partitions (replication 1) through the
+/// Kafka admin API, as `tansu topic create` or `kafka-topics.sh --create` do.
+/// An existing topic is an error naming it.
+pub fn create_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> Result<(), SinkError> {
+    let admin = admin_client(brokers)?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let results = block_on(admin.create_topics([&new], &opts))
+        .map_err(|e| kerr(brokers, format!("creating topic {topic}: {e}")))?;
+    topic_results(brokers, "creating", results)
+}
+
+/// Deletes `topic` through the Kafka admin API.
+pub fn delete_topic(brokers: &str, topic: &str, timeout: Duration) -> Result<(), SinkError> {
+    let admin = admin_client(brokers)?;
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let results = block_on(admin.delete_topics(&[topic], &opts))
+        .map_err(|e| kerr(brokers, format!("deleting topic {topic}: {e}")))?;
+    topic_results(brokers, "deleting", results)
+}
+
+fn admin_client(brokers: &str) -> Result<AdminClient<DefaultClientContext>, SinkError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("socket.connection.setup.timeout.ms", "3000")
+        .create()
+        .map_err(|e| kerr(brokers, format!("creating the admin client: {e}")))
+}
+
+fn topic_results(
+    brokers: &str,
+    doing: &str,
+    results: Vec<rdkafka::admin::TopicResult>,
+) -> Result<(), SinkError> {
+    for r in results {
+        if let Err((topic, code)) = r {
+            return Err(kerr(brokers, format!("{doing} topic {topic}: {code}")));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one future to completion on this thread. The admin futures resolve
+/// from librdkafka's own thread, which wakes us; the 100 ms park bound is a
+/// safety net, not a poll loop.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
     }
 }
 

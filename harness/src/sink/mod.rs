@@ -92,6 +92,58 @@ pub enum SinkError {
     },
 }
 
+/// Which sink a run writes to, as the CLI names it: `null`, `file:PATH` or
+/// `kafka` (with [`KafkaConfig`]; no brokers = the embedded mock cluster).
+#[derive(Debug, Clone)]
+pub enum SinkSpec {
+    Null,
+    File(std::path::PathBuf),
+    Kafka(KafkaConfig),
+}
+
+impl SinkSpec {
+    /// Parses `null`, `file:PATH` or `kafka`; `kafka` takes `brokers` and
+    /// `topic` (the other producer settings keep their defaults).
+    pub fn parse(s: &str, brokers: Option<String>, topic: Option<String>) -> Result<Self, String> {
+        match s {
+            "null" => Ok(SinkSpec::Null),
+            "kafka" => Ok(SinkSpec::Kafka(KafkaConfig {
+                brokers,
+                topic: topic.unwrap_or_else(|| KafkaConfig::default().topic),
+                ..Default::default()
+            })),
+            _ => match s.strip_prefix("file:") {
+                Some(p) if !p.is_empty() => Ok(SinkSpec::File(p.into())),
+                _ => Err(format!(
+                    "unknown sink {s:?}; expected null, file:PATH or kafka"
+                )),
+            },
+        }
+    }
+
+    /// Opens the sink. For Kafka this connects (or starts the mock cluster)
+    /// and checks the topic, so a broker that is down fails here.
+    pub fn open(&self) -> Result<std::sync::Arc<dyn Sink>, SinkError> {
+        Ok(match self {
+            SinkSpec::Null => std::sync::Arc::new(NullSink::new()),
+            SinkSpec::File(p) => std::sync::Arc::new(FileSink::create(p)?),
+            SinkSpec::Kafka(k) => std::sync::Arc::new(KafkaSink::new(k.clone())?),
+        })
+    }
+
+    /// What a user reads in output: names the embedded mock broker as such.
+    pub fn describe(&self) -> String {
+        match self {
+            SinkSpec::Null => "null (discards messages)".into(),
+            SinkSpec::File(p) => format!("file {}", p.display()),
+            SinkSpec::Kafka(k) => match &k.brokers {
+                Some(b) => format!("kafka {b} topic {}", k.topic),
+                None => format!("kafka: {}, topic {}", kafka::MOCK_LABEL, k.topic),
+            },
+        }
+    }
+}
+
 /// A destination for serialized messages. Shared by all of a pipeline's
 /// threads (`Arc<dyn Sink>`), so every method takes `&self`.
 pub trait Sink: Send + Sync {
@@ -108,4 +160,34 @@ pub trait Sink: Send + Sync {
     /// Waits up to `timeout` for outstanding deliveries, reads back what was
     /// stored where possible, and reports.
     fn finish(&self, timeout: Duration) -> Result<SinkReport, SinkError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_specs_parse_and_name_the_mock_broker() {
+        assert!(matches!(
+            SinkSpec::parse("null", None, None),
+            Ok(SinkSpec::Null)
+        ));
+        match SinkSpec::parse("file:/tmp/x.bin", None, None) {
+            Ok(SinkSpec::File(p)) => assert_eq!(p, std::path::Path::new("/tmp/x.bin")),
+            other => panic!("{other:?}"),
+        }
+        let mock = SinkSpec::parse("kafka", None, Some("t1".into())).unwrap();
+        assert_eq!(
+            mock.describe(),
+            "kafka: embedded mock Kafka (librdkafka MockCluster), not a real broker, topic t1"
+        );
+        let real = SinkSpec::parse("kafka", Some("10.0.0.1:9092".into()), None).unwrap();
+        assert_eq!(
+            real.describe(),
+            "kafka 10.0.0.1:9092 topic dropbench-events"
+        );
+        let e = SinkSpec::parse("file:", None, None).unwrap_err();
+        assert!(e.contains("unknown sink \"file:\""), "{e}");
+        assert!(SinkSpec::parse("kafak", None, None).is_err());
+    }
 }

@@ -181,10 +181,10 @@ mod tests {
             mock.describe(),
             "kafka: embedded mock Kafka (librdkafka MockCluster), not a real broker, topic t1"
         );
-        let real = SinkSpec::parse("kafka", Some("10.0.0.1:9092".into()), None).unwrap();
+        let real = SinkSpec::parse("kafka", Some("127.0.0.1:9092".into()), None).unwrap();
         assert_eq!(
             real.describe(),
-            "kafka 10.0.0.1:9092 topic dropbench-events"
+            "kafka 127.0.0.1:9092 topic dropbench-events"
         );
         let e = SinkSpec::parse("file:", None, None).unwrap_err();
         assert!(e.contains("unknown sink \"file:\""), "{e}");

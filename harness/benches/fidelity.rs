@@ -20,7 +20,6 @@ use harness::cmd::record::{record, RecordArgs};
 use harness::replay::{self, Bound, ConsumerReport, Pacing, ReplayOptions};
 use probes::abi::Layout;
 use probes::loader::{Filter, Probe, ProbeSpec, Transport, Wakeup};
-use probes::perf::PerfWakeup;
 use probes::record::{Batch, RecordRef, RecordSource};
 
 const LOAD_CPU: usize = 0;
@@ -75,11 +74,11 @@ fn load_config(rate: f64, secs: f64) -> loadgen::LoadConfig {
 }
 
 /// Step 2: live, small rings, slow reader. Returns (emitted, lost).
-fn live(ring_bytes: usize, wakeup: PerfWakeup, rate: f64, secs: f64, cost_ns: u64) -> (u64, u64) {
+fn live(ring_bytes: usize, wakeup: Wakeup, rate: f64, secs: f64, cost_ns: u64) -> (u64, u64) {
     let mut load = loadgen::Load::spawn(load_config(rate, secs)).unwrap();
     let mut spec = ProbeSpec::new(Layout::Compact, Transport::Perf);
     spec.ring_bytes = ring_bytes;
-    spec.wakeup = Wakeup::Perf(wakeup);
+    spec.wakeup = wakeup;
     spec.filter = Filter::Tgids(vec![load.pid() as u32]);
     spec.emit_exit = false;
     let mut probe = Probe::load(&spec).unwrap();
@@ -148,10 +147,10 @@ fn main() {
         "diff pp"
     );
     for (ring, wakeup) in [
-        (64 << 10, PerfWakeup::Events(1)),
-        (256 << 10, PerfWakeup::Events(1)),
-        (256 << 10, PerfWakeup::Watermark(128 << 10)),
-        (1 << 20, PerfWakeup::Watermark(512 << 10)),
+        (64 << 10, Wakeup::Events(1)),
+        (256 << 10, Wakeup::Events(1)),
+        (256 << 10, Wakeup::Watermark(128 << 10)),
+        (1 << 20, Wakeup::Watermark(512 << 10)),
     ] {
         let (emitted, lost) = live(ring, wakeup, rate, secs, cost_ns);
         let opts = ReplayOptions {
@@ -160,7 +159,7 @@ fn main() {
             transport: Some(harness::capture::Transport::Perf),
             ring_bytes: Some(ring as u64),
             rings: None,
-            wakeup: Some(wakeup.to_string().parse().unwrap()),
+            wakeup: Some(wakeup),
         };
         let rep = replay::run(&capture, &opts, |mut src| {
             let (read, lost_seen) = slow_read(&mut src, cost_ns);

@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use probes::abi::{EventHeader, Layout};
 use probes::loader::{Filter, Probe, ProbeSpec, Transport, Wakeup};
-use probes::perf::PerfWakeup;
 use probes::record::{Batch, RecordRef};
-use probes::ringbuf::RingBufWakeup;
 
 const LOAD_CPU: usize = 0;
 const READER_CPU: usize = 1;
@@ -40,34 +38,32 @@ fn settings() -> Vec<Setting> {
     vec![
         Setting {
             transport: Transport::Perf,
-            wakeup: Wakeup::Perf(PerfWakeup::Events(1)),
+            wakeup: Wakeup::Events(1),
             peer: "events:1",
         },
         Setting {
             transport: Transport::Perf,
-            wakeup: Wakeup::Perf(PerfWakeup::Events(64)),
+            wakeup: Wakeup::Events(64),
             peer: "events:64",
         },
         Setting {
             transport: Transport::Perf,
-            wakeup: Wakeup::Perf(PerfWakeup::Watermark(half)),
+            wakeup: Wakeup::Watermark(half as u64),
             peer: "watermark:4194304",
         },
         Setting {
             transport: Transport::Ringbuf,
-            wakeup: Wakeup::RingBuf(RingBufWakeup::Adaptive),
+            wakeup: Wakeup::Adaptive,
             peer: "adaptive",
         },
         Setting {
             transport: Transport::Ringbuf,
-            wakeup: Wakeup::RingBuf(RingBufWakeup::NoWakeup {
-                poll: Duration::from_millis(1),
-            }),
+            wakeup: Wakeup::NoWakeupPoll(Duration::from_millis(1)),
             peer: "no-wakeup:1000",
         },
         Setting {
             transport: Transport::Ringbuf,
-            wakeup: Wakeup::RingBuf(RingBufWakeup::Forced),
+            wakeup: Wakeup::Forced,
             peer: "forced",
         },
     ]

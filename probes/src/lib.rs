@@ -17,5 +17,6 @@ pub mod perf;
 pub mod record;
 pub mod ringbuf;
 mod sys;
+pub mod units;
 
 pub use loader::{Filter, Probe, ProbeError, ProbeSpec, Transport, Wakeup};

@@ -29,6 +29,7 @@ use crate::perf::{PerfError, PerfRingOptions, PerfRings, PerfWakeup};
 use crate::record::RecordSource;
 use crate::ringbuf::{RingBufError, RingBufReader, RingBufWakeup};
 use crate::sys;
+use crate::units::{format_duration, parse_bytes, parse_duration};
 
 /// The kernel-to-user transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -67,131 +68,141 @@ impl std::str::FromStr for Transport {
     }
 }
 
-/// Wakeup policy, per transport.
+/// When the kernel wakes the reader. One policy per transport; the spellings
+/// below are also how captures record it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wakeup {
-    Perf(PerfWakeup),
-    RingBuf(RingBufWakeup),
+    /// perf: wake every N samples (`events:N`). aya's fixed default is N = 1.
+    Events(u32),
+    /// perf: wake when this many bytes are pending (`watermark:BYTES`).
+    Watermark(u64),
+    /// ringbuf: no flags; the kernel wakes the reader when it has caught up (`adaptive`).
+    Adaptive,
+    /// ringbuf: `BPF_RB_NO_WAKEUP`; the reader drains on a timer (`no-wakeup/poll:1ms`).
+    NoWakeupPoll(Duration),
+    /// ringbuf: `BPF_RB_FORCE_WAKEUP`, a wakeup per record (`forced`).
+    Forced,
+}
+
+impl Wakeup {
+    pub fn transport(&self) -> Transport {
+        match self {
+            Wakeup::Events(_) | Wakeup::Watermark(_) => Transport::Perf,
+            _ => Transport::Ringbuf,
+        }
+    }
+
+    /// The kernel's default for a transport: perf wakes on every event (as aya
+    /// does), the ring buffer adaptively.
+    pub fn default_for(t: Transport) -> Wakeup {
+        match t {
+            Transport::Perf => Wakeup::Events(1),
+            Transport::Ringbuf => Wakeup::Adaptive,
+        }
+    }
+
+    /// The perf reader's setting, for a perf policy.
+    pub fn perf(&self) -> Option<PerfWakeup> {
+        match *self {
+            Wakeup::Events(n) => Some(PerfWakeup::Events(n)),
+            Wakeup::Watermark(b) => Some(PerfWakeup::Watermark(b.min(u32::MAX as u64) as u32)),
+            _ => None,
+        }
+    }
+
+    /// The ring buffer reader's setting, for a ring buffer policy.
+    pub fn ringbuf(&self) -> Option<RingBufWakeup> {
+        match *self {
+            Wakeup::Adaptive => Some(RingBufWakeup::Adaptive),
+            Wakeup::NoWakeupPoll(poll) => Some(RingBufWakeup::NoWakeup { poll }),
+            Wakeup::Forced => Some(RingBufWakeup::Forced),
+            _ => None,
+        }
+    }
+
+    /// Parses a policy given on the command line for `transport` with rings of
+    /// `ring_bytes`: everything `FromStr` reads, plus `watermark:P%` of the
+    /// ring, with the watermark checked against the ring size.
+    pub fn parse(transport: Transport, ring_bytes: usize, s: &str) -> Result<Wakeup, String> {
+        let bad = |why: &str| format!("bad wakeup policy {s:?} for {transport}: {why}");
+        let w = match s
+            .strip_prefix("watermark:")
+            .and_then(|p| p.strip_suffix('%'))
+        {
+            Some(p) => {
+                let p: f64 = p.parse().map_err(|_| bad("watermark:P% needs a number"))?;
+                if !(p > 0.0 && p < 100.0) {
+                    return Err(bad("the percentage must be in (0, 100)"));
+                }
+                Wakeup::Watermark((ring_bytes as f64 * p / 100.0) as u64)
+            }
+            None => s.parse::<Wakeup>()?,
+        };
+        if w.transport() != transport {
+            return Err(bad(match transport {
+                Transport::Perf => "perf takes events:N or watermark:BYTES|P%",
+                Transport::Ringbuf => {
+                    "the ring buffer takes adaptive, forced or no-wakeup:POLL (e.g. no-wakeup:1ms)"
+                }
+            }));
+        }
+        if let Wakeup::Watermark(b) = w {
+            if b == 0 || b as usize >= ring_bytes {
+                return Err(bad(&format!(
+                    "the watermark must be between 1 and the ring size ({ring_bytes} bytes)"
+                )));
+            }
+        }
+        Ok(w)
+    }
 }
 
 impl std::fmt::Display for Wakeup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Wakeup::Perf(w) => w.fmt(f),
-            Wakeup::RingBuf(w) => w.fmt(f),
+            Wakeup::Events(n) => write!(f, "events:{n}"),
+            Wakeup::Watermark(b) => write!(f, "watermark:{b}"),
+            Wakeup::Adaptive => f.write_str("adaptive"),
+            Wakeup::NoWakeupPoll(d) => write!(f, "no-wakeup/poll:{}", format_duration(*d)),
+            Wakeup::Forced => f.write_str("forced"),
         }
     }
 }
 
-impl Wakeup {
-    /// Parses a wakeup policy for `transport`:
-    /// perf: `events:N` or `watermark:BYTES` (`watermark:50%` = half the ring);
-    /// ringbuf: `adaptive`, `no-wakeup:POLL` (e.g. `no-wakeup:1ms`), `forced`.
-    pub fn parse(transport: Transport, ring_bytes: usize, s: &str) -> Result<Wakeup, String> {
-        let bad = |why: &str| format!("bad wakeup policy {s:?} for {transport}: {why}");
-        match transport {
-            Transport::Perf => {
-                if let Some(n) = s.strip_prefix("events:") {
-                    let n: u32 = n
-                        .parse()
-                        .map_err(|_| bad("events:N needs a positive integer"))?;
-                    if n == 0 {
-                        return Err(bad("events:N needs N >= 1"));
-                    }
-                    Ok(Wakeup::Perf(PerfWakeup::Events(n)))
-                } else if let Some(w) = s.strip_prefix("watermark:") {
-                    let bytes = if let Some(p) = w.strip_suffix('%') {
-                        let p: f64 = p.parse().map_err(|_| bad("watermark:P% needs a number"))?;
-                        if !(p > 0.0 && p < 100.0) {
-                            return Err(bad("the percentage must be in (0, 100)"));
-                        }
-                        (ring_bytes as f64 * p / 100.0) as u64
-                    } else {
-                        parse_bytes(w).map_err(|e| bad(&e))?
-                    };
-                    if bytes == 0 || bytes as usize >= ring_bytes {
-                        return Err(bad(&format!("the watermark must be between 1 and the ring size ({ring_bytes} bytes)")));
-                    }
-                    Ok(Wakeup::Perf(PerfWakeup::Watermark(bytes as u32)))
-                } else {
-                    Err(bad("expected events:N or watermark:BYTES|P%"))
-                }
-            }
-            Transport::Ringbuf => match s {
-                "adaptive" => Ok(Wakeup::RingBuf(RingBufWakeup::Adaptive)),
-                "forced" => Ok(Wakeup::RingBuf(RingBufWakeup::Forced)),
-                _ => {
-                    let poll = s.strip_prefix("no-wakeup:").ok_or_else(|| {
-                        bad("expected adaptive, forced or no-wakeup:POLL (e.g. no-wakeup:1ms)")
-                    })?;
-                    let poll = parse_duration(poll).map_err(|e| bad(&e))?;
-                    if poll.is_zero() {
-                        return Err(bad("the poll interval must be > 0"));
-                    }
-                    Ok(Wakeup::RingBuf(RingBufWakeup::NoWakeup { poll }))
-                }
-            },
+impl std::str::FromStr for Wakeup {
+    type Err = String;
+    /// `events:N`, `watermark:BYTES`, `adaptive`, `forced`, and `no-wakeup`
+    /// (1 ms poll), `no-wakeup:POLL`, `no-wakeup/poll:POLL` or `poll:POLL`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("bad wakeup policy {s:?}; expected events:N, watermark:BYTES, adaptive, no-wakeup:POLL or forced")
+        };
+        if let Some(n) = s.strip_prefix("events:") {
+            return match n.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(Wakeup::Events(n)),
+                _ => Err(bad()),
+            };
+        }
+        if let Some(b) = s.strip_prefix("watermark:") {
+            return parse_bytes(b).map(Wakeup::Watermark).map_err(|_| bad());
+        }
+        if let Some(d) = s
+            .strip_prefix("no-wakeup/poll:")
+            .or_else(|| s.strip_prefix("no-wakeup:"))
+            .or_else(|| s.strip_prefix("poll:"))
+        {
+            return match parse_duration(d) {
+                Ok(d) if !d.is_zero() => Ok(Wakeup::NoWakeupPoll(d)),
+                _ => Err(bad()),
+            };
+        }
+        match s {
+            "adaptive" => Ok(Wakeup::Adaptive),
+            "forced" => Ok(Wakeup::Forced),
+            "no-wakeup" => Ok(Wakeup::NoWakeupPoll(Duration::from_millis(1))),
+            _ => Err(bad()),
         }
     }
-
-    /// The transport this policy belongs to.
-    pub fn transport(&self) -> Transport {
-        match self {
-            Wakeup::Perf(_) => Transport::Perf,
-            Wakeup::RingBuf(_) => Transport::Ringbuf,
-        }
-    }
-}
-
-/// `4096`, `64k`, `8m`, `35MiB`, `1g` -> bytes.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a byte size (e.g. 4096, 64k, 8m, 35MiB)"))?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{s:?} has an unknown unit {unit:?} (use k, m or g)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-/// `500us`, `1ms`, `2s`, `1.5s` -> Duration.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500us, 1ms, 2s)"))?;
-    let secs = match unit {
-        "ns" => n / 1e9,
-        "us" => n / 1e6,
-        "ms" => n / 1e3,
-        "s" | "" => n,
-        "m" | "min" => n * 60.0,
-        _ => {
-            return Err(format!(
-                "{s:?} has an unknown unit {unit:?} (use ns, us, ms, s or m)"
-            ))
-        }
-    };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("{s:?} is not a valid duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Which tasks the probes trace.
@@ -225,10 +236,8 @@ impl ProbeSpec {
     pub fn new(layout: Layout, transport: Transport) -> Self {
         let ring_bytes = 8 << 20;
         let wakeup = match transport {
-            Transport::Perf => Wakeup::Perf(PerfWakeup::Watermark((ring_bytes / 2) as u32)),
-            Transport::Ringbuf => Wakeup::RingBuf(RingBufWakeup::NoWakeup {
-                poll: Duration::from_millis(1),
-            }),
+            Transport::Perf => Wakeup::Watermark((ring_bytes / 2) as u64),
+            Transport::Ringbuf => Wakeup::NoWakeupPoll(Duration::from_millis(1)),
         };
         ProbeSpec {
             layout,
@@ -464,10 +473,7 @@ impl Probe {
             }
             _ => 0,
         };
-        let ringbuf_flags = match spec.wakeup {
-            Wakeup::RingBuf(w) => w.output_flags(),
-            Wakeup::Perf(_) => 0,
-        };
+        let ringbuf_flags = spec.wakeup.ringbuf().map_or(0, |w| w.output_flags());
         let cfg = ProbeConfig {
             filter_mode: match spec.filter {
                 Filter::All => FILTER_ALL,
@@ -500,8 +506,8 @@ impl Probe {
         let stop = Arc::new(AtomicBool::new(false));
 
         let (source, high_water): (Box<dyn RecordSource>, Arc<dyn Fn() -> usize + Send + Sync>) =
-            match (spec.transport, spec.wakeup) {
-                (Transport::Perf, Wakeup::Perf(w)) => {
+            match (spec.transport, spec.wakeup.perf(), spec.wakeup.ringbuf()) {
+                (Transport::Perf, Some(w), _) => {
                     let opts = PerfRingOptions::new(spec.ring_bytes)?.with_wakeup(w)?;
                     let mut rings = PerfRings::open(&opts, &cpus)?;
                     let fd = match ebpf.map("events") {
@@ -520,7 +526,7 @@ impl Probe {
                     rings.set_stop(stop.clone());
                     (Box::new(rings), Arc::new(|| 0))
                 }
-                (Transport::Ringbuf, Wakeup::RingBuf(w)) => {
+                (Transport::Ringbuf, _, Some(w)) => {
                     let fd = match ebpf.map("events") {
                         Some(Map::RingBuf(m)) => {
                             use std::os::fd::AsFd;
@@ -550,9 +556,9 @@ impl Probe {
                     rb.set_stop(stop.clone());
                     (Box::new(rb), Arc::new(|| 0))
                 }
-                (t, w) => {
+                (t, _, _) => {
                     return Err(ProbeError::WakeupMismatch {
-                        wakeup: w,
+                        wakeup: spec.wakeup,
                         transport: t,
                     })
                 }
@@ -765,19 +771,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wakeup_parsing_accepts_each_policy_and_rejects_conflicts() {
+    fn wakeup_parsing_accepts_each_policy_and_rejects_mismatches() {
         let mb8 = 8 << 20;
         assert_eq!(
             Wakeup::parse(Transport::Perf, mb8, "events:64").unwrap(),
-            Wakeup::Perf(PerfWakeup::Events(64))
+            Wakeup::Events(64)
         );
         assert_eq!(
             Wakeup::parse(Transport::Perf, mb8, "watermark:50%").unwrap(),
-            Wakeup::Perf(PerfWakeup::Watermark(4 << 20))
+            Wakeup::Watermark(4 << 20)
         );
         assert_eq!(
             Wakeup::parse(Transport::Perf, mb8, "watermark:1m").unwrap(),
-            Wakeup::Perf(PerfWakeup::Watermark(1 << 20))
+            Wakeup::Watermark(1 << 20)
         );
         assert!(Wakeup::parse(Transport::Perf, mb8, "watermark:8m")
             .unwrap_err()
@@ -786,16 +792,42 @@ mod tests {
         assert!(Wakeup::parse(Transport::Perf, mb8, "adaptive").is_err());
         assert_eq!(
             Wakeup::parse(Transport::Ringbuf, mb8, "no-wakeup:1ms").unwrap(),
-            Wakeup::RingBuf(RingBufWakeup::NoWakeup {
-                poll: Duration::from_millis(1)
-            })
+            Wakeup::NoWakeupPoll(Duration::from_millis(1))
         );
         assert_eq!(
             Wakeup::parse(Transport::Ringbuf, mb8, "forced").unwrap(),
-            Wakeup::RingBuf(RingBufWakeup::Forced)
+            Wakeup::Forced
         );
         assert!(Wakeup::parse(Transport::Ringbuf, mb8, "events:1").is_err());
         assert!(Wakeup::parse(Transport::Ringbuf, mb8, "no-wakeup:0ms").is_err());
+    }
+
+    #[test]
+    fn wakeup_display_round_trips() {
+        for w in [
+            Wakeup::Events(64),
+            Wakeup::Watermark(4096),
+            Wakeup::Adaptive,
+            Wakeup::NoWakeupPoll(Duration::from_micros(250)),
+            Wakeup::Forced,
+        ] {
+            assert_eq!(w.to_string().parse::<Wakeup>().unwrap(), w);
+        }
+        assert_eq!(
+            "no-wakeup".parse::<Wakeup>().unwrap(),
+            Wakeup::NoWakeupPoll(Duration::from_millis(1))
+        );
+        assert_eq!(
+            Wakeup::Watermark(4096).perf(),
+            Some(PerfWakeup::Watermark(4096))
+        );
+        assert_eq!(Wakeup::Forced.perf(), None);
+        assert_eq!(
+            Wakeup::NoWakeupPoll(Duration::from_millis(2)).ringbuf(),
+            Some(RingBufWakeup::NoWakeup {
+                poll: Duration::from_millis(2)
+            })
+        );
     }
 
     #[test]
@@ -817,16 +849,6 @@ mod tests {
             o.watermark(1 << 20),
             Err(PerfError::BadWatermark { .. })
         ));
-    }
-
-    #[test]
-    fn byte_and_duration_parsing() {
-        assert_eq!(parse_bytes("35MiB").unwrap(), 35 << 20);
-        assert_eq!(parse_bytes("64k").unwrap(), 64 << 10);
-        assert!(parse_bytes("12q").is_err());
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
-        assert!(parse_duration("abc").is_err());
     }
 
     #[test]

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use probes::abi::{Event, Kind, Layout, Syscall};
 use probes::loader::{check_privileges, Filter, Probe, ProbeSpec, Transport, Wakeup};
-use probes::perf::PerfWakeup;
 use probes::record::{Batch, RecordRef};
-use probes::ringbuf::RingBufWakeup;
 
 /// Probes share the same tracepoints; run one live test at a time.
 static LIVE: Mutex<()> = Mutex::new(());
@@ -123,8 +121,8 @@ fn known_calls_are_captured_exactly_for_every_layout_and_transport() {
             spec.ring_bytes = 4 << 20;
             spec.filter = Filter::Tgids(vec![pid]);
             spec.wakeup = match transport {
-                Transport::Perf => Wakeup::Perf(PerfWakeup::Events(1)),
-                Transport::Ringbuf => Wakeup::RingBuf(RingBufWakeup::Adaptive),
+                Transport::Perf => Wakeup::Events(1),
+                Transport::Ringbuf => Wakeup::Adaptive,
             };
             // N known calls: every syscall on 5 paths each, half of them missing files
             // (created before attaching, so creating them is not traced).
@@ -210,8 +208,8 @@ fn tiny_buffer_loses_samples_and_kernel_counters_balance() {
             Transport::Ringbuf => 16384,
         };
         spec.wakeup = match transport {
-            Transport::Perf => Wakeup::Perf(PerfWakeup::Events(1)),
-            Transport::Ringbuf => Wakeup::RingBuf(RingBufWakeup::Adaptive),
+            Transport::Perf => Wakeup::Events(1),
+            Transport::Ringbuf => Wakeup::Adaptive,
         };
         spec.filter = Filter::Tgids(vec![pid]);
         spec.emit_exit = false;
@@ -291,7 +289,7 @@ fn cgroup_filter_traces_only_tasks_in_the_cgroup() {
     std::fs::create_dir_all(&cg).unwrap();
     let mut spec = ProbeSpec::new(Layout::Compact, Transport::Perf);
     spec.ring_bytes = 1 << 20;
-    spec.wakeup = Wakeup::Perf(PerfWakeup::Events(1));
+    spec.wakeup = Wakeup::Events(1);
     spec.filter = Filter::Cgroup(cg.clone());
     spec.emit_exit = false;
     let mut probe = Probe::load(&spec).unwrap();

@@ -33,55 +33,23 @@ pub const LINKTYPE_RINGBUF: u16 = 148;
 /// `if_tsresol` value: 10^-9 s, so EPB timestamps are nanoseconds.
 pub const TSRESOL_NS: u8 = 9;
 
-/// The kernel transport a capture was recorded from (or a replay emulates).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    /// The perf event array: one ring per CPU.
-    Perf,
-    /// The BPF ring buffer: one ring shared by all CPUs.
-    Ringbuf,
-}
+/// The kernel transport a capture was recorded from (or a replay emulates):
+/// the probes' own type, so live and replayed runs name it the same way.
+pub use probes::Transport;
 
-impl Transport {
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Perf => "perf",
-            Transport::Ringbuf => "ringbuf",
-        }
-    }
-    /// The link type of this transport's interfaces.
-    pub fn linktype(self) -> u16 {
-        match self {
-            Transport::Perf => LINKTYPE_PERF,
-            Transport::Ringbuf => LINKTYPE_RINGBUF,
-        }
-    }
-    /// The `if_name` of ring `ring`.
-    pub fn ring_name(self, ring: u32) -> String {
-        match self {
-            Transport::Perf => format!("cpu{ring}"),
-            Transport::Ringbuf => "ringbuf".to_string(),
-        }
+/// The pcapng link type of a transport's interfaces.
+pub fn linktype(t: Transport) -> u16 {
+    match t {
+        Transport::Perf => LINKTYPE_PERF,
+        Transport::Ringbuf => LINKTYPE_RINGBUF,
     }
 }
 
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Transport {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "perf" => Ok(Transport::Perf),
-            "ringbuf" => Ok(Transport::Ringbuf),
-            _ => Err(format!(
-                "unknown transport {s:?}; expected one of: perf, ringbuf"
-            )),
-        }
+/// The `if_name` of ring `ring` of a transport.
+pub fn ring_name(t: Transport, ring: u32) -> String {
+    match t {
+        Transport::Perf => format!("cpu{ring}"),
+        Transport::Ringbuf => "ringbuf".to_string(),
     }
 }
 

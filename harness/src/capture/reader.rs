@@ -425,7 +425,7 @@ impl<R: Read> CaptureReader<R> {
                     return Err(self.corrupt(at, "interface description shorter than 8 bytes"));
                 }
                 let lt = le16(body, 0);
-                let want = self.meta.transport.linktype();
+                let want = super::linktype(self.meta.transport);
                 let ifid = self.interfaces.len();
                 if lt != want {
                     return Err(CaptureError::Foreign {

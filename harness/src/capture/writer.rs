@@ -133,10 +133,13 @@ impl CaptureWriter {
         let mut head = PcapNgWriter::with_section_header(Vec::new(), shb).map_err(pcap_err)?;
         for ring in 0..meta.rings {
             let idb = InterfaceDescriptionBlock {
-                linktype: DataLink::from(meta.transport.linktype() as u32),
+                linktype: DataLink::from(super::linktype(meta.transport) as u32),
                 snaplen: SNAPLEN,
                 options: vec![
-                    InterfaceDescriptionOption::IfName(Cow::Owned(meta.transport.ring_name(ring))),
+                    InterfaceDescriptionOption::IfName(Cow::Owned(super::ring_name(
+                        meta.transport,
+                        ring,
+                    ))),
                     InterfaceDescriptionOption::IfDescription(Cow::Owned(format!(
                         "dropbench {} {} ring {ring}",
                         meta.probe, meta.transport

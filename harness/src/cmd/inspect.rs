@@ -254,7 +254,7 @@ pub fn print_info(info: &CaptureInfo) {
     for r in &info.per_ring {
         println!(
             "{:<8} {:>12} {:>10} {:>10} {:>14}",
-            m.transport.ring_name(r.ring),
+            crate::capture::ring_name(m.transport, r.ring),
             r.samples,
             r.lost,
             r.lost_markers,
@@ -267,7 +267,7 @@ pub fn print_info(info: &CaptureInfo) {
         for s in &info.kernel_stats {
             println!(
                 "{:<8} {:>14} {:>14}",
-                m.transport.ring_name(s.ring),
+                crate::capture::ring_name(m.transport, s.ring),
                 s.received,
                 s.dropped
             );

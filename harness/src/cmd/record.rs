@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use probes::abi::Layout;
-use probes::loader::{parse_bytes, parse_duration, Filter, Probe, ProbeSpec, Transport, Wakeup};
+use probes::loader::{Filter, Probe, ProbeSpec, Transport, Wakeup};
 use probes::record::{Batch, RecordRef};
+use probes::units::{parse_bytes, parse_duration};
 
 use crate::capture::{CaptureMeta, CaptureWriter, RingStats};
 
@@ -193,7 +194,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
         Some(w) => Wakeup::parse(args.transport, ring_bytes, w).map_err(anyhow::Error::msg)?,
         None => ProbeSpec::new(args.probe, args.transport).wakeup,
     };
-    if let Wakeup::Perf(_) = wakeup {
+    if wakeup.transport() == Transport::Perf {
         probes::perf::PerfRingOptions::new(ring_bytes)?;
     }
 

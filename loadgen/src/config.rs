@@ -369,10 +369,15 @@ impl LoadConfig {
                 }
             }
             PathSource::ListFile(path) => {
-                std::fs::File::open(path).map_err(|source| LoadError::CorpusFile {
+                let bad = |source| LoadError::CorpusFile {
                     path: path.clone(),
                     source,
-                })?;
+                };
+                let meta = std::fs::metadata(path).map_err(bad)?;
+                if meta.is_dir() {
+                    return Err(bad(std::io::Error::from_raw_os_error(libc::EISDIR)));
+                }
+                std::fs::File::open(path).map_err(bad)?;
             }
         }
         Ok(())

@@ -152,7 +152,7 @@ fn watch(load: &Load, quiet: bool) {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, json_file: Option<std::fs::File>) -> Result<()> {
     let load = Load::start(config_from(&cli)?)
         .map_err(|e| anyhow!(e))
         .context("cannot start the load")?;
@@ -170,7 +170,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("{json}");
         }
         Some(file) => {
-            std::fs::write(file, json + "\n")
+            let mut out = json_file.context("JSON file not opened")?;
+            out.write_all((json + "\n").as_bytes())
                 .with_context(|| format!("cannot write the JSON report to {file}"))?;
             println!("{report}");
         }
@@ -209,7 +210,18 @@ fn main() -> ExitCode {
         eprintln!("loadgen: error: {e:#}");
         return ExitCode::from(2);
     }
-    match run(cli) {
+    // The JSON file is created before the run, so an unwritable path costs no run.
+    let json_file = match cli.json.as_deref() {
+        Some(file) if file != "-" => match std::fs::File::create(file) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("loadgen: error: --json: cannot create {file}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    match run(cli, json_file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("loadgen: error: {e:#}");

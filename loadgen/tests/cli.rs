@@ -73,6 +73,17 @@ fn missing_corpus_file_is_named() {
         "/nonexistent/loadgen-corpus.txt",
     );
     let dir = tempfile::tempdir().unwrap();
+    rejects(
+        &[
+            "--rate",
+            "1000",
+            "--ops",
+            "10",
+            "--paths",
+            dir.path().to_str().unwrap(),
+        ],
+        "Is a directory",
+    );
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "\n").unwrap();
     let out = loadgen(&[
@@ -124,6 +135,17 @@ fn other_bad_input_gets_one_line() {
         "--frobnicate",
     );
     rejects(&["--ops", "10"], "--rate");
+    rejects(
+        &[
+            "--rate",
+            "1000",
+            "--ops",
+            "10",
+            "--json",
+            "/nonexistent/dir/r.json",
+        ],
+        "/nonexistent/dir/r.json",
+    );
 }
 
 #[test]

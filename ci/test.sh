@@ -9,9 +9,10 @@ log() { printf '\n== %s\n' "$*"; }
 
 # 1. Debian packages: clang + libbpf-dev rebuild the BPF objects (the objects test) and the
 #    libbpf peer of the live benchmark; tshark checks captures; cmake builds librdkafka;
-#    chromium checks reports; bpftool/bpftrace cross-check what the probes emit.
+#    chromium checks reports; strace checks which syscalls the load generator issues;
+#    bpftool/bpftrace cross-check what the probes emit.
 pkgs=(clang llvm libbpf-dev bpftool bpftrace tshark cmake pkg-config libssl-dev libsasl2-dev
-      zlib1g-dev libelf-dev libzstd-dev chromium util-linux)
+      zlib1g-dev libelf-dev libzstd-dev chromium util-linux strace)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

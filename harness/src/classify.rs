@@ -199,6 +199,9 @@ struct RuleTarget {
     kind: RuleKind,
 }
 
+/// (prefix bytes, rule number) pairs in rule order.
+type PrefixList = Vec<(Box<[u8]>, u16)>;
+
 /// A compiled rule set. Shared read-only between workers (`Arc<Classifier>`).
 #[derive(Debug)]
 pub struct Classifier {
@@ -208,10 +211,10 @@ pub struct Classifier {
     /// `/etc/...` can only match a path whose first component is `etc`, so a
     /// path is compared with its own bucket (a dozen prefixes) instead of all
     /// 269. Each bucket is in rule order.
-    prefix_buckets: HashMap<Box<[u8]>, Vec<(Box<[u8]>, u16)>>,
+    prefix_buckets: HashMap<Box<[u8]>, PrefixList>,
     /// Prefixes without a complete first component (`/et`, `relative`), in
     /// rule order: compared with every path.
-    prefix_rest: Vec<(Box<[u8]>, u16)>,
+    prefix_rest: PrefixList,
     globs: GlobSet,
     glob_rule: Vec<u16>,
     regexes: RegexSet,
@@ -247,7 +250,7 @@ impl Classifier {
             source,
         })?;
         let mut rules = Vec::new();
-        let mut prefix_buckets: HashMap<Box<[u8]>, Vec<(Box<[u8]>, u16)>> = HashMap::new();
+        let mut prefix_buckets: HashMap<Box<[u8]>, PrefixList> = HashMap::new();
         let mut prefix_rest = Vec::new();
         let mut glob_builder = GlobSetBuilder::new();
         let mut glob_rule = Vec::new();
@@ -273,10 +276,7 @@ impl Classifier {
                 let b: Box<[u8]> = p.as_bytes().into();
                 match first_component(&b).filter(|c| b.len() > c.len() + 1) {
                     // `/comp/...`: the component is complete (a `/` follows it).
-                    Some(c) => prefix_buckets
-                        .entry(c.into())
-                        .or_insert_with(Vec::new)
-                        .push((b, n)),
+                    Some(c) => prefix_buckets.entry(c.into()).or_default().push((b, n)),
                     None => prefix_rest.push((b, n)),
                 }
             }

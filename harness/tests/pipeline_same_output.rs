@@ -155,8 +155,7 @@ fn bad_knobs_are_a_clear_error() {
         let src = MemorySource::new(vec![vec![]]);
         let e = (v.build)(knobs)
             .run(Input::Single(Box::new(src)), &ctx)
-            .err()
-            .expect("batch_size 0 is refused");
+            .expect_err("batch_size 0 is refused");
         assert!(e.to_string().contains("batch_size = 0"), "{e}");
     }
 }

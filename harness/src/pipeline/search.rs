@@ -70,7 +70,7 @@ impl ZeroLossSearch {
         E: std::error::Error + 'static,
         F: FnMut(f64) -> Result<u64, E>,
     {
-        if !(self.lo > 0.0 && self.lo <= self.hi && self.resolution > 0.0) || !self.hi.is_finite() {
+        if !(self.lo > 0.0 && self.lo <= self.hi && self.resolution > 0.0 && self.hi.is_finite()) {
             return Err(SearchError::Bounds {
                 lo: self.lo,
                 hi: self.hi,

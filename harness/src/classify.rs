@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use aho_corasick::AhoCorasick;
 use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 use probes::abi::{Event, Kind, Syscall};
 use regex::bytes::{RegexSet, RegexSetBuilder};
@@ -160,6 +161,8 @@ pub enum ClassifyError {
         pattern: String,
         source: globset::Error,
     },
+    #[error("rules {origin}: glob literal prefilter: {what}")]
+    Literals { origin: String, what: String },
     #[error("rules {origin}: regex set: {source}")]
     Regex {
         origin: String,
@@ -202,6 +205,102 @@ struct RuleTarget {
 /// (prefix bytes, rule number) pairs in rule order.
 type PrefixList = Vec<(Box<[u8]>, u16)>;
 
+/// A compiled glob set and the rule number of each of its globs.
+#[derive(Debug)]
+struct GlobGroup {
+    set: GlobSet,
+    rule: Vec<u16>,
+}
+
+impl GlobGroup {
+    fn build(b: GlobSetBuilder, rule: Vec<u16>, origin: &str) -> Result<Self, ClassifyError> {
+        let set = b.build().map_err(|source| ClassifyError::Glob {
+            origin: origin.to_owned(),
+            rule: rule.first().copied().unwrap_or(0) as usize,
+            pattern: "(glob set)".into(),
+            source,
+        })?;
+        Ok(GlobGroup { set, rule })
+    }
+
+    fn best(&self, c: &Candidate<'_>, scratch: &mut Vec<usize>) -> Option<u16> {
+        scratch.clear();
+        self.set.matches_candidate_into(c, scratch);
+        scratch.iter().map(|&g| self.rule[g]).min()
+    }
+}
+
+/// Glob syntax characters: a literal run stops at any of them.
+const GLOB_META: &[u8] = b"*?[]{}!\\";
+
+/// Whether globset handles `pattern` with a hashed lookup (`**/*.ext`,
+/// `**/name`, a plain literal): cheap, not worth gating.
+fn glob_is_cheap(pattern: &str) -> bool {
+    let rest = pattern.strip_prefix("**/").unwrap_or(pattern);
+    let literal = |s: &str| !s.bytes().any(|b| GLOB_META.contains(&b));
+    (pattern.starts_with("**/") && !rest.contains('/') && literal(rest))
+        || (rest.starts_with("*.") && !rest.contains('/') && literal(&rest[2..]))
+        || literal(pattern)
+}
+
+/// The longest literal run every path matching `pattern` must contain, if
+/// the pattern is simple enough to tell (no braces or escapes). Even one
+/// byte helps: `**/*~` and `**/#*#` would otherwise send every path through
+/// globset's regex set (250 ns of a 160-byte path), and `~` and `#` are rare.
+fn glob_required_literal(pattern: &str) -> Option<&str> {
+    if pattern.contains(['{', '}', '\\']) {
+        return None;
+    }
+    // Split on wildcards and classes; what lies between them is literal.
+    // `**/` may match nothing (`**/.ssh/x` matches `.ssh/x`, `a/**/b` matches
+    // `a/b`), so a run loses a `/` that touches a `**`.
+    let b = pattern.as_bytes();
+    let mut best = "";
+    let mut in_class = false;
+    let mut start = 0;
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, ch) in pattern.char_indices() {
+        match ch {
+            '[' if !in_class => {
+                runs.push((start, i));
+                in_class = true;
+            }
+            ']' if in_class => {
+                in_class = false;
+                start = i + 1;
+            }
+            '*' | '?' if !in_class => {
+                runs.push((start, i));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !in_class {
+        runs.push((start, pattern.len()));
+    }
+    for (k, (mut from, mut to)) in runs.into_iter().enumerate() {
+        if from >= to {
+            continue;
+        }
+        if from >= 2 && &b[from - 2..from] == b"**" && b[from] == b'/' {
+            from += 1;
+        }
+        if to + 2 <= b.len() && &b[to..to + 2] == b"**" && to > from && b[to - 1] == b'/' {
+            to -= 1;
+        }
+        if to > from && to - from > best.len() {
+            best = &pattern[from..to];
+        }
+        // An absolute pattern's leading directory (`/etc`, `/proc/`) is rarer
+        // in paths than a longer suffix like `.conf`: gate on it.
+        if k == 0 && from == 0 && b[0] == b'/' && to >= 2 {
+            return Some(&pattern[..to]);
+        }
+    }
+    (!best.is_empty()).then_some(best)
+}
+
 /// A compiled rule set. Shared read-only between workers (`Arc<Classifier>`).
 #[derive(Debug)]
 pub struct Classifier {
@@ -215,8 +314,17 @@ pub struct Classifier {
     /// Prefixes without a complete first component (`/et`, `relative`), in
     /// rule order: compared with every path.
     prefix_rest: PrefixList,
-    globs: GlobSet,
-    glob_rule: Vec<u16>,
+    /// Globs run on every path: globset's cheap forms (`**/*.ext`,
+    /// `**/name`, hashed lookups) and globs with no literal to gate on.
+    glob_always: GlobGroup,
+    /// Every other glob needs a literal run in any path it matches
+    /// (`.ssh/id_` for `**/.ssh/id_*`). One Aho-Corasick pass finds which of
+    /// those literals a path contains, and only their globs run. globset
+    /// would otherwise run these ~100 globs as one regex set over the whole
+    /// path: 525 of 565 ns per 160-byte path, measured.
+    glob_literals: AhoCorasick,
+    /// The globs gated by each literal, indexed like `glob_literals`' patterns.
+    glob_gated: Vec<GlobGroup>,
     regexes: RegexSet,
     regex_rule: Vec<u16>,
 }
@@ -225,6 +333,8 @@ pub struct Classifier {
 #[derive(Debug, Default)]
 pub struct Scratch {
     globs: Vec<usize>,
+    /// Gated glob groups already run for the current path.
+    literals: Vec<usize>,
     regexes: Vec<bool>,
 }
 
@@ -252,8 +362,9 @@ impl Classifier {
         let mut rules = Vec::new();
         let mut prefix_buckets: HashMap<Box<[u8]>, PrefixList> = HashMap::new();
         let mut prefix_rest = Vec::new();
-        let mut glob_builder = GlobSetBuilder::new();
-        let mut glob_rule = Vec::new();
+        let mut glob_always = (GlobSetBuilder::new(), Vec::new());
+        let mut literal_ids: HashMap<String, usize> = HashMap::new();
+        let mut gated: Vec<(GlobSetBuilder, Vec<u16>)> = Vec::new();
         let mut regex_src = Vec::new();
         let mut regex_rule = Vec::new();
         for (gi, g) in file.group.iter().enumerate() {
@@ -291,8 +402,20 @@ impl Classifier {
                         pattern: p.clone(),
                         source,
                     })?;
-                glob_builder.add(glob);
-                glob_rule.push(n);
+                let (b, rules) = match glob_required_literal(p).filter(|_| !glob_is_cheap(p)) {
+                    Some(lit) => {
+                        let next = literal_ids.len();
+                        let id = *literal_ids.entry(lit.to_owned()).or_insert(next);
+                        if id == gated.len() {
+                            gated.push((GlobSetBuilder::new(), Vec::new()));
+                        }
+                        let g = &mut gated[id];
+                        (&mut g.0, &mut g.1)
+                    }
+                    None => (&mut glob_always.0, &mut glob_always.1),
+                };
+                b.add(glob);
+                rules.push(n);
             }
             for p in &g.regex {
                 let n = push(RuleKind::Regex);
@@ -308,12 +431,20 @@ impl Classifier {
                 max: u16::MAX as usize - 1,
             });
         }
-        let globs = glob_builder.build().map_err(|source| ClassifyError::Glob {
-            origin: origin.to_owned(),
-            rule: 0,
-            pattern: "(glob set)".into(),
-            source,
-        })?;
+        let glob_always = GlobGroup::build(glob_always.0, glob_always.1, origin)?;
+        let mut literals: Vec<(&String, &usize)> = literal_ids.iter().collect();
+        literals.sort_by_key(|(_, id)| **id);
+        let glob_literals =
+            AhoCorasick::new(literals.iter().map(|(l, _)| l.as_bytes())).map_err(|e| {
+                ClassifyError::Literals {
+                    origin: origin.to_owned(),
+                    what: e.to_string(),
+                }
+            })?;
+        let glob_gated = gated
+            .into_iter()
+            .map(|(b, r)| GlobGroup::build(b, r, origin))
+            .collect::<Result<Vec<_>, _>>()?;
         // Bytes semantics (no Unicode classes): paths are bytes, and `[^/]`
         // then means one byte, not one UTF-8 character (smaller, faster DFA).
         let regexes = RegexSetBuilder::new(&regex_src)
@@ -327,8 +458,9 @@ impl Classifier {
             rules,
             prefix_buckets,
             prefix_rest,
-            globs,
-            glob_rule,
+            glob_always,
+            glob_literals,
+            glob_gated,
             regexes,
             regex_rule,
         })
@@ -340,7 +472,8 @@ impl Classifier {
 
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            globs: Vec::with_capacity(self.glob_rule.len()),
+            globs: Vec::with_capacity(64),
+            literals: Vec::with_capacity(self.glob_gated.len()),
             regexes: vec![false; self.regex_rule.len()],
         }
     }
@@ -378,10 +511,24 @@ impl Classifier {
     /// The lowest-numbered glob rule matching `path`.
     pub fn match_glob(&self, path: &[u8], scratch: &mut Scratch) -> Option<u16> {
         let candidate = Candidate::new(std::ffi::OsStr::from_bytes(path));
-        scratch.globs.clear();
-        self.globs
-            .matches_candidate_into(&candidate, &mut scratch.globs);
-        scratch.globs.iter().map(|&g| self.glob_rule[g]).min()
+        let mut best = self.glob_always.best(&candidate, &mut scratch.globs);
+        scratch.literals.clear();
+        // Most paths hold none of the literals: a prefiltered (SIMD) yes/no
+        // scan settles them; only the rest pay for the overlapping search.
+        if !self.glob_literals.is_match(path) {
+            return best;
+        }
+        for m in self.glob_literals.find_overlapping_iter(path) {
+            let id = m.pattern().as_usize();
+            if scratch.literals.contains(&id) {
+                continue;
+            }
+            scratch.literals.push(id);
+            if let Some(r) = self.glob_gated[id].best(&candidate, &mut scratch.globs) {
+                best = Some(best.map_or(r, |b| b.min(r)));
+            }
+        }
+        best
     }
 
     /// The lowest-numbered regex rule matching `path`.
@@ -649,6 +796,101 @@ mod tests {
         ] {
             assert_eq!(c.match_prefix(p.as_bytes()), naive(p.as_bytes()), "{p:?}");
         }
+    }
+
+    #[test]
+    fn required_literals_and_cheap_globs() {
+        // A `/` next to `**` is not required: `**/` can match nothing.
+        assert_eq!(glob_required_literal("**/.ssh/id_*"), Some(".ssh/id_"));
+        assert_eq!(
+            glob_required_literal("**/.mozilla/firefox/*/logins.json"),
+            Some(".mozilla/firefox/")
+        );
+        assert_eq!(glob_required_literal("/etc/**/*.conf"), Some("/etc"));
+        assert_eq!(glob_required_literal("**/.cache/**"), Some(".cache"));
+        assert_eq!(glob_required_literal("**/*.log.[0-9]"), Some(".log."));
+        assert_eq!(glob_required_literal("/proc/*/maps"), Some("/proc/"));
+        assert_eq!(glob_required_literal("**/*~"), Some("~"));
+        assert_eq!(glob_required_literal("**/*"), None);
+        assert_eq!(glob_required_literal("**/{a,b}.txt"), None);
+        assert!(glob_is_cheap("**/*.pem"));
+        assert!(glob_is_cheap("**/.bashrc"));
+        assert!(!glob_is_cheap("**/.ssh/id_*"));
+        assert!(!glob_is_cheap("/proc/*/maps"));
+    }
+
+    #[test]
+    fn gated_globs_match_like_one_glob_set() {
+        // The default rules' globs numbered as `from_toml` numbers them, in
+        // one flat GlobSet: the reference the gating must agree with.
+        let file: RulesFile = toml::from_str(DEFAULT_RULES).unwrap();
+        let mut b = GlobSetBuilder::new();
+        let mut rule = Vec::new();
+        let mut n = 0u16;
+        for g in &file.group {
+            n += g.prefix.len() as u16;
+            for p in &g.glob {
+                b.add(GlobBuilder::new(p).literal_separator(true).build().unwrap());
+                rule.push(n);
+                n += 1;
+            }
+            n += g.regex.len() as u16;
+        }
+        let flat = GlobGroup::build(b, rule, "test").unwrap();
+        let c = c();
+        let mut s = c.scratch();
+        let mut v = Vec::new();
+        let mut check = |p: &[u8]| {
+            let cand = Candidate::new(std::ffi::OsStr::from_bytes(p));
+            assert_eq!(
+                c.match_glob(p, &mut s),
+                flat.best(&cand, &mut v),
+                "{:?}",
+                String::from_utf8_lossy(p)
+            );
+        };
+        for p in [
+            "/proc/12/maps",
+            "/proc/self/status",
+            "/proc",
+            "/etc/nginx/nginx.conf",
+            "/etc/x.conf",
+            "/sys/class/net/eth0/mtu",
+            "/home/a/.ssh/id_rsa",
+            "/home/a/.ssh/id_rsa.pub",
+            "/home/a/.config/x",
+            "/usr/lib/libz.so.1",
+            "x/bin/y",
+            "/bin/ls",
+            "/tmp/a.log.1",
+            "/tmp/a.log.x",
+            "/h/.mozilla/firefox/p1/logins.json",
+            "/h/#x#",
+            "/h/.#lock",
+            "/h/f~",
+            "/w/target/release/x",
+            "/w/node_modules/a/b",
+            "relative.pem",
+            ".ssh/config",
+            "",
+            "/",
+        ] {
+            check(p.as_bytes());
+        }
+        // And every path of a real capture (10 k loadgen corpus paths).
+        let cap = crate::capture::Capture::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/captures/fixed4k-perf.pcapng"
+        )))
+        .unwrap();
+        let mut checked = 0;
+        cap.for_each(|e| {
+            if let probes::record::RecordRef::Sample { data, .. } = e.rec {
+                check(Event::decode(data).unwrap().path);
+                checked += 1;
+            }
+        });
+        assert!(checked > 1000, "{checked}");
     }
 
     #[test]

@@ -108,8 +108,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         );
     }
     let opts = args.options();
-    let (report, ledger) = match pipeline_variant {
-        None => (replay::run(&capture, &opts, drain_noop)?, None),
+    let (report, result) = match pipeline_variant {
+        None => {
+            let report = replay::run(&capture, &opts, drain_noop)?;
+            let mut result = report.to_run_result();
+            result.config.probe = capture.meta.probe.to_string();
+            (report, result)
+        }
         Some(v) => {
             let sink: Arc<dyn crate::sink::Sink> = Arc::new(crate::sink::NullSink::new());
             let classifier = Arc::new(crate::classify::Classifier::default_rules());
@@ -122,20 +127,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
                 sink,
                 args.sink_timeout,
             )?;
-            (r.replay, Some(r.ledger))
+            let result = crate::sweep::replayed_result(&r, &capture, "null");
+            (r.replay, result)
         }
     };
-    let mut result = report.to_run_result();
-    result.config.probe = capture.meta.probe.to_string();
-    if pipeline_variant.is_some() {
-        result.config.extra = serde_json::json!({"sink": "null", "rules": "default"});
-    }
-    if let Some(ledger) = ledger {
-        for imbalance in ledger.check() {
-            result.problem(format!("ledger: {}: {}", imbalance.check, imbalance.detail));
-        }
-        result.ledger = Some(serde_json::to_value(&ledger).context("encoding the ledger")?);
-    }
     print_result(&result, &report);
     if let Some(path) = &args.json {
         result

@@ -293,9 +293,10 @@ fn main() {
     println!("\nlive_peer: fixed4k events, traced loop on cpu{LOAD_CPU}, readers on cpu{READER_CPU}, {secs} s per run");
     println!("untraced loop: {:.3} M ops/s\n", base / 1e6);
     println!(
-        "{:<9} {:<22} | {:>9} {:>9} {:>8} {:>7} | {:>9} {:>9} {:>8} {:>7} | {:>5} {:>6}",
+        "{:<9} {:<22} {:<10} | {:>9} {:>9} {:>8} {:>7} | {:>9} {:>9} {:>8} {:>7} | {:>5} {:>6}",
         "transport",
         "wakeup",
+        "",
         "db Mops/s",
         "db lost",
         "db lost%",
@@ -307,14 +308,8 @@ fn main() {
         "ops",
         "holds"
     );
-    let pct = |o: &Outcome| {
-        if o.emitted > 0 {
-            100.0 * o.lost as f64 / o.emitted as f64
-        } else {
-            0.0
-        }
-    };
     for s in settings() {
+        let (mut db_all, mut lb_all) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let (db, lb) = if round % 2 == 0 {
                 let d = run_dropbench(&lp, s, secs);
@@ -323,24 +318,52 @@ fn main() {
                 let l = run_libbpf(&lp, &rd, s, secs);
                 (run_dropbench(&lp, s, secs), l)
             };
-            // "holds": dropbench loses no larger share than libbpf and slows the load no more.
-            // The traced rate is compared with a 3% allowance for run-to-run noise on this shared VM.
-            let holds = pct(&db) <= pct(&lb) + 1e-9 && db.ops_per_s >= lb.ops_per_s * 0.97;
-            println!(
-                "{:<9} {:<22} | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>5.2} {:>6}",
-                s.transport.name(),
-                s.wakeup.to_string(),
-                db.ops_per_s / 1e6,
-                db.lost,
-                pct(&db),
-                db.reader_cpu_s,
-                lb.ops_per_s / 1e6,
-                lb.lost,
-                pct(&lb),
-                lb.reader_cpu_s,
-                db.ops_per_s / lb.ops_per_s,
-                if holds { "yes" } else { "NO" }
-            );
+            row(&s, &format!("round {}", round + 1), &db, &lb);
+            db_all.push(db);
+            lb_all.push(lb);
+        }
+        if rounds > 1 {
+            row(&s, "all rounds", &total(&db_all), &total(&lb_all));
         }
     }
+}
+
+/// Every round of one side summed: lost over emitted, mean traced rate, CPU summed.
+fn total(v: &[Outcome]) -> Outcome {
+    Outcome {
+        ops_per_s: v.iter().map(|o| o.ops_per_s).sum::<f64>() / v.len() as f64,
+        emitted: v.iter().map(|o| o.emitted).sum(),
+        lost: v.iter().map(|o| o.lost).sum(),
+        reader_cpu_s: v.iter().map(|o| o.reader_cpu_s).sum(),
+    }
+}
+
+fn pct(o: &Outcome) -> f64 {
+    if o.emitted > 0 {
+        100.0 * o.lost as f64 / o.emitted as f64
+    } else {
+        0.0
+    }
+}
+
+fn row(s: &Setting, label: &str, db: &Outcome, lb: &Outcome) {
+    // "holds": dropbench loses no larger share than libbpf and slows the load no
+    // more. The traced rate gets a 3% allowance for run-to-run noise on a shared VM.
+    let holds = pct(db) <= pct(lb) + 1e-9 && db.ops_per_s >= lb.ops_per_s * 0.97;
+    println!(
+        "{:<9} {:<22} {:<10} | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>5.2} {:>6}",
+        s.transport.name(),
+        s.wakeup.to_string(),
+        label,
+        db.ops_per_s / 1e6,
+        db.lost,
+        pct(db),
+        db.reader_cpu_s,
+        lb.ops_per_s / 1e6,
+        lb.lost,
+        pct(lb),
+        lb.reader_cpu_s,
+        db.ops_per_s / lb.ops_per_s,
+        if holds { "yes" } else { "NO" }
+    );
 }

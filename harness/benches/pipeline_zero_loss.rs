@@ -28,7 +28,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::capture::{Capture, CaptureWriter, Transport};
+use harness::capture::{Capture, Transport};
 use harness::classify::Classifier;
 use harness::pipeline::replayed::{run_replayed, ReplayedError};
 use harness::pipeline::search::ZeroLossSearch;
@@ -37,7 +37,7 @@ use harness::replay::{Bound, Pacing, ReplayOptions, Wakeup};
 use harness::sink::kafka::{create_topic, delete_topic, MOCK_LABEL};
 use harness::sink::message::{encode_key, encode_value};
 use harness::sink::{KafkaConfig, KafkaSink, Sink};
-use probes::abi::{encode_event, Event, Kind, Layout};
+use probes::abi::{Event, Layout};
 use probes::record::RecordRef;
 
 const TOPIC: &str = "dropbench-bench";
@@ -149,35 +149,6 @@ fn fixture(name: &str) -> std::path::PathBuf {
 }
 
 /// The same events as `fixed`, as the compact probe would have emitted them.
-fn compact_copy(fixed: &Capture, dir: &std::path::Path) -> Capture {
-    let path = dir.join("compact-from-fixed4k.pcapng");
-    let mut meta = fixed.meta.clone();
-    meta.probe = Layout::Compact;
-    let mut w = CaptureWriter::create(&path, &meta).expect("create compact capture");
-    let mut buf = Vec::new();
-    fixed.for_each(|e| match e.rec {
-        RecordRef::Sample {
-            ring,
-            origin_ns,
-            data,
-        } => {
-            let ev = Event::decode(data).expect("fixture decodes");
-            let mut h = ev.header;
-            h.kind = ev.kind().unwrap_or(Kind::Enter) as u8;
-            encode_event(Layout::Compact, &h, ev.path, &mut buf);
-            w.write(RecordRef::Sample {
-                ring,
-                origin_ns,
-                data: &buf,
-            })
-            .expect("write");
-        }
-        lost @ RecordRef::Lost { .. } => w.write(lost).expect("write"),
-    });
-    w.finish(&[]).expect("finish");
-    Capture::load(&path).expect("reload compact capture")
-}
-
 fn kafka_config(brokers: &Option<String>, v: &Variant) -> KafkaConfig {
     let mut k = KafkaConfig {
         brokers: brokers.clone(),
@@ -329,7 +300,8 @@ fn main() {
         .map(|s| s.split(',').map(|x| x.trim().to_owned()).collect());
     let fixed = Capture::load(&fixture("fixed4k-perf.pcapng")).expect("fixed4k fixture");
     let dir = tempfile::tempdir().expect("tempdir");
-    let compact = compact_copy(&fixed, dir.path());
+    let compact = harness::sweep::relayout(&fixed, Layout::Compact, dir.path())
+        .expect("compact copy of the fixture");
     println!(
         "capture: fixed4k-perf.pcapng, {} samples looped; compact variants get the same events in the compact layout",
         fixed.samples()

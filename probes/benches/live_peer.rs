@@ -308,7 +308,12 @@ fn main() {
         "ops",
         "holds"
     );
-    for s in settings() {
+    // LIVE_PEER_ONLY=perf|ringbuf runs one transport.
+    let only = std::env::var("LIVE_PEER_ONLY").ok();
+    for s in settings()
+        .into_iter()
+        .filter(|s| only.as_deref().is_none_or(|o| o == s.transport.name()))
+    {
         let (mut db_all, mut lb_all) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let (db, lb) = if round % 2 == 0 {

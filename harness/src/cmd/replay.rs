@@ -61,6 +61,15 @@ pub struct ReplayArgs {
     /// Write the run's results (schema dropbench.run/1) here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Sink for a pipeline variant: null, file:PATH or kafka.
+    #[arg(long, default_value = "null")]
+    pub sink: String,
+    /// Kafka brokers for `--sink kafka`; without them, the embedded mock cluster.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Kafka topic for `--sink kafka` (it must exist on a real broker).
+    #[arg(long)]
+    pub topic: Option<String>,
 }
 
 impl ReplayArgs {
@@ -116,18 +125,26 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             (report, result)
         }
         Some(v) => {
-            let sink: Arc<dyn crate::sink::Sink> = Arc::new(crate::sink::NullSink::new());
+            let mut spec =
+                crate::sink::SinkSpec::parse(&args.sink, args.brokers.clone(), args.topic.clone())
+                    .map_err(anyhow::Error::msg)?;
+            if let crate::sink::SinkSpec::Kafka(k) = &mut spec {
+                (v.tune_kafka)(k);
+            }
+            let describe = spec.describe();
+            println!("sink      {describe}");
+            let sink = spec.open()?;
             let classifier = Arc::new(crate::classify::Classifier::default_rules());
             let r = crate::pipeline::replayed::run_replayed(
                 v,
-                crate::pipeline::Knobs::default(),
+                (v.knobs)(),
                 &capture,
                 &opts,
                 classifier,
                 sink,
                 args.sink_timeout,
             )?;
-            let result = crate::sweep::replayed_result(&r, &capture, "null");
+            let result = crate::sweep::replayed_result(&r, &capture, &describe);
             (r.replay, result)
         }
     };

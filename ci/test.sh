@@ -48,5 +48,8 @@ cargo fmt --all -- --check
 log "building"
 cargo build --workspace --all-targets --locked
 
+log "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 log "cargo test (workspace, privileged included)"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/ci-test.log

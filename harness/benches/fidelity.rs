@@ -5,6 +5,7 @@
 //!    (a fixed busy-wait per sample, so it cannot keep up with the rate).
 //! 3. Replay the capture from step 1, at its original timing, into emulated rings of
 //!    the same size and wakeup policy, read by the same slow reader.
+//!
 //! Prints the lost % of steps 2 and 3 side by side for several ring sizes.
 //!
 //! `sudo cargo bench -p harness --bench fidelity` (root: it attaches the probes).

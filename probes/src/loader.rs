@@ -8,9 +8,14 @@
 //! let counters = probe.counters()?;            // kernel-side, per CPU
 //! probe.detach();                              // or drop
 //! ```
+//! Loading errors carry aya's own (large) error values whole: they happen once,
+//! at load time, never on a hot path, so `clippy::result_large_err` is allowed here.
+//!
 //! Needs root or CAP_BPF + CAP_PERFMON, BTF-capable loading (aya), and Linux 5.8+
 //! for the ring buffer transport. RLIMIT_MEMLOCK is not raised (kernels since 5.11
 //! account BPF memory to the cgroup instead).
+
+#![allow(clippy::result_large_err)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

@@ -186,8 +186,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 
 fn print_table(r: &SweepResults, goal: Option<f64>) {
     println!(
-        "\n{:<20} {:<8} {:<8} {:>9} {:>16} {:>9}  {}",
-        "variant", "layout", "ring", "ring MiB", "zero-loss ev/s", "vs seed", "goal"
+        "\n{:<20} {:<8} {:<9} {:>9} {:>16} {:>9}  goal",
+        "variant", "layout", "transport", "ring MiB", "zero-loss ev/s", "vs seed"
     );
     let base = r
         .series

@@ -152,7 +152,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         .describe();
     println!("sink: {sink_note}");
     if cfg.sink == "kafka" && cfg.brokers.is_none() {
-        println!("      (no --brokers given: messages go to librdkafka's in-process mock cluster, labelled as such in every result)");
+        println!("      (no --brokers given: messages go to librdkafka's in-process mock cluster, labelled as such in every result;");
+        println!("       its log is bounded, so the topic is not read back: delivery reports are the sink's account)");
     }
     let started_unix_s = crate::capture::clock_pair().0 / 1_000_000_000;
     let series = run_sweep(&cfg, &captures, &mut Printer)?;

@@ -308,12 +308,14 @@ fn main() {
         "ops",
         "holds"
     );
-    // LIVE_PEER_ONLY=perf|ringbuf runs one transport.
+    // LIVE_PEER_ONLY=perf|ringbuf runs one transport; a wakeup prefix
+    // (e.g. LIVE_PEER_ONLY=watermark) runs one policy.
     let only = std::env::var("LIVE_PEER_ONLY").ok();
-    for s in settings()
-        .into_iter()
-        .filter(|s| only.as_deref().is_none_or(|o| o == s.transport.name()))
-    {
+    let wanted = |s: &Setting| {
+        only.as_deref()
+            .is_none_or(|o| o == s.transport.name() || s.wakeup.to_string().starts_with(o))
+    };
+    for s in settings().into_iter().filter(wanted) {
         let (mut db_all, mut lb_all) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let (db, lb) = if round % 2 == 0 {

@@ -154,6 +154,25 @@ static __always_inline void output(void *ctx, struct db_counters *c, struct db_c
 		count(c, DB_CNT_FAIL_OTHER);
 }
 
+/* Every header field but path_len (set once the path is read). */
+static __always_inline void fill_header(struct db_event_header *h, __u64 pid_tgid, __u8 sys, __u8 kind,
+					__u32 flags, __u32 mode, __s32 dfd, __s64 ret)
+{
+	h->ts_ns = bpf_ktime_get_ns();
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->abi_version = DB_ABI_VERSION;
+	h->syscall = sys;
+	h->kind = kind;
+	h->flags = flags;
+	h->mode = mode;
+	h->dfd = dfd;
+	h->ret = ret;
+	h->layout = DB_LAYOUT;
+	h->_pad0 = 0;
+	h->_pad1 = 0;
+}
+
 static __always_inline int on_enter(void *ctx, __u8 sys, __s32 dfd, const char *filename,
 				    __u32 flags, __u32 mode)
 {
@@ -167,19 +186,7 @@ static __always_inline int on_enter(void *ctx, __u8 sys, __s32 dfd, const char *
 	if (!e)
 		return 0;
 
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->hdr.pid = pid_tgid >> 32;
-	e->hdr.tid = (__u32)pid_tgid;
-	e->hdr.abi_version = DB_ABI_VERSION;
-	e->hdr.syscall = sys;
-	e->hdr.kind = DB_KIND_ENTER;
-	e->hdr.flags = flags;
-	e->hdr.mode = mode;
-	e->hdr.dfd = dfd;
-	e->hdr.ret = 0;
-	e->hdr.layout = DB_LAYOUT;
-	e->hdr._pad0 = 0;
-	e->hdr._pad1 = 0;
+	fill_header(&e->hdr, pid_tgid, sys, DB_KIND_ENTER, flags, mode, dfd, 0);
 
 #if DB_LAYOUT == DB_LAYOUT_FIXED4K
 	/* fixed4k sends the whole buffer: clear it first, so bytes past the NUL
@@ -225,20 +232,8 @@ static __always_inline int on_exit(void *ctx, __u8 sys, __s64 ret)
 	struct db_event *e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return 0;
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->hdr.pid = pid_tgid >> 32;
-	e->hdr.tid = (__u32)pid_tgid;
-	e->hdr.abi_version = DB_ABI_VERSION;
-	e->hdr.syscall = sys;
-	e->hdr.kind = DB_KIND_EXIT;
-	e->hdr.flags = 0;
-	e->hdr.mode = 0;
-	e->hdr.dfd = 0;
-	e->hdr.ret = ret;
+	fill_header(&e->hdr, pid_tgid, sys, DB_KIND_EXIT, 0, 0, 0, ret);
 	e->hdr.path_len = 0;
-	e->hdr.layout = DB_LAYOUT;
-	e->hdr._pad0 = 0;
-	e->hdr._pad1 = 0;
 	/* Exit events are header-only in both layouts. */
 	output(ctx, c, cfg, e, sizeof(struct db_event_header));
 	return 0;

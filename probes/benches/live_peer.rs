@@ -24,6 +24,8 @@ const READER_CPU: usize = 1;
 const PERF_BYTES: usize = 8 << 20;
 const RINGBUF_BYTES: usize = 32 << 20;
 const TRACED_PATH: &str = "/etc/hostname";
+/// Pause before each run so the previous run's teardown has finished.
+const SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy)]
 struct Setting {
@@ -318,11 +320,19 @@ fn main() {
     for s in settings().into_iter().filter(wanted) {
         let (mut db_all, mut lb_all) = (Vec::new(), Vec::new());
         for round in 0..rounds {
+            // Each run starts after a settle pause: tearing down the previous
+            // reader (freeing its rings, detaching its programs) leaves deferred
+            // kernel work that would otherwise land on whichever reader runs next.
+            let settle = || std::thread::sleep(SETTLE);
             let (db, lb) = if round % 2 == 0 {
+                settle();
                 let d = run_dropbench(&lp, s, secs);
+                settle();
                 (d, run_libbpf(&lp, &rd, s, secs))
             } else {
+                settle();
                 let l = run_libbpf(&lp, &rd, s, secs);
+                settle();
                 (run_dropbench(&lp, s, secs), l)
             };
             row(&s, &format!("round {}", round + 1), &db, &lb);

@@ -68,6 +68,10 @@ int main(int argc, char **argv)
 	CPU_ZERO(&set);
 	CPU_SET(atoi(argv[3]), &set);
 	sched_setaffinity(0, sizeof(set), &set);
+	if (getenv("LIVE_PEER_FIFO") && !strcmp(getenv("LIVE_PEER_FIFO"), "1")) {
+		struct sched_param sp = { .sched_priority = 10 };
+		sched_setscheduler(0, SCHED_FIFO, &sp); /* the same as dropbench's reader */
+	}
 	libbpf_set_print(NULL);
 
 	struct bpf_object *obj = bpf_object__open_file(objpath, NULL);

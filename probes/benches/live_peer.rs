@@ -168,6 +168,20 @@ fn pin(cpu: usize) {
     }
 }
 
+/// `LIVE_PEER_FIFO=1`: both readers run SCHED_FIFO (priority 10), which takes
+/// ordinary scheduling interference out of the comparison.
+fn fifo() -> bool {
+    std::env::var("LIVE_PEER_FIFO").as_deref() == Ok("1")
+}
+
+fn make_fifo() {
+    if fifo() {
+        let p = libc::sched_param { sched_priority: 10 };
+        // SAFETY: setting this thread's own policy.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) };
+    }
+}
+
 fn thread_cpu_s() -> f64 {
     // SAFETY: getrusage writes into the struct we pass.
     let mut r: libc::rusage = unsafe { std::mem::zeroed() };
@@ -189,9 +203,14 @@ fn run_dropbench(lp: &Path, s: Setting, secs: f64) -> Outcome {
     let mut probe = Probe::load(&spec).expect("loading the probe");
     let mut src = probe.take_source().unwrap();
     let stop = probe.stop_handle();
+    // Like libbpf_reader's "ready": the load starts only once the reader
+    // thread is running, pinned and about to read.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
         pin(READER_CPU);
+        make_fifo();
         let c0 = thread_cpu_s();
+        ready_tx.send(()).unwrap();
         let (mut n, mut lost, mut sink) = (0u64, 0u64, 0u64);
         loop {
             let b = src
@@ -212,6 +231,7 @@ fn run_dropbench(lp: &Path, s: Setting, secs: f64) -> Outcome {
         std::hint::black_box(sink);
         (n, lost, thread_cpu_s() - c0)
     });
+    ready_rx.recv().expect("reader thread started");
     let ops = lo.go();
     probe.detach().unwrap();
     stop.store(true, Ordering::Release);
@@ -292,7 +312,10 @@ fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/live-peer");
     let (lp, rd) = build_peers(&out);
     let base = start_loop(&lp, secs).go();
-    println!("\nlive_peer: fixed4k events, traced loop on cpu{LOAD_CPU}, readers on cpu{READER_CPU}, {secs} s per run");
+    println!(
+        "\nlive_peer: fixed4k events, traced loop on cpu{LOAD_CPU}, readers on cpu{READER_CPU}{}, {secs} s per run",
+        if fifo() { " (both SCHED_FIFO 10)" } else { "" }
+    );
     println!("untraced loop: {:.3} M ops/s\n", base / 1e6);
     println!(
         "{:<9} {:<22} {:<10} | {:>9} {:>9} {:>8} {:>7} | {:>9} {:>9} {:>8} {:>7} | {:>5} {:>6}",

@@ -425,7 +425,6 @@ pub struct Probe {
     links: Vec<(String, aya::programs::trace_point::TracePointLinkId)>,
     source: Option<Box<dyn RecordSource>>,
     stop: Arc<AtomicBool>,
-    high_water: Arc<dyn Fn() -> usize + Send + Sync>,
 }
 
 impl Probe {
@@ -510,7 +509,7 @@ impl Probe {
         }
         let stop = Arc::new(AtomicBool::new(false));
 
-        let (source, high_water): (Box<dyn RecordSource>, Arc<dyn Fn() -> usize + Send + Sync>) =
+        let source: Box<dyn RecordSource> =
             match (spec.transport, spec.wakeup.perf(), spec.wakeup.ringbuf()) {
                 (Transport::Perf, Some(w), _) => {
                     let opts = PerfRingOptions::new(spec.ring_bytes)?.with_wakeup(w)?;
@@ -529,7 +528,7 @@ impl Probe {
                     };
                     rings.install(&RawFdRef(fd), "events")?;
                     rings.set_stop(stop.clone());
-                    (Box::new(rings), Arc::new(|| 0))
+                    Box::new(rings)
                 }
                 (Transport::Ringbuf, _, Some(w)) => {
                     let fd = match ebpf.map("events") {
@@ -551,15 +550,17 @@ impl Probe {
                         }
                     };
                     let counters = counters_handle(&ebpf, object)?;
+                    // The same total `record` and the ledger use: every failed output.
+                    let online = cpus.clone();
                     let mut rb = RingBufReader::open(fd, spec.ring_bytes, w)?.with_lost_counter(
                         Box::new(move || {
-                            read_counters(&counters, u32::MAX)
-                                .map(|k| k.total().fail_again + k.total().fail_other)
+                            counters_of(&counters, &online)
+                                .map(|k| k.total().failed())
                                 .unwrap_or(0)
                         }),
                     );
                     rb.set_stop(stop.clone());
-                    (Box::new(rb), Arc::new(|| 0))
+                    Box::new(rb)
                 }
                 (t, _, _) => {
                     return Err(ProbeError::WakeupMismatch {
@@ -577,7 +578,6 @@ impl Probe {
             links: Vec::new(),
             source: Some(source),
             stop,
-            high_water,
         };
         for tgid in probe_targets {
             probe.add_target(tgid)?;
@@ -660,10 +660,6 @@ impl Probe {
     pub fn object_name(&self) -> &'static str {
         self.object
     }
-    pub fn reader_high_water(&self) -> usize {
-        (self.high_water)()
-    }
-
     /// The kernel-side counters, per online CPU.
     pub fn counters(&self) -> Result<KernelCounters, ProbeError> {
         let map = self.ebpf.map("counters").ok_or(ProbeError::MissingMap {
@@ -675,16 +671,10 @@ impl Probe {
                 map: "counters",
                 source,
             })?;
-        let vals = arr.get(&0, 0).map_err(|source| ProbeError::Map {
+        counters_of(&arr, &self.cpus).map_err(|source| ProbeError::Map {
             map: "counters",
             source,
-        })?;
-        let cpus = self
-            .cpus
-            .iter()
-            .filter_map(|&c| vals.get(c as usize).map(|r| CpuCounters::from_raw(c, r)))
-            .collect();
-        Ok(KernelCounters { cpus })
+        })
     }
 
     /// Detaches every tracepoint. Records already in the rings stay readable.
@@ -757,16 +747,16 @@ fn counters_handle(
     })
 }
 
-fn read_counters(
-    arr: &PerCpuArray<MapData, RawCounters>,
-    _cpu: u32,
+/// The `counters` map's values for `cpus`.
+fn counters_of<T: std::borrow::Borrow<MapData>>(
+    arr: &PerCpuArray<T, RawCounters>,
+    cpus: &[u32],
 ) -> Result<KernelCounters, aya::maps::MapError> {
     let vals = arr.get(&0, 0)?;
     Ok(KernelCounters {
-        cpus: vals
+        cpus: cpus
             .iter()
-            .enumerate()
-            .map(|(c, r)| CpuCounters::from_raw(c as u32, r))
+            .filter_map(|&c| vals.get(c as usize).map(|r| CpuCounters::from_raw(c, r)))
             .collect(),
     })
 }

@@ -232,7 +232,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
     };
     let mut meta = CaptureMeta::now(
         args.probe,
-        capture_transport(args.transport),
+        args.transport,
         args.ring_bytes,
         rings,
         &wakeup.to_string(),
@@ -445,13 +445,6 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
         interrupted: interrupted.load(Ordering::Acquire),
         load: load_report,
     })
-}
-
-fn capture_transport(t: Transport) -> crate::capture::Transport {
-    match t {
-        Transport::Perf => crate::capture::Transport::Perf,
-        Transport::Ringbuf => crate::capture::Transport::Ringbuf,
-    }
 }
 
 fn print_summary(s: &RecordSummary) {

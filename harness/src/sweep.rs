@@ -412,8 +412,6 @@ pub enum SweepError {
     Capture(#[from] CaptureError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    #[error(transparent)]
-    Sink(#[from] SinkError),
     #[error("{series}: {source}")]
     Probe {
         series: String,
@@ -552,14 +550,12 @@ pub fn replayed_result(r: &ReplayedRun, capture: &Capture, sink: &str) -> RunRes
     result
 }
 
-/// Opens the sink for one probe. On a real broker every probe gets a fresh
-/// topic: tansu's cost per produce grows with what a partition already holds,
-/// so history would leak from one probe into the next.
-fn open_sink(
-    cfg: &SweepConfig,
-    v: &Variant,
-    seq: usize,
-) -> Result<(Arc<dyn Sink>, String), SweepError> {
+/// The sink a variant's probes write to, tuned for that variant. The Kafka
+/// topic is read back only from a real broker: librdkafka's mock cluster keeps
+/// a bounded log (past ~1 s at 160 k/s the earliest offsets are gone, "offset
+/// out of range"), so a read-back there measures the mock, not the pipeline.
+/// Its delivery reports still balance; the ledger lists the read-back as unchecked.
+fn sink_spec(cfg: &SweepConfig, v: &Variant) -> Result<SinkSpec, SweepError> {
     let mut spec = SinkSpec::parse(&cfg.sink, cfg.brokers.clone(), None).map_err(|what| {
         SweepError::Config {
             path: "sink".into(),
@@ -568,19 +564,28 @@ fn open_sink(
     })?;
     if let SinkSpec::Kafka(k) = &mut spec {
         (v.tune_kafka)(k);
-        // Read the topic back only from a real broker: librdkafka's mock cluster
-        // keeps a bounded log (past ~1 s at 160 k/s the earliest offsets are gone,
-        // "offset out of range"), so a read-back there measures the mock, not the
-        // pipeline. Its delivery reports still balance; the ledger lists the
-        // read-back as unchecked.
         k.consume_back = k.brokers.is_some();
+    }
+    Ok(spec)
+}
+
+/// Opens `spec` for one probe. On a real broker every probe gets a fresh
+/// topic: tansu's cost per produce grows with what a partition already holds,
+/// so history would leak from one probe into the next.
+/// Returns the sink and its description (naming that topic).
+fn open_sink(
+    spec: &SinkSpec,
+    v: &Variant,
+    seq: usize,
+) -> Result<(Arc<dyn Sink>, String), SinkError> {
+    let mut spec = spec.clone();
+    if let SinkSpec::Kafka(k) = &mut spec {
         if let Some(b) = &k.brokers {
             k.topic = format!("dropbench-sweep-{}-{}-{seq}", std::process::id(), v.name);
             crate::sink::kafka::create_topic(b, &k.topic, 4, Duration::from_secs(10))?;
         }
     }
-    let describe = spec.describe();
-    Ok((spec.open()?, describe))
+    Ok((spec.open()?, spec.describe()))
 }
 
 /// Ring options for a variant with `total` bytes of ring memory.
@@ -664,7 +669,7 @@ pub fn run_sweep(
                         .1
                 };
                 let (ring_bytes, rings, wakeup) = ring_options(cfg, v, cap, total);
-                let (_, sink_desc) = open_sink(cfg, v, usize::MAX).map(|(s, d)| (drop(s), d))?;
+                let spec = sink_spec(cfg, v)?;
                 let key = SeriesKey {
                     variant: v.name.to_string(),
                     capture: Path::new(&capture.file)
@@ -675,26 +680,14 @@ pub fn run_sweep(
                     transport: v.transport.to_string(),
                     ring_bytes: ring_bytes * rings.unwrap_or(1) as u64,
                     wakeup: wakeup.to_string(),
-                    sink: if sink_desc.starts_with("kafka") {
-                        "kafka".into()
-                    } else {
-                        cfg.sink.clone()
-                    },
+                    sink: cfg.sink.clone(),
                 };
                 observer.series_start(&key);
                 let mut points: Vec<RunResult> = Vec::new();
                 let outcome = search
                     .run(|rate| {
                         seq += 1;
-                        let (sink, desc) = open_sink(cfg, v, seq).map_err(|e| {
-                            ReplayedError::Sink(match e {
-                                SweepError::Sink(s) => s,
-                                other => SinkError::Kafka {
-                                    brokers: cfg.brokers.clone().unwrap_or_default(),
-                                    what: other.to_string(),
-                                },
-                            })
-                        })?;
+                        let (sink, desc) = open_sink(&spec, v, seq)?;
                         let opts = ReplayOptions {
                             pacing: Pacing::Rate(rate),
                             bound: Bound::Duration(probe_len),

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion, Throughput};
 use harness::capture::{Capture, CaptureMeta, CaptureWriter, Transport};
 use harness::replay::area::{Notifier, SampleBytes};
-use harness::replay::perf::{perf_ring, PerfWakeup};
-use harness::replay::ringbuf::{ring_buffer, RbWakeup};
+use harness::replay::perf::perf_ring;
+use harness::replay::ringbuf::ring_buffer;
 use harness::replay::{self, drain_noop, Bound, Pacing, ReplayOptions, Wakeup};
 use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
 use probes::record::RecordRef;
@@ -62,7 +62,7 @@ fn bench_output(c: &mut Criterion) {
         g.bench_function(layout.name(), |b| {
             b.iter_custom(|iters| {
                 let n = Arc::new(Notifier::default());
-                let (mut w, mut r) = perf_ring(0, RING, PerfWakeup::Watermark(RING / 2), n.clone());
+                let (mut w, mut r) = perf_ring(0, RING, Wakeup::Watermark(RING / 2), n.clone());
                 let stop = Arc::new(AtomicBool::new(false));
                 let st = stop.clone();
                 let consumer = std::thread::spawn(move || {
@@ -102,7 +102,7 @@ fn bench_output(c: &mut Criterion) {
         g.bench_function(layout.name(), |b| {
             b.iter_custom(|iters| {
                 let (mut w, mut r) =
-                    ring_buffer(RING, RbWakeup::NoWakeup, Duration::from_millis(1));
+                    ring_buffer(RING, Wakeup::NoWakeupPoll(Duration::from_millis(1)));
                 let stop = Arc::new(AtomicBool::new(false));
                 let st = stop.clone();
                 let consumer = std::thread::spawn(move || {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::replay::area::{Notifier, SampleBytes};
-use harness::replay::perf::{self, PerfWakeup};
-use harness::replay::ringbuf::{self, RbWakeup};
+use harness::replay::perf;
+use harness::replay::ringbuf;
+use harness::replay::Wakeup;
 use probes::record::{Batch, RecordRef, RecordSource};
 use proptest::prelude::*;
 
@@ -44,12 +45,7 @@ fn drain_rb(r: &mut ringbuf::RbReader, max: usize) -> Vec<Got> {
 }
 
 fn perf_ring(size: u64) -> (perf::PerfWriter, perf::PerfReader) {
-    perf::perf_ring(
-        0,
-        size,
-        PerfWakeup::Events(1),
-        Arc::new(Notifier::default()),
-    )
+    perf::perf_ring(0, size, Wakeup::Events(1), Arc::new(Notifier::default()))
 }
 
 #[test]
@@ -151,7 +147,7 @@ fn sample_bytes_zero_fill_and_timestamp_patch() {
 
 #[test]
 fn ringbuf_drops_when_full_and_counts_it() {
-    let (mut w, mut r) = ringbuf::ring_buffer(4096, RbWakeup::Adaptive, Duration::ZERO);
+    let (mut w, mut r) = ringbuf::ring_buffer(4096, Wakeup::Adaptive);
     // 64-byte records (8 header + 56): new_prod - cons must stay <= mask = 4095.
     for i in 0..63 {
         assert!(w.output(&SampleBytes::whole(&pattern(i, 56))), "record {i}");
@@ -177,7 +173,7 @@ fn ringbuf_drops_when_full_and_counts_it() {
 
 #[test]
 fn ringbuf_reader_stops_at_busy_and_skips_discarded() {
-    let (mut w, mut r) = ringbuf::ring_buffer(4096, RbWakeup::Adaptive, Duration::ZERO);
+    let (mut w, mut r) = ringbuf::ring_buffer(4096, Wakeup::Adaptive);
     let a = w.reserve(16).unwrap();
     let b = w.reserve(16).unwrap();
     // a is BUSY: the reader must not pass it even though b is committed.
@@ -192,7 +188,7 @@ fn ringbuf_reader_stops_at_busy_and_skips_discarded() {
 fn wakeup_policies_fire_as_the_kernel_does() {
     // events:4 on a big ring: one wakeup per 4 samples.
     let n = Arc::new(Notifier::default());
-    let (mut w, _r) = perf::perf_ring(0, 1 << 20, PerfWakeup::Events(4), n.clone());
+    let (mut w, _r) = perf::perf_ring(0, 1 << 20, Wakeup::Events(4), n.clone());
     for i in 0..40 {
         w.output(&SampleBytes::whole(&pattern(i, 52)));
     }
@@ -200,13 +196,13 @@ fn wakeup_policies_fire_as_the_kernel_does() {
     // watermark 1024 bytes with 64-byte records: a wakeup each time head
     // passes wakeup + 1024, i.e. once per 16 records after the first 17.
     let n = Arc::new(Notifier::default());
-    let (mut w, _r) = perf::perf_ring(0, 1 << 20, PerfWakeup::Watermark(1024), n.clone());
+    let (mut w, _r) = perf::perf_ring(0, 1 << 20, Wakeup::Watermark(1024), n.clone());
     for i in 0..(17 + 16 * 3) {
         w.output(&SampleBytes::whole(&pattern(i, 52)));
     }
     assert_eq!(n.signalled.load(std::sync::atomic::Ordering::Relaxed), 4);
     // Ring buffer, adaptive: wakes only when the consumer has caught up.
-    let (mut w, mut r) = ringbuf::ring_buffer(1 << 16, RbWakeup::Adaptive, Duration::ZERO);
+    let (mut w, mut r) = ringbuf::ring_buffer(1 << 16, Wakeup::Adaptive);
     let sig = |w: &ringbuf::RbWriter| {
         w.shared()
             .notifier
@@ -219,7 +215,7 @@ fn wakeup_policies_fire_as_the_kernel_does() {
     drain_rb(&mut r, 10);
     w.output(&SampleBytes::whole(&[1; 8]));
     assert_eq!(sig(&w), 2);
-    let (mut w, _r) = ringbuf::ring_buffer(1 << 16, RbWakeup::NoWakeup, Duration::from_millis(1));
+    let (mut w, _r) = ringbuf::ring_buffer(1 << 16, Wakeup::NoWakeupPoll(Duration::from_millis(1)));
     w.output(&SampleBytes::whole(&[1; 8]));
     assert_eq!(sig(&w), 0);
 }
@@ -308,7 +304,7 @@ proptest! {
     #[test]
     fn ringbuf_matches_model(size_pow in 12u32..15, ops in ops()) {
         let size = 1u64 << size_pow;
-        let (mut w, mut r) = ringbuf::ring_buffer(size, RbWakeup::Adaptive, Duration::ZERO);
+        let (mut w, mut r) = ringbuf::ring_buffer(size, Wakeup::Adaptive);
         let mut expect: VecDeque<(Vec<u8>, u64)> = VecDeque::new();
         let mut used = 0u64;
         let (mut seq, mut read_samples, mut dropped, mut lost_seen) = (0u64, 0u64, 0u64, 0u64);
@@ -360,13 +356,13 @@ fn concurrent_producer_and_consumer_agree() {
         let n = 100_000u64;
         let (mut src, mut out): (Box<dyn RecordSource>, Writer) = if transport == "perf" {
             let notifier = Arc::new(Notifier::default());
-            let (mut w, r) = perf::perf_ring(0, 1 << 14, PerfWakeup::Events(8), notifier.clone());
+            let (mut w, r) = perf::perf_ring(0, 1 << 14, Wakeup::Events(8), notifier.clone());
             (
                 Box::new(perf::PerfSource::new(vec![r], notifier)),
                 Box::new(move |d: &[u8]| w.output(&SampleBytes::whole(d))),
             )
         } else {
-            let (mut w, r) = ringbuf::ring_buffer(1 << 14, RbWakeup::Adaptive, Duration::ZERO);
+            let (mut w, r) = ringbuf::ring_buffer(1 << 14, Wakeup::Adaptive);
             (
                 Box::new(r),
                 Box::new(move |d: &[u8]| w.output(&SampleBytes::whole(d))),

@@ -35,8 +35,8 @@ use crate::capture::{monotonic_ns, Capture, CaptureError, Transport};
 use crate::results::{CpuTime, Latency, RingResult, RunConfig, RunResult, StageResult};
 pub use area::{Notifier, SampleBytes};
 pub use pacing::{Pacing, PacingError, Schedule};
-pub use perf::{PerfReader, PerfSource, PerfWakeup, PerfWriter};
-pub use ringbuf::{RbReader, RbWakeup, RbWriter};
+pub use perf::{PerfReader, PerfSource, PerfWriter};
+pub use ringbuf::{RbReader, RbWriter};
 
 /// A wakeup policy, as written in capture metadata and on the command line:
 /// the probes' own type, so a replay emulates exactly what a live run sets.
@@ -256,14 +256,9 @@ impl RingWriters {
 pub fn build_rings(cfg: &RingConfig) -> (RingWriters, ReplaySource) {
     match cfg.transport {
         Transport::Perf => {
-            let wake = match cfg.wakeup {
-                Wakeup::Watermark(b) => PerfWakeup::Watermark(b),
-                Wakeup::Events(n) => PerfWakeup::Events(n),
-                _ => PerfWakeup::Events(1),
-            };
             let notifier = Arc::new(Notifier::default());
             let (ws, rs): (Vec<_>, Vec<_>) = (0..cfg.rings)
-                .map(|r| perf::perf_ring(r, cfg.ring_bytes, wake, notifier.clone()))
+                .map(|r| perf::perf_ring(r, cfg.ring_bytes, cfg.wakeup, notifier.clone()))
                 .unzip();
             (
                 RingWriters::Perf(ws),
@@ -271,12 +266,7 @@ pub fn build_rings(cfg: &RingConfig) -> (RingWriters, ReplaySource) {
             )
         }
         Transport::Ringbuf => {
-            let (wake, poll) = match cfg.wakeup {
-                Wakeup::Forced => (RbWakeup::Forced, Duration::ZERO),
-                Wakeup::NoWakeupPoll(p) => (RbWakeup::NoWakeup, p),
-                _ => (RbWakeup::Adaptive, Duration::ZERO),
-            };
-            let (w, r) = ringbuf::ring_buffer(cfg.ring_bytes, wake, poll);
+            let (w, r) = ringbuf::ring_buffer(cfg.ring_bytes, cfg.wakeup);
             (RingWriters::Ringbuf(w), ReplaySource::Ringbuf(r))
         }
     }

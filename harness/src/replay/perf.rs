@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use probes::loader::Wakeup;
 use probes::record::{Batch, RecordRef, RecordSource, SourceError};
 
 use super::area::{put_sample, CacheLine, DataArea, Notifier, RingCounters, SampleBytes};
@@ -42,15 +43,6 @@ pub const PERF_RECORD_MISC_KERNEL: u16 = 1;
 pub const LOST_RECORD_LEN: u64 = 24;
 /// perf_event_header (8) + u32 raw size (4).
 pub const SAMPLE_OVERHEAD: u64 = 12;
-
-/// When the writer wakes the reader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PerfWakeup {
-    /// `wakeup_events = N`.
-    Events(u32),
-    /// `watermark = 1, wakeup_watermark = B` bytes.
-    Watermark(u64),
-}
 
 /// Bytes a sample of `len` raw bytes occupies in the ring.
 pub fn record_len(len: usize) -> u64 {
@@ -94,7 +86,7 @@ impl PerfShared {
 pub fn perf_ring(
     ring: u32,
     size: u64,
-    wakeup: PerfWakeup,
+    wakeup: Wakeup,
     notifier: Arc<Notifier>,
 ) -> (PerfWriter, PerfReader) {
     let shared = Arc::new(PerfShared {
@@ -109,10 +101,12 @@ pub fn perf_ring(
     });
     let (wakeup_events, watermark) = match wakeup {
         // ring_buffer_init: no watermark given -> half the buffer.
-        PerfWakeup::Events(n) => (n, size / 2),
+        Wakeup::Events(n) => (n, size / 2),
         // ring_buffer_init: min(max_size, watermark); 0 -> half.
-        PerfWakeup::Watermark(0) => (0, size / 2),
-        PerfWakeup::Watermark(b) => (0, b.min(size)),
+        Wakeup::Watermark(0) => (0, size / 2),
+        Wakeup::Watermark(b) => (0, b.min(size)),
+        // A ring-buffer policy on a perf ring: the kernel default, every event.
+        Wakeup::Adaptive | Wakeup::NoWakeupPoll(_) | Wakeup::Forced => (1, size / 2),
     };
     (
         PerfWriter {

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use probes::loader::Wakeup;
 use probes::record::{Batch, RecordRef, RecordSource, SourceError};
 
 use super::area::{put_sample, CacheLine, DataArea, Notifier, RingCounters, SampleBytes};
@@ -48,17 +49,6 @@ pub const RINGBUF_MAX_RECORD_SZ: u64 = (u32::MAX >> 2) as u64;
 /// page and the producer page, so a record's `pg_off` is 3 + its page in the area.
 const DATA_PGOFF: u64 = 3;
 const PAGE_SHIFT: u32 = 12;
-
-/// The ring buffer's wakeup flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RbWakeup {
-    /// No flags: wake when the consumer had caught up to the new record.
-    Adaptive,
-    /// `BPF_RB_NO_WAKEUP`; the reader polls on a timer.
-    NoWakeup,
-    /// `BPF_RB_FORCE_WAKEUP` on every record.
-    Forced,
-}
 
 /// Bytes a `len`-byte sample occupies: `round_up(len + 8, 8)`.
 pub fn record_len(len: usize) -> u64 {
@@ -89,8 +79,9 @@ impl RbShared {
 }
 
 /// Creates an emulated ring buffer of `size` bytes (a power of two).
-/// `poll` is the reader's timer for [`RbWakeup::NoWakeup`].
-pub fn ring_buffer(size: u64, wakeup: RbWakeup, poll: Duration) -> (RbWriter, RbReader) {
+/// `Wakeup::NoWakeupPoll(p)` gives the reader a timer of `p`; a perf policy
+/// is treated as adaptive (the ring buffer's default).
+pub fn ring_buffer(size: u64, wakeup: Wakeup) -> (RbWriter, RbReader) {
     let s = Arc::new(RbShared {
         area: DataArea::new(size),
         consumer_pos: Default::default(),
@@ -111,10 +102,9 @@ pub fn ring_buffer(size: u64, wakeup: RbWakeup, poll: Duration) -> (RbWriter, Rb
             s,
             scratch: Vec::with_capacity(8192),
             reported: 0,
-            poll: if wakeup == RbWakeup::NoWakeup {
-                Some(poll)
-            } else {
-                None
+            poll: match wakeup {
+                Wakeup::NoWakeupPoll(p) => Some(p),
+                _ => None,
             },
         },
     )
@@ -127,7 +117,7 @@ pub struct RbWriter {
     producer_pos: u64,
     /// `rb->pending_pos`.
     pending_pos: u64,
-    wakeup: RbWakeup,
+    wakeup: Wakeup,
 }
 
 impl RbWriter {
@@ -186,9 +176,9 @@ impl RbWriter {
         let mask = area.size() - 1;
         let cons_pos = self.s.consumer_pos.load(Ordering::Acquire) & mask;
         let wake = match self.wakeup {
-            RbWakeup::Forced => true,
-            RbWakeup::Adaptive => cons_pos == pos & mask,
-            RbWakeup::NoWakeup => false,
+            Wakeup::Forced => true,
+            Wakeup::NoWakeupPoll(_) => false,
+            Wakeup::Adaptive | Wakeup::Events(_) | Wakeup::Watermark(_) => cons_pos == pos & mask,
         };
         if wake {
             RingCounters::add(&self.s.counters.wakeups, 1);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a tansu broker (a Kafka-protocol broker, crates.io) on loopback with
 # in-memory storage, waits until it answers, and creates the test topics
-# explicitly (auto-created topics are slow and unreliable on tansu: DESIGN.md).
+# explicitly (auto-created topics are slow and unreliable on tansu: docs/tuning.md).
 #
 #   source ci/kafka-up.sh     # exports DROPBENCH_TEST_BROKERS in this shell
 #   bash ci/kafka-up.sh       # prints the export line

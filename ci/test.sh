@@ -6,13 +6,43 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 log() { printf '\n== %s\n' "$*"; }
+export PATH="$HOME/.cargo/bin:$PATH"
 
-# 1. Debian packages: clang + libbpf-dev rebuild the BPF objects (the objects test) and the
-#    libbpf peer of the live benchmark; tshark checks captures; cmake builds librdkafka;
-#    chromium checks reports; strace checks which syscalls the load generator issues;
-#    bpftool/bpftrace cross-check what the probes emit.
-pkgs=(clang llvm libbpf-dev bpftool bpftrace tshark cmake pkg-config libssl-dev libsasl2-dev
-      zlib1g-dev libelf-dev libzstd-dev chromium util-linux strace)
+# Wall time of each phase, printed at the end (and on failure).
+phase_names=(); phase_secs=(); phase_t0=$SECONDS; phase_cur=""
+phase() {
+  if [ -n "$phase_cur" ]; then phase_names+=("$phase_cur"); phase_secs+=($((SECONDS - phase_t0))); fi
+  phase_cur="$1"; phase_t0=$SECONDS
+  [ -n "$1" ] && log "phase: $1"
+  return 0
+}
+report_phases() {
+  phase ""
+  printf '\n== phase times\n'
+  for i in "${!phase_names[@]}"; do printf '  %-34s %5d s\n' "${phase_names[$i]}" "${phase_secs[$i]}"; done
+}
+cleanup() {
+  report_phases
+  if [ -n "${broker_up:-}" ]; then bash "$root/ci/kafka-down.sh" || true; fi
+}
+trap cleanup EXIT
+
+# 0. The main job on nothing but the Rust toolchain, before any package is installed:
+#    librdkafka builds with its own configure + make, never cmake (CMAKE=/nonexistent makes the
+#    cmake crate fail loudly if anything reaches for it), and the default sweep runs to the end.
+#    This is what a newcomer does first (README), so it is what CI proves first.
+phase "build without system packages"
+CMAKE=/nonexistent cargo build --release --locked -p harness
+phase "default sweep (debug, no packages)"
+CMAKE=/nonexistent cargo run --locked -p harness -- sweep --out target/ci-default-sweep
+
+# 1. Debian packages the *tests* need (none of them is needed to build): clang + libbpf-dev
+#    rebuild the BPF objects (the objects test) and, with libelf-dev and zlib1g-dev, link the
+#    libbpf peer of the live benchmark; tshark checks captures; chromium checks reports; strace
+#    checks which syscalls the load generator issues; bpftool/bpftrace cross-check what the
+#    probes emit.
+phase "packages"
+pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool bpftrace tshark chromium util-linux strace)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -23,7 +53,7 @@ fi
 
 # 2. The Kafka-protocol broker (tansu, crates.io). About 17 minutes the first time on 2 cores;
 #    cargo install skips it once installed.
-export PATH="$HOME/.cargo/bin:$PATH"
+phase "broker install"
 if ! command -v tansu >/dev/null; then
   log "installing tansu (first time only, ~17 min)"
   cargo install tansu --locked --features dynostore,libsql
@@ -35,13 +65,12 @@ if [ "$(id -u)" = 0 ] && [ ! -d /sys/kernel/tracing/events ]; then
 fi
 
 # 4. A real broker on loopback for the Kafka tests.
-if [ -x ci/kafka-up.sh ]; then
-  log "starting the broker"
-  # shellcheck disable=SC1091
-  source ci/kafka-up.sh
-  trap 'bash "$root/ci/kafka-down.sh" || true' EXIT
-fi
+phase "broker start"
+# shellcheck disable=SC1091
+source ci/kafka-up.sh
+broker_up=1
 
+phase "fmt + build + clippy"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -51,5 +80,6 @@ cargo build --workspace --all-targets --locked
 log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+phase "tests"
 log "cargo test (workspace, privileged included)"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/ci-test.log

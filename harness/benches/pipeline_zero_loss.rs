@@ -170,7 +170,7 @@ fn replay_options(v: &Variant, rate: f64, probe: Duration) -> ReplayOptions {
     let (ring_bytes, rings, wakeup) = match v.transport {
         // 2 x 16 MiB, woken every 64 samples (the capture's own policy).
         Transport::Perf => (16 << 20, Some(2), Wakeup::Events(64)),
-        // 32 MiB, BPF_RB_NO_WAKEUP polled every 1 ms (DESIGN.md's best ringbuf setting).
+        // 32 MiB, BPF_RB_NO_WAKEUP polled every 1 ms (docs/tuning.md, "Wakeup policy").
         Transport::Ringbuf => (
             32 << 20,
             None,

@@ -386,7 +386,7 @@ impl Default for SweepConfig {
             variants: Vec::new(),
             ring_bytes: vec!["32MiB".into()],
             // perf: a wakeup per 64 samples; ringbuf: no wakeups, 1 ms poll
-            // (the best ring-buffer setting measured in DESIGN.md).
+            // (the best ring-buffer setting measured: docs/tuning.md, "Wakeup policy").
             perf_wakeup: "events:64".into(),
             ringbuf_wakeup: "no-wakeup:1ms".into(),
             sink: "kafka".into(),

@@ -20,7 +20,7 @@ use probes::record::{Batch, RecordRef};
 
 const LOAD_CPU: usize = 0;
 const READER_CPU: usize = 1;
-/// Perf: 8 MiB per CPU; ring buffer: 32 MiB (DESIGN.md's measured settings).
+/// Perf: 8 MiB per CPU; ring buffer: 32 MiB (docs/tuning.md, "Wakeup policy").
 const PERF_BYTES: usize = 8 << 20;
 const RINGBUF_BYTES: usize = 32 << 20;
 const TRACED_PATH: &str = "/etc/hostname";

@@ -237,7 +237,7 @@ pub struct ProbeSpec {
 
 impl ProbeSpec {
     /// Defaults: 8 MiB rings; perf wakes at half the ring (the watermark that held
-    /// 0.92 M ops/s in DESIGN.md); the ring buffer drains every 1 ms with no wakeups.
+    /// 0.92 M ops/s, docs/tuning.md); the ring buffer drains every 1 ms with no wakeups.
     pub fn new(layout: Layout, transport: Transport) -> Self {
         let ring_bytes = 8 << 20;
         let wakeup = match transport {
@@ -378,7 +378,7 @@ pub fn check_privileges() -> Result<(), ProbeError> {
     }
 }
 
-/// Makes sure tracefs is mounted at `path`, mounting it if needed (DESIGN.md:
+/// Makes sure tracefs is mounted at `path`, mounting it if needed (docs/tuning.md:
 /// fresh machines here do not have it mounted).
 pub fn ensure_tracefs(path: &Path) -> Result<(), ProbeError> {
     if path.join("events").is_dir() {

@@ -2,7 +2,7 @@
 //!
 //! aya 0.13 opens perf buffers with `wakeup_events = 1`: the kernel wakes the
 //! reader on every sample, and on these VMs that alone cut a traced loop from
-//! 0.87 M to 0.11 M ops/s (DESIGN.md). So dropbench opens the
+//! 0.87 M to 0.11 M ops/s (docs/tuning.md). So dropbench opens the
 //! `PERF_COUNT_SW_BPF_OUTPUT` events itself, with `wakeup_events = N` or a byte
 //! watermark, mmaps them, and stores their fds in the program's
 //! `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.

@@ -10,7 +10,7 @@
 //! - Start: the sink fetches metadata within `connect_timeout`; a broker that
 //!   does not answer is a [`SinkError::Kafka`] naming the brokers, not a hang.
 //!   The topic must exist (auto-created topics are slow and unreliable on
-//!   tansu, see DESIGN.md); a missing one is [`SinkError::NoTopic`].
+//!   tansu, see docs/tuning.md, "Kafka"); a missing one is [`SinkError::NoTopic`].
 //! - End: [`Sink::finish`] flushes, then consumes back, on each partition,
 //!   the offset range this run's delivery reports span, counting and
 //!   checksumming what is really stored there. (Runs sharing a topic must not
@@ -78,7 +78,7 @@ impl Default for KafkaConfig {
             mock_partitions: 4,
             // 10 k messages of ~100 B = ~1 MB batches, librdkafka's max.
             batch_size: 10_000,
-            // DESIGN.md: linger 5 ms gave 0.75 M msg/s on tansu; untuned linger costs 10x.
+            // linger 5 ms gave 0.75 M msg/s on tansu; untuned linger costs 10x (docs/tuning.md, "Kafka").
             linger_ms: 5,
             compression: "lz4".into(),
             acks: "1".into(),

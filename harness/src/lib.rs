@@ -4,6 +4,7 @@ pub mod capture;
 pub mod classify;
 pub mod cli;
 pub mod cmd;
+pub mod experiment;
 pub mod ledger;
 pub mod pipeline;
 pub mod replay;

@@ -1,6 +1,11 @@
 //! `harness`: thin entry point. All the work is in [`harness::cli::run`].
 
 fn main() {
+    // Writing into a closed pipe (`harness inspect x | head`) ends the process
+    // quietly, as it does for other command-line tools, instead of a panic
+    // from the standard library's print macros.
+    // SAFETY: resetting a signal disposition to its default at start-up, before any thread.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     if let Err(err) = harness::cli::run() {
         // One clear line (plus its causes), a non-zero exit, never a panic.
         let top = err.to_string();

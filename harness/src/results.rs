@@ -40,6 +40,32 @@ pub struct RunResult {
     /// The pipeline's ledger (counts that must add up), owned by the ledger module.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<serde_json::Value>,
+    /// A sweep trial's steady-state verdict (absent for a plain replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::experiment::verdict::Verdict>,
+    /// How the trial was run and judged (absent for a plain replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<TrialInfo>,
+    /// The run's progress every 10 ms while the producer ran: intake,
+    /// finished, ring bytes (the report's occupancy over time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<crate::replay::ProgressSample>,
+}
+
+/// How a sweep trial was run and judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialInfo {
+    /// `replay` (emulated rings); `live` and `kernel` later.
+    pub mode: String,
+    /// The verdict rule, in words.
+    pub rule: String,
+    pub warmup_ns: u64,
+    pub window_ns: u64,
+    /// `capture` (the capture's inter-arrival times scaled) or `uniform`.
+    pub shape: String,
+    /// Records of backlog growth the rule allowed for batching.
+    pub allowance: u64,
+    pub producer: crate::experiment::trial::ProducerStats,
 }
 
 impl RunResult {
@@ -60,6 +86,9 @@ impl RunResult {
             valid: true,
             problems: Vec::new(),
             ledger: None,
+            verdict: None,
+            trial: None,
+            progress: Vec::new(),
         }
     }
 

@@ -40,9 +40,15 @@ pub struct SweepArgs {
     /// Sink: kafka, null or file:PATH.
     #[arg(long)]
     pub sink: Option<String>,
-    /// Length of each probe's replay (e.g. 500ms).
+    /// Each trial's measured window (e.g. 1s), after its warm-up.
+    #[arg(long, alias = "probe")]
+    pub window: Option<String>,
+    /// Each trial's warm-up (e.g. 250ms), excluded from the window.
     #[arg(long)]
-    pub probe: Option<String>,
+    pub warmup: Option<String>,
+    /// How trials space records: capture (the capture's bursts, scaled) or uniform.
+    #[arg(long)]
+    pub shape: Option<String>,
     /// Where results and the report go.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
@@ -65,22 +71,37 @@ impl SweepObserver for Printer {
         let _ = std::io::stdout().flush();
     }
     fn probe_done(&mut self, _key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
-        let mark = if clean {
-            "ok".to_string()
-        } else if r.counts.lost > 0 {
-            format!("lost {:.1}%", r.counts.lost_pct)
-        } else if r.config.extra.get("producer_behind").is_some() {
-            "replay fell behind".into()
-        } else {
-            "lost downstream".into()
+        use crate::experiment::verdict::VerdictKind;
+        let mark = match &r.verdict {
+            _ if clean => "ok".to_string(),
+            Some(v) if v.kind == VerdictKind::Lost && r.counts.lost > 0 => {
+                format!("lost {:.1}%", r.counts.lost_pct)
+            }
+            Some(v) if v.kind == VerdictKind::Lost => "lost downstream".into(),
+            Some(v) if v.kind == VerdictKind::Behind => {
+                format!("behind ({:.0}k/s finished)", v.window.done_per_s / 1e3)
+            }
+            Some(v) => v.kind.to_string(),
+            None => "not clean".into(),
         };
         print!(" {:.0}k {mark};", rate / 1e3);
         let _ = std::io::stdout().flush();
     }
     fn series_done(&mut self, s: &Series) {
-        match s.zero_loss_rate {
-            Some(r) => println!("\n  zero-loss up to {:.0} events/s", r),
-            None => println!("\n  loses samples even at the lowest rate tried"),
+        match (s.zero_loss_rate, s.first_lossy_rate) {
+            (Some(r), Some(b)) => println!(
+                "\n  holds {r:.0} events/s in steady state; fails at {b:.0} ({:.1}% bracket{})",
+                100.0 * (b / r - 1.0),
+                if s.capped {
+                    ", cut short by the trial cap"
+                } else {
+                    ""
+                }
+            ),
+            (Some(r), None) => println!(
+                "\n  holds {r:.0} events/s, the highest rate searched: the real edge is higher"
+            ),
+            (None, _) => println!("\n  fails even at the lowest rate tried"),
         }
         if !s.valid {
             println!("  INVALID: {}", s.problems.join("; "));
@@ -105,13 +126,23 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     if let Some(s) = &args.sink {
         cfg.sink = s.clone();
     }
-    if let Some(p) = &args.probe {
-        cfg.probe = p.clone();
+    if let Some(w) = &args.window {
+        cfg.window = w.clone();
+    }
+    if let Some(w) = &args.warmup {
+        cfg.warmup = w.clone();
+    }
+    if let Some(x) = &args.shape {
+        cfg.shape = x.clone();
     }
     cfg.check().map_err(anyhow::Error::msg)?;
     let fixtures = fixtures_dir();
     if cfg.captures.is_empty() {
-        cfg.captures = vec![fixtures.join("fixed4k-perf.pcapng")];
+        // The load generator's flat traffic and real programs' bursty traffic.
+        cfg.captures = vec![
+            fixtures.join("fixed4k-perf.pcapng"),
+            fixtures.join("real-programs-perf.pcapng"),
+        ];
     }
 
     // 1. What is in the captures (and the other bundled ones, for orientation).
@@ -186,19 +217,46 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 }
 
 fn print_table(r: &SweepResults, goal: Option<f64>) {
-    println!(
-        "\n{:<20} {:<8} {:<9} {:>9} {:>16} {:>9}  goal",
-        "variant", "layout", "transport", "ring MiB", "zero-loss ev/s", "vs seed"
-    );
-    let base = r
-        .series
-        .iter()
-        .find(|s| s.key.variant == "seed-baseline")
-        .and_then(|s| s.zero_loss_rate);
+    // Every distinct verdict rule gets a footnote number.
+    let mut rules: Vec<&str> = Vec::new();
     for s in &r.series {
-        let rate = s
-            .zero_loss_rate
-            .map_or("none".to_string(), |x| format!("{x:.0}"));
+        if !rules.contains(&s.verdict_rule.as_str()) {
+            rules.push(&s.verdict_rule);
+        }
+    }
+    println!(
+        "\n{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>8}  goal",
+        "variant",
+        "capture",
+        "layout",
+        "transp.",
+        "MiB",
+        "mode",
+        "rule",
+        "zero-loss ev/s",
+        "bracket",
+        "vs seed"
+    );
+    for s in &r.series {
+        // The seed's design on the same capture is the baseline of each ratio.
+        let base = r
+            .series
+            .iter()
+            .find(|b| b.key.variant == "seed-baseline" && b.key.capture == s.key.capture)
+            .and_then(|b| b.zero_loss_rate);
+        let rate = match (s.zero_loss_rate, s.reached_hi) {
+            (Some(x), true) => format!(">={x:.0}"),
+            (Some(x), false) => format!("{x:.0}"),
+            (None, _) => "none".into(),
+        };
+        let bracket = match (s.zero_loss_rate, s.first_lossy_rate) {
+            (Some(a), Some(b)) => format!(
+                "+{:.1}%{}",
+                100.0 * (b / a - 1.0),
+                if s.capped { "*" } else { "" }
+            ),
+            _ => "-".into(),
+        };
         let ratio = match (s.zero_loss_rate, base) {
             (Some(x), Some(b)) if b > 0.0 => format!("{:.1}x", x / b),
             _ => "-".into(),
@@ -208,16 +266,29 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             (_, Some(_)) => "below",
             _ => "",
         };
+        let rule = rules
+            .iter()
+            .position(|x| *x == s.verdict_rule)
+            .map_or(0, |i| i + 1);
+        let capture: String = s.key.capture.chars().take(22).collect();
         println!(
-            "{:<20} {:<8} {:<8} {:>9} {:>16} {:>9}  {}{}",
+            "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>8}  {}{}",
             s.key.variant,
+            capture,
             s.key.layout,
             s.key.transport,
             s.key.ring_bytes >> 20,
+            s.key.mode,
+            format!("[{rule}]"),
             rate,
+            bracket,
             ratio,
             g,
             if s.valid { "" } else { "  INVALID" }
         );
     }
+    for (i, rule) in rules.iter().enumerate() {
+        println!("[{}] {rule}", i + 1);
+    }
+    println!("bracket: how far above the zero-loss rate the first failing trial was (* = cut short by the trial cap)");
 }

@@ -137,7 +137,7 @@ pub(crate) fn run_batched(
                 let free = pool.free_tx.clone();
                 let ctx = ctx.clone();
                 s.spawn(move || {
-                    let mut p = EventProcessor::new(ctx.classifier.clone());
+                    let mut p = EventProcessor::with_knobs(ctx.classifier.clone(), &knobs);
                     for mut batch in rx {
                         for (rec, origin) in batch.records() {
                             p.process(rec, origin, &*ctx.sink);

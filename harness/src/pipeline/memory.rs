@@ -129,6 +129,18 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
+    fn progress(&self) -> crate::sink::SinkProgress {
+        let n = self
+            .messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len() as u64;
+        crate::sink::SinkProgress {
+            accepted: n,
+            done: n,
+        }
+    }
+
     fn send(&self, key: &[u8], value: &[u8]) -> Result<(), DropReason> {
         self.crc.fetch_add(message_crc(key, value) as u64, Relaxed);
         self.messages

@@ -52,6 +52,11 @@ pub struct Knobs {
     /// Wait for each message's delivery before the next (`seed-baseline`
     /// only: the seed's synchronous publisher).
     pub sync_publish: bool,
+    /// Extra CPU work per event, spun in the thread that classifies it
+    /// (variants built on the shared event processor). Zero by default; it
+    /// makes a variant slower on purpose, to check that the verdicts and the
+    /// gate notice (a regression made through a knob, not by editing numbers).
+    pub extra_work: Duration,
 }
 
 impl Default for Knobs {
@@ -64,6 +69,7 @@ impl Default for Knobs {
             // Short enough that a stop request is seen within 10 ms.
             read_timeout: Duration::from_millis(10),
             sync_publish: false,
+            extra_work: Duration::ZERO,
         }
     }
 }
@@ -347,9 +353,17 @@ pub(crate) struct EventProcessor {
     value: Vec<u8>,
     pub counts: StageCounts,
     pub latency: Histogram<u64>,
+    extra_work: Duration,
 }
 
 impl EventProcessor {
+    /// A processor that also spins `knobs.extra_work` per event.
+    pub fn with_knobs(classifier: Arc<Classifier>, knobs: &Knobs) -> Self {
+        let mut p = Self::new(classifier);
+        p.extra_work = knobs.extra_work;
+        p
+    }
+
     pub fn new(classifier: Arc<Classifier>) -> Self {
         let scratch = classifier.scratch();
         EventProcessor {
@@ -359,6 +373,7 @@ impl EventProcessor {
             value: Vec::with_capacity(4096 + 64),
             counts: StageCounts::default(),
             latency: crate::replay::latency_histogram(),
+            extra_work: Duration::ZERO,
         }
     }
 
@@ -372,6 +387,12 @@ impl EventProcessor {
             }
         };
         self.counts.decoded += 1;
+        if !self.extra_work.is_zero() {
+            let until = Instant::now() + self.extra_work;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
         let verdict = self.classifier.classify(&ev, &mut self.scratch);
         self.counts.classified += 1;
         let key = encode_key(&ev);

@@ -70,7 +70,11 @@ pub fn run_replayed(
     let pipeline = (variant.build)(knobs);
     let ctx = Context::new(classifier, sink.clone());
     let slot: Mutex<Option<Result<RunReport, PipelineError>>> = Mutex::new(None);
-    let replay = replay::run(capture, opts, |src| {
+    // The producer samples what the sink has finished with, for the trial's
+    // steady-state verdict.
+    let progress_sink = sink.clone();
+    let done = move || progress_sink.progress().done;
+    let replay = replay::run_watched(capture, opts, Some(&done), |src| {
         let input = if variant.sharded {
             Input::Shards(Box::new(src).into_shards())
         } else {

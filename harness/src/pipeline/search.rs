@@ -29,6 +29,10 @@ pub struct SearchOutcome {
     pub first_lossy_rate: Option<f64>,
     /// Every probe in order.
     pub probes: Vec<Probe>,
+    /// `max_probes` ended the search before the bracket reached `resolution`.
+    pub capped: bool,
+    /// `hi` was clean: the true edge is at `hi` or above.
+    pub reached_hi: bool,
 }
 
 /// Search bounds and precision.
@@ -83,15 +87,25 @@ impl ZeroLossSearch {
             probes.push(Probe { rate, lost });
             Ok(lost == 0)
         };
-        if !run(self.lo, &mut probes)? {
-            return Ok(SearchOutcome {
-                zero_loss_rate: None,
-                first_lossy_rate: Some(self.lo),
-                probes,
-            });
+        // Below `lo`: halve while lossy, down to lo / 32 (a design that fails
+        // there is reported as having no zero-loss rate in range).
+        let mut start = self.lo;
+        let mut first_bad = None;
+        while !run(start, &mut probes)? {
+            first_bad = Some(start);
+            if start <= self.lo / 32.0 || probes.len() >= self.max_probes {
+                return Ok(SearchOutcome {
+                    zero_loss_rate: None,
+                    first_lossy_rate: Some(start),
+                    probes,
+                    capped: false,
+                    reached_hi: false,
+                });
+            }
+            start /= 2.0;
         }
-        let mut good = self.lo;
-        let mut bad = None;
+        let mut good = start;
+        let mut bad = first_bad;
         while bad.is_none() && good < self.hi && probes.len() < self.max_probes {
             let next = (good * 2.0).min(self.hi);
             if run(next, &mut probes)? {
@@ -111,9 +125,15 @@ impl ZeroLossSearch {
             }
             bad = Some(b);
         }
+        let capped = match bad {
+            Some(b) => b / good - 1.0 > self.resolution,
+            None => good < self.hi,
+        };
         Ok(SearchOutcome {
             zero_loss_rate: Some(good),
             first_lossy_rate: bad,
+            reached_hi: bad.is_none() && good >= self.hi,
+            capped,
             probes,
         })
     }
@@ -166,10 +186,20 @@ mod tests {
         // 1k, 2k, 4k, ..., 32k, then 50k: 7 probes.
         assert_eq!(out.probes.len(), 7);
 
+        assert!(out.reached_hi && !out.capped);
+
+        // Lossy at lo: halves down to lo / 32, then gives up.
         let out = s.run(pipeline(10.0)).unwrap();
         assert_eq!(out.zero_loss_rate, None);
-        assert_eq!(out.first_lossy_rate, Some(1_000.0));
-        assert_eq!(out.probes.len(), 1);
+        assert_eq!(out.first_lossy_rate, Some(1_000.0 / 32.0));
+        assert_eq!(out.probes.len(), 6);
+        // Clean below lo: the edge is found under it.
+        let out = s.run(pipeline(300.0)).unwrap();
+        let z = out.zero_loss_rate.unwrap();
+        assert!(
+            z <= 300.0 && out.first_lossy_rate.unwrap() > 300.0,
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -181,6 +211,7 @@ mod tests {
         let out = s.run(pipeline(1e9)).unwrap();
         assert_eq!(out.probes.len(), 3);
         assert_eq!(out.zero_loss_rate, Some(40_000.0));
+        assert!(out.capped && !out.reached_hi);
 
         let e = ZeroLossSearch::default()
             .run(|r| {

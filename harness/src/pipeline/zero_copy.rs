@@ -84,7 +84,7 @@ impl Pipeline for ZeroCopy {
                 .map(|mut src| {
                     let ctx = ctx.clone();
                     s.spawn(move || {
-                        let mut p = EventProcessor::new(ctx.classifier.clone());
+                        let mut p = EventProcessor::with_knobs(ctx.classifier.clone(), &knobs);
                         let sink = &*ctx.sink;
                         let res = loop {
                             if ctx.stopping() {

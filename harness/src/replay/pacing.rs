@@ -18,8 +18,13 @@ pub enum Pacing {
     Original,
     /// The recorded timing, `x` times faster.
     Speed(f64),
-    /// A fixed number of records per second.
+    /// A fixed number of records per second, evenly spaced (`uniform`).
     Rate(f64),
+    /// A mean number of records per second with the capture's own shape: the
+    /// recorded inter-arrival times scaled by one factor, so bursts and lulls
+    /// stay bursts and lulls (`shape`). The factor is the target rate over the
+    /// capture's mean rate, `(samples - 1) / (last - first)`.
+    Shape(f64),
     /// A fixed number of sample bytes per second (MB = 10^6 bytes).
     Mbps(f64),
     /// As fast as the producer can go.
@@ -32,6 +37,7 @@ impl Pacing {
             Pacing::Original => "original".into(),
             Pacing::Speed(x) => format!("speed:{x}"),
             Pacing::Rate(r) => format!("rate:{r}"),
+            Pacing::Shape(r) => format!("shape:{r}"),
             Pacing::Mbps(m) => format!("mbps:{m}"),
             Pacing::Max => "max".into(),
         }
@@ -39,7 +45,7 @@ impl Pacing {
 
     pub fn target_rate(&self) -> Option<f64> {
         match self {
-            Pacing::Rate(r) => Some(*r),
+            Pacing::Rate(r) | Pacing::Shape(r) => Some(*r),
             _ => None,
         }
     }
@@ -102,13 +108,25 @@ impl Schedule {
         last_origin: u64,
         samples: u64,
     ) -> Result<Schedule, PacingError> {
+        let span = last_origin.saturating_sub(first_origin);
+        // A capture with no spread in time has no shape to keep: pace it evenly.
+        let pacing = match pacing {
+            Pacing::Shape(r) if samples < 2 || span == 0 => Pacing::Rate(r),
+            p => p,
+        };
         let mode = match pacing {
-            Pacing::Original | Pacing::Speed(_) => {
+            Pacing::Original | Pacing::Speed(_) | Pacing::Shape(_) => {
                 let speed_micro = match pacing {
                     Pacing::Speed(x) => micro("speed", x)?,
+                    // target / mean, mean = (samples - 1) * 1e9 / span (records/s):
+                    // speed = target * span / ((samples - 1) * 1e9), kept in micro units.
+                    Pacing::Shape(r) => {
+                        let target = micro("rate", r)?;
+                        let speed = target * span as u128 / ((samples as u128 - 1) * NS);
+                        speed.max(1)
+                    }
                     _ => MICRO,
                 };
-                let span = last_origin.saturating_sub(first_origin);
                 // One mean gap between the last record of a loop and the
                 // first of the next, so loops neither overlap nor stall.
                 let gap = if samples > 1 {
@@ -166,24 +184,32 @@ impl Schedule {
     }
 }
 
-/// Waits until CLOCK_MONOTONIC reaches `due_ns`: sleeps while more than
-/// `SPIN_NS` away (the kernel's timer slack is ~50 µs), then spins. Returns
-/// the time it returned at.
+/// Asks the kernel to wake this thread's timed sleeps within 1 µs of their
+/// deadline instead of the default 50 µs slack. Call once on the producer
+/// thread. Best effort: if the kernel refuses, sleeps are only less precise.
+pub fn tight_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes the slack in ns as its only argument.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000u64, 0u64, 0u64, 0u64) };
+}
+
+/// Waits until CLOCK_MONOTONIC reaches `due_ns` by sleeping, never spinning,
+/// and returns the time it returned at.
+///
+/// A sleep ends some tens of µs after its deadline (timer slack, set to 1 µs
+/// by [`tight_timer_slack`], plus the wakeup); by then the next records are
+/// due too, and the producer writes them without sleeping. So at high rates
+/// it writes in bursts of ~50 µs of records, late by about that much, and
+/// uses a fraction of a core instead of spinning one (the kernel side it
+/// emulates costs the traced program, not a spare core). The lateness is
+/// measured per record and judged by the trial's verdict.
 #[inline]
 pub fn wait_until(due_ns: u64) -> u64 {
-    /// Spin for the last 200 µs; sleep before that.
-    const SPIN_NS: u64 = 200_000;
     loop {
         let now = crate::capture::monotonic_ns();
         if now >= due_ns {
             return now;
         }
-        let left = due_ns - now;
-        if left > SPIN_NS {
-            std::thread::sleep(Duration::from_nanos(left - SPIN_NS));
-        } else {
-            std::hint::spin_loop();
-        }
+        std::thread::sleep(Duration::from_nanos(due_ns - now));
     }
 }
 
@@ -218,6 +244,24 @@ mod tests {
         let mb = Schedule::new(Pacing::Mbps(1.0), 0, 0, 0, 1).unwrap();
         // 1 MB/s: 10^6 bytes take one second.
         assert_eq!(mb.due(7, 0, 0, 1_000_000), 1_000_000_000);
+    }
+
+    #[test]
+    fn shape_keeps_the_recorded_gaps_scaled_to_the_mean_rate() {
+        // 5 samples over 4 ms: a mean of 1000/s. Recorded at 0, 1, 1.1, 1.2, 4 ms:
+        // a burst in the middle. At a mean of 10 000/s everything is 10x closer.
+        let ms = 1_000_000u64;
+        let s = Schedule::new(Pacing::Shape(10_000.0), 0, 0, 4 * ms, 5).unwrap();
+        assert_eq!(s.due(0, 0, 0, 0), 0);
+        assert_eq!(s.due(1, 0, ms, 0), 100_000);
+        assert_eq!(s.due(2, 0, ms + ms / 10, 0), 110_000);
+        assert_eq!(s.due(4, 0, 4 * ms, 0), 400_000);
+        // The next loop starts one mean gap (0.1 ms scaled) after the last record.
+        assert_eq!(s.due(5, 1, 0, 0), 500_000);
+        // No spread in time: paced evenly instead.
+        let flat = Schedule::new(Pacing::Shape(4.0), 0, 7, 7, 3).unwrap();
+        assert_eq!(flat.due(2, 0, 7, 0), 500_000_000);
+        assert!(Schedule::new(Pacing::Shape(0.0), 0, 0, 10, 3).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::message::message_crc;
-use super::{DropReason, ReadBack, Sink, SinkError, SinkReport};
+use super::{DropReason, ReadBack, Sink, SinkError, SinkProgress, SinkReport};
 
 /// Size of the frame header: u16 key length + u32 value length.
 const FRAME_HEADER: usize = 6;
@@ -113,6 +113,15 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 impl Sink for FileSink {
+    fn progress(&self) -> SinkProgress {
+        // A written frame is done (its fate known) at once; so is a failed write.
+        let n = self.accepted.load(Relaxed);
+        SinkProgress {
+            accepted: n,
+            done: n,
+        }
+    }
+
     fn send(&self, key: &[u8], value: &[u8]) -> Result<(), DropReason> {
         if key.len() > u16::MAX as usize || value.len() > u32::MAX as usize {
             return Err(DropReason::Rejected);

@@ -392,6 +392,14 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
+    fn progress(&self) -> super::SinkProgress {
+        let ctx = self.producer.context();
+        super::SinkProgress {
+            accepted: self.accepted.load(Relaxed),
+            done: ctx.delivered.load(Relaxed) + ctx.failed.load(Relaxed),
+        }
+    }
+
     fn send(&self, key: &[u8], value: &[u8]) -> Result<(), DropReason> {
         self.enqueue(key, value, 0)
     }

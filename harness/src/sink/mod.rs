@@ -144,9 +144,23 @@ impl SinkSpec {
     }
 }
 
+/// How far a sink has got, read while a run goes on (the trial's steady-state
+/// verdict watches `done` grow against what the rings took).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkProgress {
+    /// Messages accepted so far.
+    pub accepted: u64,
+    /// Messages whose fate is known: delivered or failed (null/file/memory:
+    /// every accepted message, at once).
+    pub done: u64,
+}
+
 /// A destination for serialized messages. Shared by all of a pipeline's
 /// threads (`Arc<dyn Sink>`), so every method takes `&self`.
 pub trait Sink: Send + Sync {
+    /// Progress so far; cheap (a few relaxed loads), callable from any thread at any time.
+    fn progress(&self) -> SinkProgress;
+
     /// Hands one message to the sink without waiting for it to be stored.
     fn send(&self, key: &[u8], value: &[u8]) -> Result<(), DropReason>;
 

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::{DropReason, Sink, SinkError, SinkReport};
+use super::{DropReason, Sink, SinkError, SinkProgress, SinkReport};
 
 /// Accepts everything; a message counts as delivered as soon as it is sent.
 #[derive(Debug, Default)]
@@ -18,6 +18,14 @@ impl NullSink {
 }
 
 impl Sink for NullSink {
+    fn progress(&self) -> SinkProgress {
+        let n = self.accepted.load(Relaxed);
+        SinkProgress {
+            accepted: n,
+            done: n,
+        }
+    }
+
     fn send(&self, _key: &[u8], _value: &[u8]) -> Result<(), DropReason> {
         self.accepted.fetch_add(1, Relaxed);
         Ok(())

@@ -1,0 +1,238 @@
+//! One trial: a cell's pipeline offered one rate for a warm-up and a measured
+//! window, watched as it runs, and judged by the steady-state rule
+//! ([`super::verdict`]).
+//!
+//! The replay runs for `warm-up + window`; the producer samples progress
+//! every 10 ms; after it stops, the pipeline drains what is left and the
+//! sink finishes, so the ledger still accounts for every sample. Loss counts
+//! over the whole trial; pace and backlog over the window.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::verdict::{judge, lateness_limit, TrialEvidence, Verdict, VerdictRule};
+use crate::capture::Capture;
+use crate::classify::Classifier;
+use crate::pipeline::replayed::{run_replayed, ReplayedError, ReplayedRun};
+use crate::pipeline::{Knobs, Variant};
+use crate::replay::{Bound, Lateness, Pacing, ProgressSample, ReplayOptions, Wakeup};
+use crate::results::RunResult;
+use crate::sink::{Sink, SinkSpec};
+use probes::Transport;
+
+/// How a trial spaces its records at a mean rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateShape {
+    /// The capture's own inter-arrival times, scaled to the rate: bursts kept.
+    Capture,
+    /// Evenly spaced records.
+    Uniform,
+}
+
+impl RateShape {
+    pub fn pacing(self, rate: f64) -> Pacing {
+        match self {
+            RateShape::Capture => Pacing::Shape(rate),
+            RateShape::Uniform => Pacing::Rate(rate),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            RateShape::Capture => "capture",
+            RateShape::Uniform => "uniform",
+        }
+    }
+}
+
+impl std::str::FromStr for RateShape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "capture" => Ok(RateShape::Capture),
+            "uniform" => Ok(RateShape::Uniform),
+            _ => Err(format!(
+                "unknown pacing shape {s:?}; expected capture (bursts kept) or uniform"
+            )),
+        }
+    }
+}
+
+/// What a trial runs: everything but the rate.
+pub struct TrialSetup<'a> {
+    pub variant: &'static Variant,
+    pub knobs: Knobs,
+    pub capture: &'a Capture,
+    pub transport: Transport,
+    /// Data bytes of one ring.
+    pub ring_bytes: u64,
+    /// Perf rings (None: the capture's).
+    pub rings: Option<u32>,
+    pub wakeup: Wakeup,
+    /// The sink as the variant tunes it (for the allowance).
+    pub sink: &'a SinkSpec,
+    pub classifier: Arc<Classifier>,
+    pub rule: VerdictRule,
+    pub shape: RateShape,
+}
+
+/// The producer's side of a trial, for results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProducerStats {
+    /// Records/s actually offered over the whole trial.
+    pub achieved_per_s: f64,
+    pub lateness: Lateness,
+}
+
+/// What one trial found.
+pub struct Trial {
+    pub rate: f64,
+    /// The rule as applied (its window may be longer than the setup's: one
+    /// whole pass over the capture).
+    pub rule: VerdictRule,
+    pub run: ReplayedRun,
+    pub verdict: Verdict,
+    /// The backlog the rule allowed for batching (records).
+    pub allowance: u64,
+}
+
+impl Trial {
+    pub fn clean(&self) -> bool {
+        self.verdict.clean()
+    }
+    /// The trial says nothing about the pipeline: the producer could not
+    /// offer the rate (a busy machine), or the window was not sampled.
+    pub fn inconclusive(&self) -> bool {
+        use super::verdict::VerdictKind;
+        matches!(
+            self.verdict.kind,
+            VerdictKind::ProducerShort | VerdictKind::Unmeasured
+        )
+    }
+    pub fn producer(&self) -> ProducerStats {
+        ProducerStats {
+            achieved_per_s: self.run.replay.achieved_rate(),
+            lateness: self.run.replay.lateness,
+        }
+    }
+    pub fn progress(&self) -> &[ProgressSample] {
+        &self.run.replay.samples
+    }
+}
+
+/// Mean bytes of a sample in `capture` (what it holds uncompressed).
+fn mean_sample_len(capture: &Capture) -> u64 {
+    let (n, bytes) = capture
+        .records
+        .iter()
+        .filter(|r| r.orig > 0)
+        .fold((0u64, 0u64), |(n, b), r| (n + 1, b + r.orig as u64));
+    bytes.checked_div(n).unwrap_or(4096).max(8)
+}
+
+/// Records a keeping-up pipeline's backlog may move by in one step at `rate`
+/// (see the verdict's docs): the wakeup policy's batch, the sink's linger and
+/// one produce round trip, and the workers' batches in flight. At least 4096.
+pub fn allowance(setup: &TrialSetup<'_>, rings: u32, rate: f64) -> u64 {
+    // A perf record: 8-byte header + u32 size + the sample, 8-aligned.
+    let rec = mean_sample_len(setup.capture) + 16;
+    let wakeup = match setup.wakeup {
+        Wakeup::Events(n) => n as u64 * rings as u64,
+        Wakeup::Watermark(b) => b / rec * rings as u64,
+        Wakeup::NoWakeupPoll(p) => (rate * p.as_secs_f64()) as u64,
+        Wakeup::Adaptive | Wakeup::Forced => 0,
+    };
+    // linger + ~5 ms for the produce request and its delivery reports.
+    let sink = match setup.sink {
+        SinkSpec::Kafka(k) => (rate * (k.linger_ms as f64 + 5.0) / 1e3) as u64,
+        _ => 0,
+    };
+    let batches = (setup.knobs.batch_size * setup.knobs.workers.max(1)) as u64;
+    (wakeup + sink + batches).max(4096)
+}
+
+/// Runs one trial of `setup` at `rate` into `sink`.
+pub fn run_trial(
+    setup: &TrialSetup<'_>,
+    rate: f64,
+    sink: Arc<dyn Sink>,
+) -> Result<Trial, ReplayedError> {
+    // With the capture's shape, the window covers at least one whole pass over
+    // the capture: only then is the offered mean the trial's rate (a bursty
+    // capture's first second can be far busier or quieter than its mean).
+    let mut rule = setup.rule;
+    if setup.shape == RateShape::Capture {
+        let n = setup.capture.samples() as f64;
+        let pass_ns = ((n - 1.0).max(0.0) / rate.max(1e-9) * 1e9) as u64;
+        rule.window_ns = rule.window_ns.max(pass_ns);
+    }
+    let rule = &rule;
+    let length = Duration::from_nanos(rule.warmup_ns.saturating_add(rule.window_ns));
+    let opts = ReplayOptions {
+        pacing: setup.shape.pacing(rate),
+        bound: Bound::Duration(length),
+        transport: Some(setup.transport),
+        ring_bytes: Some(setup.ring_bytes),
+        rings: setup.rings,
+        wakeup: Some(setup.wakeup),
+    };
+    let run = run_replayed(
+        setup.variant,
+        setup.knobs,
+        setup.capture,
+        &opts,
+        setup.classifier.clone(),
+        sink,
+        Duration::from_secs(60),
+    )?;
+    let rings = run.replay.rings.rings;
+    let allowance = allowance(setup, rings, rate);
+    // How long the rings take to fill from empty at this rate.
+    let rec = match setup.transport {
+        Transport::Perf => mean_sample_len(setup.capture) + 16,
+        Transport::Ringbuf => mean_sample_len(setup.capture) + 8,
+    };
+    let capacity = setup.ring_bytes * rings as u64 / rec;
+    let fill_ns = (capacity as f64 / rate.max(1.0) * 1e9) as u64;
+    let imbalances = run
+        .ledger
+        .check()
+        .into_iter()
+        .map(|i| format!("{}: {}", i.check, i.detail))
+        .collect();
+    let verdict = judge(
+        rule,
+        &TrialEvidence {
+            samples: &run.replay.samples,
+            lost: run.lost_anywhere(),
+            imbalances,
+            lateness_p99_ns: run.replay.lateness.p99_ns,
+            lateness_limit_ns: lateness_limit(rule, fill_ns),
+            allowance,
+        },
+    );
+    Ok(Trial {
+        rate,
+        rule: *rule,
+        run,
+        verdict,
+        allowance,
+    })
+}
+
+/// Fills a run result's trial fields from `trial`.
+pub fn annotate(result: &mut RunResult, trial: &Trial, rule: &VerdictRule, shape: RateShape) {
+    result.verdict = Some(trial.verdict.clone());
+    result.trial = Some(crate::results::TrialInfo {
+        mode: "replay".into(),
+        rule: rule.describe(),
+        warmup_ns: trial.rule.warmup_ns,
+        window_ns: trial.rule.window_ns,
+        shape: shape.name().into(),
+        allowance: trial.allowance,
+        producer: trial.producer(),
+    });
+    result.progress = trial.progress().to_vec();
+}

@@ -27,6 +27,8 @@ pub enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Fail (exit 1) when a sweep's zero-loss rates regress against a baseline.
     Gate(cmd::gate::GateArgs),
+    /// Combine the run folders of a sharded sweep into one sweep.json and report.
+    Merge(cmd::merge::MergeArgs),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -44,5 +46,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Gate(a) => cmd::gate::run(a),
+        Command::Merge(a) => cmd::merge::run(a),
     }
 }

@@ -54,6 +54,10 @@ impl std::fmt::Display for SeriesKey {
 /// One configuration's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
+    /// Position in the plan's order (captures x ring sizes x variants), so
+    /// shards and resumed runs merge back into one order.
+    #[serde(default)]
+    pub index: usize,
     pub key: SeriesKey,
     /// Highest offered rate (events/s) with nothing lost anywhere; `None` if even the lowest rate lost.
     pub zero_loss_rate: Option<f64>,
@@ -101,6 +105,20 @@ pub struct SweepResults {
     pub sink_note: String,
     pub captures: Vec<CaptureDigest>,
     pub series: Vec<Series>,
+    /// Checksum of the plan that ran (`plan.toml` in the run folder): shards
+    /// and resumed runs merge only with their own plan.
+    #[serde(default)]
+    pub plan_hash: String,
+    /// Identity of the harness build that ran it (version, profile, checksum
+    /// of the executable): merge refuses to mix builds.
+    #[serde(default)]
+    pub build: String,
+    /// `[I, N]` for shard I of N (`harness sweep --shard I/N`); absent for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<(u32, u32)>,
+    /// How many series the whole plan has (a partial run holds fewer).
+    #[serde(default)]
+    pub planned_series: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +277,7 @@ mod tests {
     }
     fn series(v: &str, rate: Option<f64>, valid: bool) -> Series {
         Series {
+            index: 0,
             key: key(v),
             zero_loss_rate: rate,
             first_lossy_rate: None,
@@ -279,6 +298,10 @@ mod tests {
             sink_note: String::new(),
             captures: vec![],
             series: s,
+            plan_hash: String::new(),
+            build: String::new(),
+            shard: None,
+            planned_series: 0,
         }
     }
 
@@ -666,8 +689,8 @@ fn ring_options(
     v: &Variant,
     capture: &Capture,
     total: u64,
-) -> (u64, Option<u32>, Wakeup) {
-    match v.transport {
+) -> Result<(u64, Option<u32>, Wakeup), String> {
+    Ok(match v.transport {
         Transport::Perf => {
             let rings = if capture.meta.transport == Transport::Perf {
                 capture.meta.rings.max(1)
@@ -677,14 +700,14 @@ fn ring_options(
             // Largest power of two that fits total / rings.
             let per = (total / rings as u64).max(4096);
             let per = 1u64 << (63 - per.leading_zeros());
-            (per, Some(rings), cfg.perf_wakeup.parse().expect("checked"))
+            (per, Some(rings), cfg.perf_wakeup.parse()?)
         }
         Transport::Ringbuf => (
-            1u64 << (63 - total.leading_zeros()),
+            1u64 << (63 - total.max(4096).leading_zeros()),
             None,
-            cfg.ringbuf_wakeup.parse().expect("checked"),
+            cfg.ringbuf_wakeup.parse()?,
         ),
-    }
+    })
 }
 
 /// How often a trial the producer could not offer is run before it counts
@@ -698,14 +721,76 @@ pub trait SweepObserver {
     fn series_done(&mut self, _series: &Series) {}
 }
 
-/// Runs the matrix: for each capture, variant and ring size, a ZeroLossSearch
-/// whose probes are short paced replays into the variant and the sink.
+/// One series of the plan, before it runs.
+#[derive(Debug, Clone)]
+pub struct PlannedSeries {
+    /// Position in the plan's order.
+    pub index: usize,
+    pub key: SeriesKey,
+    capture: usize,
+    variant: &'static Variant,
+    ring_bytes: u64,
+    rings: Option<u32>,
+    wakeup: Wakeup,
+}
+
+/// Every series the config and captures make, in order: captures x ring
+/// sizes x variants.
+pub fn plan_series(
+    cfg: &SweepConfig,
+    captures: &[Capture],
+) -> Result<Vec<PlannedSeries>, SweepError> {
+    let variants = cfg.variants()?;
+    let mut out = Vec::new();
+    for (ci, capture) in captures.iter().enumerate() {
+        for ring in &cfg.ring_bytes {
+            let total = probes::units::parse_bytes(ring).map_err(|what| SweepError::Config {
+                path: "ring_bytes".into(),
+                what,
+            })?;
+            for v in &variants {
+                let (ring_bytes, rings, wakeup) =
+                    ring_options(cfg, v, capture, total).map_err(|what| SweepError::Config {
+                        path: "wakeup".into(),
+                        what,
+                    })?;
+                let key = SeriesKey {
+                    variant: v.name.to_string(),
+                    capture: Path::new(&capture.file)
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    layout: v.layout.to_string(),
+                    transport: v.transport.to_string(),
+                    ring_bytes: ring_bytes * rings.unwrap_or(1) as u64,
+                    wakeup: wakeup.to_string(),
+                    sink: cfg.sink.clone(),
+                    mode: "replay".into(),
+                };
+                out.push(PlannedSeries {
+                    index: out.len(),
+                    key,
+                    capture: ci,
+                    variant: v,
+                    ring_bytes,
+                    rings,
+                    wakeup,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the matrix: for each planned series that `select` accepts, a search
+/// whose trials are paced replays into the variant and the sink, each judged
+/// by the steady-state verdict.
 pub fn run_sweep(
     cfg: &SweepConfig,
     captures: &[Capture],
+    select: &dyn Fn(&PlannedSeries) -> bool,
     observer: &mut dyn SweepObserver,
 ) -> Result<Vec<Series>, SweepError> {
-    let variants = cfg.variants()?;
     let classifier = Arc::new(Classifier::default_rules());
     let config_error = |what: String| SweepError::Config {
         path: "sweep config".into(),
@@ -728,38 +813,37 @@ pub fn run_sweep(
     })?;
     let mut out = Vec::new();
     let mut seq = 0usize;
-    for capture in captures {
-        let mut relaid: Vec<(Layout, Capture)> = Vec::new();
-        for ring in &cfg.ring_bytes {
-            let total = probes::units::parse_bytes(ring).expect("checked");
-            for v in &variants {
+    let mut relaid: Vec<(usize, Layout, Capture)> = Vec::new();
+    for planned in plan_series(cfg, captures)? {
+        if !select(&planned) {
+            continue;
+        }
+        let PlannedSeries {
+            index,
+            key,
+            capture: ci,
+            variant: v,
+            ring_bytes,
+            rings,
+            wakeup,
+        } = planned;
+        let capture = &captures[ci];
+        {
+            {
                 let cap = if v.layout == capture.meta.probe {
                     capture
                 } else {
-                    if !relaid.iter().any(|(l, _)| *l == v.layout) {
-                        relaid.push((v.layout, relayout(capture, v.layout, tmp.path())?));
+                    if !relaid.iter().any(|(c, l, _)| *c == ci && *l == v.layout) {
+                        let r = relayout(capture, v.layout, tmp.path())?;
+                        relaid.push((ci, v.layout, r));
                     }
                     &relaid
                         .iter()
-                        .find(|(l, _)| *l == v.layout)
+                        .find(|(c, l, _)| *c == ci && *l == v.layout)
                         .expect("just added")
-                        .1
+                        .2
                 };
-                let (ring_bytes, rings, wakeup) = ring_options(cfg, v, cap, total);
                 let spec = sink_spec(cfg, v)?;
-                let key = SeriesKey {
-                    variant: v.name.to_string(),
-                    capture: Path::new(&capture.file)
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                    layout: v.layout.to_string(),
-                    transport: v.transport.to_string(),
-                    ring_bytes: ring_bytes * rings.unwrap_or(1) as u64,
-                    wakeup: wakeup.to_string(),
-                    sink: cfg.sink.clone(),
-                    mode: "replay".into(),
-                };
                 observer.series_start(&key);
                 let setup = TrialSetup {
                     variant: v,
@@ -827,6 +911,7 @@ pub fn run_sweep(
                 let valid = problems.is_empty();
                 problems.append(&mut warnings);
                 let series = Series {
+                    index,
                     key,
                     zero_loss_rate: outcome.zero_loss_rate,
                     first_lossy_rate: outcome.first_lossy_rate,

@@ -45,7 +45,12 @@ fn sweep_writes_results_and_report_and_gate_judges_them() {
     );
     assert!(stdout.contains("zero-loss"), "{stdout}");
 
-    let results = SweepResults::read(&out.join("sweep.json")).unwrap();
+    let run = out.join("latest");
+    assert!(
+        run.join("plan.toml").is_file(),
+        "the run folder keeps its plan"
+    );
+    let results = SweepResults::read(&run.join("sweep.json")).unwrap();
     assert_eq!(results.series.len(), 2);
     for s in &results.series {
         assert!(s.valid, "{}: {:?}", s.key, s.problems);
@@ -62,7 +67,12 @@ fn sweep_writes_results_and_report_and_gate_judges_them() {
         assert_eq!(p.counts.lost, 0);
         assert!(p.ledger.is_some(), "every point carries its ledger");
     }
-    let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    assert_eq!(
+        std::fs::read_dir(run.join("series")).unwrap().count(),
+        2,
+        "each finished series is kept on its own"
+    );
+    let html = std::fs::read_to_string(run.join("report/index.html")).unwrap();
     assert!(
         html.contains("seed-baseline") && html.contains("<svg"),
         "the report names the variants and has charts"
@@ -72,13 +82,13 @@ fn sweep_writes_results_and_report_and_gate_judges_them() {
     let gate = |baseline: &Path| {
         harness()
             .args(["gate", "--results"])
-            .arg(out.join("sweep.json"))
+            .arg(run.join("sweep.json"))
             .arg("--baseline")
             .arg(baseline)
             .output()
             .unwrap()
     };
-    let same = gate(&out.join("sweep.json"));
+    let same = gate(&run.join("sweep.json"));
     assert!(ok(&same).contains("gate passed"));
 
     // ...and fails, with one clear line, against a baseline twice as fast.
@@ -101,7 +111,7 @@ fn sweep_writes_results_and_report_and_gate_judges_them() {
     let base = dir.path().join("baselines/new.json");
     ok(&harness()
         .args(["gate", "--update", "--results"])
-        .arg(out.join("sweep.json"))
+        .arg(run.join("sweep.json"))
         .arg("--baseline")
         .arg(&base)
         .output()
@@ -162,4 +172,163 @@ fn bad_sweep_input_gets_one_clear_error() {
         String::from_utf8_lossy(&out.stderr).contains("unknown field"),
         "unknown config keys are rejected"
     );
+}
+
+/// The series keys of a results file, in order.
+fn keys(r: &SweepResults) -> Vec<String> {
+    r.series
+        .iter()
+        .map(|s| format!("{} {}", s.index, s.key))
+        .collect()
+}
+
+#[test]
+fn three_shards_merged_equal_one_run_and_mixed_plans_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one");
+    ok(&sweep(
+        &one,
+        &["--variants", "seed-baseline,batched,compact,ringbuf"],
+    ));
+    let whole = SweepResults::read(&one.join("latest/sweep.json")).unwrap();
+    assert_eq!(whole.series.len(), 4);
+
+    // Three shard processes at once, each into its own results root.
+    let shards: Vec<_> = (1..=3)
+        .map(|i| {
+            let out = dir.path().join(format!("shard{i}"));
+            let child = harness()
+                .args(["sweep", "--config", "ci/sweep-ci.toml", "--out"])
+                .arg(&out)
+                .args(["--variants", "seed-baseline,batched,compact,ringbuf"])
+                .args(["--shard", &format!("{i}/3")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (out, child)
+        })
+        .collect();
+    let mut folders = Vec::new();
+    for (out, child) in shards {
+        ok(&child.wait_with_output().unwrap());
+        let part = SweepResults::read(&out.join("latest/sweep.json")).unwrap();
+        assert!(part.shard.is_some());
+        folders.push(std::fs::canonicalize(out.join("latest")).unwrap());
+    }
+    let merged_root = dir.path().join("merged");
+    let out = harness()
+        .arg("merge")
+        .args(&folders)
+        .arg("--out")
+        .arg(&merged_root)
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains("4 of 4 series"));
+    let merged = SweepResults::read(&merged_root.join("latest/sweep.json")).unwrap();
+    assert_eq!(
+        keys(&merged),
+        keys(&whole),
+        "the same cells, in the same order"
+    );
+    assert_eq!(merged.schema, whole.schema);
+    assert_eq!(merged.plan_hash, whole.plan_hash);
+    assert!(merged.shard.is_none());
+
+    // A folder of another plan is refused with one line.
+    let other = dir.path().join("other");
+    ok(&sweep(&other, &["--variants", "batched", "--shard", "1/3"]));
+    let out = harness()
+        .arg("merge")
+        .arg(&folders[0])
+        .arg(std::fs::canonicalize(other.join("latest")).unwrap())
+        .arg("--out")
+        .arg(dir.path().join("m2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("merge only shards of one plan"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_killed_sweep_resumes_to_the_same_cells_and_leaves_its_folder_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("results");
+    let variants = ["--variants", "seed-baseline,batched,compact"];
+    let mut child = harness()
+        .args(["sweep", "--config", "ci/sweep-ci.toml", "--out"])
+        .arg(&root)
+        .args(variants)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once its first series is saved, before the last one is.
+    let started = std::time::Instant::now();
+    let folder = loop {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "no series was saved within 300 s"
+        );
+        let found = std::fs::read_dir(&root).ok().and_then(|mut rd| {
+            rd.find_map(|e| {
+                let p = e.ok()?.path();
+                (p.join("series/0000.json").is_file()).then_some(p)
+            })
+        });
+        if let Some(f) = found {
+            break f;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !folder.join("series/0002.json").is_file(),
+        "killed before the end"
+    );
+    let before = snapshot(&folder);
+    // An interrupted run still leaves valid results for what it finished.
+    let partial = SweepResults::read(&folder.join("sweep.json")).unwrap();
+    assert!(partial.series.len() < 3);
+
+    let out = harness()
+        .args(["sweep", "--out"])
+        .arg(&root)
+        .arg("--resume")
+        .arg(&folder)
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("already done"), "{stdout}");
+    assert_eq!(
+        snapshot(&folder),
+        before,
+        "the earlier run folder is untouched"
+    );
+    let resumed = SweepResults::read(&root.join("latest/sweep.json")).unwrap();
+    let fresh_root = dir.path().join("fresh");
+    ok(&sweep(&fresh_root, &variants));
+    let fresh = SweepResults::read(&fresh_root.join("latest/sweep.json")).unwrap();
+    assert_eq!(keys(&resumed), keys(&fresh));
 }

@@ -4,23 +4,32 @@
 //! 2. Runs the matrix (variants x ring sizes x captures, into the sink): for
 //!    each configuration a ZeroLossSearch of short paced replays finds the
 //!    highest rate with nothing lost anywhere.
-//! 3. Writes `OUT/sweep.json` (schema dropbench.sweep/1) and the HTML report
-//!    `OUT/report/index.html`, and prints the table.
+//! 3. Writes a run folder `OUT/<UTC time>/`: `plan.toml`, `series/NNNN.json`
+//!    as each series finishes, `sweep.json` (schema dropbench.sweep/1,
+//!    rewritten after each series) and the HTML report `report/index.html`;
+//!    points `OUT/latest` at it, and prints the table.
+//!
+//! `--resume DIR` runs only the series DIR has no result for, into a new
+//! folder (DIR is left as it was). `--shard I/N` runs every Nth series of the
+//! plan; `harness merge` puts shards back together.
 //!
 //! Needs only the Rust toolchain: captures are replayed (no root, no clang),
 //! and with no `--brokers` the Kafka sink is librdkafka's embedded mock cluster.
 
-use std::io::Write;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::capture::Capture;
 use crate::cmd::inspect::{print_info, summarize};
+use crate::experiment::run_folder::{
+    build_id, checksum, finished_series, write_atomically, RunFolder,
+};
 use crate::results::{Environment, RunResult};
 use crate::sweep::{
-    run_sweep, to_report, CaptureDigest, Series, SeriesKey, SweepConfig, SweepObserver,
-    SweepResults, SWEEP_SCHEMA,
+    plan_series, run_sweep, to_report, CaptureDigest, Series, SeriesKey, SweepConfig,
+    SweepObserver, SweepResults, SWEEP_SCHEMA,
 };
 
 #[derive(Debug, clap::Args)]
@@ -49,9 +58,31 @@ pub struct SweepArgs {
     /// How trials space records: capture (the capture's bursts, scaled) or uniform.
     #[arg(long)]
     pub shape: Option<String>,
-    /// Where results and the report go.
+    /// The results root: each run writes a new folder in it (and `latest`).
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
+    /// Re-run only the series an earlier (interrupted) run folder has no
+    /// result for, with that folder's plan; writes a new folder.
+    #[arg(long, conflicts_with_all = ["config", "captures", "variants", "sink", "brokers", "window", "warmup", "shape"])]
+    pub resume: Option<PathBuf>,
+    /// Run only shard I of N (1-based): every Nth series of the plan.
+    /// `harness merge` combines the shards' folders.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+}
+
+/// `I/N` with 1 <= I <= N.
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("bad shard {s:?}; expected I/N with 1 <= I <= N, e.g. 2/3");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 /// The bundled fixtures, found from the working directory or the source tree.
@@ -110,9 +141,12 @@ impl SweepObserver for Printer {
 }
 
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
-    let mut cfg = match &args.config {
-        Some(p) => SweepConfig::load(p)?,
-        None => SweepConfig::default(),
+    // A resumed run takes its plan from the earlier folder, whole.
+    let mut cfg = match (&args.resume, &args.config) {
+        (Some(dir), _) => SweepConfig::load(&dir.join("plan.toml"))
+            .with_context(|| format!("resuming {}", dir.display()))?,
+        (None, Some(p)) => SweepConfig::load(p)?,
+        (None, None) => SweepConfig::default(),
     };
     if !args.captures.is_empty() {
         cfg.captures = args.captures.clone();
@@ -187,25 +221,87 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         println!("       its log is bounded, so the topic is not read back: delivery reports are the sink's account)");
     }
     let started_unix_s = crate::capture::clock_pair().0 / 1_000_000_000;
-    let series = run_sweep(&cfg, &captures, &mut Printer)?;
-    let results = SweepResults {
+    let planned = plan_series(&cfg, &captures)?;
+    let plan_text = toml::to_string(&cfg).context("writing the plan as TOML")?;
+    let plan_hash = checksum(plan_text.as_bytes());
+    // What an earlier run already finished (resume), checked against this plan.
+    let mut done: Vec<Series> = Vec::new();
+    if let Some(dir) = &args.resume {
+        for s in finished_series(dir)? {
+            match planned.get(s.index) {
+                Some(p) if p.key == s.key => done.push(s),
+                _ => anyhow::bail!(
+                    "{}: series {} ({}) is not in this plan; resume only with the folder's own plan.toml",
+                    dir.display(),
+                    s.index,
+                    s.key
+                ),
+            }
+        }
+        println!(
+            "resuming {}: {} of {} series already done",
+            dir.display(),
+            done.len(),
+            planned.len()
+        );
+    }
+    let in_shard = |index: usize| {
+        args.shard
+            .is_none_or(|(i, n)| index % n as usize == (i - 1) as usize)
+    };
+    let to_run = planned
+        .iter()
+        .filter(|p| in_shard(p.index) && !done.iter().any(|d| d.index == p.index))
+        .count();
+    let suffix = match (args.shard, &args.resume) {
+        (Some((i, n)), _) => Some(format!("shard-{i}-of-{n}")),
+        (None, Some(_)) => Some("resumed".to_string()),
+        (None, None) => None,
+    };
+    let folder = RunFolder::create(&args.out, suffix.as_deref())?;
+    write_atomically(&folder.plan_toml(), plan_text.as_bytes())?;
+    for s in &done {
+        folder.save_series(s)?;
+    }
+    println!("run folder {}\n", folder.dir.display());
+    let mut results = SweepResults {
         schema: SWEEP_SCHEMA.into(),
         started_unix_s,
         environment: Environment::detect(),
         sink_note,
         captures: digests,
-        series,
+        series: done.into_iter().filter(|s| in_shard(s.index)).collect(),
+        plan_hash,
+        build: build_id(),
+        shard: args.shard,
+        planned_series: planned.len(),
     };
+    results.write(&folder.sweep_json())?;
+    let mut observer = Saver {
+        folder: &folder,
+        results: &mut results,
+        progress: Progress::new(to_run),
+        error: None,
+    };
+    run_sweep(
+        &cfg,
+        &captures,
+        &|p| in_shard(p.index) && !observer_done(p.index, &args),
+        &mut observer,
+    )?;
+    observer.progress.finish();
+    if let Some(e) = observer.error.take() {
+        return Err(e);
+    }
+    results.series.sort_by_key(|s| s.index);
 
     // 3. Results, report, table.
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let json = args.out.join("sweep.json");
-    results.write(&json)?;
-    let report_dir = args.out.join("report");
+    results.write(&folder.sweep_json())?;
+    let report_dir = folder.report_dir();
     reports::write_report(&report_dir, &to_report(&results, cfg.goal_rate))?;
+    folder.link_latest(&args.out)?;
     print_table(&results, cfg.goal_rate);
-    println!("\nresults  {}", json.display());
+    println!("\nresults  {}", folder.sweep_json().display());
     println!(
         "report   {}",
         report_dir.join(reports::INDEX_FILE).display()
@@ -214,6 +310,107 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         anyhow::bail!("some runs did not balance their ledger (marked INVALID above): their figures cannot be trusted");
     }
     Ok(())
+}
+
+/// Whether `--resume`'s folder already holds series `index` (read again here
+/// so the selection closure borrows nothing the observer holds).
+fn observer_done(index: usize, args: &SweepArgs) -> bool {
+    args.resume.as_ref().is_some_and(|dir| {
+        dir.join("series")
+            .join(format!("{index:04}.json"))
+            .is_file()
+    })
+}
+
+/// Progress on a terminal: a bar over the series with an ETA; elsewhere
+/// (CI logs, pipes) plain lines, one per trial and series.
+enum Progress {
+    Bar(indicatif::ProgressBar),
+    Lines(Printer),
+}
+
+impl Progress {
+    fn new(series: usize) -> Progress {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            let bar = indicatif::ProgressBar::new(series as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} series, ETA {eta}  {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            Progress::Bar(bar)
+        } else {
+            Progress::Lines(Printer)
+        }
+    }
+    fn finish(&self) {
+        if let Progress::Bar(b) = self {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Saves each series into the run folder as it finishes (and the whole
+/// sweep.json so far), and shows progress.
+struct Saver<'a> {
+    folder: &'a RunFolder,
+    results: &'a mut SweepResults,
+    progress: Progress,
+    error: Option<anyhow::Error>,
+}
+
+impl SweepObserver for Saver<'_> {
+    fn series_start(&mut self, key: &SeriesKey) {
+        match &mut self.progress {
+            Progress::Bar(b) => b.set_message(key.to_string()),
+            Progress::Lines(p) => p.series_start(key),
+        }
+    }
+    fn probe_done(&mut self, key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
+        match &mut self.progress {
+            Progress::Bar(b) => b.set_message(format!(
+                "{} {}: {:.0}k/s {}",
+                key.variant,
+                key.capture,
+                rate / 1e3,
+                if clean { "ok" } else { "fails" }
+            )),
+            Progress::Lines(p) => p.probe_done(key, rate, clean, r),
+        }
+    }
+    fn series_done(&mut self, s: &Series) {
+        match &mut self.progress {
+            Progress::Bar(b) => {
+                b.println(format!(
+                    "{}: {}",
+                    s.key,
+                    s.zero_loss_rate
+                        .map_or("fails at the lowest rate".into(), |r| format!(
+                            "holds {r:.0} events/s"
+                        ))
+                ));
+                b.inc(1);
+            }
+            Progress::Lines(p) => p.series_done(s),
+        }
+        self.results.series.push(s.clone());
+        self.results.series.sort_by_key(|s| s.index);
+        let saved = self
+            .folder
+            .save_series(s)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                self.results
+                    .write(&self.folder.sweep_json())
+                    .map_err(anyhow::Error::from)
+            });
+        if let Err(e) = saved {
+            self.error.get_or_insert(e);
+        }
+    }
 }
 
 fn print_table(r: &SweepResults, goal: Option<f64>) {

@@ -5,6 +5,9 @@
 //!   verdict out).
 //! - [`trial`]: one trial of a cell at a rate: a paced replay with a warm-up
 //!   and a measured window, watched as it runs, judged by [`verdict`].
+//! - [`run_folder`]: where a sweep keeps its plan, each finished series and
+//!   its results, so it can be resumed, sharded and merged.
 
+pub mod run_folder;
 pub mod trial;
 pub mod verdict;

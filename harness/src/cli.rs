@@ -49,3 +49,20 @@ pub fn run() -> anyhow::Result<()> {
         Command::Merge(a) => cmd::merge::run(a),
     }
 }
+
+/// The process exit code for an error: 2 for bad input the user can fix by
+/// editing a config or the command line (a bad sweep config: its key and line
+/// are named), 1 for everything else (a run that failed, a gate that failed).
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    let bad_input = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<crate::sweep::SweepError>(),
+            Some(crate::sweep::SweepError::Config { .. })
+        )
+    });
+    if bad_input {
+        2
+    } else {
+        1
+    }
+}

@@ -17,6 +17,6 @@ fn main() {
                 eprintln!("  caused by: {c}");
             }
         }
-        std::process::exit(1);
+        std::process::exit(harness::cli::exit_code(&err));
     }
 }

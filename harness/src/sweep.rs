@@ -494,51 +494,72 @@ impl SweepConfig {
             path: p.clone(),
             what: e.to_string(),
         })?;
-        let cfg: SweepConfig = toml::from_str(&text).map_err(|e| SweepError::Config {
-            path: p.clone(),
-            what: e.to_string(),
-        })?;
-        cfg.check()
-            .map_err(|what| SweepError::Config { path: p, what })?;
-        Ok(cfg)
+        parse_config_str(&text, &p)
     }
 
-    /// Checks every value, naming the bad one.
+    /// Checks every value, naming the bad one: `key: what is wrong`.
     pub fn check(&self) -> Result<(), String> {
+        self.check_keyed()
+            .map_err(|(key, what)| format!("{key}: {what}"))
+    }
+
+    /// Checks every value; on the first bad one, its key and what is wrong.
+    pub fn check_keyed(&self) -> Result<(), (&'static str, String)> {
+        for c in &self.captures {
+            if !c.is_file() {
+                return Err(("captures", format!("{} is not a file", c.display())));
+            }
+        }
         for r in &self.ring_bytes {
-            let b = probes::units::parse_bytes(r)?;
+            let b = probes::units::parse_bytes(r).map_err(|e| ("ring_bytes", e))?;
             if b < 8192 {
-                return Err(format!("ring_bytes {r:?}: at least 8 KiB"));
+                return Err(("ring_bytes", format!("{r:?}: at least 8 KiB")));
             }
         }
         for v in &self.variants {
-            crate::pipeline::variant(v).map_err(|e| e.to_string())?;
+            crate::pipeline::variant(v).map_err(|e| ("variants", e.to_string()))?;
         }
-        self.perf_wakeup.parse::<Wakeup>().and_then(|w| {
-            if w.transport() == Transport::Perf {
+        let policy = |key, text: &str, want: Transport| match text.parse::<Wakeup>() {
+            Ok(w) if w.transport() == want => Ok(()),
+            Ok(_) => Err((key, format!("{text:?} is not a {want} policy"))),
+            Err(e) => Err((key, e)),
+        };
+        policy("perf_wakeup", &self.perf_wakeup, Transport::Perf)?;
+        policy("ringbuf_wakeup", &self.ringbuf_wakeup, Transport::Ringbuf)?;
+        SinkSpec::parse(&self.sink, self.brokers.clone(), None).map_err(|e| ("sink", e))?;
+        self.rule().map_err(|e| {
+            let key = ["window", "warmup", "tolerance"]
+                .into_iter()
+                .find(|k| e.starts_with(k))
+                .unwrap_or("window");
+            (key, e)
+        })?;
+        self.shape
+            .parse::<crate::experiment::trial::RateShape>()
+            .map_err(|e| ("shape", e))?;
+        let rate = |key, v: f64| {
+            if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(format!(
-                    "perf_wakeup {:?} is not a perf policy",
-                    self.perf_wakeup
-                ))
+                Err((key, format!("{v}: must be a positive rate in events/s")))
             }
-        })?;
-        self.ringbuf_wakeup.parse::<Wakeup>().and_then(|w| {
-            if w.transport() == Transport::Ringbuf {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ringbuf_wakeup {:?} is not a ring buffer policy",
-                    self.ringbuf_wakeup
-                ))
-            }
-        })?;
-        SinkSpec::parse(&self.sink, self.brokers.clone(), None)?;
-        self.rule()?;
-        self.shape.parse::<crate::experiment::trial::RateShape>()?;
-        if !(self.lo > 0.0 && self.lo <= self.hi && self.resolution > 0.0 && self.max_probes > 0) {
-            return Err(format!("search bounds lo {} hi {} resolution {} max_probes {}: need 0 < lo <= hi, resolution > 0", self.lo, self.hi, self.resolution, self.max_probes));
+        };
+        rate("lo", self.lo)?;
+        rate("hi", self.hi)?;
+        if self.lo > self.hi {
+            return Err(("hi", format!("{} is below lo {}", self.hi, self.lo)));
+        }
+        if !(self.resolution > 0.0 && self.resolution.is_finite()) {
+            return Err((
+                "resolution",
+                format!("{}: must be a positive fraction, e.g. 0.1", self.resolution),
+            ));
+        }
+        if self.max_probes == 0 {
+            return Err(("max_probes", "must be at least 1".into()));
+        }
+        if let Some(g) = self.goal_rate {
+            rate("goal_rate", g)?;
         }
         Ok(())
     }
@@ -579,6 +600,44 @@ impl SweepConfig {
             .map(|v| crate::pipeline::variant(v))
             .collect::<Result<_, _>>()?)
     }
+}
+
+/// The 1-based line of `key = ...` in a TOML text, if it is there.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// Parses and checks a sweep config; every error names the file (`origin`),
+/// the line and the key, in one line.
+pub fn parse_config_str(text: &str, origin: &str) -> Result<SweepConfig, SweepError> {
+    let err = |what: String| SweepError::Config {
+        path: origin.to_string(),
+        what,
+    };
+    let cfg: SweepConfig = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        // toml's message may span lines ("invalid array\nexpected `]`"): one line.
+        let msg = e.message().trim().replace('\n', "; ");
+        err(match line {
+            Some(l) => format!("line {l}: {msg}"),
+            None => msg,
+        })
+    })?;
+    cfg.check_keyed().map_err(|(key, what)| {
+        err(match line_of(text, key) {
+            Some(l) => format!("line {l}: {key}: {what}"),
+            None => format!("{key}: {what}"),
+        })
+    })?;
+    Ok(cfg)
 }
 
 /// The same events in another layout, as that probe would have emitted them

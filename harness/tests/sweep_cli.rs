@@ -172,6 +172,7 @@ fn bad_sweep_input_gets_one_clear_error() {
         String::from_utf8_lossy(&out.stderr).contains("unknown field"),
         "unknown config keys are rejected"
     );
+    assert_eq!(out.status.code(), Some(2), "bad input exits 2");
 }
 
 /// The series keys of a results file, in order.
@@ -331,4 +332,61 @@ fn a_killed_sweep_resumes_to_the_same_cells_and_leaves_its_folder_alone() {
     ok(&sweep(&fresh_root, &variants));
     let fresh = SweepResults::read(&fresh_root.join("latest/sweep.json")).unwrap();
     assert_eq!(keys(&resumed), keys(&fresh));
+}
+
+#[test]
+fn bad_configs_name_the_key_and_the_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    for (text, needles) in [
+        (
+            "sink = \"null\"\nvariants = [\"warp-drive\"]\n",
+            &["line 2", "variants", "warp-drive"][..],
+        ),
+        ("\nunknown_knob = 1\n", &["line 2", "unknown field"][..]),
+        (
+            "perf_wakeup = \"adaptive\"\n",
+            &["line 1", "perf_wakeup", "adaptive"][..],
+        ),
+        ("lo = -5.0\n", &["line 1", "lo", "-5"][..]),
+        (
+            "captures = [\"/nonexistent/x.pcapng\"]\n",
+            &["line 1", "captures", "/nonexistent/x.pcapng"][..],
+        ),
+        // Unclosed: the parser finds out at the end of the text, line 2.
+        ("ring_bytes = [\n", &["line 2", "expected"][..]),
+        ("window = \"5 parsecs\"\n", &["line 1", "window"][..]),
+        (
+            "shape = \"sawtooth\"\n",
+            &["line 1", "shape", "sawtooth"][..],
+        ),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let out = harness()
+            .args(["sweep", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(dir.path().join("r"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text:?}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{text:?}: {n:?} missing from {err}");
+        }
+        assert_eq!(err.lines().count(), 1, "{text:?}: one line: {err}");
+        assert!(!err.contains("panicked"));
+    }
+    // Through the library API as well: an error, never a panic.
+    for text in [
+        "lo = \"fast\"",
+        "variants = [1]",
+        "[[",
+        "perf_wakeup = \"events:0\"",
+    ] {
+        assert!(
+            harness::sweep::parse_config_str(text, "t.toml").is_err(),
+            "{text}"
+        );
+    }
 }

@@ -169,7 +169,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     if let Some(x) = &args.shape {
         cfg.shape = x.clone();
     }
-    cfg.check().map_err(anyhow::Error::msg)?;
+    cfg.check()
+        .map_err(|what| crate::sweep::SweepError::Config {
+            path: "the command line".into(),
+            what,
+        })?;
     let fixtures = fixtures_dir();
     if cfg.captures.is_empty() {
         // The load generator's flat traffic and real programs' bursty traffic.

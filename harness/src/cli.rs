@@ -25,6 +25,8 @@ pub enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Replay a capture, paced, into an emulated kernel ring and a pipeline.
     Replay(cmd::replay::ReplayArgs),
+    /// Run one cell through the real kernel: load generator, probes, rings, variant (root).
+    Live(cmd::live::LiveArgs),
     /// Fail (exit 1) when a sweep's zero-loss rates regress against a baseline.
     Gate(cmd::gate::GateArgs),
     /// Combine the run folders of a sharded sweep into one sweep.json and report.
@@ -45,6 +47,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Record(a) => cmd::record::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Replay(a) => cmd::replay::run(a),
+        Command::Live(a) => cmd::live::run(a),
         Command::Gate(a) => cmd::gate::run(a),
         Command::Merge(a) => cmd::merge::run(a),
     }

@@ -119,6 +119,17 @@ pub struct SweepResults {
     /// How many series the whole plan has (a partial run holds fewer).
     #[serde(default)]
     pub planned_series: usize,
+    /// Planned series that could not run here, each with the reason (e.g.
+    /// live cells without the privileges to load BPF).
+    #[serde(default)]
+    pub skipped: Vec<SkippedSeries>,
+}
+
+/// A planned series that did not run, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedSeries {
+    pub key: SeriesKey,
+    pub reason: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +313,7 @@ mod tests {
             build: String::new(),
             shard: None,
             planned_series: 0,
+            skipped: vec![],
         }
     }
 
@@ -388,8 +400,9 @@ use probes::abi::Layout;
 
 use crate::capture::{Capture, CaptureError, CaptureWriter};
 use crate::classify::Classifier;
+use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
 use crate::experiment::trial::{annotate, run_trial, RateShape, TrialSetup};
-use crate::experiment::verdict::VerdictRule;
+use crate::experiment::verdict::{VerdictKind, VerdictRule};
 use crate::pipeline::replayed::{ReplayedError, ReplayedRun};
 use crate::pipeline::search::{SearchError, ZeroLossSearch};
 use crate::pipeline::{PipelineError, Variant};
@@ -430,6 +443,11 @@ pub struct SweepConfig {
     /// `capture` (replay the capture's inter-arrival times scaled to each
     /// rate: its bursts kept) or `uniform` (evenly spaced).
     pub shape: String,
+    /// How each cell runs: `replay` (emulated rings, no root) and/or `live`
+    /// (the load generator issues the capture's traffic through the real
+    /// probes and rings; root). Live cells are skipped, with the reason, when
+    /// this process may not load BPF.
+    pub modes: Vec<String>,
     /// ZeroLossSearch bounds (events/s) and precision.
     pub lo: f64,
     pub hi: f64,
@@ -457,6 +475,7 @@ impl Default for SweepConfig {
             warmup: "250ms".into(),
             tolerance: 0.02,
             shape: "capture".into(),
+            modes: vec!["replay".into()],
             // Start at 40 k/s (about the seed's design's edge; the search
             // halves below it when that fails): doubling reaches 1.28 M/s in 6
             // trials, and a 10% bracket takes about 3 more, ~9 trials x 1.25 s
@@ -483,8 +502,26 @@ pub enum SweepError {
     #[error("{series}: {source}")]
     Probe {
         series: String,
-        source: SearchError<ReplayedError>,
+        source: SearchError<TrialError>,
     },
+}
+
+/// Why one trial could not run (in either mode).
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    #[error(transparent)]
+    Replay(#[from] ReplayedError),
+    /// Boxed: a live trial's errors carry the probes' large load errors.
+    #[error(transparent)]
+    Live(Box<LiveError>),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+impl From<LiveError> for TrialError {
+    fn from(e: LiveError) -> Self {
+        TrialError::Live(Box::new(e))
+    }
 }
 
 impl SweepConfig {
@@ -537,6 +574,17 @@ impl SweepConfig {
         self.shape
             .parse::<crate::experiment::trial::RateShape>()
             .map_err(|e| ("shape", e))?;
+        if self.modes.is_empty() {
+            return Err(("modes", "needs at least one of replay, live".into()));
+        }
+        for m in &self.modes {
+            if m != "replay" && m != "live" {
+                return Err((
+                    "modes",
+                    format!("unknown mode {m:?}; expected replay or live"),
+                ));
+            }
+        }
         let rate = |key, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(())
@@ -778,6 +826,8 @@ pub trait SweepObserver {
     fn series_start(&mut self, _key: &SeriesKey) {}
     fn probe_done(&mut self, _key: &SeriesKey, _rate: f64, _clean: bool, _result: &RunResult) {}
     fn series_done(&mut self, _series: &Series) {}
+    /// A planned series that cannot run here, and why.
+    fn series_skipped(&mut self, _key: &SeriesKey, _reason: &str) {}
 }
 
 /// One series of the plan, before it runs.
@@ -813,28 +863,30 @@ pub fn plan_series(
                         path: "wakeup".into(),
                         what,
                     })?;
-                let key = SeriesKey {
-                    variant: v.name.to_string(),
-                    capture: Path::new(&capture.file)
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                    layout: v.layout.to_string(),
-                    transport: v.transport.to_string(),
-                    ring_bytes: ring_bytes * rings.unwrap_or(1) as u64,
-                    wakeup: wakeup.to_string(),
-                    sink: cfg.sink.clone(),
-                    mode: "replay".into(),
-                };
-                out.push(PlannedSeries {
-                    index: out.len(),
-                    key,
-                    capture: ci,
-                    variant: v,
-                    ring_bytes,
-                    rings,
-                    wakeup,
-                });
+                for mode in &cfg.modes {
+                    let key = SeriesKey {
+                        variant: v.name.to_string(),
+                        capture: Path::new(&capture.file)
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        layout: v.layout.to_string(),
+                        transport: v.transport.to_string(),
+                        ring_bytes: ring_bytes * rings.unwrap_or(1) as u64,
+                        wakeup: wakeup.to_string(),
+                        sink: cfg.sink.clone(),
+                        mode: mode.clone(),
+                    };
+                    out.push(PlannedSeries {
+                        index: out.len(),
+                        key,
+                        capture: ci,
+                        variant: v,
+                        ring_bytes,
+                        rings,
+                        wakeup,
+                    });
+                }
             }
         }
     }
@@ -903,6 +955,16 @@ pub fn run_sweep(
                         .2
                 };
                 let spec = sink_spec(cfg, v)?;
+                let live = key.mode == "live";
+                if live {
+                    if let Err(e) = probes::loader::check_privileges() {
+                        observer.series_skipped(
+                            &key,
+                            &format!("live cells need root or CAP_BPF + CAP_PERFMON: {e}"),
+                        );
+                        continue;
+                    }
+                }
                 observer.series_start(&key);
                 let setup = TrialSetup {
                     variant: v,
@@ -917,6 +979,31 @@ pub fn run_sweep(
                     rule,
                     shape,
                 };
+                let traffic = if live {
+                    Some(Traffic::of(capture).map_err(|e| SweepError::Probe {
+                        series: key.to_string(),
+                        source: SearchError::Probe {
+                            rate: 0.0,
+                            source: TrialError::from(e),
+                        },
+                    })?)
+                } else {
+                    None
+                };
+                let live_setup = traffic.as_ref().map(|t| LiveSetup {
+                    variant: v,
+                    knobs: (v.knobs)(),
+                    traffic: t,
+                    mean_sample_len: crate::experiment::trial::mean_sample_len(cap),
+                    layout: v.layout,
+                    transport: v.transport,
+                    ring_bytes,
+                    wakeup,
+                    sink: &spec,
+                    classifier: classifier.clone(),
+                    rule,
+                    load_cpu: None,
+                });
                 let mut points: Vec<RunResult> = Vec::new();
                 let mut inconclusive: Vec<f64> = Vec::new();
                 let outcome = search
@@ -930,16 +1017,28 @@ pub fn run_sweep(
                             tries += 1;
                             seq += 1;
                             let (sink, desc) = open_sink(&spec, v, seq)?;
-                            let trial = run_trial(&setup, rate, sink)?;
-                            let mut result = replayed_result(&trial.run, cap, &desc);
-                            result.kind = "sweep".into();
-                            annotate(&mut result, &trial, &rule, shape);
-                            let clean = trial.clean();
-                            let again = trial.inconclusive() && tries < INCONCLUSIVE_TRIES;
+                            let (result, clean, unsure) = match &live_setup {
+                                Some(ls) => {
+                                    let t = run_live_trial(ls, rate, sink)?;
+                                    let unsure = matches!(
+                                        t.verdict.kind,
+                                        VerdictKind::ProducerShort | VerdictKind::Unmeasured
+                                    );
+                                    (t.to_run_result(ls, &capture.file, &desc), t.clean(), unsure)
+                                }
+                                None => {
+                                    let trial = run_trial(&setup, rate, sink)?;
+                                    let mut result = replayed_result(&trial.run, cap, &desc);
+                                    result.kind = "sweep".into();
+                                    annotate(&mut result, &trial, &rule, shape);
+                                    (result, trial.clean(), trial.inconclusive())
+                                }
+                            };
+                            let again = unsure && tries < INCONCLUSIVE_TRIES;
                             observer.probe_done(&key, rate, clean, &result);
                             points.push(result);
                             if !again {
-                                if trial.inconclusive() {
+                                if unsure {
                                     inconclusive.push(rate);
                                 }
                                 return Ok(u64::from(!clean));

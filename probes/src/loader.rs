@@ -423,8 +423,15 @@ pub struct Probe {
     spec: ProbeSpec,
     cpus: Vec<u32>,
     links: Vec<(String, aya::programs::trace_point::TracePointLinkId)>,
-    source: Option<Box<dyn RecordSource>>,
+    source: Option<Reader>,
     stop: Arc<AtomicBool>,
+}
+
+/// The reader a probe opened, kept concrete so it can be handed out whole
+/// or split per ring.
+enum Reader {
+    Perf(PerfRings),
+    Ringbuf(RingBufReader),
 }
 
 impl Probe {
@@ -509,66 +516,65 @@ impl Probe {
         }
         let stop = Arc::new(AtomicBool::new(false));
 
-        let source: Box<dyn RecordSource> =
-            match (spec.transport, spec.wakeup.perf(), spec.wakeup.ringbuf()) {
-                (Transport::Perf, Some(w), _) => {
-                    let opts = PerfRingOptions::new(spec.ring_bytes)?.with_wakeup(w)?;
-                    let mut rings = PerfRings::open(&opts, &cpus)?;
-                    let fd = match ebpf.map("events") {
-                        Some(Map::PerfEventArray(m)) => {
-                            use std::os::fd::{AsFd, AsRawFd};
-                            m.fd().as_fd().as_raw_fd()
-                        }
-                        _ => {
-                            return Err(ProbeError::MissingMap {
-                                map: "events",
-                                object,
+        let source: Reader = match (spec.transport, spec.wakeup.perf(), spec.wakeup.ringbuf()) {
+            (Transport::Perf, Some(w), _) => {
+                let opts = PerfRingOptions::new(spec.ring_bytes)?.with_wakeup(w)?;
+                let mut rings = PerfRings::open(&opts, &cpus)?;
+                let fd = match ebpf.map("events") {
+                    Some(Map::PerfEventArray(m)) => {
+                        use std::os::fd::{AsFd, AsRawFd};
+                        m.fd().as_fd().as_raw_fd()
+                    }
+                    _ => {
+                        return Err(ProbeError::MissingMap {
+                            map: "events",
+                            object,
+                        })
+                    }
+                };
+                rings.install(&RawFdRef(fd), "events")?;
+                rings.set_stop(stop.clone());
+                Reader::Perf(rings)
+            }
+            (Transport::Ringbuf, _, Some(w)) => {
+                let fd = match ebpf.map("events") {
+                    Some(Map::RingBuf(m)) => {
+                        use std::os::fd::AsFd;
+                        m.fd().as_fd().try_clone_to_owned().map_err(|e| {
+                            ProbeError::RingBuf(RingBufError::Mmap {
+                                what: "fd dup",
+                                bytes: 0,
+                                source: e,
                             })
-                        }
-                    };
-                    rings.install(&RawFdRef(fd), "events")?;
-                    rings.set_stop(stop.clone());
-                    Box::new(rings)
-                }
-                (Transport::Ringbuf, _, Some(w)) => {
-                    let fd = match ebpf.map("events") {
-                        Some(Map::RingBuf(m)) => {
-                            use std::os::fd::AsFd;
-                            m.fd().as_fd().try_clone_to_owned().map_err(|e| {
-                                ProbeError::RingBuf(RingBufError::Mmap {
-                                    what: "fd dup",
-                                    bytes: 0,
-                                    source: e,
-                                })
-                            })?
-                        }
-                        _ => {
-                            return Err(ProbeError::MissingMap {
-                                map: "events",
-                                object,
-                            })
-                        }
-                    };
-                    let counters = counters_handle(&ebpf, object)?;
-                    // The same total `record` and the ledger use: every failed output.
-                    let online = cpus.clone();
-                    let mut rb = RingBufReader::open(fd, spec.ring_bytes, w)?.with_lost_counter(
-                        Box::new(move || {
-                            counters_of(&counters, &online)
-                                .map(|k| k.total().failed())
-                                .unwrap_or(0)
-                        }),
-                    );
-                    rb.set_stop(stop.clone());
-                    Box::new(rb)
-                }
-                (t, _, _) => {
-                    return Err(ProbeError::WakeupMismatch {
-                        wakeup: spec.wakeup,
-                        transport: t,
-                    })
-                }
-            };
+                        })?
+                    }
+                    _ => {
+                        return Err(ProbeError::MissingMap {
+                            map: "events",
+                            object,
+                        })
+                    }
+                };
+                let counters = counters_handle(&ebpf, object)?;
+                // The same total `record` and the ledger use: every failed output.
+                let online = cpus.clone();
+                let mut rb = RingBufReader::open(fd, spec.ring_bytes, w)?.with_lost_counter(
+                    Box::new(move || {
+                        counters_of(&counters, &online)
+                            .map(|k| k.total().failed())
+                            .unwrap_or(0)
+                    }),
+                );
+                rb.set_stop(stop.clone());
+                Reader::Ringbuf(rb)
+            }
+            (t, _, _) => {
+                return Err(ProbeError::WakeupMismatch {
+                    wakeup: spec.wakeup,
+                    transport: t,
+                })
+            }
+        };
 
         let mut probe = Probe {
             ebpf,
@@ -642,7 +648,21 @@ impl Probe {
 
     /// The reader, once. Later calls return `None`.
     pub fn take_source(&mut self) -> Option<Box<dyn RecordSource>> {
-        self.source.take()
+        self.source.take().map(|r| match r {
+            Reader::Perf(p) => Box::new(p) as Box<dyn RecordSource>,
+            Reader::Ringbuf(r) => Box::new(r),
+        })
+    }
+
+    /// The reader split into one source per ring (one per CPU for perf; the
+    /// ring buffer is one ring), for per-ring pipelines. Once, like
+    /// [`Probe::take_source`]: either call takes the reader.
+    pub fn take_shards(&mut self) -> Option<Vec<Box<dyn RecordSource>>> {
+        use crate::record::ShardedSource;
+        self.source.take().map(|r| match r {
+            Reader::Perf(p) => Box::new(p).into_shards(),
+            Reader::Ringbuf(r) => vec![Box::new(r) as Box<dyn RecordSource>],
+        })
     }
 
     /// Tells the reader to return [`crate::record::Batch::Closed`] once it has drained

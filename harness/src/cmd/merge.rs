@@ -54,6 +54,11 @@ pub fn merge(parts: Vec<(String, SweepResults)>) -> anyhow::Result<SweepResults>
             }
             merged.series.push(s);
         }
+        for k in part.skipped {
+            if !merged.skipped.contains(&k) {
+                merged.skipped.push(k);
+            }
+        }
         for c in part.captures {
             if !merged.captures.iter().any(|m| m.file == c.file) {
                 merged.captures.push(c);

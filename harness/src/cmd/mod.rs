@@ -2,6 +2,7 @@
 
 pub mod gate;
 pub mod inspect;
+pub mod live;
 pub mod merge;
 pub mod record;
 pub mod replay;

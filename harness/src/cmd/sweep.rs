@@ -279,6 +279,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         build: build_id(),
         shard: args.shard,
         planned_series: planned.len(),
+        skipped: Vec::new(),
     };
     results.write(&folder.sweep_json())?;
     let mut observer = Saver {
@@ -367,6 +368,17 @@ struct Saver<'a> {
 }
 
 impl SweepObserver for Saver<'_> {
+    fn series_skipped(&mut self, key: &SeriesKey, reason: &str) {
+        let line = format!("\n{key}\n  skipped: {reason}");
+        match &self.progress {
+            Progress::Bar(b) => b.println(line),
+            Progress::Lines(_) => println!("{line}"),
+        }
+        self.results.skipped.push(crate::sweep::SkippedSeries {
+            key: key.clone(),
+            reason: reason.to_string(),
+        });
+    }
     fn series_start(&mut self, key: &SeriesKey) {
         match &mut self.progress {
             Progress::Bar(b) => b.set_message(key.to_string()),
@@ -492,4 +504,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         println!("[{}] {rule}", i + 1);
     }
     println!("bracket: how far above the zero-loss rate the first failing trial was (* = cut short by the trial cap)");
+    for s in &r.skipped {
+        println!("skipped  {}: {}", s.key, s.reason);
+    }
 }

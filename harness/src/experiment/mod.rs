@@ -5,9 +5,13 @@
 //!   verdict out).
 //! - [`trial`]: one trial of a cell at a rate: a paced replay with a warm-up
 //!   and a measured window, watched as it runs, judged by [`verdict`].
+//! - [`live`]: the same trial through the real kernel: the load generator
+//!   issues the capture's traffic, real probes fill real rings, the same
+//!   variant reads them (root).
 //! - [`run_folder`]: where a sweep keeps its plan, each finished series and
 //!   its results, so it can be resumed, sharded and merged.
 
+pub mod live;
 pub mod run_folder;
 pub mod trial;
 pub mod verdict;

@@ -123,7 +123,7 @@ impl Trial {
 }
 
 /// Mean bytes of a sample in `capture` (what it holds uncompressed).
-fn mean_sample_len(capture: &Capture) -> u64 {
+pub fn mean_sample_len(capture: &Capture) -> u64 {
     let (n, bytes) = capture
         .records
         .iter()
@@ -135,22 +135,40 @@ fn mean_sample_len(capture: &Capture) -> u64 {
 /// Records a keeping-up pipeline's backlog may move by in one step at `rate`
 /// (see the verdict's docs): the wakeup policy's batch, the sink's linger and
 /// one produce round trip, and the workers' batches in flight. At least 4096.
-pub fn allowance(setup: &TrialSetup<'_>, rings: u32, rate: f64) -> u64 {
-    // A perf record: 8-byte header + u32 size + the sample, 8-aligned.
-    let rec = mean_sample_len(setup.capture) + 16;
-    let wakeup = match setup.wakeup {
+/// `record_len`: bytes of one record in the ring.
+pub fn allowance_for(
+    wakeup: Wakeup,
+    rings: u32,
+    record_len: u64,
+    knobs: &Knobs,
+    sink: &SinkSpec,
+    rate: f64,
+) -> u64 {
+    let wakeup = match wakeup {
         Wakeup::Events(n) => n as u64 * rings as u64,
-        Wakeup::Watermark(b) => b / rec * rings as u64,
+        Wakeup::Watermark(b) => b / record_len.max(1) * rings as u64,
         Wakeup::NoWakeupPoll(p) => (rate * p.as_secs_f64()) as u64,
         Wakeup::Adaptive | Wakeup::Forced => 0,
     };
     // linger + ~5 ms for the produce request and its delivery reports.
-    let sink = match setup.sink {
+    let sink = match sink {
         SinkSpec::Kafka(k) => (rate * (k.linger_ms as f64 + 5.0) / 1e3) as u64,
         _ => 0,
     };
-    let batches = (setup.knobs.batch_size * setup.knobs.workers.max(1)) as u64;
+    let batches = (knobs.batch_size * knobs.workers.max(1)) as u64;
     (wakeup + sink + batches).max(4096)
+}
+
+/// [`allowance_for`] a replay trial: perf records are the sample + 16 bytes.
+pub fn allowance(setup: &TrialSetup<'_>, rings: u32, rate: f64) -> u64 {
+    allowance_for(
+        setup.wakeup,
+        rings,
+        mean_sample_len(setup.capture) + 16,
+        &setup.knobs,
+        setup.sink,
+        rate,
+    )
 }
 
 /// Runs one trial of `setup` at `rate` into `sink`.

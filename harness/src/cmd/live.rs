@@ -1,0 +1,155 @@
+//! `harness live`: one cell through the real kernel (root).
+//!
+//! The load generator issues a capture's traffic (its op mix and paths) at
+//! the given rate in events/s; the real probes fill real rings of the given
+//! size and wakeup, in the variant's event layout and transport; the variant
+//! reads them into the sink; the ledger starts from the kernel's counters;
+//! the steady-state verdict judges the trial, exactly as a sweep trial.
+//! Without root (or CAP_BPF + CAP_PERFMON): one error line, exit 1.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::capture::Capture;
+use crate::experiment::live::{run_live_trial, LiveSetup, Traffic};
+use crate::experiment::trial::mean_sample_len;
+use crate::experiment::verdict::VerdictRule;
+use crate::replay::{parse_bytes, parse_duration, Wakeup};
+
+#[derive(Debug, clap::Args)]
+pub struct LiveArgs {
+    /// The pipeline variant that reads the rings.
+    #[arg(long, default_value = "batched")]
+    pub variant: String,
+    /// The capture whose traffic (op mix, paths) the load generator issues.
+    #[arg(long, default_value = "fixtures/captures/fixed4k-perf.pcapng")]
+    pub capture: PathBuf,
+    /// Events per second (enter + exit events when the capture has exits).
+    #[arg(long, default_value_t = 50_000.0)]
+    pub rate: f64,
+    /// Ring memory of the cell: perf splits it over the CPUs (a power of two each).
+    #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
+    pub ring_bytes: u64,
+    /// Wakeup policy (default: events:64 for perf, no-wakeup:1ms for the ring buffer).
+    #[arg(long)]
+    pub wakeup: Option<Wakeup>,
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub warmup: Duration,
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Sink: null, file:PATH or kafka.
+    #[arg(long, default_value = "null")]
+    pub sink: String,
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Kafka topic (must exist on a real broker).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Pin the load generator's thread to this CPU.
+    #[arg(long)]
+    pub load_cpu: Option<usize>,
+    /// Write the result (schema dropbench.run/1, kind live) here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(args: LiveArgs) -> anyhow::Result<()> {
+    let variant = crate::pipeline::variant(&args.variant)?;
+    probes::loader::check_privileges()
+        .map_err(|e| crate::experiment::live::LiveError::Privileges(Box::new(e)))?;
+    let capture = Capture::load(&args.capture)?;
+    let traffic = Traffic::of(&capture)?;
+    let cpus = probes::loader::online_cpus()?.len().max(1) as u64;
+    let ring_bytes = match variant.transport {
+        probes::Transport::Perf => {
+            let per = (args.ring_bytes / cpus).max(4096);
+            1u64 << (63 - per.leading_zeros())
+        }
+        probes::Transport::Ringbuf => 1u64 << (63 - args.ring_bytes.max(4096).leading_zeros()),
+    };
+    let wakeup = args.wakeup.unwrap_or(match variant.transport {
+        probes::Transport::Perf => Wakeup::Events(64),
+        probes::Transport::Ringbuf => Wakeup::NoWakeupPoll(Duration::from_millis(1)),
+    });
+    let mut spec =
+        crate::sink::SinkSpec::parse(&args.sink, args.brokers.clone(), args.topic.clone())
+            .map_err(anyhow::Error::msg)?;
+    if let crate::sink::SinkSpec::Kafka(k) = &mut spec {
+        (variant.tune_kafka)(k);
+    }
+    let desc = spec.describe();
+    let rule = VerdictRule {
+        warmup_ns: args.warmup.as_nanos() as u64,
+        window_ns: args.window.as_nanos() as u64,
+        ..VerdictRule::default()
+    };
+    let setup = LiveSetup {
+        variant,
+        knobs: (variant.knobs)(),
+        traffic: &traffic,
+        mean_sample_len: mean_sample_len(&capture),
+        layout: variant.layout,
+        transport: variant.transport,
+        ring_bytes,
+        wakeup,
+        sink: &spec,
+        classifier: Arc::new(crate::classify::Classifier::default_rules()),
+        rule,
+        load_cpu: args.load_cpu,
+    };
+    println!(
+        "live      {} ({} {}), {} ring(s) of {} bytes, wakeup {}, {:.0} events/s of {}'s traffic",
+        variant.name,
+        variant.layout,
+        variant.transport,
+        if variant.transport == probes::Transport::Perf {
+            cpus
+        } else {
+            1
+        },
+        ring_bytes,
+        wakeup,
+        args.rate,
+        capture.file
+    );
+    println!("sink      {desc}");
+    let trial = run_live_trial(&setup, args.rate, spec.open()?)?;
+    let k = trial.kernel.total();
+    println!(
+        "kernel    emitted {}  in the rings {}  lost {} (ENOSPC {}, EAGAIN {}, other {})",
+        k.emitted,
+        k.output_ok,
+        k.failed(),
+        k.fail_nospc,
+        k.fail_again,
+        k.fail_other + k.fail_noent
+    );
+    print!("{}", trial.ledger.render());
+    if let Some(b) = trial.ledger.banner() {
+        eprint!("{b}");
+    }
+    let p = trial.producer();
+    println!(
+        "load      {:.0} events/s achieved, lateness p50 {:.1} us p99 {:.1} us max {:.1} ms",
+        p.achieved_per_s,
+        p.lateness.p50_ns as f64 / 1e3,
+        p.lateness.p99_ns as f64 / 1e3,
+        p.lateness.max_ns as f64 / 1e6
+    );
+    println!("verdict   {}: {}", trial.verdict.kind, trial.verdict.reason);
+    println!("rule      {}", rule.describe());
+    let result = trial.to_run_result(&setup, &capture.file, &desc);
+    if let Some(path) = &args.json {
+        result
+            .write(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("results   {}", path.display());
+    }
+    if !trial.ledger.is_balanced() {
+        anyhow::bail!("the ledger does not balance against the kernel counters (see above)");
+    }
+    Ok(())
+}

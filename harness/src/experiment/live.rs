@@ -1,0 +1,416 @@
+//! A live trial: the same cell as a replay trial, but through the real
+//! kernel. The load generator issues the capture's traffic (its op mix and
+//! its paths, in order) at the trial's rate; the real probes emit into real
+//! rings of the cell's size, wakeup and event layout; the *same* pipeline
+//! variant reads them, into the same sink, through the same ledger, with
+//! the kernel's own counters as its first line; and the same steady-state
+//! verdict judges it.
+//!
+//! Rates are events/s, as in replay: with exit events on, every op emits two
+//! events (enter and exit), so the load runs at half the rate in ops/s.
+//!
+//! The load runs in this process (so its threads share the probe's tgid
+//! filter with the pipeline's; the pipelines issue no file syscalls of their
+//! own in steady state). Needs root or CAP_BPF + CAP_PERFMON; without them a
+//! live trial is one clear error ([`LiveError::Privileges`]).
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use probes::abi::{Event, Kind, Layout, Syscall};
+use probes::loader::{Filter, Probe, ProbeError, ProbeSpec};
+use probes::Transport;
+
+use super::trial::{allowance_for, ProducerStats};
+use super::verdict::{judge, lateness_limit, TrialEvidence, Verdict, VerdictRule};
+use crate::capture::Capture;
+use crate::classify::Classifier;
+use crate::ledger::{KernelCounts, Ledger};
+use crate::pipeline::{Context, Input, Knobs, PipelineError, RunReport, Variant};
+use crate::replay::{Lateness, ProgressSample, Wakeup, SAMPLE_NS};
+use crate::sink::{Sink, SinkError, SinkSpec};
+
+/// Why a live trial could not run (a trial that loses samples is a result).
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("live cells: {0}; emulated replay needs neither (harness sweep, harness replay)")]
+    Privileges(Box<ProbeError>),
+    /// Boxed: aya's load errors are large, and they happen once, at load time.
+    #[error(transparent)]
+    Probe(Box<ProbeError>),
+    #[error("the load generator: {0}")]
+    Load(#[from] loadgen::LoadError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("{capture}: {what}")]
+    Traffic { capture: String, what: String },
+    #[error("the live pipeline thread panicked")]
+    Panicked,
+}
+
+impl From<ProbeError> for LiveError {
+    fn from(e: ProbeError) -> Self {
+        LiveError::Probe(Box::new(e))
+    }
+}
+
+/// The capture's traffic as the load generator issues it.
+#[derive(Debug)]
+pub struct Traffic {
+    /// loadgen op mix from the capture's enter events.
+    pub mix: loadgen::OpMix,
+    /// The enter events' paths, in capture order, as a list file.
+    pub paths_file: tempfile::NamedTempFile,
+    /// Whether the capture holds exit events (the probes emit them then).
+    pub exits: bool,
+    /// Events per op: 2 with exit events, else 1.
+    pub events_per_op: f64,
+}
+
+/// The op that reaches a syscall the probes trace.
+fn op_of(s: Syscall) -> &'static str {
+    match s {
+        Syscall::Openat | Syscall::Openat2 => "openat",
+        Syscall::Newfstatat | Syscall::Newstat => "stat",
+        Syscall::Newlstat => "lstat",
+        Syscall::Statx => "statx",
+    }
+}
+
+impl Traffic {
+    /// Reads the op mix and paths of `capture`'s enter events.
+    pub fn of(capture: &Capture) -> Result<Traffic, LiveError> {
+        let err = |what: String| LiveError::Traffic {
+            capture: capture.file.clone(),
+            what,
+        };
+        let mut counts: std::collections::BTreeMap<&'static str, f64> = Default::default();
+        let mut file = tempfile::NamedTempFile::new().map_err(|e| err(e.to_string()))?;
+        let mut buf = std::io::BufWriter::new(file.as_file_mut());
+        let (mut enters, mut exits) = (0u64, 0u64);
+        let mut io_error = None;
+        capture.for_each(|e| {
+            let probes::record::RecordRef::Sample { data, .. } = e.rec else {
+                return;
+            };
+            let Ok(ev) = Event::decode(data) else { return };
+            match ev.kind() {
+                Some(Kind::Exit) => exits += 1,
+                Some(Kind::Enter) if !ev.path.is_empty() && !ev.path.contains(&b'\n') => {
+                    enters += 1;
+                    if let Some(s) = ev.syscall() {
+                        *counts.entry(op_of(s)).or_default() += 1.0;
+                    }
+                    if let Err(e) = buf.write_all(ev.path).and_then(|()| buf.write_all(b"\n")) {
+                        io_error.get_or_insert(e);
+                    }
+                }
+                _ => {}
+            }
+        });
+        if let Some(e) = io_error {
+            return Err(err(format!("writing its paths: {e}")));
+        }
+        buf.flush().map_err(|e| err(e.to_string()))?;
+        drop(buf);
+        if enters == 0 {
+            return Err(err(
+                "holds no enter events with a path to replay live".into()
+            ));
+        }
+        let with_exits = exits > 0;
+        // Shares rounded to thousandths (loadgen counts weights in thousandths,
+        // so its op cycle stays at most ~1000 slots); a rare op keeps 0.001.
+        let total: f64 = counts.values().sum();
+        let mix = counts
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    ((v / total * 1000.0).round() / 1000.0).max(0.001),
+                )
+            })
+            .collect();
+        Ok(Traffic {
+            mix: loadgen::OpMix(mix),
+            paths_file: file,
+            exits: with_exits,
+            events_per_op: if with_exits { 2.0 } else { 1.0 },
+        })
+    }
+}
+
+/// What a live trial runs: everything but the rate.
+pub struct LiveSetup<'a> {
+    pub variant: &'static Variant,
+    pub knobs: Knobs,
+    pub traffic: &'a Traffic,
+    /// For the allowance and the lateness limit: the capture's mean sample size.
+    pub mean_sample_len: u64,
+    pub layout: Layout,
+    pub transport: Transport,
+    /// Data bytes of one ring (perf: per CPU).
+    pub ring_bytes: u64,
+    pub wakeup: Wakeup,
+    pub sink: &'a SinkSpec,
+    pub classifier: Arc<Classifier>,
+    pub rule: VerdictRule,
+    /// Pin the load's thread here (the pipeline's threads float).
+    pub load_cpu: Option<usize>,
+}
+
+/// What one live trial found.
+pub struct LiveTrial {
+    pub rate: f64,
+    pub verdict: Verdict,
+    pub ledger: Ledger,
+    pub run: RunReport,
+    pub kernel: probes::counters::KernelCounters,
+    pub load: loadgen::LoadReport,
+    pub progress: Vec<ProgressSample>,
+    pub allowance: u64,
+    pub rings: u32,
+    pub duration_ns: u64,
+}
+
+impl LiveTrial {
+    pub fn clean(&self) -> bool {
+        self.verdict.clean()
+    }
+    pub fn producer(&self) -> ProducerStats {
+        let l = self.load.lateness_ns.as_ref();
+        ProducerStats {
+            achieved_per_s: self.load.achieved_ops_per_sec * self.events_per_op(),
+            lateness: Lateness {
+                p50_ns: l.map_or(0, |l| l.p50),
+                p99_ns: l.map_or(0, |l| l.p99),
+                max_ns: l.map_or(0, |l| l.max),
+            },
+        }
+    }
+    fn events_per_op(&self) -> f64 {
+        let k = self.kernel.total();
+        if self.load.ops == 0 {
+            1.0
+        } else {
+            (k.emitted as f64 / self.load.ops as f64).round().max(1.0)
+        }
+    }
+}
+
+/// Runs one live trial of `setup` at `rate` events/s into `sink`.
+pub fn run_live_trial(
+    setup: &LiveSetup<'_>,
+    rate: f64,
+    sink: Arc<dyn Sink>,
+) -> Result<LiveTrial, LiveError> {
+    probes::loader::check_privileges().map_err(|e| LiveError::Privileges(Box::new(e)))?;
+    let rule = setup.rule;
+    let length = Duration::from_nanos(rule.warmup_ns + rule.window_ns);
+    let t = setup.traffic;
+    let mut cfg = loadgen::LoadConfig::new(
+        loadgen::Rate::PerSecond(rate / t.events_per_op),
+        loadgen::RunEnd::Duration(length),
+    );
+    cfg.mix = t.mix.clone();
+    cfg.paths = loadgen::PathSource::ListFile(t.paths_file.path().to_path_buf());
+    cfg.cpus = setup.load_cpu.map(|c| vec![c]);
+    let mut load = loadgen::Load::spawn(cfg)?;
+    let mut spec = ProbeSpec::new(setup.layout, setup.transport);
+    spec.ring_bytes = setup.ring_bytes as usize;
+    spec.wakeup = setup.wakeup;
+    spec.filter = Filter::Tgids(vec![load.pid() as u32]);
+    spec.emit_exit = t.exits;
+    let mut probe = Probe::load(&spec)?;
+    let rings = match setup.transport {
+        Transport::Perf => probe.cpus().len() as u32,
+        Transport::Ringbuf => 1,
+    };
+    let input = if setup.variant.sharded {
+        Input::Shards(probe.take_shards().unwrap_or_default())
+    } else {
+        Input::Single(
+            probe
+                .take_source()
+                .ok_or(LiveError::from(ProbeError::MissingMap {
+                    map: "events",
+                    object: "(source already taken)",
+                }))?,
+        )
+    };
+    let pipeline = (setup.variant.build)(setup.knobs);
+    let mut ctx = Context::new(setup.classifier.clone(), sink.clone());
+    // The reader closes once stopped and drained (Probe::stop_handle), not on
+    // the pipeline's own stop flag, so everything in the rings is read.
+    ctx.stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = probe.stop_handle();
+
+    let (run, progress, kernel, load_report, duration_ns) = std::thread::scope(|s| {
+        let worker = s.spawn(|| pipeline.run(input, &ctx));
+        load.release();
+        let start = Instant::now();
+        let mut progress = Vec::new();
+        let mut next = start;
+        while start.elapsed() < length {
+            if let Ok(k) = probe.counters() {
+                let k = k.total();
+                progress.push(ProgressSample {
+                    t_ns: start.elapsed().as_nanos() as u64,
+                    offered: k.emitted,
+                    accepted: k.output_ok,
+                    done: sink.progress().done,
+                    ring_bytes: 0,
+                });
+            }
+            next += Duration::from_nanos(SAMPLE_NS);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        let duration_ns = start.elapsed().as_nanos() as u64;
+        let detached = probe.detach();
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        load.stop();
+        let load_report = load.join();
+        let run = worker.join().map_err(|_| LiveError::Panicked);
+        let kernel = probe.counters();
+        (
+            run,
+            progress,
+            kernel,
+            load_report.map(|r| (r, detached)),
+            duration_ns,
+        )
+    });
+    let run = run??;
+    let (load_report, detached) = load_report?;
+    detached?;
+    let kernel = kernel?;
+    let sink_report = sink.finish(Duration::from_secs(60))?;
+    let k = kernel.total();
+    let failed = k.failed();
+    let ledger = Ledger {
+        kernel: Some(KernelCounts {
+            emitted: k.emitted,
+            accepted: k.output_ok,
+            lost: failed,
+            // Perf reports a loss in-band only once there is room for its
+            // record; what no PERF_RECORD_LOST reported by the end is counted here.
+            lost_unreported: failed.saturating_sub(run.stages.lost_reported),
+        }),
+        stages: run.stages.clone(),
+        sink: sink_report,
+    };
+    let mean_rec = setup.mean_sample_len
+        + match setup.transport {
+            Transport::Perf => 16,
+            Transport::Ringbuf => 8,
+        };
+    let allowance = allowance_for(
+        setup.wakeup,
+        rings,
+        mean_rec,
+        &setup.knobs,
+        setup.sink,
+        rate,
+    );
+    let capacity = setup.ring_bytes * rings as u64 / mean_rec.max(1);
+    let fill_ns = (capacity as f64 / rate.max(1.0) * 1e9) as u64;
+    let lost = failed
+        + run.stages.dropped_total()
+        + run.stages.decode_errors
+        + ledger.sink.failed
+        + ledger.sink.unresolved;
+    let imbalances = ledger
+        .check()
+        .into_iter()
+        .map(|i| format!("{}: {}", i.check, i.detail))
+        .collect();
+    let verdict = judge(
+        &rule,
+        &TrialEvidence {
+            samples: &progress,
+            lost,
+            imbalances,
+            lateness_p99_ns: load_report.lateness_ns.as_ref().map_or(0, |l| l.p99),
+            lateness_limit_ns: lateness_limit(&rule, fill_ns),
+            allowance,
+        },
+    );
+    Ok(LiveTrial {
+        rate,
+        verdict,
+        ledger,
+        run,
+        kernel,
+        load: load_report,
+        progress,
+        allowance,
+        rings,
+        duration_ns,
+    })
+}
+
+impl LiveTrial {
+    /// The trial in the shared results schema (`kind` = `live`).
+    pub fn to_run_result(
+        &self,
+        setup: &LiveSetup<'_>,
+        capture: &str,
+        sink_desc: &str,
+    ) -> crate::results::RunResult {
+        use crate::results::{Counts, Latency, RunConfig, RunResult, TrialInfo};
+        let k = self.kernel.total();
+        let cfg = RunConfig {
+            capture: Some(capture.to_string()),
+            probe: setup.layout.to_string(),
+            transport: setup.transport.to_string(),
+            ring_bytes: setup.ring_bytes,
+            rings: self.rings,
+            wakeup: setup.wakeup.to_string(),
+            pacing: format!("live:{}", self.rate),
+            target_rate: Some(self.rate),
+            loops: None,
+            duration_ns: Some(self.duration_ns),
+            extra: serde_json::json!({ "sink": sink_desc, "rules": "default",
+                "load_mix": setup.traffic.mix, "events_per_op": setup.traffic.events_per_op }),
+        };
+        let mut r = RunResult::new("live", setup.variant.name, cfg);
+        r.duration_ns = self.duration_ns;
+        let mut counts = Counts {
+            offered: k.emitted,
+            accepted: k.output_ok,
+            lost: k.failed(),
+            read: self.run.stages.read,
+            lost_seen: self.run.stages.lost_reported,
+            ..Default::default()
+        };
+        counts.set_lost_pct();
+        r.counts = counts;
+        let secs = self.duration_ns as f64 / 1e9;
+        if secs > 0.0 {
+            r.rates.offered_per_s = k.emitted as f64 / secs;
+            r.rates.read_per_s = self.run.stages.read as f64 / secs;
+        }
+        r.latency = self.run.latency.as_ref().and_then(Latency::from_histogram);
+        r.stages =
+            crate::pipeline::replayed::consumer_report(setup.variant.name, Some(&self.run)).stages;
+        r.ledger = serde_json::to_value(&self.ledger).ok();
+        for i in self.ledger.check() {
+            r.problem(format!("ledger: {}: {}", i.check, i.detail));
+        }
+        r.verdict = Some(self.verdict.clone());
+        r.trial = Some(TrialInfo {
+            mode: "live".into(),
+            rule: setup.rule.describe(),
+            warmup_ns: setup.rule.warmup_ns,
+            window_ns: setup.rule.window_ns,
+            shape: "load generator (paced, bursts of 8 ops)".into(),
+            allowance: self.allowance,
+            producer: self.producer(),
+        });
+        r.progress = self.progress.clone();
+        r
+    }
+}

@@ -534,12 +534,8 @@ impl Probe {
                     let fd = match ebpf.map("events") {
                         Some(Map::RingBuf(m)) => {
                             use std::os::fd::AsFd;
-                            m.fd().as_fd().try_clone_to_owned().map_err(|e| {
-                                ProbeError::RingBuf(RingBufError::Mmap {
-                                    what: "fd dup",
-                                    bytes: 0,
-                                    source: e,
-                                })
+                            m.fd().as_fd().try_clone_to_owned().map_err(|source| {
+                                ProbeError::RingBuf(RingBufError::Dup { source })
                             })?
                         }
                         _ => {

@@ -235,53 +235,41 @@ fn wakeups_are_counted_as_the_kernel_signals_them() {
     assert_eq!(get(&w.counters().wakeups), 0);
 }
 
-/// The wakeup rule, seen from the reader: with `events:4` a read sees nothing
-/// until the 4th sample, then all 4.
-#[test]
-fn perf_reader_sees_nothing_before_wakeup_events_samples() {
-    let (mut ws, mut src) = perf::perf_rings(1, 1 << 16, Wakeup::Events(4)).unwrap();
+/// The wakeup rule, seen from the reader: after `quiet` 64-byte records that
+/// do not fire `wakeup`, a read sees nothing when its timeout passes and
+/// drains nothing; the next record fires it, and a read gets them all.
+fn reader_sees_nothing_until_the_rule_fires(wakeup: Wakeup, quiet: u64) {
+    let (mut ws, mut src) = perf::perf_rings(1, 1 << 16, wakeup).unwrap();
     let w = &mut ws[0];
-    for i in 0..3 {
+    for i in 0..quiet {
         assert!(w.output(&SampleBytes::whole(&pattern(i, 52))));
     }
-    // The timeout passes with nothing reported, and nothing is drained.
-    assert_eq!(
-        read(&mut src, 100, Duration::from_millis(50)),
-        (Batch::Idle, vec![])
-    );
-    assert_eq!(w.used(), 3 * 64);
-    assert!(w.output(&SampleBytes::whole(&pattern(3, 52))));
+    let idle = read(&mut src, 100, Duration::from_millis(50));
+    assert_eq!(idle, (Batch::Idle, vec![]), "{wakeup}");
+    assert_eq!(w.used(), quiet * 64, "{wakeup}: the ring still holds them");
+    assert!(w.output(&SampleBytes::whole(&pattern(quiet, 52))));
     let (b, got) = read(&mut src, 100, LONG);
-    assert_eq!(b, Batch::Records(4));
-    let want: Vec<Got> = (0..4).map(|i| Got::Sample(pattern(i, 52))).collect();
-    assert_eq!(got, want);
+    assert_eq!(b, Batch::Records(quiet as usize + 1), "{wakeup}");
+    let want: Vec<Got> = (0..=quiet).map(|i| Got::Sample(pattern(i, 52))).collect();
+    assert_eq!(got, want, "{wakeup}");
     assert_eq!(w.used(), 0);
     // The wakeup was reported once: the next read waits again.
-    assert!(w.output(&SampleBytes::whole(&pattern(4, 52))));
-    assert_eq!(
-        read(&mut src, 100, Duration::from_millis(20)).0,
-        Batch::Idle
-    );
+    assert!(w.output(&SampleBytes::whole(&pattern(99, 52))));
+    let again = read(&mut src, 100, Duration::from_millis(20)).0;
+    assert_eq!(again, Batch::Idle, "{wakeup}");
 }
 
-/// Likewise for a watermark: nothing until more than `watermark` bytes are pending.
+/// `events:4`: nothing until the 4th sample, then all 4.
+#[test]
+fn perf_reader_sees_nothing_before_wakeup_events_samples() {
+    reader_sees_nothing_until_the_rule_fires(Wakeup::Events(4), 3);
+}
+
+/// A watermark: nothing until more than `watermark` bytes are pending
+/// (16 records of 64 bytes are exactly 1024, not more).
 #[test]
 fn perf_reader_sees_nothing_below_the_watermark() {
-    let (mut ws, mut src) = perf::perf_rings(1, 1 << 16, Wakeup::Watermark(1024)).unwrap();
-    let w = &mut ws[0];
-    // 16 records of 64 bytes: exactly 1024 pending, not more.
-    for i in 0..16 {
-        assert!(w.output(&SampleBytes::whole(&pattern(i, 52))));
-    }
-    assert_eq!(
-        read(&mut src, 100, Duration::from_millis(50)),
-        (Batch::Idle, vec![])
-    );
-    assert_eq!(w.used(), 1024);
-    assert!(w.output(&SampleBytes::whole(&pattern(16, 52))));
-    let (b, got) = read(&mut src, 100, LONG);
-    assert_eq!(b, Batch::Records(17));
-    assert_eq!(got[16], Got::Sample(pattern(16, 52)));
+    reader_sees_nothing_until_the_rule_fires(Wakeup::Watermark(1024), 16);
 }
 
 /// A reader blocked in a read is woken by the sample that fires the rule, not before.
@@ -454,96 +442,77 @@ fn capture(dir: &std::path::Path, layout: Layout, transport: Transport, n: u64) 
 /// Bytes each stored record of `cap` takes when written into `transport`'s
 /// ring, with its length from [`event_len`] as the replay producer takes it.
 fn ring_bytes_per_record(cap: &Capture, transport: Transport) -> Vec<u64> {
-    let samples: Vec<SampleBytes<'_>> = kernel_order(cap)
+    let (mut perf_w, mut perf_r) = perf_ring(1 << 20);
+    let (mut rb_w, mut rb_r) = ring_buffer(1 << 20, Wakeup::Adaptive);
+    kernel_order(cap)
         .into_iter()
-        .map(|rec| SampleBytes {
-            prefix: cap.trimmed(rec),
-            len: event_len(cap, rec),
-            ts: None,
+        .map(|rec| {
+            let s = SampleBytes {
+                prefix: cap.trimmed(rec),
+                len: event_len(cap, rec),
+                ts: None,
+            };
+            // Write one record, note the bytes in use, then read it back out.
+            match transport {
+                Transport::Perf => {
+                    assert!(perf_w.output(&s));
+                    let used = perf_w.used();
+                    perf_r.drain(10, &mut |_| {}).unwrap();
+                    used
+                }
+                Transport::Ringbuf => {
+                    assert!(rb_w.output(&s));
+                    let used = rb_w.used();
+                    rb_r.drain(10, &mut |_| {}).unwrap();
+                    used
+                }
+            }
         })
-        .collect();
-    match transport {
-        Transport::Perf => {
-            let (mut w, mut r) = perf_ring(1 << 20);
-            samples
-                .iter()
-                .map(|s| {
-                    assert!(w.output(s));
-                    let used = w.used();
-                    r.drain(10, &mut |_| {}).unwrap();
-                    used
-                })
-                .collect()
-        }
-        Transport::Ringbuf => {
-            let (mut w, mut r) = ring_buffer(1 << 20, Wakeup::Adaptive);
-            samples
-                .iter()
-                .map(|s| {
-                    assert!(w.output(s));
-                    let used = w.used();
-                    r.drain(10, &mut |_| {}).unwrap();
-                    used
-                })
-                .collect()
-        }
-    }
+        .collect()
 }
 
 /// A sample takes the kernel's size in either ring, whichever transport recorded it.
 #[test]
 fn records_take_the_kernels_size_across_transports() {
     let dir = tempfile::tempdir().unwrap();
-    let fixed_perf = capture(dir.path(), Layout::Fixed4k, Transport::Perf, 4);
-    let compact_perf = capture(dir.path(), Layout::Compact, Transport::Perf, 4);
-    let fixed_rb = capture(dir.path(), Layout::Fixed4k, Transport::Ringbuf, 4);
-    let compact_rb = capture(dir.path(), Layout::Compact, Transport::Ringbuf, 4);
+    let cap = |layout, transport| capture(dir.path(), layout, transport, 4);
+    let (fixed_perf, compact_perf) = (
+        cap(Layout::Fixed4k, Transport::Perf),
+        cap(Layout::Compact, Transport::Perf),
+    );
     // Stored: perf keeps raw_size padding (4148 for a 4144-byte event, 52 for a 48-byte exit).
     assert_eq!(fixed_perf.records[0].orig, 4148);
     assert_eq!(compact_perf.records[1].orig, 52);
-    // "/etc/hosts" (10 bytes): compact enter 48 + 10 + 1 -> 64 bytes.
-    let (enter, exit) = (64, 48);
-    for cap in [&fixed_perf, &fixed_rb] {
+    // Per (enter, exit) pair: the event, then its bytes in the ring buffer,
+    // round_up(len + 8, 8), and in perf, 12 + round_up(len + 4, 8) - 4.
+    // fixed4k: 4144 and 48 bytes. compact: "/etc/hosts" (10 bytes) enters
+    // take 48 + 10 + 1 -> 64, exits 48.
+    let fixed = ([4144, 48], [4152, 56], [4160, 64]);
+    let compact = ([64, 48], [72, 56], [80, 64]);
+    let cases = [
+        (fixed_perf, fixed),
+        (cap(Layout::Fixed4k, Transport::Ringbuf), fixed),
+        (compact_perf, compact),
+        (cap(Layout::Compact, Transport::Ringbuf), compact),
+    ];
+    for (cap, (event, ringbuf_bytes, perf_bytes)) in &cases {
+        let name = &cap.file;
         let lens: Vec<usize> = kernel_order(cap)
             .iter()
             .map(|r| event_len(cap, r))
             .collect();
-        assert_eq!(lens, vec![4144, 48, 4144, 48]);
-    }
-    for cap in [&compact_perf, &compact_rb] {
-        let lens: Vec<usize> = kernel_order(cap)
+        assert_eq!(lens, event.repeat(2), "{name}");
+        let rb = ring_bytes_per_record(cap, Transport::Ringbuf);
+        assert_eq!(rb, ringbuf_bytes.repeat(2), "{name} into the ring buffer");
+        let pf = ring_bytes_per_record(cap, Transport::Perf);
+        assert_eq!(pf, perf_bytes.repeat(2), "{name} into perf");
+        // The same arithmetic as the format module's.
+        let by_format: Vec<u64> = event
             .iter()
-            .map(|r| event_len(cap, r))
+            .map(|&l| rb_fmt::record_len(l) as u64)
+            .chain(event.iter().map(|&l| perf_fmt::sample_record_len(l) as u64))
             .collect();
-        assert_eq!(lens, vec![enter, exit, enter, exit]);
-    }
-    // Into the ring buffer: round_up(len + 8, 8). fixed4k 4152, exits 56.
-    let rb = |len: usize| rb_fmt::record_len(len) as u64;
-    for cap in [&fixed_perf, &fixed_rb] {
-        assert_eq!(
-            ring_bytes_per_record(cap, Transport::Ringbuf),
-            vec![4152, 56, 4152, 56]
-        );
-    }
-    for cap in [&compact_perf, &compact_rb] {
-        assert_eq!(
-            ring_bytes_per_record(cap, Transport::Ringbuf),
-            vec![rb(enter), rb(exit), rb(enter), rb(exit)]
-        );
-    }
-    // Into perf: 12 + round_up(len + 4, 8) - 4. fixed4k 4160, exits 64, either way.
-    let pf = |len: usize| perf_fmt::sample_record_len(len) as u64;
-    for cap in [&fixed_perf, &fixed_rb] {
-        assert_eq!(
-            ring_bytes_per_record(cap, Transport::Perf),
-            vec![4160, 64, 4160, 64]
-        );
-    }
-    for cap in [&compact_perf, &compact_rb] {
-        assert_eq!(
-            ring_bytes_per_record(cap, Transport::Perf),
-            vec![pf(enter), pf(exit), pf(enter), pf(exit)]
-        );
+        assert_eq!(by_format, [&ringbuf_bytes[..], &perf_bytes[..]].concat());
     }
 }
 

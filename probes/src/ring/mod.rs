@@ -21,3 +21,29 @@ pub mod perf;
 pub mod perf_event;
 pub mod ringbuf;
 pub mod wait;
+
+#[cfg(test)]
+mod test_support {
+    use crate::record::RecordRef;
+
+    /// A record as a test sees it, owned.
+    #[derive(Debug, PartialEq)]
+    pub enum Got {
+        Sample(Vec<u8>),
+        Lost(u64),
+    }
+
+    impl Got {
+        pub fn of(r: RecordRef<'_>) -> Got {
+            match r {
+                RecordRef::Sample { data, .. } => Got::Sample(data.to_vec()),
+                RecordRef::Lost { count, .. } => Got::Lost(count),
+            }
+        }
+    }
+
+    /// `len` recognisable non-zero bytes.
+    pub fn bytes(seed: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|i| seed.wrapping_add(i as u8) | 1).collect()
+    }
+}

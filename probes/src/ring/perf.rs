@@ -32,7 +32,7 @@ use super::format::FormatError;
 use super::mem::{page_size, Area, Mapping, MemError};
 use super::perf_event::open_output_event;
 pub use super::perf_event::{PerfError, PerfRingOptions, PerfWakeup};
-use super::wait::{EmulatedPoll, Pollable, Waiter};
+use super::wait::{EmulatedPoll, Pollable, Stop, Waiter};
 use crate::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
 
 /// A perf ring's memory as the kernel maps it: the metadata page (with
@@ -161,10 +161,6 @@ impl PerfRing {
         }
     }
 
-    pub fn mem(&self) -> &Arc<PerfMem> {
-        &self.mem
-    }
-
     /// Hands up to `max` records to `f` in ring order, then releases their
     /// space (one `data_tail` store, and none when nothing was read, so an
     /// idle ring's tail line is not dirtied for the writer). Returns how many
@@ -265,7 +261,7 @@ pub struct PerfRings {
     /// Scratch for the waiter's report.
     ready: Vec<usize>,
     next: usize,
-    stop: Option<Arc<AtomicBool>>,
+    stop: Stop,
 }
 
 impl PerfRings {
@@ -282,7 +278,7 @@ impl PerfRings {
     /// set's closing is the reader's stop.
     pub fn emulated(rings: Vec<PerfRing>, poll: &EmulatedPoll) -> Self {
         let mut set = Self::from_rings(rings);
-        set.stop = Some(poll.closed());
+        set.stop = Stop::on(poll.closed());
         set
     }
 
@@ -293,14 +289,14 @@ impl PerfRings {
             ready: Vec::with_capacity(rings.len()),
             rings,
             next: 0,
-            stop: None,
+            stop: Stop::default(),
         }
     }
 
     /// After `stop` is set, reads drain every ring without waiting, and a read
     /// that finds every ring empty returns [`Batch::Closed`].
     pub fn set_stop(&mut self, stop: Arc<AtomicBool>) {
-        self.stop = Some(stop);
+        self.stop = Stop::on(stop);
     }
 
     pub fn rings(&self) -> &[PerfRing] {
@@ -324,12 +320,6 @@ impl PerfRings {
             )?;
         }
         Ok(())
-    }
-
-    fn stopped(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Acquire))
     }
 
     /// Drains the rings marked in `due` (all of them when `all`), round-robin
@@ -377,7 +367,7 @@ impl RecordSource for PerfRings {
         let max = max.max(1);
         let mut started: Option<Instant> = None;
         loop {
-            if self.stopped() {
+            if self.stop.is_set() {
                 let n = self.drain_due(true, max, f)?;
                 return Ok(if n == 0 {
                     Batch::Closed
@@ -399,7 +389,7 @@ impl RecordSource for PerfRings {
                     self.due[i] = true;
                 }
                 if self.ready.is_empty() {
-                    if self.stopped() {
+                    if self.stop.is_set() {
                         continue;
                     }
                     return Ok(Batch::Idle);
@@ -437,6 +427,7 @@ mod tests {
     //! `perf_buffer.rs` and cilium/ebpf's `ring_test.go` test theirs.
     use super::*;
     use crate::ring::format::perf::{lost_record, Header, PERF_RECORD_LOST, PERF_RECORD_SAMPLE};
+    use crate::ring::test_support::{bytes, Got};
     use crate::ring::wait::PollRule;
     use proptest::prelude::*;
 
@@ -458,29 +449,13 @@ mod tests {
             .store(head + bytes.len() as u64, Ordering::Release);
     }
 
-    #[derive(Debug, PartialEq)]
-    enum Got {
-        Sample(Vec<u8>),
-        Lost(u64),
-    }
-
     fn drain(r: &mut PerfRing, max: usize) -> (Result<usize, SourceError>, Vec<Got>) {
         let mut out = Vec::new();
-        let res = r.drain(max, &mut |rec| match rec {
-            RecordRef::Sample { ring, data, .. } => {
-                assert_eq!(ring, CPU);
-                out.push(Got::Sample(data.to_vec()))
-            }
-            RecordRef::Lost { ring, count } => {
-                assert_eq!(ring, CPU);
-                out.push(Got::Lost(count))
-            }
+        let res = r.drain(max, &mut |rec| {
+            assert_eq!(rec.ring(), CPU);
+            out.push(Got::of(rec))
         });
         (res, out)
-    }
-
-    fn bytes(seed: u8, len: usize) -> Vec<u8> {
-        (0..len).map(|i| seed.wrapping_add(i as u8) | 1).collect()
     }
 
     #[test]

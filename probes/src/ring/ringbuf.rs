@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use super::format::ringbuf::{self as fmt, LenWord};
 use super::mem::{page_size, Area, Mapping, MemError};
 use super::perf::origin_of;
-use super::wait::{Pollable, Waiter};
+use super::wait::{Pollable, Stop, Waiter};
 use crate::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
 
 /// How the reader is woken; must match the flags the probe passes to `bpf_ringbuf_output`.
@@ -195,7 +195,7 @@ pub struct RingBufReader {
     ready: Vec<usize>,
     wakeup: RingBufWakeup,
     lost: Option<Lost>,
-    stop: Option<Arc<AtomicBool>>,
+    stop: Stop,
     /// The last drain stopped at `max`: drain again without waiting.
     due: bool,
 }
@@ -229,7 +229,7 @@ impl RingBufReader {
             at: Instant::now(),
         });
         if let Pollable::Emulated { set, .. } = pollable {
-            r.stop = Some(set.closed());
+            r.stop = Stop::on(set.closed());
         }
         Ok(r)
     }
@@ -252,7 +252,7 @@ impl RingBufReader {
             ready: Vec::with_capacity(1),
             wakeup,
             lost: None,
-            stop: None,
+            stop: Stop::default(),
             due: false,
         })
     }
@@ -271,11 +271,7 @@ impl RingBufReader {
 
     /// After `stop` is set, a read that finds the ring empty returns [`Batch::Closed`].
     pub fn set_stop(&mut self, stop: Arc<AtomicBool>) {
-        self.stop = Some(stop);
-    }
-
-    pub fn mem(&self) -> &Arc<RingBufMem> {
-        &self.mem
+        self.stop = Stop::on(stop);
     }
 
     /// Hands up to `max` committed records to `f` and releases each one's
@@ -359,12 +355,6 @@ impl RingBufReader {
         l.seen = now;
         1
     }
-
-    fn stopped(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Acquire))
-    }
 }
 
 impl RecordSource for RingBufReader {
@@ -380,7 +370,7 @@ impl RecordSource for RingBufReader {
     ) -> Result<Batch, SourceError> {
         let max = max.max(1);
         loop {
-            if self.stopped() {
+            if self.stop.is_set() {
                 let n = self.drain(max, f)?;
                 // The final lost count before closing, so nothing is unaccounted for.
                 let n = n + self.report_lost(n == 0, f);
@@ -414,7 +404,7 @@ impl RecordSource for RingBufReader {
             };
             self.due = n >= max;
             let n = n + self.report_lost(false, f);
-            if n == 0 && self.stopped() {
+            if n == 0 && self.stop.is_set() {
                 continue;
             }
             return Ok(if n == 0 {
@@ -437,6 +427,7 @@ mod tests {
     //! The shared drain and reads over fake memory with the kernel's layout.
     use super::*;
     use crate::ring::format::FormatError;
+    use crate::ring::test_support::{bytes, Got};
     use crate::ring::wait::{EmulatedPoll, PollRule};
     use proptest::prelude::*;
 
@@ -488,23 +479,10 @@ mod tests {
         }
     }
 
-    fn bytes(seed: u8, len: usize) -> Vec<u8> {
-        (0..len).map(|i| seed.wrapping_add(i as u8) | 1).collect()
-    }
-
-    #[derive(Debug, PartialEq)]
-    enum Got {
-        Sample(Vec<u8>),
-        Lost(u64),
-    }
-
     fn read(r: &mut RingBufReader, max: usize, timeout: Duration) -> (Batch, Vec<Got>) {
         let mut out = Vec::new();
         let b = r
-            .read_batch(max, timeout, &mut |rec| match rec {
-                RecordRef::Sample { data, .. } => out.push(Got::Sample(data.to_vec())),
-                RecordRef::Lost { count, .. } => out.push(Got::Lost(count)),
-            })
+            .read_batch(max, timeout, &mut |rec| out.push(Got::of(rec)))
             .unwrap();
         (b, out)
     }

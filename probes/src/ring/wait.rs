@@ -167,6 +167,22 @@ impl EmulatedPoll {
     }
 }
 
+/// When a reader stops waiting and drains to the end: set by a live reader's
+/// owner once the probes are detached, or by an emulated set when its last
+/// writer closes ([`EmulatedPoll::closed`]).
+#[derive(Clone, Default)]
+pub(crate) struct Stop(Option<Arc<AtomicBool>>);
+
+impl Stop {
+    pub(crate) fn on(flag: Arc<AtomicBool>) -> Self {
+        Stop(Some(flag))
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.as_ref().is_some_and(|s| s.load(Ordering::Acquire))
+    }
+}
+
 /// Waits on the rings of one set and reports which are ready.
 pub struct Waiter(Kind);
 

@@ -150,6 +150,7 @@ impl Mapping {
         Ok(reservation)
     }
 
+    #[inline]
     pub fn ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
@@ -163,6 +164,7 @@ impl Mapping {
     }
 
     /// The u64 at byte `offset` (8-aligned, in bounds), as an atomic.
+    #[inline]
     pub fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
         assert!(offset.is_multiple_of(8) && offset + 8 <= self.len);
         // SAFETY: in bounds and 8-aligned in a page-aligned mapping that lives
@@ -203,11 +205,13 @@ impl Area {
     /// # Safety
     /// `base..base + span` must stay mapped while the area is used; `size` is
     /// a power of two and `span` is `size` or `2 * size` (a mirror).
+    #[inline]
     pub unsafe fn new(base: *mut u8, size: usize, span: usize) -> Self {
         debug_assert!(size.is_power_of_two() && (span == size || span == 2 * size));
         Area { base, size, span }
     }
 
+    #[inline]
     pub fn size(&self) -> usize {
         self.size
     }

@@ -60,16 +60,19 @@ impl PerfMem {
     }
 
     /// `user_page->data_head`: the writer's position.
+    #[inline]
     pub fn data_head(&self) -> &AtomicU64 {
         self.map.atomic_u64(fmt::DATA_HEAD_OFF)
     }
 
     /// `user_page->data_tail`: the reader's position.
+    #[inline]
     pub fn data_tail(&self) -> &AtomicU64 {
         self.map.atomic_u64(fmt::DATA_TAIL_OFF)
     }
 
     /// The data area (mapped once: records may wrap).
+    #[inline]
     pub fn area(&self) -> Area {
         // SAFETY: the data area follows the metadata page inside `map`, which
         // lives as long as self.
@@ -77,11 +80,13 @@ impl PerfMem {
     }
 
     /// Data area bytes.
+    #[inline]
     pub fn size(&self) -> usize {
         self.size
     }
 
     /// Bytes written and not yet read.
+    #[inline]
     pub fn used(&self) -> u64 {
         let head = self.data_head().load(Ordering::Acquire);
         head.wrapping_sub(self.data_tail().load(Ordering::Acquire))
@@ -178,14 +183,14 @@ impl PerfRing {
         let head = mem.data_head().load(Ordering::Acquire);
         let mut tail = mem.data_tail().load(Ordering::Relaxed);
         let corrupt = |offset: u64, what| SourceError::Corrupt { ring, offset, what };
+        // Every record's size is a multiple of 8, so an aligned tail stays aligned.
+        if tail != head && !tail.is_multiple_of(fmt::RECORD_ALIGN as u64) {
+            return Err(corrupt(tail, FormatError::Misaligned));
+        }
         let mut n = 0;
         let mut result = Ok(());
         while tail != head && n < max {
             let pending = head.wrapping_sub(tail);
-            if !tail.is_multiple_of(fmt::RECORD_ALIGN as u64) {
-                result = Err(corrupt(tail, FormatError::Misaligned));
-                break;
-            }
             if pending < fmt::HEADER_LEN as u64 {
                 result = Err(corrupt(tail, FormatError::ShortHeader { pending }));
                 break;

@@ -145,34 +145,40 @@ impl RingBufMem {
     }
 
     /// `consumer_pos`: the reader's position.
+    #[inline]
     pub fn consumer_pos(&self) -> &AtomicU64 {
         // SAFETY: the first u64 of the mapped consumer page.
         unsafe { &*(self.consumer as *const AtomicU64) }
     }
 
     /// `producer_pos`: the writer's position (read-only in a live mapping).
+    #[inline]
     pub fn producer_pos(&self) -> &AtomicU64 {
         // SAFETY: the first u64 of the mapped producer page.
         unsafe { &*(self.producer as *const AtomicU64) }
     }
 
     /// The data area, mapped twice in a row: records never wrap.
+    #[inline]
     pub fn area(&self) -> Area {
         // SAFETY: 2 * size bytes are mapped at `data` for as long as self lives.
         unsafe { Area::new(self.data, self.size, 2 * self.size) }
     }
 
+    #[inline]
     pub fn size(&self) -> usize {
         self.size
     }
 
     /// Reserved or committed bytes not yet consumed.
+    #[inline]
     pub fn used(&self) -> u64 {
         let prod = self.producer_pos().load(Ordering::Acquire);
         prod.wrapping_sub(self.consumer_pos().load(Ordering::Acquire))
     }
 
     /// `ringbuf_avail_data_sz() > 0`: what the ring's poll reports.
+    #[inline]
     pub fn has_data(&self) -> bool {
         self.used() > 0
     }

@@ -55,6 +55,7 @@ struct WaitQueue {
 
 impl WaitQueue {
     /// Call after publishing what the sleeper checks.
+    #[inline]
     fn notify(&self) {
         // Pairs with the fence in `sleep`: either the sleeper's re-check sees
         // the new state, or this sees its sleeper count and takes the lock.
@@ -139,6 +140,7 @@ impl EmulatedPoll {
     /// The kernel wakes the reader of `slot`: perf's `perf_output_wakeup`
     /// (`rb->poll = EPOLLIN`, then the irq_work's `wake_up_all`), or the ring
     /// buffer's irq_work. Call after publishing the data.
+    #[inline]
     pub fn wake(&self, slot: usize) {
         let s = &self.slots[slot];
         if let PollRule::Perf = s.rule {

@@ -48,12 +48,14 @@ pub const MAX_RECORD_LEN: usize = u16::MAX as usize & !(RECORD_ALIGN - 1);
 /// `raw_size` of a `len`-byte sample: `round_up(len + 4, 8) - 4`, so that
 /// header (8) + raw_size field (4) + raw_size is a multiple of 8.
 /// A 4144-byte fixed4k event: 4148. A 48-byte exit event: 52.
+#[inline]
 pub const fn raw_size(len: usize) -> usize {
     ((len + 4 + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)) - 4
 }
 
 /// Bytes a `len`-byte sample takes in the ring: 12 + `raw_size(len)`.
 /// A 4144-byte fixed4k event: 4160. A 48-byte exit event: 64.
+#[inline]
 pub const fn sample_record_len(len: usize) -> usize {
     SAMPLE_OVERHEAD + raw_size(len)
 }
@@ -67,6 +69,7 @@ pub struct Header {
 }
 
 impl Header {
+    #[inline]
     pub fn encode(self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..4].copy_from_slice(&self.type_.to_ne_bytes());
@@ -75,6 +78,7 @@ impl Header {
         b
     }
 
+    #[inline]
     pub fn decode(b: [u8; HEADER_LEN]) -> Self {
         Header {
             type_: u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
@@ -86,6 +90,7 @@ impl Header {
     /// The record's size if it is one the kernel could have written with
     /// `pending` bytes published: at least a header, a multiple of 8, and
     /// within what is pending.
+    #[inline]
     pub fn checked_size(self, pending: u64) -> Result<usize, FormatError> {
         let size = self.size as usize;
         if size < HEADER_LEN || !size.is_multiple_of(RECORD_ALIGN) || size as u64 > pending {
@@ -102,6 +107,7 @@ impl Header {
 /// The first bytes of a `len`-byte sample's record (header and `raw_size`),
 /// or `None` if the record would not fit the u16 `size` (the kernel refuses
 /// such an output).
+#[inline]
 pub fn sample_prefix(len: usize) -> Option<[u8; SAMPLE_OVERHEAD]> {
     let size = sample_record_len(len);
     if size > MAX_RECORD_LEN {
@@ -121,6 +127,7 @@ pub fn sample_prefix(len: usize) -> Option<[u8; SAMPLE_OVERHEAD]> {
 }
 
 /// A whole `PERF_RECORD_LOST` reporting `lost` samples of event `id`.
+#[inline]
 pub fn lost_record(id: u64, lost: u64) -> [u8; LOST_RECORD_LEN] {
     let mut b = [0u8; LOST_RECORD_LEN];
     b[..HEADER_LEN].copy_from_slice(
@@ -148,27 +155,31 @@ pub enum Record<'a> {
 }
 
 /// Decodes a whole record: `rec` is `header.size` bytes starting at the header.
+#[inline]
 pub fn parse(header: Header, rec: &[u8]) -> Result<Record<'_>, FormatError> {
     match header.type_ {
         PERF_RECORD_SAMPLE => {
-            let raw = rec
-                .get(HEADER_LEN..SAMPLE_OVERHEAD)
-                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or(FormatError::RawOverrun {
+            let Some(&[a, b, c, d]) = rec.get(HEADER_LEN..SAMPLE_OVERHEAD) else {
+                return Err(FormatError::RawOverrun {
                     raw: 0,
                     size: header.size,
-                })?;
-            rec.get(SAMPLE_OVERHEAD..SAMPLE_OVERHEAD + raw as usize)
-                .map(Record::Sample)
-                .ok_or(FormatError::RawOverrun {
+                });
+            };
+            let raw = u32::from_ne_bytes([a, b, c, d]);
+            match rec.get(SAMPLE_OVERHEAD..SAMPLE_OVERHEAD + raw as usize) {
+                Some(data) => Ok(Record::Sample(data)),
+                None => Err(FormatError::RawOverrun {
                     raw,
                     size: header.size,
-                })
+                }),
+            }
         }
-        PERF_RECORD_LOST => rec
-            .get(16..LOST_RECORD_LEN)
-            .map(|b| Record::Lost(u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]))))
-            .ok_or(FormatError::ShortLost { size: header.size }),
+        PERF_RECORD_LOST => match rec.get(16..LOST_RECORD_LEN) {
+            Some(b) => Ok(Record::Lost(u64::from_ne_bytes(
+                b.try_into().unwrap_or([0; 8]),
+            ))),
+            None => Err(FormatError::ShortLost { size: header.size }),
+        },
         type_ => Ok(Record::Other { type_ }),
     }
 }

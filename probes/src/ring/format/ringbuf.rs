@@ -39,6 +39,7 @@ pub const BPF_RB_FORCE_WAKEUP: u64 = 2;
 
 /// Bytes a `len`-byte sample takes: `round_up(len + 8, 8)`.
 /// A 4144-byte fixed4k event: 4152. A 48-byte exit event: 56.
+#[inline]
 pub const fn record_len(len: usize) -> usize {
     (len + HEADER_LEN + 7) & !7
 }
@@ -52,6 +53,7 @@ pub struct LenWord {
 }
 
 impl LenWord {
+    #[inline]
     pub fn decode(w: u32) -> Self {
         LenWord {
             len: w & !(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT),
@@ -60,6 +62,7 @@ impl LenWord {
         }
     }
 
+    #[inline]
     pub fn encode(self) -> u32 {
         let mut w = self.len;
         if self.busy {
@@ -73,6 +76,7 @@ impl LenWord {
 
     /// The record's length, checked against the `pending` bytes up to the
     /// producer position: a committed record never runs past it.
+    #[inline]
     pub fn checked_record_len(self, pending: u64) -> Result<usize, FormatError> {
         let record = record_len(self.len as usize);
         if record as u64 > pending {
@@ -87,6 +91,7 @@ impl LenWord {
 }
 
 /// `pg_off` of a header at byte `offset` of the data area, with pages of `page` bytes.
+#[inline]
 pub fn pg_off(offset: usize, page: usize) -> u32 {
     DATA_PGOFF + (offset / page) as u32
 }

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
 use harness::capture::{Capture, CaptureMeta, CaptureWriter, Transport};
-use harness::replay::area::{Notifier, SampleBytes};
-use harness::replay::perf::perf_ring;
+use harness::replay::area::SampleBytes;
+use harness::replay::perf::perf_rings;
 use harness::replay::ringbuf::ring_buffer;
 use harness::replay::{self, drain_noop, Bound, Pacing, ReplayOptions, Wakeup};
 use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
@@ -61,8 +61,8 @@ fn bench_output(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1));
         g.bench_function(layout.name(), |b| {
             b.iter_custom(|iters| {
-                let n = Arc::new(Notifier::default());
-                let (mut w, mut r) = perf_ring(0, RING, Wakeup::Watermark(RING / 2), n.clone());
+                let (mut ws, rs) = perf_rings(1, RING, Wakeup::Watermark(RING / 2)).expect("rings");
+                let (mut w, mut r) = (ws.remove(0), rs.into_rings().remove(0));
                 let stop = Arc::new(AtomicBool::new(false));
                 let st = stop.clone();
                 let consumer = std::thread::spawn(move || {
@@ -102,7 +102,8 @@ fn bench_output(c: &mut Criterion) {
         g.bench_function(layout.name(), |b| {
             b.iter_custom(|iters| {
                 let (mut w, mut r) =
-                    ring_buffer(RING, Wakeup::NoWakeupPoll(Duration::from_millis(1)));
+                    ring_buffer(RING, Wakeup::NoWakeupPoll(Duration::from_millis(1)))
+                        .expect("ring");
                 let stop = Arc::new(AtomicBool::new(false));
                 let st = stop.clone();
                 let consumer = std::thread::spawn(move || {

@@ -1,18 +1,30 @@
 //! The perf reader's drain path over synthetic fixed4k and compact records:
-//! the same `PerfRing::drain` that reads the kernel's mmap, run over a
-//! heap-backed ring with the kernel's layout. Prints records/s and GB/s.
+//! the same `PerfRing::drain` that reads the kernel's mmap (and emulated
+//! rings in replay), run over memory with the kernel's layout. Prints
+//! records/s and GB/s.
 //!
 //! `cargo bench -p probes --bench drain`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use probes::abi::{encode_event, Event, EventHeader, Kind, Layout, Syscall};
-use probes::perf::PerfRing;
+use std::sync::Arc;
+
 use probes::record::{Record, RecordRef};
+use probes::ring::perf::{PerfMem, PerfRing};
+use probes::ring::wait::{EmulatedPoll, PollRule};
 
 /// 32 MiB data area, about the seed's 35 MB buffer rounded to a power of two.
 const RING: usize = 32 << 20;
 
-fn fill(ring: &mut PerfRing, layout: Layout) -> (u64, u64) {
+/// A full ring's reader: `RING` bytes of `layout` records, and their count and bytes.
+fn full_ring(layout: Layout) -> (PerfRing, u64, u64) {
+    let mem = Arc::new(PerfMem::emulated(RING).expect("ring memory"));
+    let (n, bytes) = fill(&mem, layout);
+    let poll = EmulatedPoll::new(vec![PollRule::Perf]);
+    (PerfRing::emulated(0, mem, poll.pollable(0)), n, bytes)
+}
+
+fn fill(ring: &PerfMem, layout: Layout) -> (u64, u64) {
     let mut buf = Vec::new();
     let (mut n, mut bytes) = (0u64, 0u64);
     loop {
@@ -26,7 +38,7 @@ fn fill(ring: &mut PerfRing, layout: Layout) -> (u64, u64) {
             ..Default::default()
         };
         encode_event(layout, &h, path.as_bytes(), &mut buf);
-        if !ring.push_sample(&buf) {
+        if !ring.append_sample(&buf) {
             return (n, bytes);
         }
         n += 1;
@@ -69,17 +81,12 @@ fn drain(c: &mut Criterion) {
             (Consume::ZeroCopyDecode, "zero-copy+decode"),
             (Consume::CopyOut, "read_into copy"),
         ] {
-            let mut r = PerfRing::heap(0, RING);
-            let (records, bytes) = fill(&mut r, layout);
+            let (_, records, bytes) = full_ring(layout);
             g.throughput(Throughput::Elements(records));
             let mut rec = Record::default();
             g.bench_function(BenchmarkId::new(label, layout.name()), |b| {
                 b.iter_batched_ref(
-                    || {
-                        let mut r = PerfRing::heap(0, RING);
-                        fill(&mut r, layout);
-                        r
-                    },
+                    || full_ring(layout).0,
                     |r| consume(r, how, &mut rec),
                     criterion::BatchSize::PerIteration,
                 )
@@ -87,8 +94,7 @@ fn drain(c: &mut Criterion) {
             // One direct figure from draining full 32 MiB rings (median of 5).
             let mut rates = Vec::new();
             for _ in 0..5 {
-                let mut r = PerfRing::heap(0, RING);
-                fill(&mut r, layout);
+                let mut r = full_ring(layout).0;
                 let t = std::time::Instant::now();
                 let (n, _) = std::hint::black_box(consume(&mut r, how, &mut rec));
                 rates.push((

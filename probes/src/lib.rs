@@ -3,8 +3,9 @@
 //! - [`abi`]: the event ABI shared with `bpf/dropbench_abi.h`.
 //! - [`record`]: the record type and [`record::RecordSource`] trait every reader implements.
 //! - [`loader`]: loads the committed BPF objects with aya, mounts tracefs if needed, attaches, detaches.
-//! - [`perf`]: the per-CPU perf buffer reader with a selectable wakeup policy.
-//! - [`ringbuf`]: the BPF ring buffer reader (adaptive, no-wakeup + timer poll, forced).
+//! - [`ring`]: the perf and BPF ring buffer record formats, ring memory, and the
+//!   readers (one drain each, for the kernel's rings and emulated ones alike),
+//!   behind a waiter (epoll live, the emulated wakeup in replay).
 //! - [`counters`]: the kernel-side per-CPU counters.
 //!
 //! The BPF programs are C (`bpf/dropbench.bpf.c`), compiled by `bpf/build.sh`
@@ -13,10 +14,11 @@
 pub mod abi;
 pub mod counters;
 pub mod loader;
-pub mod perf;
 pub mod record;
-pub mod ringbuf;
+pub mod ring;
 mod sys;
 pub mod units;
 
 pub use loader::{Filter, Probe, ProbeError, ProbeSpec, Transport, Wakeup};
+/// The readers, at their short paths.
+pub use ring::{perf, ringbuf};

@@ -540,13 +540,10 @@ impl Probe {
                 let fd = match ebpf.map("events") {
                     Some(Map::RingBuf(m)) => {
                         use std::os::fd::AsFd;
-                        m.fd().as_fd().try_clone_to_owned().map_err(|e| {
-                            ProbeError::RingBuf(RingBufError::Mmap {
-                                what: "fd dup",
-                                bytes: 0,
-                                source: e,
-                            })
-                        })?
+                        m.fd()
+                            .as_fd()
+                            .try_clone_to_owned()
+                            .map_err(|source| ProbeError::RingBuf(RingBufError::Dup { source }))?
                     }
                     _ => {
                         return Err(ProbeError::MissingMap {

@@ -95,8 +95,13 @@ pub enum Batch {
 /// Errors a reader can return.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("ring {ring}: {what}")]
-    Corrupt { ring: u32, what: String },
+    #[error("ring {ring}, offset {offset}: {what}")]
+    Corrupt {
+        ring: u32,
+        /// The ring position (free-running byte count) of the bad record.
+        offset: u64,
+        what: crate::ring::format::FormatError,
+    },
     #[error("waiting on ring {ring}: {source}")]
     Wait { ring: u32, source: std::io::Error },
 }

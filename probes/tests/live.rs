@@ -262,6 +262,82 @@ fn tiny_buffer_loses_samples_and_kernel_counters_balance() {
     }
 }
 
+/// Pins the calling thread to `cpu`, returning its previous CPU set.
+fn pin_to(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain data; the calls read/write only the sets given.
+    unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old);
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one),
+            0
+        );
+        old
+    }
+}
+
+/// The kernel's wakeup rule, which the emulated perf rings reproduce: with
+/// `events:4` the reader is not woken (and drains nothing) until the 4th sample.
+#[test]
+fn perf_reader_sees_nothing_before_wakeup_events_samples_live() {
+    if !privileged() {
+        return;
+    }
+    let _g = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut spec = ProbeSpec::new(Layout::Compact, Transport::Perf);
+    spec.ring_bytes = 1 << 20;
+    spec.wakeup = Wakeup::Events(4);
+    spec.filter = Filter::Tgids(vec![std::process::id()]);
+    spec.emit_exit = false;
+    let mut probe = Probe::load(&spec).unwrap();
+    let mut src = probe.take_source().unwrap();
+    // All four samples on one CPU's ring.
+    // SAFETY: no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() }.max(0) as usize;
+    let old = pin_to(cpu);
+    let path = CString::new("/nonexistent/dropbench-wakeup-rule").unwrap();
+    let mut marked = 0;
+    let mut count = |r: RecordRef<'_>| {
+        if let RecordRef::Sample { data, .. } = r {
+            if Event::decode(data).unwrap().path == path.as_bytes() {
+                marked += 1;
+            }
+        }
+    };
+    // Attaching opened tracefs files, which the attached programs traced (this
+    // is our tgid): wakeups may be pending, and up to 3 samples may wait
+    // below the rule on this ring. Take the pending wakeups, then issue
+    // samples until this ring's wakeup fires: its event count then starts at 0.
+    let pending = |src: &mut Box<dyn probes::record::RecordSource>| {
+        let b = src.read_batch(4096, Duration::from_millis(50), &mut |_| {});
+        matches!(b, Ok(Batch::Records(_)))
+    };
+    while pending(&mut src) {}
+    let settle = CString::new("/nonexistent/dropbench-wakeup-settle").unwrap();
+    let settled = (0..8).any(|_| {
+        issue(Syscall::Newfstatat, &settle);
+        pending(&mut src)
+    });
+    for _ in 0..3 {
+        issue(Syscall::Newfstatat, &path);
+    }
+    let before = src
+        .read_batch(4096, Duration::from_millis(100), &mut count)
+        .unwrap();
+    issue(Syscall::Newfstatat, &path);
+    let after = src
+        .read_batch(4096, Duration::from_secs(5), &mut count)
+        .unwrap();
+    // SAFETY: restoring the set read above.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+    assert!(settled, "the ring's wakeup never fired");
+    assert_eq!(before, Batch::Idle, "no wakeup before the 4th sample");
+    assert!(matches!(after, Batch::Records(n) if n >= 4), "{after:?}");
+    assert_eq!(marked, 4, "the 4th sample's wakeup hands out all 4");
+}
+
 /// The cgroup v2 mount point, if any (hybrid hosts mount it at /sys/fs/cgroup/unified).
 fn cgroup2_root() -> Option<std::path::PathBuf> {
     let mounts = std::fs::read_to_string("/proc/mounts").ok()?;

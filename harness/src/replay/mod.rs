@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! Capture --(producer thread: Schedule, wait_until)--> PerfWriter / RbWriter
-//!      emulated ring bytes --> PerfSource / RbReader (ReplaySource) --> consumer thread
+//!      emulated ring memory --> PerfRings / RingBufReader (ReplaySource) --> consumer thread
 //! ```
+//! The writers are the kernel's side of each ring; the readers are the live
+//! ones (`probes::ring`), over memory laid out like the kernel's mmap, woken
+//! through `probes::ring::wait::EmulatedPoll` exactly when the kernel would.
 //!
 //! Entry point: [`run`]. The consumer is any `FnOnce(ReplaySource) ->
 //! ConsumerReport`; [`drain_noop`] is the built-in one (`--variant noop`).
@@ -25,7 +28,6 @@ pub mod pacing;
 pub mod perf;
 pub mod ringbuf;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -33,10 +35,13 @@ use probes::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError}
 
 use crate::capture::{monotonic_ns, Capture, CaptureError, Transport};
 use crate::results::{CpuTime, Latency, RingResult, RunConfig, RunResult, StageResult};
-pub use area::{Notifier, SampleBytes};
+pub use area::SampleBytes;
 pub use pacing::{Pacing, PacingError, Schedule};
-pub use perf::{PerfReader, PerfSource, PerfWriter};
-pub use ringbuf::{RbReader, RbWriter};
+pub use perf::PerfWriter;
+use probes::ring::mem::MemError;
+use probes::ring::perf::PerfRings;
+use probes::ring::ringbuf::{RingBufError, RingBufReader};
+pub use ringbuf::RbWriter;
 
 /// A wakeup policy, as written in capture metadata and on the command line:
 /// the probes' own type, so a replay emulates exactly what a live run sets.
@@ -109,6 +114,10 @@ pub enum ReplayError {
     Pacing(#[from] PacingError),
     #[error("the {variant} consumer thread panicked")]
     ConsumerPanicked { variant: String },
+    #[error("emulated perf rings: {0}")]
+    PerfRings(#[from] MemError),
+    #[error("emulated ring buffer: {0}")]
+    RingBuf(#[from] RingBufError),
 }
 
 impl ReplayOptions {
@@ -165,14 +174,14 @@ impl ReplayOptions {
 /// The consumer-facing side of the emulated rings: a [`RecordSource`] (and
 /// [`ShardedSource`]) a pipeline reads exactly as it reads a live ring.
 pub enum ReplaySource {
-    Perf(PerfSource),
-    Ringbuf(RbReader),
+    Perf(PerfRings),
+    Ringbuf(RingBufReader),
 }
 
 impl RecordSource for ReplaySource {
     fn rings(&self) -> u32 {
         match self {
-            ReplaySource::Perf(p) => p.rings(),
+            ReplaySource::Perf(p) => RecordSource::rings(p),
             ReplaySource::Ringbuf(r) => r.rings(),
         }
     }
@@ -220,14 +229,14 @@ impl RingWriters {
     /// Bytes written into the rings and not yet consumed, over all rings.
     pub fn used_bytes(&self) -> u64 {
         match self {
-            RingWriters::Perf(w) => w.iter().map(|w| w.shared().used()).sum(),
-            RingWriters::Ringbuf(w) => w.shared().used(),
+            RingWriters::Perf(w) => w.iter().map(|w| w.used()).sum(),
+            RingWriters::Ringbuf(w) => w.used(),
         }
     }
 
-    pub fn close(&self) {
+    pub fn close(&mut self) {
         match self {
-            RingWriters::Perf(w) => w.iter().for_each(|w| w.close()),
+            RingWriters::Perf(w) => w.iter_mut().for_each(|w| w.close()),
             RingWriters::Ringbuf(w) => w.close(),
         }
     }
@@ -247,37 +256,25 @@ impl RingWriters {
         match self {
             RingWriters::Perf(ws) => ws
                 .iter()
-                .map(|w| {
-                    let s = w.shared();
-                    one(s.ring, s.area.size(), &s.counters)
-                })
+                .map(|w| one(w.ring(), w.size(), w.counters()))
                 .collect(),
-            RingWriters::Ringbuf(w) => {
-                let s = w.shared();
-                vec![one(0, s.area.size(), &s.counters)]
-            }
+            RingWriters::Ringbuf(w) => vec![one(0, w.size(), w.counters())],
         }
     }
 }
 
 /// Builds the emulated rings for `cfg`.
-pub fn build_rings(cfg: &RingConfig) -> (RingWriters, ReplaySource) {
-    match cfg.transport {
+pub fn build_rings(cfg: &RingConfig) -> Result<(RingWriters, ReplaySource), ReplayError> {
+    Ok(match cfg.transport {
         Transport::Perf => {
-            let notifier = Arc::new(Notifier::default());
-            let (ws, rs): (Vec<_>, Vec<_>) = (0..cfg.rings)
-                .map(|r| perf::perf_ring(r, cfg.ring_bytes, cfg.wakeup, notifier.clone()))
-                .unzip();
-            (
-                RingWriters::Perf(ws),
-                ReplaySource::Perf(PerfSource::new(rs, notifier)),
-            )
+            let (ws, source) = perf::perf_rings(cfg.rings, cfg.ring_bytes, cfg.wakeup)?;
+            (RingWriters::Perf(ws), ReplaySource::Perf(source))
         }
         Transport::Ringbuf => {
-            let (w, r) = ringbuf::ring_buffer(cfg.ring_bytes, cfg.wakeup);
+            let (w, r) = ringbuf::ring_buffer(cfg.ring_bytes, cfg.wakeup)?;
             (RingWriters::Ringbuf(w), ReplaySource::Ringbuf(r))
         }
-    }
+    })
 }
 
 /// What a consumer (pipeline variant) reports back.
@@ -559,7 +556,7 @@ where
     let capture_lost: u64 = capture.records.iter().map(|r| r.lost).sum();
     let first = samples.iter().map(|r| r.origin_ns).min().unwrap_or(0);
     let last = samples.iter().map(|r| r.origin_ns).max().unwrap_or(0);
-    let (mut writers, source) = build_rings(&rings);
+    let (mut writers, source) = build_rings(&rings)?;
 
     std::thread::scope(|scope| {
         let handle = scope.spawn(move || consumer(source));
@@ -630,6 +627,38 @@ pub fn kernel_order(capture: &Capture) -> Vec<&crate::capture::StoredRecord> {
         }
     }
     out
+}
+
+/// A stored sample's length as the probe emitted it, which is what it takes
+/// in any ring: its event header says how long it is
+/// ([`probes::abi::event_size`]). A perf capture also stores the `raw_size`
+/// padding (a 4144-byte fixed4k event is stored as 4148 bytes), which is
+/// perf's, not the event's: replayed into perf it comes back, into the ring
+/// buffer it must not. A sample whose header does not decode, or claims more
+/// than was stored, keeps its stored length.
+pub fn event_len(capture: &Capture, rec: &crate::capture::StoredRecord) -> usize {
+    use probes::abi::{event_size, EventHeader, Kind, Layout, HEADER_LEN};
+    let stored = rec.orig as usize;
+    if stored < HEADER_LEN {
+        return stored;
+    }
+    // The capture drops trailing zeros: put back those of the header.
+    let mut header = [0u8; HEADER_LEN];
+    let prefix = capture.trimmed(rec);
+    let n = prefix.len().min(HEADER_LEN);
+    header[..n].copy_from_slice(&prefix[..n]);
+    EventHeader::read(&header)
+        .ok()
+        .and_then(|h| {
+            let layout = Layout::from_u8(h.layout)?;
+            Some(event_size(
+                layout,
+                Kind::from_u8(h.kind)?,
+                h.path_len as usize,
+            ))
+        })
+        .filter(|&len| len <= stored)
+        .unwrap_or(stored)
 }
 
 struct Produced {
@@ -751,11 +780,11 @@ fn produce(
             }
             let s = SampleBytes {
                 prefix: capture.trimmed(rec),
-                len: rec.orig as usize,
+                len: event_len(capture, rec),
                 ts: Some(due),
             };
             if writers.output(rec.ring, &s) {
-                bytes += rec.orig as u64;
+                bytes += s.len as u64;
                 accepted += 1;
             }
             index += 1;

@@ -1,195 +1,284 @@
-//! Fidelity: does replay lose samples the way the kernel does?
+//! Fidelity: does replay predict what the kernel does, cell by cell?
 //!
-//! 1. Record the load's full stream losslessly (64 MiB perf rings, compact events).
-//! 2. Run the same load live into small rings read by a deliberately slow reader
-//!    (a fixed busy-wait per sample, so it cannot keep up with the rate).
-//! 3. Replay the capture from step 1, at its original timing, into emulated rings of
-//!    the same size and wakeup policy, read by the same slow reader.
+//! For every cell of a grid (capture x variant x ring size), the same trial is
+//! run in both modes, with the same verdict rule:
+//! - **replay**: the capture paced into emulated rings (`experiment::trial`);
+//! - **live**: the load generator issues the capture's op mix and paths at the
+//!   same rate in events/s through the real probes and rings
+//!   (`experiment::live`), read by the same variant into the same sink.
 //!
-//! Prints the lost % of steps 2 and 3 side by side for several ring sizes.
+//! First each mode's zero-loss rate is searched (NDR, steady-state verdict),
+//! then both modes run at 0.8x, 1x and 1.25x the replay NDR, and the table
+//! prints lost % and verdicts side by side with the differences.
 //!
-//! `sudo cargo bench -p harness --bench fidelity` (root: it attaches the probes).
-//! `FIDELITY_RATE` (default 60000 ops/s), `FIDELITY_COST_US` (default 20 µs per sample),
-//! `FIDELITY_SECS` (default 3).
+//! `sudo cargo bench -p harness --bench fidelity` (root: it attaches the
+//! probes). Env: `FIDELITY_CAPTURES` (comma-separated, default both bundled
+//! fixed4k captures), `FIDELITY_VARIANTS` (default batched,compact,ringbuf),
+//! `FIDELITY_RINGS` (default 1MiB,32MiB), `FIDELITY_WINDOW` (default 1s).
+//! Under `cargo test --benches` (no `--bench` argument) it runs one cell
+//! briefly as a smoke test, and skips without root.
 
-use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use harness::capture::{monotonic_ns, Capture};
-use harness::cmd::record::{record, RecordArgs};
-use harness::replay::{self, Bound, ConsumerReport, Pacing, ReplayOptions};
-use probes::abi::Layout;
-use probes::loader::{Filter, Probe, ProbeSpec, Transport, Wakeup};
-use probes::record::{Batch, RecordRef, RecordSource};
+use harness::capture::Capture;
+use harness::classify::Classifier;
+use harness::experiment::live::{run_live_trial, LiveSetup, Traffic};
+use harness::experiment::trial::{mean_sample_len, run_trial, RateShape, TrialSetup};
+use harness::experiment::verdict::{VerdictKind, VerdictRule};
+use harness::pipeline::search::ZeroLossSearch;
+use harness::replay::Wakeup;
+use harness::sink::{NullSink, SinkSpec};
+use probes::Transport;
 
-const LOAD_CPU: usize = 0;
-const READER_CPU: usize = 1;
-
-fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
+fn env(k: &str, d: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| d.to_string())
 }
 
-fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+/// One mode's trial at one rate: (lost %, verdict, clean).
+#[derive(Debug, Clone)]
+struct Outcome {
+    lost_pct: f64,
+    verdict: VerdictKind,
+}
+
+impl Outcome {
+    fn clean(&self) -> bool {
+        self.verdict == VerdictKind::Clean
     }
 }
 
-/// The slow reader: a fixed busy-wait per sample. Returns (read, lost seen).
-fn slow_read(src: &mut dyn RecordSource, cost_ns: u64) -> (u64, u64) {
-    pin(READER_CPU);
-    let (mut read, mut lost) = (0u64, 0u64);
-    loop {
-        let b = src
-            .read_batch(256, Duration::from_millis(20), &mut |r| match r {
-                RecordRef::Sample { .. } => {
-                    let until = monotonic_ns() + cost_ns;
-                    while monotonic_ns() < until {
-                        std::hint::spin_loop();
-                    }
-                    read += 1;
-                }
-                RecordRef::Lost { count, .. } => lost += count,
-            })
-            .unwrap();
-        if b == Batch::Closed {
-            return (read, lost);
+struct Cell<'a> {
+    relaid: &'a Capture,
+    traffic: &'a Traffic,
+    variant: &'static harness::pipeline::Variant,
+    ring_total: u64,
+    rule: VerdictRule,
+    classifier: Arc<Classifier>,
+}
+
+impl Cell<'_> {
+    fn rings(&self) -> (u64, u32) {
+        let cpus = probes::loader::online_cpus().map_or(1, |c| c.len() as u64);
+        match self.variant.transport {
+            Transport::Perf => {
+                let per = (self.ring_total / cpus).max(4096);
+                (1u64 << (63 - per.leading_zeros()), cpus as u32)
+            }
+            Transport::Ringbuf => (1u64 << (63 - self.ring_total.leading_zeros()), 1),
+        }
+    }
+    fn wakeup(&self) -> Wakeup {
+        match self.variant.transport {
+            Transport::Perf => Wakeup::Events(64),
+            Transport::Ringbuf => Wakeup::NoWakeupPoll(Duration::from_millis(1)),
+        }
+    }
+
+    fn replay(&self, rate: f64) -> Outcome {
+        let (ring_bytes, rings) = self.rings();
+        let setup = TrialSetup {
+            variant: self.variant,
+            knobs: (self.variant.knobs)(),
+            capture: self.relaid,
+            transport: self.variant.transport,
+            ring_bytes,
+            rings: (self.variant.transport == Transport::Perf).then_some(rings),
+            wakeup: self.wakeup(),
+            sink: &SinkSpec::Null,
+            classifier: self.classifier.clone(),
+            rule: self.rule,
+            // The load generator paces evenly: so does replay, for a like comparison.
+            shape: RateShape::Uniform,
+        };
+        let t = run_trial(&setup, rate, Arc::new(NullSink::new())).expect("replay trial");
+        Outcome {
+            lost_pct: 100.0 * t.run.replay.lost as f64 / t.run.replay.offered.max(1) as f64,
+            verdict: t.verdict.kind,
+        }
+    }
+
+    fn live(&self, rate: f64) -> Outcome {
+        let (ring_bytes, _) = self.rings();
+        let setup = LiveSetup {
+            variant: self.variant,
+            knobs: (self.variant.knobs)(),
+            traffic: self.traffic,
+            mean_sample_len: mean_sample_len(self.relaid),
+            layout: self.variant.layout,
+            transport: self.variant.transport,
+            ring_bytes,
+            wakeup: self.wakeup(),
+            sink: &SinkSpec::Null,
+            classifier: self.classifier.clone(),
+            rule: self.rule,
+            load_cpu: None,
+        };
+        let t = run_live_trial(&setup, rate, Arc::new(NullSink::new())).expect("live trial");
+        let k = t.kernel.total();
+        Outcome {
+            lost_pct: 100.0 * k.failed() as f64 / k.emitted.max(1) as f64,
+            verdict: t.verdict.kind,
         }
     }
 }
 
-fn load_config(rate: f64, secs: f64) -> loadgen::LoadConfig {
-    let mut cfg = loadgen::LoadConfig::new(
-        loadgen::Rate::PerSecond(rate),
-        loadgen::RunEnd::Duration(Duration::from_secs_f64(secs)),
-    );
-    cfg.cpus = Some(vec![LOAD_CPU]);
-    cfg
-}
-
-/// Step 2: live, small rings, slow reader. Returns (emitted, lost).
-fn live(ring_bytes: usize, wakeup: Wakeup, rate: f64, secs: f64, cost_ns: u64) -> (u64, u64) {
-    let mut load = loadgen::Load::spawn(load_config(rate, secs)).unwrap();
-    let mut spec = ProbeSpec::new(Layout::Compact, Transport::Perf);
-    spec.ring_bytes = ring_bytes;
-    spec.wakeup = wakeup;
-    spec.filter = Filter::Tgids(vec![load.pid() as u32]);
-    spec.emit_exit = false;
-    let mut probe = Probe::load(&spec).unwrap();
-    let mut src = probe.take_source().unwrap();
-    let stop = probe.stop_handle();
-    let reader = std::thread::spawn(move || slow_read(&mut *src, cost_ns));
-    load.release();
-    load.join().unwrap();
-    probe.detach().unwrap();
-    stop.store(true, Ordering::Release);
-    let (_read, _lost_seen) = reader.join().unwrap();
-    let k = probe.counters().unwrap().total();
-    (k.emitted, k.failed())
+/// The highest clean rate by `trial` (a busy machine's producer-short trial is retried twice).
+fn ndr(search: &ZeroLossSearch, mut trial: impl FnMut(f64) -> Outcome) -> Option<f64> {
+    search
+        .run(|rate| {
+            let mut o = trial(rate);
+            for _ in 0..2 {
+                if !matches!(
+                    o.verdict,
+                    VerdictKind::ProducerShort | VerdictKind::Unmeasured
+                ) {
+                    break;
+                }
+                o = trial(rate);
+            }
+            Ok::<u64, std::convert::Infallible>(u64::from(!o.clean()))
+        })
+        .ok()
+        .and_then(|o| o.zero_loss_rate)
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
+    // `cargo bench` passes --bench; `cargo test --benches` runs us with no
+    // args: a quick smoke pass of one cell there.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     if let Err(e) = probes::loader::check_privileges() {
-        println!("fidelity: skipped: {e}");
+        eprintln!("fidelity: skipped: {e}");
         return;
     }
-    let rate: f64 = env("FIDELITY_RATE", 60_000.0);
-    let cost_ns: u64 = env::<u64>("FIDELITY_COST_US", 20) * 1000;
-    let secs: f64 = env("FIDELITY_SECS", 3.0);
-    let dir = tempfile::tempdir().unwrap();
-    let cap_path = dir.path().join("full.pcapng");
-
-    // Step 1: the full stream, losslessly.
-    let args = RecordArgs {
-        output: cap_path.clone(),
-        probe: Layout::Compact,
-        transport: Transport::Perf,
-        ring_bytes: 64 << 20,
-        wakeup: Some("watermark:1m".into()),
-        duration: None,
-        filter: None,
-        no_exit: true,
-        load_rate: Some(rate.to_string()),
-        load_duration: Some(Duration::from_secs_f64(secs)),
-        load_mix: None,
-        load_cpus: Some(vec![LOAD_CPU]),
-        tracefs: "/sys/kernel/tracing".into(),
-        json: None,
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/captures");
+    let captures: Vec<PathBuf> = if smoke {
+        vec![root.join("fixed4k-perf.pcapng")]
+    } else {
+        env(
+            "FIDELITY_CAPTURES",
+            &format!(
+                "{},{}",
+                root.join("fixed4k-perf.pcapng").display(),
+                root.join("real-programs-perf.pcapng").display()
+            ),
+        )
+        .split(',')
+        .map(PathBuf::from)
+        .collect()
     };
-    let rec = record(&args).unwrap();
-    assert_eq!(
-        rec.lost_reported + rec.lost_unreported,
-        0,
-        "the reference capture must be lossless"
-    );
-    let capture = Capture::load(Path::new(&cap_path)).unwrap();
-    println!("\nfidelity: compact events, load {rate:.0} ops/s on cpu{LOAD_CPU} for {secs} s, reader on cpu{READER_CPU} at {} us per sample (capacity ~{:.0}/s)", cost_ns / 1000, 1e9 / cost_ns as f64);
-    println!("reference capture: {} samples, 0 lost\n", rec.samples);
+    let variants: Vec<String> = if smoke {
+        vec!["compact".into()]
+    } else {
+        env("FIDELITY_VARIANTS", "batched,compact,ringbuf")
+            .split(',')
+            .map(String::from)
+            .collect()
+    };
+    let rings: Vec<u64> = if smoke {
+        vec![1 << 20]
+    } else {
+        env("FIDELITY_RINGS", "1MiB,32MiB")
+            .split(',')
+            .map(|r| probes::units::parse_bytes(r).expect("FIDELITY_RINGS"))
+            .collect()
+    };
+    let window =
+        probes::units::parse_duration(&env("FIDELITY_WINDOW", if smoke { "300ms" } else { "1s" }))
+            .expect("FIDELITY_WINDOW");
+    let rule = VerdictRule {
+        warmup_ns: 250_000_000,
+        window_ns: window.as_nanos() as u64,
+        ..VerdictRule::default()
+    };
+    let search = ZeroLossSearch {
+        lo: if smoke { 5_000.0 } else { 20_000.0 },
+        hi: if smoke { 10_000.0 } else { 1_500_000.0 },
+        resolution: 0.10,
+        max_probes: if smoke { 2 } else { 12 },
+    };
+    let classifier = Arc::new(Classifier::default_rules());
+    let tmp = tempfile::tempdir().expect("temp dir");
     println!(
-        "{:>10} {:<18} | {:>9} {:>9} {:>8} | {:>9} {:>9} {:>8} | {:>7}",
-        "ring/cpu",
-        "wakeup",
-        "live emit",
-        "live lost",
-        "live %",
-        "rep offer",
-        "rep lost",
+        "fidelity: replay (emulated rings) vs live (real probes and rings), same variant, null sink, {}",
+        rule.describe()
+    );
+    println!(
+        "{:<26} {:<9} {:>6} {:>9} | {:>10} {:<16} | {:>10} {:<16} | {:>8}",
+        "capture",
+        "variant",
+        "ring",
+        "rate/s",
         "replay %",
+        "verdict",
+        "live %",
+        "verdict",
         "diff pp"
     );
-    for (ring, wakeup) in [
-        (64 << 10, Wakeup::Events(1)),
-        (256 << 10, Wakeup::Events(1)),
-        (256 << 10, Wakeup::Watermark(128 << 10)),
-        (1 << 20, Wakeup::Watermark(512 << 10)),
-    ] {
-        let (emitted, lost) = live(ring, wakeup, rate, secs, cost_ns);
-        let opts = ReplayOptions {
-            pacing: Pacing::Original,
-            bound: Bound::Loops(1),
-            transport: Some(harness::capture::Transport::Perf),
-            ring_bytes: Some(ring as u64),
-            rings: None,
-            wakeup: Some(wakeup),
-        };
-        let rep = replay::run(&capture, &opts, |mut src| {
-            let (read, lost_seen) = slow_read(&mut src, cost_ns);
-            ConsumerReport {
-                variant: "slow-reader".into(),
-                read,
-                lost_seen,
-                bytes: 0,
-                latency: replay::latency_histogram(),
-                stages: Vec::new(),
-                end_ns: monotonic_ns(),
-                ledger: None,
-                problems: Vec::new(),
+    let mut ndr_rows = Vec::new();
+    for path in &captures {
+        let capture = Capture::load(path).expect("capture");
+        let traffic = Traffic::of(&capture).expect("traffic");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        for v in &variants {
+            let variant = harness::pipeline::variant(v).expect("variant");
+            let relaid = if variant.layout == capture.meta.probe {
+                Capture::load(path).expect("capture")
+            } else {
+                harness::sweep::relayout(&capture, variant.layout, tmp.path()).expect("relayout")
+            };
+            for &ring_total in &rings {
+                let cell = Cell {
+                    relaid: &relaid,
+                    traffic: &traffic,
+                    variant,
+                    ring_total,
+                    rule,
+                    classifier: classifier.clone(),
+                };
+                let replay_ndr = ndr(&search, |r| cell.replay(r));
+                let live_ndr = ndr(&search, |r| cell.live(r));
+                let knee = replay_ndr.unwrap_or(search.lo);
+                for f in [0.8, 1.0, 1.25] {
+                    let rate = knee * f;
+                    let (r, l) = (cell.replay(rate), cell.live(rate));
+                    println!(
+                        "{:<26} {:<9} {:>5}M {:>9.0} | {:>10.3} {:<16} | {:>10.3} {:<16} | {:>+8.3}",
+                        name,
+                        v,
+                        ring_total >> 20,
+                        rate,
+                        r.lost_pct,
+                        r.verdict.name(),
+                        l.lost_pct,
+                        l.verdict.name(),
+                        r.lost_pct - l.lost_pct
+                    );
+                }
+                ndr_rows.push((name.clone(), v.clone(), ring_total, replay_ndr, live_ndr));
             }
-        })
-        .unwrap();
-        let live_pct = 100.0 * lost as f64 / emitted.max(1) as f64;
-        let rep_pct = 100.0 * rep.lost as f64 / rep.offered.max(1) as f64;
+        }
+    }
+    println!("\nzero-loss rate (steady-state verdict), replay vs live:");
+    println!(
+        "{:<26} {:<9} {:>6} {:>12} {:>12} {:>9}",
+        "capture", "variant", "ring", "replay", "live", "replay/live"
+    );
+    for (c, v, ring, r, l) in ndr_rows {
+        let f = |x: Option<f64>| x.map_or("none".to_string(), |x| format!("{x:.0}"));
+        let ratio = match (r, l) {
+            (Some(r), Some(l)) if l > 0.0 => format!("{:.2}", r / l),
+            _ => "-".into(),
+        };
         println!(
-            "{:>9}K {:<18} | {:>9} {:>9} {:>7.2}% | {:>9} {:>9} {:>7.2}% | {:>+7.2}",
-            ring >> 10,
-            wakeup.to_string(),
-            emitted,
-            lost,
-            live_pct,
-            rep.offered,
-            rep.lost,
-            rep_pct,
-            rep_pct - live_pct
+            "{:<26} {:<9} {:>5}M {:>12} {:>12} {:>9}",
+            c,
+            v,
+            ring >> 20,
+            f(r),
+            f(l),
+            ratio
         );
     }
 }

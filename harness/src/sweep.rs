@@ -75,6 +75,29 @@ pub struct Series {
     /// The highest rate searched was clean: the true zero-loss rate is at least that.
     #[serde(default)]
     pub reached_hi: bool,
+    /// Trials run at each rate; a rate holds only if every one is clean.
+    #[serde(default = "one")]
+    pub trials_per_rate: usize,
+    /// The offered rate the trials at the zero-loss rate actually achieved:
+    /// (lowest, highest) over the trials.
+    #[serde(default)]
+    pub ndr_achieved: Option<(f64, f64)>,
+    /// PDR threshold: the steady-state loss fraction allowed (0.001 = 0.1%).
+    #[serde(default)]
+    pub pdr_loss: f64,
+    /// The partial-drop rate: the highest rate whose steady-state loss
+    /// (lost, or the share the pipeline fell behind by) stayed within `pdr_loss`.
+    #[serde(default)]
+    pub pdr: Option<f64>,
+    /// The lowest rate past `pdr_loss`; `None` if the highest rate tried was within.
+    #[serde(default)]
+    pub pdr_first_over: Option<f64>,
+    /// Samples lost over offered, pooled over the trials at the PDR, with its 95% interval.
+    #[serde(default)]
+    pub loss_at_pdr: Option<crate::experiment::stats::Proportion>,
+    /// The same at the first failing rate of the zero-loss search.
+    #[serde(default)]
+    pub loss_at_first_failing: Option<crate::experiment::stats::Proportion>,
     /// False when any probe's ledger did not balance.
     pub valid: bool,
     pub problems: Vec<String>,
@@ -296,6 +319,13 @@ mod tests {
             shape: String::new(),
             capped: false,
             reached_hi: false,
+            trials_per_rate: 1,
+            ndr_achieved: None,
+            pdr_loss: 0.001,
+            pdr: None,
+            pdr_first_over: None,
+            loss_at_pdr: None,
+            loss_at_first_failing: None,
             valid,
             problems: if valid { vec![] } else { vec!["ledger".into()] },
             points: vec![],
@@ -443,6 +473,11 @@ pub struct SweepConfig {
     /// `capture` (replay the capture's inter-arrival times scaled to each
     /// rate: its bursts kept) or `uniform` (evenly spaced).
     pub shape: String,
+    /// Trials at each rate; a rate holds only if every one is clean.
+    pub trials: usize,
+    /// The partial-drop rate's threshold: the steady-state loss fraction
+    /// allowed (0.001 = 0.1%).
+    pub pdr_loss: f64,
     /// How each cell runs: `replay` (emulated rings, no root) and/or `live`
     /// (the load generator issues the capture's traffic through the real
     /// probes and rings; root). Live cells are skipped, with the reason, when
@@ -476,6 +511,10 @@ impl Default for SweepConfig {
             tolerance: 0.02,
             shape: "capture".into(),
             modes: vec!["replay".into()],
+            // One trial per rate keeps the default sweep under 3 minutes;
+            // repeatability comes from the steady-state window instead.
+            trials: 1,
+            pdr_loss: 0.001,
             // Start at 40 k/s (about the seed's design's edge; the search
             // halves below it when that fails): doubling reaches 1.28 M/s in 6
             // trials, and a 10% bracket takes about 3 more, ~9 trials x 1.25 s
@@ -605,6 +644,18 @@ impl SweepConfig {
         }
         if self.max_probes == 0 {
             return Err(("max_probes", "must be at least 1".into()));
+        }
+        if self.trials == 0 || self.trials > 100 {
+            return Err(("trials", format!("{}: must be 1..=100", self.trials)));
+        }
+        if !(self.pdr_loss > 0.0 && self.pdr_loss < 1.0) {
+            return Err((
+                "pdr_loss",
+                format!(
+                    "{}: must be a fraction in (0, 1), e.g. 0.001 for 0.1%",
+                    self.pdr_loss
+                ),
+            ));
         }
         if let Some(g) = self.goal_rate {
             rate("goal_rate", g)?;
@@ -817,6 +868,63 @@ fn ring_options(
     })
 }
 
+fn one() -> usize {
+    1
+}
+
+/// What the trials at one rate of a series found.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct RateOutcome {
+    rate: f64,
+    trials: usize,
+    clean: usize,
+    /// Samples lost anywhere and offered, summed over the trials.
+    lost: u64,
+    offered: u64,
+    /// The worst steady-state loss of a trial: lost over offered, or, for a
+    /// trial that fell behind, the share of intake it did not finish.
+    worst_steady: f64,
+    achieved_min: f64,
+    achieved_max: f64,
+}
+
+impl RateOutcome {
+    fn add(&mut self, r: &RunResult, clean: bool, inconclusive: bool) {
+        self.trials += 1;
+        self.clean += usize::from(clean);
+        let lost = r.counts.lost
+            + r.ledger
+                .as_ref()
+                .map_or(0, |l| l["sink"]["failed"].as_u64().unwrap_or(0));
+        self.lost += lost;
+        self.offered += r.counts.offered;
+        let mut steady = lost as f64 / r.counts.offered.max(1) as f64;
+        if let Some(v) = &r.verdict {
+            if v.window.intake_per_s > 0.0 {
+                steady = steady.max(1.0 - v.window.done_per_s / v.window.intake_per_s);
+            }
+        }
+        if inconclusive {
+            // Unknown: never within a loss threshold.
+            steady = 1.0;
+        }
+        self.worst_steady = self.worst_steady.max(steady);
+        let a = r.rates.offered_per_s;
+        self.achieved_min = if self.trials == 1 {
+            a
+        } else {
+            self.achieved_min.min(a)
+        };
+        self.achieved_max = self.achieved_max.max(a);
+    }
+    fn all_clean(&self) -> bool {
+        self.trials > 0 && self.clean == self.trials
+    }
+    fn steady_loss(&self) -> f64 {
+        self.worst_steady
+    }
+}
+
 /// How often a trial the producer could not offer is run before it counts
 /// as failing.
 const INCONCLUSIVE_TRIES: usize = 3;
@@ -1006,8 +1114,17 @@ pub fn run_sweep(
                 });
                 let mut points: Vec<RunResult> = Vec::new();
                 let mut inconclusive: Vec<f64> = Vec::new();
-                let outcome = search
-                    .run(|rate| {
+                // Every rate measured so far: both searches share it.
+                let mut measured: Vec<RateOutcome> = Vec::new();
+                let mut measure = |rate: f64| -> Result<RateOutcome, TrialError> {
+                    if let Some(m) = measured.iter().find(|m| m.rate == rate) {
+                        return Ok(*m);
+                    }
+                    let mut m = RateOutcome {
+                        rate,
+                        ..Default::default()
+                    };
+                    for _ in 0..cfg.trials {
                         // A trial the producer could not offer (a busy
                         // machine) says nothing about the pipeline: run it
                         // again, up to INCONCLUSIVE_TRIES times, then count it
@@ -1036,19 +1153,44 @@ pub fn run_sweep(
                             };
                             let again = unsure && tries < INCONCLUSIVE_TRIES;
                             observer.probe_done(&key, rate, clean, &result);
-                            points.push(result);
                             if !again {
-                                if unsure {
+                                if unsure && !inconclusive.contains(&rate) {
                                     inconclusive.push(rate);
                                 }
-                                return Ok(u64::from(!clean));
+                                m.add(&result, clean, unsure);
+                                points.push(result);
+                                break;
                             }
+                            points.push(result);
                         }
+                    }
+                    measured.push(m);
+                    Ok(m)
+                };
+                let outcome = search
+                    .run(|rate| measure(rate).map(|m| u64::from(!m.all_clean())))
+                    .map_err(|source| SweepError::Probe {
+                        series: key.to_string(),
+                        source,
+                    })?;
+                // PDR: the highest rate whose steady-state loss stays within
+                // pdr_loss (the trials already run are reused).
+                let pdr = search
+                    .run(|rate| {
+                        measure(rate).map(|m| u64::from(!(m.steady_loss() <= cfg.pdr_loss)))
                     })
                     .map_err(|source| SweepError::Probe {
                         series: key.to_string(),
                         source,
                     })?;
+                let loss_at = |rate: Option<f64>| {
+                    rate.and_then(|r| measured.iter().find(|m| m.rate == r))
+                        .map(|m| crate::experiment::stats::loss_interval(m.lost, m.offered))
+                };
+                let spread = |rate: Option<f64>| {
+                    rate.and_then(|r| measured.iter().find(|m| m.rate == r))
+                        .map(|m| (m.achieved_min, m.achieved_max))
+                };
                 // Only an unbalanced ledger invalidates a series; a probe whose replay
                 // fell behind its rate is simply not clean (kept in that point's problems).
                 let mut problems: Vec<String> = points
@@ -1077,6 +1219,13 @@ pub fn run_sweep(
                     shape: shape.name().into(),
                     capped: outcome.capped,
                     reached_hi: outcome.reached_hi,
+                    trials_per_rate: cfg.trials,
+                    ndr_achieved: spread(outcome.zero_loss_rate),
+                    pdr_loss: cfg.pdr_loss,
+                    pdr: pdr.zero_loss_rate,
+                    pdr_first_over: pdr.first_lossy_rate,
+                    loss_at_pdr: loss_at(pdr.zero_loss_rate),
+                    loss_at_first_failing: loss_at(outcome.first_lossy_rate),
                     valid,
                     problems,
                     points,

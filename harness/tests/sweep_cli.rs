@@ -390,3 +390,51 @@ fn bad_configs_name_the_key_and_the_line_and_exit_2() {
         );
     }
 }
+
+#[test]
+fn repeated_trials_and_the_partial_drop_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("k2.toml");
+    std::fs::write(
+        &cfg,
+        "captures = [\"fixtures/captures/fixed4k-perf.pcapng\"]\nvariants = [\"compact\"]\n\
+         sink = \"null\"\nwarmup = \"100ms\"\nwindow = \"300ms\"\ntrials = 2\n\
+         lo = 5000.0\nhi = 20000.0\nresolution = 0.25\npdr_loss = 0.01\n",
+    )
+    .unwrap();
+    let root = dir.path().join("r");
+    let out = harness()
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("partial-drop (PDR"), "{stdout}");
+    let r = SweepResults::read(&root.join("latest/sweep.json")).unwrap();
+    let s = &r.series[0];
+    assert_eq!(s.trials_per_rate, 2);
+    assert!((s.pdr_loss - 0.01).abs() < 1e-12);
+    // Every rate the search tried was run twice (inconclusive retries aside).
+    let mut rates: Vec<u64> = s
+        .points
+        .iter()
+        .map(|p| p.config.target_rate.unwrap() as u64)
+        .collect();
+    rates.dedup();
+    for r in &rates {
+        let n = s
+            .points
+            .iter()
+            .filter(|p| p.config.target_rate.unwrap() as u64 == *r)
+            .count();
+        assert!(n >= 2, "{r}/s ran {n} trial(s)");
+    }
+    // The PDR (loss <= 1%) is at least the zero-loss rate.
+    if let (Some(ndr), Some(pdr)) = (s.zero_loss_rate, s.pdr) {
+        assert!(pdr >= ndr, "{pdr} < {ndr}");
+        let l = s.loss_at_pdr.as_ref().unwrap();
+        assert!(l.lo <= l.p && l.p <= l.hi && l.hi <= 1.0);
+    }
+}

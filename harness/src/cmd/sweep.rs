@@ -119,21 +119,7 @@ impl SweepObserver for Printer {
         let _ = std::io::stdout().flush();
     }
     fn series_done(&mut self, s: &Series) {
-        match (s.zero_loss_rate, s.first_lossy_rate) {
-            (Some(r), Some(b)) => println!(
-                "\n  holds {r:.0} events/s in steady state; fails at {b:.0} ({:.1}% bracket{})",
-                100.0 * (b / r - 1.0),
-                if s.capped {
-                    ", cut short by the trial cap"
-                } else {
-                    ""
-                }
-            ),
-            (Some(r), None) => println!(
-                "\n  holds {r:.0} events/s, the highest rate searched: the real edge is higher"
-            ),
-            (None, _) => println!("\n  fails even at the lowest rate tried"),
-        }
+        println!("\n  {}", describe_series(s));
         if !s.valid {
             println!("  INVALID: {}", s.problems.join("; "));
         }
@@ -429,6 +415,60 @@ impl SweepObserver for Saver<'_> {
     }
 }
 
+/// The series' answers in words: the zero-loss rate with its interval (the
+/// bracket between it and the first failing rate), the trials per rate and
+/// the rate they really offered, and the partial-drop rate with its loss.
+pub fn describe_series(s: &Series) -> String {
+    let pct = |p: &crate::experiment::stats::Proportion| {
+        format!(
+            "{:.3}% [{:.3}%, {:.3}%] ({})",
+            p.p * 100.0,
+            p.lo * 100.0,
+            p.hi * 100.0,
+            p.method
+        )
+    };
+    let mut out = match (s.zero_loss_rate, s.first_lossy_rate) {
+        (Some(r), Some(b)) => format!(
+            "zero-loss (NDR) {r:.0} events/s, interval [{r:.0}, {b:.0}) (+{:.1}%{})",
+            100.0 * (b / r - 1.0),
+            if s.capped {
+                ", cut short by the trial cap"
+            } else {
+                ""
+            }
+        ),
+        (Some(r), None) => {
+            format!("zero-loss (NDR) >= {r:.0} events/s: the highest rate searched held")
+        }
+        (None, _) => "no zero-loss rate: fails even at the lowest rate tried".into(),
+    };
+    if let Some((lo, hi)) = s.ndr_achieved {
+        out.push_str(&format!(
+            "; {} trial(s) per rate offered {lo:.0}..{hi:.0}/s there",
+            s.trials_per_rate
+        ));
+    }
+    match (s.pdr, s.pdr_first_over) {
+        (Some(p), Some(o)) => out.push_str(&format!(
+            "\n  partial-drop (PDR, loss <= {}%) {p:.0} events/s, interval [{p:.0}, {o:.0})",
+            s.pdr_loss * 100.0
+        )),
+        (Some(p), None) => out.push_str(&format!(
+            "\n  partial-drop (PDR, loss <= {}%) >= {p:.0} events/s",
+            s.pdr_loss * 100.0
+        )),
+        (None, _) => {}
+    }
+    if let Some(l) = &s.loss_at_pdr {
+        out.push_str(&format!("; lost there {}", pct(l)));
+    }
+    if let (Some(b), Some(l)) = (s.first_lossy_rate, &s.loss_at_first_failing) {
+        out.push_str(&format!("\n  at {b:.0}/s (first failing): lost {}", pct(l)));
+    }
+    out
+}
+
 fn print_table(r: &SweepResults, goal: Option<f64>) {
     // Every distinct verdict rule gets a footnote number.
     let mut rules: Vec<&str> = Vec::new();
@@ -438,7 +478,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         }
     }
     println!(
-        "\n{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>8}  goal",
+        "\n{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}  goal",
         "variant",
         "capture",
         "layout",
@@ -448,6 +488,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         "rule",
         "zero-loss ev/s",
         "bracket",
+        "PDR ev/s",
         "vs seed"
     );
     for s in &r.series {
@@ -484,8 +525,9 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             .position(|x| *x == s.verdict_rule)
             .map_or(0, |i| i + 1);
         let capture: String = s.key.capture.chars().take(22).collect();
+        let pdr = s.pdr.map_or("none".to_string(), |p| format!("{p:.0}"));
         println!(
-            "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>8}  {}{}",
+            "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}  {}{}",
             s.key.variant,
             capture,
             s.key.layout,
@@ -495,6 +537,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             format!("[{rule}]"),
             rate,
             bracket,
+            pdr,
             ratio,
             g,
             if s.valid { "" } else { "  INVALID" }
@@ -504,6 +547,13 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         println!("[{}] {rule}", i + 1);
     }
     println!("bracket: how far above the zero-loss rate the first failing trial was (* = cut short by the trial cap)");
+    if let Some(s) = r.series.first() {
+        println!(
+            "PDR: the highest rate whose steady-state loss stayed within {}%; {} trial(s) per rate",
+            s.pdr_loss * 100.0,
+            s.trials_per_rate
+        );
+    }
     for s in &r.skipped {
         println!("skipped  {}: {}", s.key, s.reason);
     }

@@ -13,5 +13,6 @@
 
 pub mod live;
 pub mod run_folder;
+pub mod stats;
 pub mod trial;
 pub mod verdict;

@@ -1177,7 +1177,9 @@ pub fn run_sweep(
                 // pdr_loss (the trials already run are reused).
                 let pdr = search
                     .run(|rate| {
-                        measure(rate).map(|m| u64::from(!(m.steady_loss() <= cfg.pdr_loss)))
+                        measure(rate).map(|m| {
+                            u64::from(m.steady_loss() > cfg.pdr_loss || m.steady_loss().is_nan())
+                        })
                     })
                     .map_err(|source| SweepError::Probe {
                         series: key.to_string(),

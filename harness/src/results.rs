@@ -88,19 +88,28 @@ impl RunResult {
             path: p.clone(),
             source,
         })?;
+        Self::from_json(&bytes, &p)
+    }
+
+    /// Parses a result held in memory, checking its schema id; `origin` names
+    /// it in errors.
+    pub fn from_json(bytes: &[u8], origin: &str) -> Result<RunResult, ResultsError> {
         let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|source| ResultsError::Decode {
-                path: p.clone(),
+            serde_json::from_slice(bytes).map_err(|source| ResultsError::Decode {
+                path: origin.to_string(),
                 source,
             })?;
         let schema = v.get("schema").and_then(|s| s.as_str()).unwrap_or("");
         if schema != SCHEMA {
             return Err(ResultsError::Schema {
-                path: p,
+                path: origin.to_string(),
                 found: schema.to_string(),
             });
         }
-        serde_json::from_value(v).map_err(|source| ResultsError::Decode { path: p, source })
+        serde_json::from_value(v).map_err(|source| ResultsError::Decode {
+            path: origin.to_string(),
+            source,
+        })
     }
 }
 

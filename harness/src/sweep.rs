@@ -106,14 +106,19 @@ impl SweepResults {
             path: p.clone(),
             source,
         })?;
+        Self::from_json(&bytes, &p)
+    }
+
+    /// Parses sweep results held in memory; `origin` names them in errors.
+    pub fn from_json(bytes: &[u8], origin: &str) -> Result<SweepResults, SweepFileError> {
         let r: SweepResults =
-            serde_json::from_slice(&bytes).map_err(|source| SweepFileError::Parse {
-                path: p.clone(),
+            serde_json::from_slice(bytes).map_err(|source| SweepFileError::Parse {
+                path: origin.to_string(),
                 source,
             })?;
         if r.schema != SWEEP_SCHEMA {
             return Err(SweepFileError::Schema {
-                path: p,
+                path: origin.to_string(),
                 found: r.schema,
             });
         }
@@ -426,13 +431,7 @@ impl SweepConfig {
             path: p.clone(),
             what: e.to_string(),
         })?;
-        let cfg: SweepConfig = toml::from_str(&text).map_err(|e| SweepError::Config {
-            path: p.clone(),
-            what: e.to_string(),
-        })?;
-        cfg.check()
-            .map_err(|what| SweepError::Config { path: p, what })?;
-        Ok(cfg)
+        parse_config_str(&text, &p)
     }
 
     /// Checks every value, naming the bad one.
@@ -484,6 +483,20 @@ impl SweepConfig {
             .map(|v| crate::pipeline::variant(v))
             .collect::<Result<_, _>>()?)
     }
+}
+
+/// Parses and checks a sweep config held in memory (TOML); `origin` names it
+/// in errors. [`SweepConfig::load`] is this after reading the file.
+pub fn parse_config_str(text: &str, origin: &str) -> Result<SweepConfig, SweepError> {
+    let cfg: SweepConfig = toml::from_str(text).map_err(|e| SweepError::Config {
+        path: origin.to_string(),
+        what: e.to_string(),
+    })?;
+    cfg.check().map_err(|what| SweepError::Config {
+        path: origin.to_string(),
+        what,
+    })?;
+    Ok(cfg)
 }
 
 /// The same events in another layout, as that probe would have emitted them

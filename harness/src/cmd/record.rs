@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use probes::abi::Layout;
-use probes::loader::{Filter, Probe, ProbeSpec, Transport, Wakeup};
+use probes::loader::{default_wakeup, Filter, Probe, ProbeSpec, Transport, Wakeup};
 use probes::record::{Batch, RecordRef};
+use probes::ringbuf::RingBufError;
 use probes::units::{parse_bytes, parse_duration};
 
 use crate::capture::{CaptureMeta, CaptureWriter, RingStats};
@@ -36,7 +37,8 @@ pub struct RecordArgs {
     #[arg(long, default_value = "8m", value_parser = parse_bytes)]
     pub ring_bytes: u64,
     /// Wakeup policy. perf: events:N | watermark:BYTES | watermark:P%.
-    /// ringbuf: adaptive | no-wakeup:POLL | forced. Default: watermark:50% or no-wakeup:1ms.
+    /// ringbuf: adaptive | no-wakeup:POLL | forced. Default: a watermark at half of
+    /// --ring-bytes (perf) or no-wakeup:1ms (ringbuf).
     #[arg(long)]
     pub wakeup: Option<String>,
     /// Stop after this long (e.g. 10s). Default: until Ctrl-C, or until the load ends.
@@ -187,16 +189,39 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The ring size and wakeup policy a recording uses: the ring size is checked
+/// first (so a bad size is what gets named), then the wakeup asked for is
+/// checked against that ring, or, if none was asked for, the default for that
+/// ring size ([`default_wakeup`]) is taken.
+pub fn resolve_ring(
+    transport: Transport,
+    ring_bytes: u64,
+    wakeup: Option<&str>,
+) -> anyhow::Result<(usize, Wakeup)> {
+    let page = probes::perf::page_size();
+    let bytes = usize::try_from(ring_bytes).unwrap_or(usize::MAX);
+    match transport {
+        Transport::Perf => {
+            probes::perf::PerfRingOptions::new(bytes)?;
+        }
+        // The ring buffer's size is the map's u32 max_entries.
+        Transport::Ringbuf => {
+            if bytes < page || !bytes.is_power_of_two() || bytes > u32::MAX as usize {
+                return Err(RingBufError::BadSize { bytes, page }.into());
+            }
+        }
+    }
+    let wakeup = match wakeup {
+        Some(w) => Wakeup::parse(transport, bytes, w).map_err(anyhow::Error::msg)?,
+        None => default_wakeup(transport, bytes),
+    };
+    Ok((bytes, wakeup))
+}
+
 /// Runs a recording as `args` says and returns its summary.
 pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
-    let ring_bytes = args.ring_bytes as usize;
-    let wakeup = match &args.wakeup {
-        Some(w) => Wakeup::parse(args.transport, ring_bytes, w).map_err(anyhow::Error::msg)?,
-        None => ProbeSpec::new(args.probe, args.transport).wakeup,
-    };
-    if wakeup.transport() == Transport::Perf {
-        probes::perf::PerfRingOptions::new(ring_bytes)?;
-    }
+    let (ring_bytes, wakeup) =
+        resolve_ring(args.transport, args.ring_bytes, args.wakeup.as_deref())?;
 
     // The load, if any: spawned now (tids known), released after the probes attach.
     let mut load = match &args.load_rate {
@@ -487,4 +512,72 @@ fn print_summary(s: &RecordSummary) {
         }
     );
     println!("  writer: {:.0} records/s, {:.0} MB/s while busy; reader waited on it {} times; file {} bytes", s.writer_records_per_s, s.writer_mb_per_s, s.reader_waits, s.file_bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn the_default_wakeup_follows_the_ring_size_given() {
+        // No --wakeup: half of the ring asked for, not of the 8 MiB default.
+        assert_eq!(
+            resolve_ring(Transport::Perf, MIB, None).unwrap(),
+            (1 << 20, Wakeup::Watermark(524_288))
+        );
+        assert_eq!(
+            resolve_ring(Transport::Perf, 8 * MIB, None).unwrap().1,
+            Wakeup::Watermark(4 << 20)
+        );
+        assert_eq!(
+            resolve_ring(Transport::Perf, 4096, None).unwrap().1,
+            Wakeup::Watermark(2048)
+        );
+        assert_eq!(
+            resolve_ring(Transport::Ringbuf, MIB, None).unwrap().1,
+            Wakeup::NoWakeupPoll(Duration::from_millis(1))
+        );
+        // Asked for and possible: taken as given, percentages of this ring.
+        assert_eq!(
+            resolve_ring(Transport::Perf, MIB, Some("watermark:25%"))
+                .unwrap()
+                .1,
+            Wakeup::Watermark(262_144)
+        );
+        assert_eq!(
+            resolve_ring(Transport::Perf, MIB, Some("events:64"))
+                .unwrap()
+                .1,
+            Wakeup::Events(64)
+        );
+    }
+
+    #[test]
+    fn an_impossible_combination_names_both_values() {
+        let e = resolve_ring(Transport::Perf, MIB, Some("watermark:4m"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("4194304 bytes") && e.contains("1048576 bytes"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        // A bad ring size is named before any wakeup is looked at.
+        let e = resolve_ring(Transport::Perf, 3 * 4096, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("12288"), "{e}");
+        for bad in [0, 3 * 4096, 8 << 30] {
+            let e = resolve_ring(Transport::Ringbuf, bad, None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&bad.to_string()), "{e}");
+        }
+        let e = resolve_ring(Transport::Ringbuf, MIB, Some("events:1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"events:1\" for ringbuf"), "{e}");
+    }
 }

@@ -20,7 +20,8 @@ use probes::record::{Batch, RecordRef};
 use probes::ringbuf::RingBufError;
 use probes::units::{parse_bytes, parse_duration};
 
-use crate::capture::{CaptureMeta, CaptureWriter, RingStats};
+use crate::capture::{CaptureError, CaptureMeta, CaptureWriter, RingStats};
+use crate::results::write_atomically;
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
@@ -100,17 +101,17 @@ impl PackedBatch {
         self.records += 1;
     }
 
-    fn for_each(
-        &self,
-        mut f: impl FnMut(RecordRef<'_>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
+    fn for_each<E>(&self, mut f: impl FnMut(RecordRef<'_>) -> Result<(), E>) -> Result<(), E> {
         let b = &self.buf;
+        // Fixed-size slices of a buffer `push` wrote: the conversions cannot fail.
+        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap_or_default());
+        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or_default());
         let mut o = 0;
         while o < b.len() {
-            let ring = u32::from_ne_bytes(b[o..o + 4].try_into()?);
-            let lost = u64::from_ne_bytes(b[o + 4..o + 12].try_into()?);
-            let origin_ns = u64::from_ne_bytes(b[o + 12..o + 20].try_into()?);
-            let len = u32::from_ne_bytes(b[o + 20..o + 24].try_into()?) as usize;
+            let ring = u32_at(o);
+            let lost = u64_at(o + 4);
+            let origin_ns = u64_at(o + 12);
+            let len = u32_at(o + 20) as usize;
             o += 24;
             if lost > 0 {
                 f(RecordRef::Lost { ring, count: lost })?;
@@ -136,7 +137,10 @@ pub struct RecordSummary {
     pub ring_bytes: u64,
     pub wakeup: String,
     pub seconds: f64,
+    /// Samples the reader read.
     pub samples: u64,
+    /// Samples in the file: all of them, unless a write error stopped the writer.
+    pub samples_stored: u64,
     pub lost_reported: u64,
     /// Losses the kernel counted that no PERF_RECORD_LOST reported before detach
     /// (written into the capture as final lost markers).
@@ -150,6 +154,8 @@ pub struct RecordSummary {
     /// Times the reader found every batch buffer in use and had to wait for the writer.
     pub reader_waits: u64,
     pub interrupted: bool,
+    /// The write error that stopped the capture early (e.g. a full disk).
+    pub write_error: Option<String>,
     pub load: Option<serde_json::Value>,
 }
 
@@ -175,11 +181,20 @@ fn parse_filter(s: &str) -> anyhow::Result<Filter> {
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<()> {
-    let summary = record(&args)?;
+    let (summary, failure) = record_with_failure(&args)?;
     print_summary(&summary);
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&summary)?)
-            .with_context(|| format!("writing {}", p.display()))?;
+        let written = write_atomically(p, &serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("writing {}", p.display()));
+        match (written, &failure) {
+            (Err(e), None) => return Err(e),
+            // The write error that stopped the capture is the one to report.
+            (Err(e), Some(_)) => println!("  the summary was not written either: {e:#}"),
+            (Ok(()), _) => {}
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
     }
     if !summary.balanced {
         anyhow::bail!(
@@ -218,8 +233,23 @@ pub fn resolve_ring(
     Ok((bytes, wakeup))
 }
 
-/// Runs a recording as `args` says and returns its summary.
+/// Runs a recording as `args` says and returns its summary; a write error
+/// that stopped it early (a full disk) is an error.
 pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
+    match record_with_failure(args)? {
+        (summary, None) => Ok(summary),
+        (_, Some(e)) => Err(e.into()),
+    }
+}
+
+/// Runs a recording as `args` says and returns its summary, with the write
+/// error that stopped it early, if one did (a full disk). The capture then
+/// holds every block written before the error, ends on a whole block, and
+/// carries the kernel counters and a note of the error (see
+/// [`CaptureWriter::close`]).
+pub fn record_with_failure(
+    args: &RecordArgs,
+) -> anyhow::Result<(RecordSummary, Option<CaptureError>)> {
     let (ring_bytes, wakeup) =
         resolve_ring(args.transport, args.ring_bytes, args.wakeup.as_deref())?;
 
@@ -303,29 +333,37 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
                 buf: Vec::with_capacity(BATCH_BYTES + 8192),
                 records: 0,
             })
-            .unwrap();
+            .map_err(|_| anyhow::anyhow!("filling the batch pool"))?;
     }
     let writer_thread = std::thread::Builder::new()
         .name("capture-writer".into())
-        .spawn(move || -> anyhow::Result<(CaptureWriter, u64, Duration)> {
+        .spawn(move || {
             // The writer yields the CPU to the reader (nice +10): on a 2-core machine
             // the load, the reader and the writer compete, and a late writer only
             // fills the pool, while a late reader loses samples in the kernel.
             // SAFETY: setpriority on this thread's own tid.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
-            let mut w = writer;
-            let (mut n, mut busy) = (0u64, Duration::ZERO);
+            let mut end = WriterEnd {
+                writer,
+                busy: Duration::ZERO,
+            };
             for mut batch in full_rx {
                 let t = Instant::now();
-                batch.for_each(|r| Ok(w.write(r)?))?;
-                w.flush()?; // each batch ends on a block boundary: a killed run leaves a readable file
-                busy += t.elapsed();
-                n += batch.records;
+                // Each batch ends on a block boundary: a killed run leaves a readable file.
+                let r = batch
+                    .for_each(|r| end.writer.write(r))
+                    .and_then(|()| end.writer.flush());
+                end.busy += t.elapsed();
+                if r.is_err() {
+                    // The writer keeps the error for `close`. Returning drops
+                    // both channels: the reader sees the writer gone.
+                    return end;
+                }
                 batch.buf.clear();
                 batch.records = 0;
                 let _ = free_tx.send(batch);
             }
-            Ok((w, n, busy))
+            end
         })?;
 
     if let Some(l) = load.as_mut() {
@@ -335,10 +373,14 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
     let deadline = args.duration.map(|d| start + d);
     let (mut samples, mut lost_reported, mut reader_waits) = (0u64, 0u64, 0u64);
     let mut per_ring_lost = vec![0u64; rings as usize];
-    let mut cur = free_rx.recv().expect("pool");
+    let mut cur = free_rx
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the batch pool is empty"))?;
     let mut detached = false;
     let stop = probe.stop_handle();
     let mut last_progress = Instant::now();
+    // Whether the writer thread is still taking batches.
+    let mut writer_running = true;
     loop {
         if !detached {
             let load_done =
@@ -346,6 +388,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
             if interrupted.load(Ordering::Acquire)
                 || deadline.is_some_and(|d| Instant::now() >= d)
                 || load_done
+                || !writer_running
             {
                 probe.detach()?;
                 stop.store(true, Ordering::Release);
@@ -365,21 +408,32 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
                     }
                 }
             }
-            cur.push(r);
+            if writer_running {
+                cur.push(r);
+            }
         })?;
-        if cur.buf.len() >= BATCH_BYTES
-            || (b != Batch::Records(0) && !matches!(b, Batch::Records(_)) && cur.records > 0)
+        // Once the writer has stopped (a write error), the rings are still
+        // drained to the end, so the reader stops cleanly and every sample the
+        // kernel emitted is counted; they are just no longer stored.
+        if writer_running
+            && (cur.buf.len() >= BATCH_BYTES
+                || (b != Batch::Records(0) && !matches!(b, Batch::Records(_)) && cur.records > 0))
         {
             let next = match free_rx.try_recv() {
-                Ok(x) => x,
+                Ok(x) => Ok(x),
                 Err(_) => {
                     reader_waits += 1;
-                    free_rx.recv().context("the capture writer stopped")?
+                    free_rx.recv()
                 }
             };
-            full_tx
-                .send(std::mem::replace(&mut cur, next))
-                .context("the capture writer stopped")?;
+            match next {
+                Ok(next) => {
+                    if full_tx.send(std::mem::replace(&mut cur, next)).is_err() {
+                        writer_running = false;
+                    }
+                }
+                Err(_) => writer_running = false,
+            }
         }
         if b == Batch::Closed {
             break;
@@ -392,33 +446,26 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
             );
         }
     }
-    if cur.records > 0 {
+    if writer_running && cur.records > 0 {
         full_tx.send(cur).ok();
     }
     drop(full_tx);
     let seconds = start.elapsed().as_secs_f64();
-    let (mut writer, written, busy) = writer_thread
+    let WriterEnd { mut writer, busy } = writer_thread
         .join()
-        .map_err(|_| anyhow::anyhow!("the capture writer panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the capture writer panicked"))?;
 
     // Close the books with the kernel's own counters. Perf reports a loss only
     // ahead of the next sample that fits, so losses at the very end may be
     // unreported: write them as final lost markers so the capture accounts for all.
     let kernel = probe.counters()?;
     let mut stats = Vec::new();
-    let mut lost_unreported = 0;
+    let mut unreported = Vec::new();
     match args.transport {
         Transport::Perf => {
             for c in &kernel.cpus {
                 let reported = per_ring_lost.get(c.cpu as usize).copied().unwrap_or(0);
-                let missing = c.failed().saturating_sub(reported);
-                if missing > 0 {
-                    writer.write(RecordRef::Lost {
-                        ring: c.cpu,
-                        count: missing,
-                    })?;
-                    lost_unreported += missing;
-                }
+                unreported.push((c.cpu, c.failed().saturating_sub(reported)));
                 stats.push(RingStats {
                     ring: c.cpu,
                     received: c.emitted,
@@ -428,14 +475,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
         }
         Transport::Ringbuf => {
             let t = kernel.total();
-            let missing = t.failed().saturating_sub(lost_reported);
-            if missing > 0 {
-                writer.write(RecordRef::Lost {
-                    ring: 0,
-                    count: missing,
-                })?;
-                lost_unreported += missing;
-            }
+            unreported.push((0, t.failed().saturating_sub(lost_reported)));
             stats.push(RingStats {
                 ring: 0,
                 received: t.emitted,
@@ -443,7 +483,15 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
             });
         }
     }
-    let cs = writer.finish(&stats)?;
+    let lost_unreported = unreported.iter().map(|(_, n)| n).sum();
+    for &(ring, count) in unreported.iter().filter(|(_, n)| *n > 0) {
+        match writer.write(RecordRef::Lost { ring, count }) {
+            // A write error stops the writer, which keeps it for `close` to report.
+            Ok(()) | Err(CaptureError::Io { .. } | CaptureError::Stopped { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (cs, failure) = writer.close(&stats);
     let load_report = match load {
         Some(l) => Some(serde_json::to_value(l.join()?)?),
         None => None,
@@ -451,7 +499,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
     let total = kernel.total();
     let bytes: u64 = cs.per_ring.iter().map(|r| r.bytes).sum();
     let busy_s = busy.as_secs_f64().max(1e-9);
-    Ok(RecordSummary {
+    let summary = RecordSummary {
         output: args.output.clone(),
         probe: args.probe,
         transport: args.transport,
@@ -459,17 +507,27 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
         wakeup: wakeup.to_string(),
         seconds,
         samples,
+        samples_stored: cs.samples,
         lost_reported,
         lost_unreported,
         balanced: total.emitted == samples + lost_reported + lost_unreported,
         kernel,
         file_bytes: cs.file_bytes,
-        writer_records_per_s: written as f64 / busy_s,
+        writer_records_per_s: (cs.samples + cs.lost_markers) as f64 / busy_s,
         writer_mb_per_s: bytes as f64 / busy_s / 1e6,
         reader_waits,
         interrupted: interrupted.load(Ordering::Acquire),
+        write_error: failure.as_ref().map(|e| e.to_string()),
         load: load_report,
-    })
+    };
+    Ok((summary, failure))
+}
+
+/// What the writer thread hands back: the writer (to finish the file, and
+/// holding the write error that stopped it, if one did) and the time it spent writing.
+struct WriterEnd {
+    writer: CaptureWriter,
+    busy: Duration,
 }
 
 fn print_summary(s: &RecordSummary) {
@@ -512,6 +570,12 @@ fn print_summary(s: &RecordSummary) {
         }
     );
     println!("  writer: {:.0} records/s, {:.0} MB/s while busy; reader waited on it {} times; file {} bytes", s.writer_records_per_s, s.writer_mb_per_s, s.reader_waits, s.file_bytes);
+    if s.write_error.is_some() {
+        println!(
+            "  stopped early by a write error: the file holds the first {} of the {} samples read, and ends on a whole block",
+            s.samples_stored, s.samples
+        );
+    }
 }
 
 #[cfg(test)]

@@ -69,13 +69,13 @@ impl RunResult {
         self.problems.push(what.into());
     }
 
-    /// Writes the result as pretty JSON.
+    /// Writes the result as pretty JSON, atomically ([`write_atomically`]).
     pub fn write(&self, path: &std::path::Path) -> Result<(), ResultsError> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| ResultsError::Encode {
             path: path.display().to_string(),
             source: e,
         })?;
-        std::fs::write(path, json).map_err(|source| ResultsError::Io {
+        write_atomically(path, &json).map_err(|source| ResultsError::Io {
             path: path.display().to_string(),
             source,
         })
@@ -111,6 +111,28 @@ impl RunResult {
             source,
         })
     }
+}
+
+/// Writes `bytes` to `path` whole or not at all: into a temporary file in the
+/// same directory, synced, then renamed over `path` (a rename within one
+/// directory is atomic). If anything fails (a full disk), the temporary file
+/// is removed and whatever was at `path` before is left as it was.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // On an error, `persist` hands the temporary file back and dropping it removes it.
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Errors reading or writing results.

@@ -1,94 +1,38 @@
 //! The sweep's and replay's output files on a disk that fills up (a small
-//! tmpfs this test mounts): results, sweep results (and gate baselines), the
+//! tmpfs, 256 KiB, this test mounts): results, sweep results (and gate baselines), the
 //! HTML report and the file sink. A failed write never leaves a half file
 //! where a good one was: the old file keeps its bytes, no temporary file is
 //! left behind, and the error names the file and the OS error. Needs root
 //! (the mount); under CI=true a skip is a failure.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
+use std::path::Path;
 use std::time::Duration;
 
 use harness::results::{Environment, RunConfig, RunResult};
 use harness::sink::{FileSink, Sink};
 use harness::sweep::{to_report, SweepResults, SWEEP_SCHEMA};
+use support::root::{files_below, privileged, Tmpfs};
 
-fn privileged(what: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {what} needs root");
-    }
-    eprintln!("skipping {what}: needs root");
-    false
+/// Fills what is left of `disk` with one file, so the next write fails.
+fn fill(disk: &Tmpfs) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(disk.path("filler")).unwrap();
+    let block = vec![0xa5u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.flush();
 }
 
-/// A 256 KiB tmpfs, unmounted on drop.
-struct SmallDisk {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl SmallDisk {
-    fn mount() -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let mnt = dir.path().join("disk");
-        std::fs::create_dir(&mnt).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-            .arg(&mnt)
-            .status()
-            .expect("mount (util-linux)");
-        assert!(st.success(), "mounting a tmpfs on {}", mnt.display());
-        SmallDisk { _dir: dir, mnt }
-    }
-
-    /// Fills what is left with one file, so the next write fails.
-    fn fill(&self) {
-        use std::io::Write;
-        let mut f = std::fs::File::create(self.mnt.join("filler")).unwrap();
-        let block = vec![0xa5u8; 4096];
-        while f.write_all(&block).is_ok() {}
-        let _ = f.flush();
-    }
-
-    /// Files on the disk other than the filler, sorted.
-    fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = walk(&self.mnt)
-            .into_iter()
-            .map(|p| p.strip_prefix(&self.mnt).unwrap().display().to_string())
-            .filter(|n| n != "filler")
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        }
-    }
+/// Files on `disk` other than the filler, sorted, relative to it.
+fn files(disk: &Tmpfs) -> Vec<String> {
+    let mut v: Vec<String> = files_below(&disk.mnt)
+        .into_iter()
+        .map(|p| p.strip_prefix(&disk.mnt).unwrap().display().to_string())
+        .filter(|n| n != "filler")
+        .collect();
+    v.sort();
+    v
 }
 
 fn assert_names_file_and_enospc(e: &str, file: &Path) {
@@ -120,14 +64,14 @@ fn results_that_do_not_fit_leave_the_old_file() {
     if !privileged("mounting a tmpfs") {
         return;
     }
-    let disk = SmallDisk::mount();
-    let run = disk.mnt.join("run.json");
-    let sweep = disk.mnt.join("sweep.json");
+    let disk = Tmpfs::mount("256k");
+    let run = disk.path("run.json");
+    let sweep = disk.path("sweep.json");
     let mut r = RunResult::new("replay", "noop", RunConfig::default());
     r.write(&run).unwrap();
     sweep_results("small".into()).write(&sweep).unwrap();
     let (run_before, sweep_before) = (std::fs::read(&run).unwrap(), std::fs::read(&sweep).unwrap());
-    disk.fill();
+    fill(&disk);
 
     r.problem(too_big());
     let e = r.write(&run).unwrap_err().to_string();
@@ -143,7 +87,7 @@ fn results_that_do_not_fit_leave_the_old_file() {
     RunResult::read(&run).unwrap();
     SweepResults::read(&sweep).unwrap();
     assert_eq!(
-        disk.files(),
+        files(&disk),
         ["run.json", "sweep.json"],
         "no temporary file is left"
     );
@@ -154,13 +98,13 @@ fn a_report_that_does_not_fit_leaves_whole_files() {
     if !privileged("mounting a tmpfs") {
         return;
     }
-    let disk = SmallDisk::mount();
-    let dir = disk.mnt.join("report");
+    let disk = Tmpfs::mount("256k");
+    let dir = disk.path("report");
     let written =
         reports::write_report(&dir, &to_report(&sweep_results("small".into()), None)).unwrap();
     let before: Vec<Vec<u8>> = written.iter().map(|p| std::fs::read(p).unwrap()).collect();
-    let names_before = disk.files();
-    disk.fill();
+    let names_before = files(&disk);
+    fill(&disk);
 
     let e = reports::write_report(&dir, &to_report(&sweep_results(too_big()), None))
         .unwrap_err()
@@ -171,7 +115,7 @@ fn a_report_that_does_not_fit_leaves_whole_files() {
     for (p, b) in written.iter().zip(&before) {
         assert_eq!(&std::fs::read(p).unwrap(), b, "{}", p.display());
     }
-    assert_eq!(disk.files(), names_before, "no temporary file is left");
+    assert_eq!(files(&disk), names_before, "no temporary file is left");
 }
 
 #[test]
@@ -179,14 +123,14 @@ fn a_file_sink_that_does_not_fit_keeps_the_old_file_and_fails_every_message() {
     if !privileged("mounting a tmpfs") {
         return;
     }
-    let disk = SmallDisk::mount();
-    let path = disk.mnt.join("sink.bin");
+    let disk = Tmpfs::mount("256k");
+    let path = disk.path("sink.bin");
     let sink = FileSink::create(&path).unwrap();
     sink.send(b"k", b"old").unwrap();
     let good = sink.finish(Duration::ZERO).unwrap();
     assert_eq!((good.delivered, good.failed), (1, 0));
     let before = std::fs::read(&path).unwrap();
-    disk.fill();
+    fill(&disk);
 
     // 1 000 messages of 1 KiB: four times the disk.
     let sink = FileSink::create(&path).unwrap();
@@ -206,5 +150,5 @@ fn a_file_sink_that_does_not_fit_keeps_the_old_file_and_fails_every_message() {
         before,
         "the old file is untouched"
     );
-    assert_eq!(disk.files(), ["sink.bin"], "no temporary file is left");
+    assert_eq!(files(&disk), ["sink.bin"], "no temporary file is left");
 }

@@ -2,28 +2,16 @@
 //! interrupted by Ctrl-C leaves a valid capture. Privileged parts run in CI
 //! (root, CI=true); elsewhere they skip with a reason, and under CI=true a skip fails.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use support::root::privileged;
+
 fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn privileged(what: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {what} needs root");
-    }
-    eprintln!("skipping {what}: needs root");
-    false
 }
 
 /// One clear error line, a non-zero exit, and no panic.

@@ -5,54 +5,17 @@
 //! and it holds the samples written before the disk filled. Needs root (the
 //! mount, the probes); under CI=true a skip is a failure.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::capture::CaptureReader;
 use probes::record::RecordRef;
+use support::root::{privileged, Tmpfs};
 
 fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
-}
-
-fn privileged(what: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {what} needs root");
-    }
-    eprintln!("skipping {what}: needs root");
-    false
-}
-
-/// A tmpfs of `size` mounted on `dir`, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("mount (util-linux)");
-        assert!(st.success(), "mounting a {size} tmpfs on {}", dir.display());
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
 }
 
 /// Runs `cmd`, killing it (and failing) if it takes longer than `limit`.
@@ -83,10 +46,8 @@ fn a_full_disk_ends_the_recording_with_a_whole_readable_capture() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small-disk");
-    std::fs::create_dir(&mnt).unwrap();
-    let _disk = Tmpfs::mount(&mnt, "4m");
-    let path = mnt.join("full.pcapng");
+    let disk = Tmpfs::mount("4m");
+    let path = disk.path("full.pcapng");
     let json = dir.path().join("summary.json");
 
     // fixed4k enter+exit events stored zero-trimmed take roughly 100-300 bytes

@@ -83,3 +83,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "tests"
 log "cargo test (workspace, privileged included)"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/ci-test.log
+
+# 5. Coverage-guided fuzzing of everything that reads a file, a fixed number of runs
+#    per target (docs/fuzzing.md).
+phase "fuzz smoke"
+bash ci/fuzz-smoke.sh

@@ -98,13 +98,13 @@ impl RunResult {
         self.problems.push(what.into());
     }
 
-    /// Writes the result as pretty JSON.
+    /// Writes the result as pretty JSON, atomically ([`write_atomically`]).
     pub fn write(&self, path: &std::path::Path) -> Result<(), ResultsError> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| ResultsError::Encode {
             path: path.display().to_string(),
             source: e,
         })?;
-        std::fs::write(path, json).map_err(|source| ResultsError::Io {
+        write_atomically(path, &json).map_err(|source| ResultsError::Io {
             path: path.display().to_string(),
             source,
         })
@@ -117,20 +117,51 @@ impl RunResult {
             path: p.clone(),
             source,
         })?;
+        Self::from_json(&bytes, &p)
+    }
+
+    /// Parses a result held in memory, checking its schema id; `origin` names
+    /// it in errors.
+    pub fn from_json(bytes: &[u8], origin: &str) -> Result<RunResult, ResultsError> {
         let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|source| ResultsError::Decode {
-                path: p.clone(),
+            serde_json::from_slice(bytes).map_err(|source| ResultsError::Decode {
+                path: origin.to_string(),
                 source,
             })?;
         let schema = v.get("schema").and_then(|s| s.as_str()).unwrap_or("");
         if schema != SCHEMA {
             return Err(ResultsError::Schema {
-                path: p,
+                path: origin.to_string(),
                 found: schema.to_string(),
             });
         }
-        serde_json::from_value(v).map_err(|source| ResultsError::Decode { path: p, source })
+        serde_json::from_value(v).map_err(|source| ResultsError::Decode {
+            path: origin.to_string(),
+            source,
+        })
     }
+}
+
+/// Writes `bytes` to `path` whole or not at all: into a temporary file in the
+/// same directory, synced, then renamed over `path` (a rename within one
+/// directory is atomic). If anything fails (a full disk), the temporary file
+/// is removed and whatever was at `path` before is left as it was.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // On an error, `persist` hands the temporary file back and dropping it removes it.
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Errors reading or writing results.

@@ -178,31 +178,34 @@ impl SweepResults {
             path: p.clone(),
             source,
         })?;
+        Self::from_json(&bytes, &p)
+    }
+
+    /// Parses sweep results held in memory; `origin` names them in errors.
+    pub fn from_json(bytes: &[u8], origin: &str) -> Result<SweepResults, SweepFileError> {
         let r: SweepResults =
-            serde_json::from_slice(&bytes).map_err(|source| SweepFileError::Parse {
-                path: p.clone(),
+            serde_json::from_slice(bytes).map_err(|source| SweepFileError::Parse {
+                path: origin.to_string(),
                 source,
             })?;
         if r.schema != SWEEP_SCHEMA {
             return Err(SweepFileError::Schema {
-                path: p,
+                path: origin.to_string(),
                 found: r.schema,
             });
         }
         Ok(r)
     }
 
-    /// Writes atomically (temp file + rename), so an interrupted run never leaves half a file.
+    /// Writes atomically (temp file + rename), so an interrupted run or a full
+    /// disk never leaves half a file where a good one was.
     pub fn write(&self, path: &Path) -> Result<(), SweepFileError> {
-        let p = path.display().to_string();
         let io = |source| SweepFileError::Io {
-            path: p.clone(),
+            path: path.display().to_string(),
             source,
         };
-        let tmp = path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(self).expect("sweep results serialize");
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| io(e.into()))?;
+        crate::results::write_atomically(path, &bytes).map_err(io)
     }
 }
 

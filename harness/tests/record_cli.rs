@@ -2,28 +2,16 @@
 //! interrupted by Ctrl-C leaves a valid capture. Privileged parts run in CI
 //! (root, CI=true); elsewhere they skip with a reason, and under CI=true a skip fails.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use support::root::privileged;
+
 fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn privileged(what: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {what} needs root");
-    }
-    eprintln!("skipping {what}: needs root");
-    false
 }
 
 /// One clear error line, a non-zero exit, and no panic.
@@ -227,4 +215,59 @@ fn ctrl_c_leaves_a_valid_capture_with_everything_read() {
         }
         Err(e) => eprintln!("skipping the tshark check: {e}"),
     }
+}
+
+#[test]
+fn ring_size_alone_gives_a_watermark_at_half_that_ring() {
+    if !privileged("recording") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small-ring.pcapng");
+    let out = harness()
+        .args([
+            "record",
+            "--probe",
+            "compact",
+            "--ring-bytes",
+            "1m",
+            "--load-rate",
+            "5k",
+            "--load-duration",
+            "300ms",
+            "-o",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "record --ring-bytes 1m without --wakeup should work: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = harness::capture::CaptureReader::open(&path).unwrap();
+    assert_eq!(r.meta().ring_bytes, 1 << 20);
+    assert_eq!(r.meta().wakeup, "watermark:524288");
+    let (samples, _) = read_back(&path);
+    assert!(samples > 0, "the load's calls were captured");
+}
+
+#[test]
+fn a_watermark_larger_than_the_ring_names_both() {
+    let out = harness()
+        .args([
+            "record",
+            "-o",
+            "/tmp/never.pcapng",
+            "--ring-bytes",
+            "1m",
+            "--wakeup",
+            "watermark:4m",
+        ])
+        .output()
+        .unwrap();
+    assert_clear_error(
+        &out,
+        "the watermark (4194304 bytes) must be between 1 and the ring size (1048576 bytes)",
+    );
 }

@@ -154,7 +154,7 @@ impl Wakeup {
         if let Wakeup::Watermark(b) = w {
             if b == 0 || b as usize >= ring_bytes {
                 return Err(bad(&format!(
-                    "the watermark must be between 1 and the ring size ({ring_bytes} bytes)"
+                    "the watermark ({b} bytes) must be between 1 and the ring size ({ring_bytes} bytes)"
                 )));
             }
         }
@@ -235,20 +235,36 @@ pub struct ProbeSpec {
     pub tracefs: PathBuf,
 }
 
+/// The default ring size: 8 MiB per perf CPU ring, or for the one ring buffer.
+pub const DEFAULT_RING_BYTES: usize = 8 << 20;
+
+/// dropbench's default wakeup for a transport with rings of `ring_bytes`
+/// (unlike [`Wakeup::default_for`], the kernel's own default):
+/// - perf: a watermark at half of *this* ring (`ring_bytes / 2`), the policy
+///   that held 0.92 M ops/s with 64-byte events (docs/tuning.md). Half keeps
+///   the other half free for the samples that arrive while the reader wakes
+///   up; for any ring of at least one page it is between 1 and the ring size.
+/// - ring buffer: no wakeups, drained every 1 ms (the best ring-buffer setting
+///   measured). A poll interval is a time, not a size: docs/tuning.md says
+///   how small a ring 1 ms of events fills at a given rate.
+pub fn default_wakeup(transport: Transport, ring_bytes: usize) -> Wakeup {
+    match transport {
+        Transport::Perf => Wakeup::Watermark((ring_bytes / 2) as u64),
+        Transport::Ringbuf => Wakeup::NoWakeupPoll(Duration::from_millis(1)),
+    }
+}
+
 impl ProbeSpec {
-    /// Defaults: 8 MiB rings; perf wakes at half the ring (the watermark that held
-    /// 0.92 M ops/s, docs/tuning.md); the ring buffer drains every 1 ms with no wakeups.
+    /// Defaults: [`DEFAULT_RING_BYTES`] rings and [`default_wakeup`] for them.
+    /// Changing `ring_bytes` afterwards does not move the wakeup: set it from
+    /// [`default_wakeup`] again (or choose one).
     pub fn new(layout: Layout, transport: Transport) -> Self {
-        let ring_bytes = 8 << 20;
-        let wakeup = match transport {
-            Transport::Perf => Wakeup::Watermark((ring_bytes / 2) as u64),
-            Transport::Ringbuf => Wakeup::NoWakeupPoll(Duration::from_millis(1)),
-        };
+        let ring_bytes = DEFAULT_RING_BYTES;
         ProbeSpec {
             layout,
             transport,
             ring_bytes,
-            wakeup,
+            wakeup: default_wakeup(transport, ring_bytes),
             filter: Filter::All,
             emit_exit: true,
             tracefs: PathBuf::from("/sys/kernel/tracing"),
@@ -812,6 +828,28 @@ mod tests {
         );
         assert!(Wakeup::parse(Transport::Ringbuf, mb8, "events:1").is_err());
         assert!(Wakeup::parse(Transport::Ringbuf, mb8, "no-wakeup:0ms").is_err());
+    }
+
+    #[test]
+    fn default_wakeup_follows_the_ring_size() {
+        assert_eq!(
+            default_wakeup(Transport::Perf, 1 << 20),
+            Wakeup::Watermark(512 << 10)
+        );
+        assert_eq!(
+            default_wakeup(Transport::Perf, 4096),
+            Wakeup::Watermark(2048)
+        );
+        assert_eq!(
+            default_wakeup(Transport::Ringbuf, 1 << 20),
+            Wakeup::NoWakeupPoll(Duration::from_millis(1))
+        );
+        for t in Transport::ALL {
+            let s = ProbeSpec::new(Layout::Fixed4k, *t);
+            assert_eq!(s.ring_bytes, DEFAULT_RING_BYTES);
+            assert_eq!(s.wakeup, default_wakeup(*t, DEFAULT_RING_BYTES));
+            assert_eq!(s.wakeup.transport(), *t);
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod reader;
 mod writer;
 
 pub use reader::{Capture, CaptureReader, Entry, StoredRecord};
-pub use writer::{cpu_model, CaptureSummary, CaptureWriter, RingCount, RingStats};
+pub use writer::{cpu_model, CaptureOutput, CaptureSummary, CaptureWriter, RingCount, RingStats};
 
 use std::path::Path;
 
@@ -203,6 +203,8 @@ pub enum CaptureError {
     RingOutOfRange { file: String, ring: u32, rings: u32 },
     #[error("{file}: {what}")]
     Invalid { file: String, what: String },
+    #[error("{file}: the writer stopped after an earlier error: {why}")]
+    Stopped { file: String, why: String },
 }
 
 pub(crate) fn file_name(path: &Path) -> String {

@@ -74,6 +74,8 @@ pub struct CaptureReader<R: Read = BufReader<File>> {
     data: Vec<u8>,
     truncated: Option<(u64, String)>,
     ring_stats: Vec<RingStats>,
+    /// Comments of the statistics blocks (a recording that stopped early says why there).
+    notes: Vec<String>,
     done: bool,
 }
 
@@ -248,6 +250,7 @@ impl<R: Read> CaptureReader<R> {
             data: Vec::with_capacity(8192),
             truncated: None,
             ring_stats: Vec::new(),
+            notes: Vec::new(),
             done: false,
         })
     }
@@ -271,6 +274,12 @@ impl<R: Read> CaptureReader<R> {
     /// complete capture has one per ring, at the end).
     pub fn ring_stats(&self) -> &[RingStats] {
         &self.ring_stats
+    }
+
+    /// The comments of the statistics blocks read so far: a recording that
+    /// stopped early (a full disk) notes why in its first one.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     fn corrupt(&self, offset: u64, what: impl Into<String>) -> CaptureError {
@@ -542,8 +551,10 @@ impl<R: Read> CaptureReader<R> {
                     ring,
                     ..Default::default()
                 };
+                let notes = &mut self.notes;
                 for_each_option(&body[12..], |code, v, _| {
                     match (code, v.len()) {
+                        (1, _) => notes.push(String::from_utf8_lossy(v).into_owned()),
                         (4, 8) => s.received = le64(v, 0),
                         (5, 8) => s.dropped = le64(v, 0),
                         (4 | 5, _) => {
@@ -645,6 +656,8 @@ pub struct Capture {
     pub ring_stats: Vec<RingStats>,
     /// See [`CaptureReader::truncated_tail`].
     pub truncated: Option<(u64, String)>,
+    /// See [`CaptureReader::notes`].
+    pub notes: Vec<String>,
     pub file: String,
 }
 
@@ -705,6 +718,7 @@ impl Capture {
             arena,
             ring_stats: r.ring_stats.clone(),
             truncated: r.truncated.clone(),
+            notes: r.notes.clone(),
             file: r.file.clone(),
         })
     }

@@ -80,6 +80,8 @@ pub struct CaptureInfo {
     pub top_paths: Vec<(String, u64)>,
     /// Offset and reason if the last block was cut short.
     pub truncated_tail: Option<(u64, String)>,
+    /// Notes in the statistics blocks, e.g. why a recording stopped early.
+    pub notes: Vec<String>,
 }
 
 /// Distinct paths counted for the top list; beyond this only known paths grow,
@@ -206,6 +208,7 @@ pub fn summarize(path: &Path, top: usize) -> Result<CaptureInfo, CaptureError> {
         rate,
         top_paths,
         truncated_tail: r.truncated_tail().map(|(o, w)| (o, w.to_string())),
+        notes: r.notes().to_vec(),
     })
 }
 
@@ -241,6 +244,9 @@ pub fn print_info(info: &CaptureInfo) {
         info.span_ns as f64 / 1e9,
         info.mean_rate_per_s
     );
+    for note in &info.notes {
+        println!("note      {note}");
+    }
     if let Some((off, what)) = &info.truncated_tail {
         println!(
             "WARNING   capture cut short at byte {off}: {what}; everything before it was read"

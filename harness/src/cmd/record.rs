@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use probes::abi::Layout;
-use probes::loader::{Filter, Probe, ProbeSpec, Transport, Wakeup};
+use probes::loader::{default_wakeup, Filter, Probe, ProbeSpec, Transport, Wakeup};
 use probes::record::{Batch, RecordRef};
+use probes::ringbuf::RingBufError;
 use probes::units::{parse_bytes, parse_duration};
 
-use crate::capture::{CaptureMeta, CaptureWriter, RingStats};
+use crate::capture::{CaptureError, CaptureMeta, CaptureWriter, RingStats};
+use crate::results::write_atomically;
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
@@ -36,7 +38,8 @@ pub struct RecordArgs {
     #[arg(long, default_value = "8m", value_parser = parse_bytes)]
     pub ring_bytes: u64,
     /// Wakeup policy. perf: events:N | watermark:BYTES | watermark:P%.
-    /// ringbuf: adaptive | no-wakeup:POLL | forced. Default: watermark:50% or no-wakeup:1ms.
+    /// ringbuf: adaptive | no-wakeup:POLL | forced. Default: a watermark at half of
+    /// --ring-bytes (perf) or no-wakeup:1ms (ringbuf).
     #[arg(long)]
     pub wakeup: Option<String>,
     /// Stop after this long (e.g. 10s). Default: until Ctrl-C, or until the load ends.
@@ -98,17 +101,17 @@ impl PackedBatch {
         self.records += 1;
     }
 
-    fn for_each(
-        &self,
-        mut f: impl FnMut(RecordRef<'_>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
+    fn for_each<E>(&self, mut f: impl FnMut(RecordRef<'_>) -> Result<(), E>) -> Result<(), E> {
         let b = &self.buf;
+        // Fixed-size slices of a buffer `push` wrote: the conversions cannot fail.
+        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap_or_default());
+        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or_default());
         let mut o = 0;
         while o < b.len() {
-            let ring = u32::from_ne_bytes(b[o..o + 4].try_into()?);
-            let lost = u64::from_ne_bytes(b[o + 4..o + 12].try_into()?);
-            let origin_ns = u64::from_ne_bytes(b[o + 12..o + 20].try_into()?);
-            let len = u32::from_ne_bytes(b[o + 20..o + 24].try_into()?) as usize;
+            let ring = u32_at(o);
+            let lost = u64_at(o + 4);
+            let origin_ns = u64_at(o + 12);
+            let len = u32_at(o + 20) as usize;
             o += 24;
             if lost > 0 {
                 f(RecordRef::Lost { ring, count: lost })?;
@@ -134,7 +137,10 @@ pub struct RecordSummary {
     pub ring_bytes: u64,
     pub wakeup: String,
     pub seconds: f64,
+    /// Samples the reader read.
     pub samples: u64,
+    /// Samples in the file: all of them, unless a write error stopped the writer.
+    pub samples_stored: u64,
     pub lost_reported: u64,
     /// Losses the kernel counted that no PERF_RECORD_LOST reported before detach
     /// (written into the capture as final lost markers).
@@ -148,6 +154,8 @@ pub struct RecordSummary {
     /// Times the reader found every batch buffer in use and had to wait for the writer.
     pub reader_waits: u64,
     pub interrupted: bool,
+    /// The write error that stopped the capture early (e.g. a full disk).
+    pub write_error: Option<String>,
     pub load: Option<serde_json::Value>,
 }
 
@@ -173,11 +181,20 @@ fn parse_filter(s: &str) -> anyhow::Result<Filter> {
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<()> {
-    let summary = record(&args)?;
+    let (summary, failure) = record_with_failure(&args)?;
     print_summary(&summary);
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&summary)?)
-            .with_context(|| format!("writing {}", p.display()))?;
+        let written = write_atomically(p, &serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("writing {}", p.display()));
+        match (written, &failure) {
+            (Err(e), None) => return Err(e),
+            // The write error that stopped the capture is the one to report.
+            (Err(e), Some(_)) => println!("  the summary was not written either: {e:#}"),
+            (Ok(()), _) => {}
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
     }
     if !summary.balanced {
         anyhow::bail!(
@@ -187,16 +204,54 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a recording as `args` says and returns its summary.
-pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
-    let ring_bytes = args.ring_bytes as usize;
-    let wakeup = match &args.wakeup {
-        Some(w) => Wakeup::parse(args.transport, ring_bytes, w).map_err(anyhow::Error::msg)?,
-        None => ProbeSpec::new(args.probe, args.transport).wakeup,
-    };
-    if wakeup.transport() == Transport::Perf {
-        probes::perf::PerfRingOptions::new(ring_bytes)?;
+/// The ring size and wakeup policy a recording uses: the ring size is checked
+/// first (so a bad size is what gets named), then the wakeup asked for is
+/// checked against that ring, or, if none was asked for, the default for that
+/// ring size ([`default_wakeup`]) is taken.
+pub fn resolve_ring(
+    transport: Transport,
+    ring_bytes: u64,
+    wakeup: Option<&str>,
+) -> anyhow::Result<(usize, Wakeup)> {
+    let page = probes::ring::mem::page_size();
+    let bytes = usize::try_from(ring_bytes).unwrap_or(usize::MAX);
+    match transport {
+        Transport::Perf => {
+            probes::perf::PerfRingOptions::new(bytes)?;
+        }
+        // The ring buffer's size is the map's u32 max_entries.
+        Transport::Ringbuf => {
+            if bytes < page || !bytes.is_power_of_two() || bytes > u32::MAX as usize {
+                return Err(RingBufError::BadSize { bytes, page }.into());
+            }
+        }
     }
+    let wakeup = match wakeup {
+        Some(w) => Wakeup::parse(transport, bytes, w).map_err(anyhow::Error::msg)?,
+        None => default_wakeup(transport, bytes),
+    };
+    Ok((bytes, wakeup))
+}
+
+/// Runs a recording as `args` says and returns its summary; a write error
+/// that stopped it early (a full disk) is an error.
+pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
+    match record_with_failure(args)? {
+        (summary, None) => Ok(summary),
+        (_, Some(e)) => Err(e.into()),
+    }
+}
+
+/// Runs a recording as `args` says and returns its summary, with the write
+/// error that stopped it early, if one did (a full disk). The capture then
+/// holds every block written before the error, ends on a whole block, and
+/// carries the kernel counters and a note of the error (see
+/// [`CaptureWriter::close`]).
+pub fn record_with_failure(
+    args: &RecordArgs,
+) -> anyhow::Result<(RecordSummary, Option<CaptureError>)> {
+    let (ring_bytes, wakeup) =
+        resolve_ring(args.transport, args.ring_bytes, args.wakeup.as_deref())?;
 
     // The load, if any: spawned now (tids known), released after the probes attach.
     let mut load = match &args.load_rate {
@@ -278,29 +333,37 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
                 buf: Vec::with_capacity(BATCH_BYTES + 8192),
                 records: 0,
             })
-            .unwrap();
+            .map_err(|_| anyhow::anyhow!("filling the batch pool"))?;
     }
     let writer_thread = std::thread::Builder::new()
         .name("capture-writer".into())
-        .spawn(move || -> anyhow::Result<(CaptureWriter, u64, Duration)> {
+        .spawn(move || {
             // The writer yields the CPU to the reader (nice +10): on a 2-core machine
             // the load, the reader and the writer compete, and a late writer only
             // fills the pool, while a late reader loses samples in the kernel.
             // SAFETY: setpriority on this thread's own tid.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
-            let mut w = writer;
-            let (mut n, mut busy) = (0u64, Duration::ZERO);
+            let mut end = WriterEnd {
+                writer,
+                busy: Duration::ZERO,
+            };
             for mut batch in full_rx {
                 let t = Instant::now();
-                batch.for_each(|r| Ok(w.write(r)?))?;
-                w.flush()?; // each batch ends on a block boundary: a killed run leaves a readable file
-                busy += t.elapsed();
-                n += batch.records;
+                // Each batch ends on a block boundary: a killed run leaves a readable file.
+                let r = batch
+                    .for_each(|r| end.writer.write(r))
+                    .and_then(|()| end.writer.flush());
+                end.busy += t.elapsed();
+                if r.is_err() {
+                    // The writer keeps the error for `close`. Returning drops
+                    // both channels: the reader sees the writer gone.
+                    return end;
+                }
                 batch.buf.clear();
                 batch.records = 0;
                 let _ = free_tx.send(batch);
             }
-            Ok((w, n, busy))
+            end
         })?;
 
     if let Some(l) = load.as_mut() {
@@ -310,10 +373,14 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
     let deadline = args.duration.map(|d| start + d);
     let (mut samples, mut lost_reported, mut reader_waits) = (0u64, 0u64, 0u64);
     let mut per_ring_lost = vec![0u64; rings as usize];
-    let mut cur = free_rx.recv().expect("pool");
+    let mut cur = free_rx
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the batch pool is empty"))?;
     let mut detached = false;
     let stop = probe.stop_handle();
     let mut last_progress = Instant::now();
+    // Whether the writer thread is still taking batches.
+    let mut writer_running = true;
     loop {
         if !detached {
             let load_done =
@@ -321,6 +388,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
             if interrupted.load(Ordering::Acquire)
                 || deadline.is_some_and(|d| Instant::now() >= d)
                 || load_done
+                || !writer_running
             {
                 probe.detach()?;
                 stop.store(true, Ordering::Release);
@@ -340,21 +408,32 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
                     }
                 }
             }
-            cur.push(r);
+            if writer_running {
+                cur.push(r);
+            }
         })?;
-        if cur.buf.len() >= BATCH_BYTES
-            || (b != Batch::Records(0) && !matches!(b, Batch::Records(_)) && cur.records > 0)
+        // Once the writer has stopped (a write error), the rings are still
+        // drained to the end, so the reader stops cleanly and every sample the
+        // kernel emitted is counted; they are just no longer stored.
+        if writer_running
+            && (cur.buf.len() >= BATCH_BYTES
+                || (b != Batch::Records(0) && !matches!(b, Batch::Records(_)) && cur.records > 0))
         {
             let next = match free_rx.try_recv() {
-                Ok(x) => x,
+                Ok(x) => Ok(x),
                 Err(_) => {
                     reader_waits += 1;
-                    free_rx.recv().context("the capture writer stopped")?
+                    free_rx.recv()
                 }
             };
-            full_tx
-                .send(std::mem::replace(&mut cur, next))
-                .context("the capture writer stopped")?;
+            match next {
+                Ok(next) => {
+                    if full_tx.send(std::mem::replace(&mut cur, next)).is_err() {
+                        writer_running = false;
+                    }
+                }
+                Err(_) => writer_running = false,
+            }
         }
         if b == Batch::Closed {
             break;
@@ -367,33 +446,26 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
             );
         }
     }
-    if cur.records > 0 {
+    if writer_running && cur.records > 0 {
         full_tx.send(cur).ok();
     }
     drop(full_tx);
     let seconds = start.elapsed().as_secs_f64();
-    let (mut writer, written, busy) = writer_thread
+    let WriterEnd { mut writer, busy } = writer_thread
         .join()
-        .map_err(|_| anyhow::anyhow!("the capture writer panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the capture writer panicked"))?;
 
     // Close the books with the kernel's own counters. Perf reports a loss only
     // ahead of the next sample that fits, so losses at the very end may be
     // unreported: write them as final lost markers so the capture accounts for all.
     let kernel = probe.counters()?;
     let mut stats = Vec::new();
-    let mut lost_unreported = 0;
+    let mut unreported = Vec::new();
     match args.transport {
         Transport::Perf => {
             for c in &kernel.cpus {
                 let reported = per_ring_lost.get(c.cpu as usize).copied().unwrap_or(0);
-                let missing = c.failed().saturating_sub(reported);
-                if missing > 0 {
-                    writer.write(RecordRef::Lost {
-                        ring: c.cpu,
-                        count: missing,
-                    })?;
-                    lost_unreported += missing;
-                }
+                unreported.push((c.cpu, c.failed().saturating_sub(reported)));
                 stats.push(RingStats {
                     ring: c.cpu,
                     received: c.emitted,
@@ -403,14 +475,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
         }
         Transport::Ringbuf => {
             let t = kernel.total();
-            let missing = t.failed().saturating_sub(lost_reported);
-            if missing > 0 {
-                writer.write(RecordRef::Lost {
-                    ring: 0,
-                    count: missing,
-                })?;
-                lost_unreported += missing;
-            }
+            unreported.push((0, t.failed().saturating_sub(lost_reported)));
             stats.push(RingStats {
                 ring: 0,
                 received: t.emitted,
@@ -418,7 +483,15 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
             });
         }
     }
-    let cs = writer.finish(&stats)?;
+    let lost_unreported = unreported.iter().map(|(_, n)| n).sum();
+    for &(ring, count) in unreported.iter().filter(|(_, n)| *n > 0) {
+        match writer.write(RecordRef::Lost { ring, count }) {
+            // A write error stops the writer, which keeps it for `close` to report.
+            Ok(()) | Err(CaptureError::Io { .. } | CaptureError::Stopped { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (cs, failure) = writer.close(&stats);
     let load_report = match load {
         Some(l) => Some(serde_json::to_value(l.join()?)?),
         None => None,
@@ -426,7 +499,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
     let total = kernel.total();
     let bytes: u64 = cs.per_ring.iter().map(|r| r.bytes).sum();
     let busy_s = busy.as_secs_f64().max(1e-9);
-    Ok(RecordSummary {
+    let summary = RecordSummary {
         output: args.output.clone(),
         probe: args.probe,
         transport: args.transport,
@@ -434,17 +507,27 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<RecordSummary> {
         wakeup: wakeup.to_string(),
         seconds,
         samples,
+        samples_stored: cs.samples,
         lost_reported,
         lost_unreported,
         balanced: total.emitted == samples + lost_reported + lost_unreported,
         kernel,
         file_bytes: cs.file_bytes,
-        writer_records_per_s: written as f64 / busy_s,
+        writer_records_per_s: (cs.samples + cs.lost_markers) as f64 / busy_s,
         writer_mb_per_s: bytes as f64 / busy_s / 1e6,
         reader_waits,
         interrupted: interrupted.load(Ordering::Acquire),
+        write_error: failure.as_ref().map(|e| e.to_string()),
         load: load_report,
-    })
+    };
+    Ok((summary, failure))
+}
+
+/// What the writer thread hands back: the writer (to finish the file, and
+/// holding the write error that stopped it, if one did) and the time it spent writing.
+struct WriterEnd {
+    writer: CaptureWriter,
+    busy: Duration,
 }
 
 fn print_summary(s: &RecordSummary) {
@@ -487,4 +570,78 @@ fn print_summary(s: &RecordSummary) {
         }
     );
     println!("  writer: {:.0} records/s, {:.0} MB/s while busy; reader waited on it {} times; file {} bytes", s.writer_records_per_s, s.writer_mb_per_s, s.reader_waits, s.file_bytes);
+    if s.write_error.is_some() {
+        println!(
+            "  stopped early by a write error: the file holds the first {} of the {} samples read, and ends on a whole block",
+            s.samples_stored, s.samples
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn the_default_wakeup_follows_the_ring_size_given() {
+        // No --wakeup: half of the ring asked for, not of the 8 MiB default.
+        assert_eq!(
+            resolve_ring(Transport::Perf, MIB, None).unwrap(),
+            (1 << 20, Wakeup::Watermark(524_288))
+        );
+        assert_eq!(
+            resolve_ring(Transport::Perf, 8 * MIB, None).unwrap().1,
+            Wakeup::Watermark(4 << 20)
+        );
+        assert_eq!(
+            resolve_ring(Transport::Perf, 4096, None).unwrap().1,
+            Wakeup::Watermark(2048)
+        );
+        assert_eq!(
+            resolve_ring(Transport::Ringbuf, MIB, None).unwrap().1,
+            Wakeup::NoWakeupPoll(Duration::from_millis(1))
+        );
+        // Asked for and possible: taken as given, percentages of this ring.
+        assert_eq!(
+            resolve_ring(Transport::Perf, MIB, Some("watermark:25%"))
+                .unwrap()
+                .1,
+            Wakeup::Watermark(262_144)
+        );
+        assert_eq!(
+            resolve_ring(Transport::Perf, MIB, Some("events:64"))
+                .unwrap()
+                .1,
+            Wakeup::Events(64)
+        );
+    }
+
+    #[test]
+    fn an_impossible_combination_names_both_values() {
+        let e = resolve_ring(Transport::Perf, MIB, Some("watermark:4m"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("4194304 bytes") && e.contains("1048576 bytes"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        // A bad ring size is named before any wakeup is looked at.
+        let e = resolve_ring(Transport::Perf, 3 * 4096, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("12288"), "{e}");
+        for bad in [0, 3 * 4096, 8 << 30] {
+            let e = resolve_ring(Transport::Ringbuf, bad, None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&bad.to_string()), "{e}");
+        }
+        let e = resolve_ring(Transport::Ringbuf, MIB, Some("events:1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"events:1\" for ringbuf"), "{e}");
+    }
 }

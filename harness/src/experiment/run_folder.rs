@@ -33,15 +33,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunFolderError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` through a temp file in the same directory and a
-/// rename, so `path` is either its old self or complete.
+/// Writes `bytes` to `path` atomically ([`crate::results::write_atomically`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RunFolderError> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let res = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.map_err(io(path))
+    crate::results::write_atomically(path, bytes).map_err(io(path))
 }
 
 /// One run's folder.

@@ -1,6 +1,11 @@
 //! The file sink: appends length-prefixed messages to a file, then re-reads
 //! the file in `finish` to count and checksum what is actually there.
 //!
+//! The messages go to a temporary file next to the target, which replaces it
+//! in `finish` only if every write succeeded: a failed write (a full disk)
+//! never leaves a half file where a good one was. The run then reports every
+//! message as failed, with the error.
+//!
 //! Frame format, repeated to the end of the file (little-endian):
 //! `u16 key_len, u32 value_len, key bytes, value bytes`.
 
@@ -9,7 +14,9 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+
 use std::time::Duration;
+use tempfile::TempPath;
 
 use super::message::message_crc;
 use super::{DropReason, ReadBack, Sink, SinkError, SinkProgress, SinkReport};
@@ -19,23 +26,47 @@ const FRAME_HEADER: usize = 6;
 
 pub struct FileSink {
     path: PathBuf,
-    out: Mutex<BufWriter<File>>,
+    out: Mutex<Output>,
     accepted: AtomicU64,
     failed: AtomicU64,
     crc_sum: AtomicU64,
 }
 
+/// The temporary file being written, and the first write error, after which
+/// nothing more is written (the file will not be kept).
+struct Output {
+    file: BufWriter<File>,
+    tmp: Option<TempPath>,
+    error: Option<std::io::Error>,
+}
+
 impl FileSink {
-    /// Creates (truncates) `path`.
+    /// Prepares to write `path`: a temporary file in its directory, renamed
+    /// over `path` by `finish` if every write succeeded.
     pub fn create(path: &Path) -> Result<Self, SinkError> {
-        let f = File::create(path).map_err(|source| SinkError::File {
+        let err = |source| SinkError::File {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let (f, tmp) = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(err)?
+            .into_parts();
         Ok(FileSink {
             path: path.to_owned(),
-            // 1 MiB: a few thousand messages per write(2).
-            out: Mutex::new(BufWriter::with_capacity(1 << 20, f)),
+            out: Mutex::new(Output {
+                // 1 MiB: a few thousand messages per write(2).
+                file: BufWriter::with_capacity(1 << 20, f),
+                tmp: Some(tmp),
+                error: None,
+            }),
             accepted: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             crc_sum: AtomicU64::new(0),
@@ -131,18 +162,26 @@ impl Sink for FileSink {
         hdr[2..].copy_from_slice(&(value.len() as u32).to_le_bytes());
         self.accepted.fetch_add(1, Relaxed);
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        if out.error.is_some() {
+            drop(out);
+            self.failed.fetch_add(1, Relaxed);
+            return Ok(());
+        }
         let r = out
+            .file
             .write_all(&hdr)
-            .and_then(|_| out.write_all(key))
-            .and_then(|_| out.write_all(value));
-        drop(out);
+            .and_then(|_| out.file.write_all(key))
+            .and_then(|_| out.file.write_all(value));
         match r {
             Ok(()) => {
+                drop(out);
                 self.crc_sum
                     .fetch_add(message_crc(key, value) as u64, Relaxed);
             }
             // Accepted, then failed to be stored: a failed delivery.
-            Err(_) => {
+            Err(e) => {
+                out.error = Some(e);
+                drop(out);
                 self.failed.fetch_add(1, Relaxed);
             }
         }
@@ -151,12 +190,37 @@ impl Sink for FileSink {
 
     fn finish(&self, _timeout: Duration) -> Result<SinkReport, SinkError> {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        out.flush().map_err(|source| SinkError::File {
-            path: self.path.clone(),
-            source,
-        })?;
-        drop(out);
+        let Some(tmp) = out.tmp.take() else {
+            return Err(SinkError::File {
+                path: self.path.clone(),
+                source: std::io::Error::other("finish was called twice"),
+            });
+        };
+        if out.error.is_none() {
+            let stored = out
+                .file
+                .flush()
+                .and_then(|()| out.file.get_ref().sync_all());
+            out.error = stored
+                .and_then(|()| tmp.persist(&self.path).map_err(|e| e.error))
+                .err();
+        }
+        // On an error the temporary file was dropped above or in `persist`,
+        // which removes it: whatever was at the path before stays as it was.
         let accepted = self.accepted.load(Relaxed);
+        if let Some(e) = out.error.take() {
+            let what = format!("writing {}: {e}", self.path.display());
+            return Ok(SinkReport {
+                label: format!("file {} (not written)", self.path.display()),
+                accepted,
+                delivered: 0,
+                failed: accepted,
+                failed_by_error: [(what.clone(), accepted)].into(),
+                read_back_error: Some(format!("{what}; nothing was kept")),
+                ..Default::default()
+            });
+        }
+        drop(out);
         let failed = self.failed.load(Relaxed);
         let (read_back, read_back_error) = match Self::read_messages(&self.path, |_, _| {}) {
             Ok(rb) => (Some(rb), None),

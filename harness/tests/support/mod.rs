@@ -1,5 +1,8 @@
-//! Synthetic captures for the capture and replay tests.
+//! Synthetic captures for the capture and replay tests; `root` for the
+//! privileged ones.
 #![allow(dead_code)]
+
+pub mod root;
 
 use std::path::Path;
 

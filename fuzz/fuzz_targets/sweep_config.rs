@@ -1,0 +1,25 @@
+//! Any bytes through the sweep config parser: `harness sweep --config FILE`.
+//! It must return a config or an error naming the origin, never panic; a
+//! config it accepts must pass its own checks again after a TOML round trip.
+#![no_main]
+
+use harness::sweep::{parse_config_str, SweepConfig, SweepError};
+use libfuzzer_sys::fuzz_target;
+
+const ORIGIN: &str = "fuzz.toml";
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match parse_config_str(text, ORIGIN) {
+        Ok(cfg) => {
+            let again = toml::to_string(&cfg).expect("an accepted config serializes");
+            let back: SweepConfig = parse_config_str(&again, ORIGIN)
+                .unwrap_or_else(|e| panic!("re-parsing an accepted config: {e}\n{again}"));
+            assert_eq!(back, cfg, "the TOML round trip changes the config");
+        }
+        Err(SweepError::Config { path, .. }) => assert_eq!(path, ORIGIN),
+        Err(e) => panic!("the config parser returned a non-config error: {e}"),
+    }
+});

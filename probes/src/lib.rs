@@ -6,14 +6,19 @@
 //! - [`perf`]: the per-CPU perf buffer reader with a selectable wakeup policy.
 //! - [`ringbuf`]: the BPF ring buffer reader (adaptive, no-wakeup + timer poll, forced).
 //! - [`counters`]: the kernel-side per-CPU counters.
+//! - [`inject`]: the injector of kernel-backed replay: recorded events emitted
+//!   into real rings by a BPF program run with `BPF_PROG_TEST_RUN`.
+//! - [`pin`]: private, temporary pins on bpffs for an outside reader.
 //!
 //! The BPF programs are C (`bpf/dropbench.bpf.c`), compiled by `bpf/build.sh`
 //! into the committed `bpf/obj/*.bpf.o`, so users never need clang.
 
 pub mod abi;
 pub mod counters;
+pub mod inject;
 pub mod loader;
 pub mod perf;
+pub mod pin;
 pub mod record;
 pub mod ringbuf;
 mod sys;

@@ -356,7 +356,7 @@ fn flush(
         p.windows.resize(w + 1, 0);
     }
     p.windows[w] += batch.len() as u64;
-    p.last_write_ns = monotonic_ns();
+    p.last_write_ns = at;
     batch.clear();
     Ok(())
 }

@@ -273,8 +273,11 @@ struct Produced {
     windows: Vec<u64>,
 }
 
-/// The capture, ready to inject.
-struct Prepared<'c> {
+/// A capture ready to inject, with its injector loaded: what every entry
+/// point does first.
+struct Engine<'c, 'o> {
+    capture: &'c Capture,
+    opts: &'o KernelOptions,
     rings: RingConfig,
     samples: Vec<&'c StoredRecord>,
     /// Emitted length of each sample, same order.
@@ -282,45 +285,60 @@ struct Prepared<'c> {
     first: u64,
     last: u64,
     capture_lost: u64,
+    inj: Injector,
 }
 
-fn prepare<'c>(
-    capture: &'c Capture,
-    opts: &KernelOptions,
-    cpus: usize,
-) -> Result<Prepared<'c>, KernelError> {
-    let rings = resolve(&opts.replay, capture, cpus)?;
-    let samples = kernel_order(capture);
-    if samples.is_empty() {
-        return Err(ReplayError::EmptyCapture {
-            file: capture.file.clone(),
+impl<'c, 'o> Engine<'c, 'o> {
+    /// Resolves the rings, orders the samples, and loads the injector.
+    fn new(capture: &'c Capture, opts: &'o KernelOptions) -> Result<Self, KernelError> {
+        let cpus = probes::loader::online_cpus()
+            .map_err(InjectError::from)?
+            .len();
+        let rings = resolve(&opts.replay, capture, cpus)?;
+        let samples = kernel_order(capture);
+        if samples.is_empty() {
+            return Err(ReplayError::EmptyCapture {
+                file: capture.file.clone(),
+            }
+            .into());
         }
-        .into());
-    }
-    if let Bound::Loops(0) = opts.replay.bound {
-        return Err(ReplayError::Option {
-            what: "--loops must be at least 1".into(),
+        if let Bound::Loops(0) = opts.replay.bound {
+            return Err(ReplayError::Option {
+                what: "--loops must be at least 1".into(),
+            }
+            .into());
         }
-        .into());
+        let lens = samples
+            .iter()
+            .map(|r| emitted_len(capture.trimmed(r), r.orig as usize) as u32)
+            .collect();
+        let mut spec = InjectorSpec::new(rings.transport, rings.ring_bytes as usize, rings.wakeup);
+        spec.slots_per_cpu = opts.slots_per_cpu;
+        let inj = Injector::load(&spec)?;
+        Ok(Engine {
+            capture,
+            opts,
+            rings,
+            lens,
+            first: samples.iter().map(|r| r.origin_ns).min().unwrap_or(0),
+            last: samples.iter().map(|r| r.origin_ns).max().unwrap_or(0),
+            capture_lost: capture.records.iter().map(|r| r.lost).sum(),
+            samples,
+            inj,
+        })
     }
-    let lens = samples
-        .iter()
-        .map(|r| emitted_len(capture.trimmed(r), r.orig as usize) as u32)
-        .collect();
-    Ok(Prepared {
-        rings,
-        lens,
-        first: samples.iter().map(|r| r.origin_ns).min().unwrap_or(0),
-        last: samples.iter().map(|r| r.origin_ns).max().unwrap_or(0),
-        capture_lost: capture.records.iter().map(|r| r.lost).sum(),
-        samples,
-    })
-}
 
-fn load_injector(rings: &RingConfig, opts: &KernelOptions) -> Result<Injector, KernelError> {
-    let mut spec = InjectorSpec::new(rings.transport, rings.ring_bytes as usize, rings.wakeup);
-    spec.slots_per_cpu = opts.slots_per_cpu;
-    Ok(Injector::load(&spec)?)
+    /// Injects the whole run, starting 2 ms from now (so a reader thread is
+    /// up before the first sample). Returns the start and what was done.
+    fn inject(&mut self) -> (u64, Result<Produced, KernelError>) {
+        let start_ns = monotonic_ns() + 2_000_000;
+        let o = &self.opts.replay;
+        let n = self.samples.len() as u64;
+        let produced = Schedule::new(o.pacing, start_ns, self.first, self.last, n)
+            .map_err(|e| KernelError::Replay(e.into()))
+            .and_then(|schedule| produce(self, &schedule));
+        (start_ns, produced)
+    }
 }
 
 /// Per CPU index: (due time, emitted length) of each staged sample, in slot order.
@@ -363,14 +381,9 @@ fn flush(
 
 /// The producer: stages each sample when it is due and emits each CPU's
 /// batch in one test run (module docs, "Batching").
-fn produce(
-    capture: &Capture,
-    prep: &Prepared<'_>,
-    schedule: &Schedule,
-    bound: Bound,
-    inj: &mut Injector,
-    stop: &AtomicBool,
-) -> Result<Produced, KernelError> {
+fn produce(e: &mut Engine<'_, '_>, schedule: &Schedule) -> Result<Produced, KernelError> {
+    let (capture, bound, stop) = (e.capture, e.opts.replay.bound, &e.opts.stop);
+    let (samples, lens, inj) = (&e.samples, &e.lens, &mut e.inj);
     let cpu0 = CpuTime::thread();
     let ncpu = inj.cpus().len();
     let per = inj.slots_per_cpu();
@@ -404,7 +417,7 @@ fn produce(
     let mut index = 0u64;
     let mut bytes_before: u128 = 0;
     'outer: for loop_index in 0..loops {
-        for (rec, &len) in prep.samples.iter().zip(&prep.lens) {
+        for (rec, &len) in samples.iter().zip(lens) {
             if stop.load(Ordering::Relaxed) {
                 return Err(KernelError::Interrupted);
             }
@@ -449,70 +462,69 @@ fn produce(
     Ok(p)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    capture: &Capture,
-    opts: &KernelOptions,
-    prep: &Prepared<'_>,
-    start_ns: u64,
-    p: Produced,
-    counters: InjectCounters,
-    test_runs: u64,
-    consumer: ConsumerReport,
-    exec: Option<ExecReport>,
-    stale: Vec<Stale>,
-) -> KernelReport {
-    let rings = &prep.rings;
-    let t = counters.kernel.total();
-    let ring = |ring: u32, c: &probes::counters::CpuCounters| RingResult {
-        ring,
-        size_bytes: rings.ring_bytes,
-        offered: c.emitted,
-        accepted: c.output_ok,
-        lost: c.failed(),
-        // The kernel's rings are not watched from here: their readers own them.
-        high_water_bytes: 0,
-        wakeups: 0,
-    };
-    let per_ring = match rings.transport {
-        Transport::Perf => counters
-            .kernel
-            .cpus
-            .iter()
-            .map(|c| ring(c.cpu, c))
-            .collect(),
-        Transport::Ringbuf => vec![ring(0, &t)],
-    };
-    let transport = rings.transport;
-    KernelReport {
-        replay: ReplayReport {
-            rings: rings.clone(),
-            pacing: opts.replay.pacing,
-            bound: opts.replay.bound,
-            capture_file: capture.file.clone(),
-            offered: t.emitted,
-            accepted: t.output_ok,
-            lost: t.failed(),
-            bytes: p.bytes,
-            unreported_lost: counters.lost_unreportable(transport),
-            capture_lost: prep.capture_lost,
-            loops_done: p.loops_done,
-            start_ns,
-            last_write_ns: p.last_write_ns,
-            max_lateness_ns: p.max_lateness_ns,
-            late_records: p.late_records,
-            producer_cpu: p.cpu,
-            windows: p.windows,
-            per_ring,
-            consumer,
-        },
-        injection: Injection {
-            transport,
-            counters,
-            test_runs,
-            exec,
-            stale,
-        },
+impl Engine<'_, '_> {
+    /// The run's report, with the injector's counters read now.
+    fn report(
+        self,
+        start_ns: u64,
+        p: Produced,
+        consumer: ConsumerReport,
+        exec: Option<ExecReport>,
+        stale: Vec<Stale>,
+    ) -> Result<KernelReport, KernelError> {
+        let counters = self.inj.counters()?;
+        let rings = self.rings;
+        let t = counters.kernel.total();
+        let ring = |ring: u32, c: &probes::counters::CpuCounters| RingResult {
+            ring,
+            size_bytes: rings.ring_bytes,
+            offered: c.emitted,
+            accepted: c.output_ok,
+            lost: c.failed(),
+            // The kernel's rings are not watched from here: their readers own them.
+            high_water_bytes: 0,
+            wakeups: 0,
+        };
+        let per_ring = match rings.transport {
+            Transport::Perf => counters
+                .kernel
+                .cpus
+                .iter()
+                .map(|c| ring(c.cpu, c))
+                .collect(),
+            Transport::Ringbuf => vec![ring(0, &t)],
+        };
+        let transport = rings.transport;
+        Ok(KernelReport {
+            replay: ReplayReport {
+                pacing: self.opts.replay.pacing,
+                bound: self.opts.replay.bound,
+                capture_file: self.capture.file.clone(),
+                offered: t.emitted,
+                accepted: t.output_ok,
+                lost: t.failed(),
+                bytes: p.bytes,
+                unreported_lost: counters.lost_unreportable(transport),
+                capture_lost: self.capture_lost,
+                loops_done: p.loops_done,
+                start_ns,
+                last_write_ns: p.last_write_ns,
+                max_lateness_ns: p.max_lateness_ns,
+                late_records: p.late_records,
+                producer_cpu: p.cpu,
+                windows: p.windows,
+                per_ring,
+                consumer,
+                rings,
+            },
+            injection: Injection {
+                transport,
+                test_runs: self.inj.runs(),
+                counters,
+                exec,
+                stale,
+            },
+        })
     }
 }
 
@@ -529,55 +541,20 @@ pub fn run<C>(
 where
     C: FnOnce(InjectSource) -> ConsumerReport + Send,
 {
-    let cpus = probes::loader::online_cpus()
-        .map_err(InjectError::from)?
-        .len();
-    let prep = prepare(capture, opts, cpus)?;
-    let mut inj = load_injector(&prep.rings, opts)?;
-    let source = inj.open_reader()?;
+    let mut engine = Engine::new(capture, opts)?;
+    let source = engine.inj.open_reader()?;
     let stop_reader = source.stop_handle();
-    std::thread::scope(|scope| {
+    let (start_ns, produced, consumer) = std::thread::scope(|scope| {
         let handle = scope.spawn(move || consumer(source));
-        // Start 2 ms from now so the consumer thread is up before the first record.
-        let start_ns = monotonic_ns() + 2_000_000;
-        let produced = Schedule::new(
-            opts.replay.pacing,
-            start_ns,
-            prep.first,
-            prep.last,
-            prep.samples.len() as u64,
-        )
-        .map_err(|e| KernelError::Replay(e.into()))
-        .and_then(|schedule| {
-            produce(
-                capture,
-                &prep,
-                &schedule,
-                opts.replay.bound,
-                &mut inj,
-                &opts.stop,
-            )
-        });
+        let (start_ns, produced) = engine.inject();
         stop_reader.store(true, Ordering::Release);
-        let consumer = handle.join();
-        let p = produced?;
-        let consumer = consumer.map_err(|_| KernelError::ConsumerPanicked {
-            variant: "kernel replay".into(),
-        })?;
-        let counters = inj.counters()?;
-        Ok(report(
-            capture,
-            opts,
-            &prep,
-            start_ns,
-            p,
-            counters,
-            inj.runs(),
-            consumer,
-            None,
-            Vec::new(),
-        ))
-    })
+        (start_ns, produced, handle.join())
+    });
+    let p = produced?;
+    let consumer = consumer.map_err(|_| KernelError::ConsumerPanicked {
+        variant: "kernel replay".into(),
+    })?;
+    engine.report(start_ns, p, consumer, None, Vec::new())
 }
 
 /// Replays `capture` through the kernel's rings into a pipeline `variant`
@@ -608,24 +585,21 @@ pub fn run_exec(
     opts: &KernelOptions,
     exec: &ExecSpec,
 ) -> Result<KernelReport, KernelError> {
-    let cpus = probes::loader::online_cpus()
-        .map_err(InjectError::from)?
-        .len();
-    let prep = prepare(capture, opts, cpus)?;
-    let mut inj = load_injector(&prep.rings, opts)?;
+    let mut engine = Engine::new(capture, opts)?;
     let (mut pins_dir, stale) = PinDir::create(&exec.bpffs)?;
-    let pins = inj.pin(&mut pins_dir)?;
+    let pins = engine.inj.pin(&mut pins_dir)?;
     let ready_dir = exec::ExecReader::ready_dir()?;
     let env = exec::environment(
         &pins,
-        &prep.rings,
+        &engine.rings,
         capture.meta.probe,
-        inj.cpus(),
+        engine.inj.cpus(),
         &ready_dir.path().join("ready"),
     );
     let mut reader = exec::ExecReader::spawn(&exec.command, &env, ready_dir)?;
-    let perf = prep.rings.transport == Transport::Perf;
+    let inj = &engine.inj;
     let mut slots_filled = || inj.perf_slots_filled().is_ok_and(|v| v.iter().all(|&f| f));
+    let perf = engine.rings.transport == Transport::Perf;
     let ready_after = reader
         .wait_ready(
             exec.ready,
@@ -634,27 +608,12 @@ pub fn run_exec(
             if perf { Some(&mut slots_filled) } else { None },
         )?
         .ok_or(KernelError::Interrupted)?;
-    let watch = match prep.rings.transport {
-        Transport::Ringbuf => Some(inj.ringbuf_watch()?),
+    let watch = match engine.rings.transport {
+        Transport::Ringbuf => Some(engine.inj.ringbuf_watch()?),
         Transport::Perf => None,
     };
-    let start_ns = monotonic_ns() + 2_000_000;
-    let schedule = Schedule::new(
-        opts.replay.pacing,
-        start_ns,
-        prep.first,
-        prep.last,
-        prep.samples.len() as u64,
-    )
-    .map_err(|e| KernelError::Replay(e.into()))?;
-    let p = produce(
-        capture,
-        &prep,
-        &schedule,
-        opts.replay.bound,
-        &mut inj,
-        &opts.stop,
-    )?;
+    let (start_ns, produced) = engine.inject();
+    let p = produced?;
     let exited_during_run = reader.exited()?.is_some();
     // Let the reader catch up before stopping it (its loss is already known).
     let until = std::time::Instant::now() + exec.drain;
@@ -671,7 +630,7 @@ pub fn run_exec(
     if opts.stop.load(Ordering::Acquire) {
         return Err(KernelError::Interrupted);
     }
-    let counters = inj.counters()?;
+    // An outside reader's reads are its own: dropbench counts none of them.
     let consumer = ConsumerReport {
         variant: format!("exec:{}", exec.command),
         read: 0,
@@ -690,18 +649,7 @@ pub fn run_exec(
         ready_after_ns: ready_after.as_nanos() as u64,
         pins: pins.dir,
     };
-    Ok(report(
-        capture,
-        opts,
-        &prep,
-        start_ns,
-        p,
-        counters,
-        inj.runs(),
-        consumer,
-        Some(exec_report),
-        stale,
-    ))
+    engine.report(start_ns, p, consumer, Some(exec_report), stale)
 }
 
 #[cfg(test)]

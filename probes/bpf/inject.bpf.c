@@ -18,17 +18,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "dropbench_abi.h"
-
-#define DB_TRANSPORT_PERF 1
-#define DB_TRANSPORT_RINGBUF 2
-
-#ifndef DB_TRANSPORT
-#error "build with -DDB_TRANSPORT=DB_TRANSPORT_PERF or DB_TRANSPORT_RINGBUF"
-#endif
-
-#define EAGAIN 11
-#define ENOENT 2
-#define ENOSPC 28
+#include "rings.h"
 
 /* The largest event is 4144 bytes (fixed4k: 48-byte header + 4096-byte path);
  * a perf capture stores it with perf's 4 pad bytes (4148). 4152 is the next
@@ -64,31 +54,6 @@ struct {
 	__type(value, struct db_inject_slot);
 } slots SEC(".maps");
 
-/* The probes' counters, same slots (DB_CNT_*). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct db_counters);
-} counters SEC(".maps");
-
-#if DB_TRANSPORT == DB_TRANSPORT_PERF
-/* One slot per possible CPU (max_entries set at load time). dropbench's own
- * reader stores its perf event fds here; an outside reader stores its own
- * through the pinned map. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} events SEC(".maps");
-#else
-/* Size is set at load time (a power of two multiple of the page size). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
-} events SEC(".maps");
-#endif
-
 struct emit_ctx {
 	void *ctx;
 	struct db_counters *c;
@@ -96,11 +61,6 @@ struct emit_ctx {
 	__u64 rb_flags;
 	__u64 ok;
 };
-
-static __always_inline void count(struct db_counters *c, int slot)
-{
-	c->v[slot & (DB_CNT_SLOTS - 1)]++;
-}
 
 static long emit_one(__u64 i, struct emit_ctx *ec)
 {
@@ -125,19 +85,12 @@ static long emit_one(__u64 i, struct emit_ctx *ec)
 	r = bpf_ringbuf_output(&events, s->data, len, ec->rb_flags);
 #endif
 	s->ret = (__s32)r;
+	count_output(c, r);
 	if (r == 0) {
-		count(c, DB_CNT_OUTPUT_OK);
 		c->v[DB_CNT_LOST_PENDING] = 0;
 		ec->ok++;
 	} else if (r == -ENOSPC) {
-		count(c, DB_CNT_FAIL_NOSPC);
 		count(c, DB_CNT_LOST_PENDING);
-	} else if (r == -ENOENT) {
-		count(c, DB_CNT_FAIL_NOENT);
-	} else if (r == -EAGAIN) {
-		count(c, DB_CNT_FAIL_AGAIN);
-	} else {
-		count(c, DB_CNT_FAIL_OTHER);
 	}
 	return 0;
 }

@@ -43,6 +43,21 @@ fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
 }
 
+/// `harness replay --kernel --speed 5 ARGS` of the compact fixture, which
+/// must succeed; returns its stdout.
+fn replay_kernel_ok(args: &[&str]) -> String {
+    let out = harness()
+        .args(["replay", "--kernel", "--speed", "5"])
+        .args(args)
+        .arg(fixture("compact-perf.pcapng"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    stdout
+}
+
 fn opts(pacing: Pacing, transport: Transport, ring_bytes: u64, wakeup: Wakeup) -> KernelOptions {
     KernelOptions::new(ReplayOptions {
         pacing,
@@ -319,18 +334,7 @@ fn replay_kernel_on_the_command_line_writes_a_valid_kernel_replay_result() {
     }
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
-    let out = harness()
-        .args(["replay", "--kernel", "--speed", "5", "--json"])
-        .arg(&json)
-        .arg(fixture("compact-perf.pcapng"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = replay_kernel_ok(&["--json", json.to_str().unwrap()]);
     assert!(
         stdout.contains("events per run (BPF_PROG_TEST_RUN"),
         "{stdout}"
@@ -439,7 +443,10 @@ fn the_example_libbpf_reader_reads_every_output_and_the_books_balance() {
             (t.output_ok, t.failed())
         );
         if transport == Transport::Perf {
-            assert!(t.failed() > 0, "a 16 KiB perf ring at 50 k/s fixed4k loses");
+            assert!(
+                t.failed() > 0,
+                "a 16 KiB perf ring at 5x the capture's rate loses"
+            );
             let pending: u64 = k.injection.counters.lost_pending.iter().sum();
             assert_eq!(
                 r["lost"] + pending,
@@ -670,18 +677,10 @@ fn a_killed_runs_stale_pins_are_found_removed_and_reported() {
         gone(reader_pid),
         "its reader got SIGTERM when dropbench died"
     );
-    let out = harness()
-        .args(["replay", "--kernel", "--speed", "5", "--variant"])
-        .arg("exec:touch \"$DROPBENCH_READY_FILE\"; exec sleep 60")
-        .arg(fixture("compact-perf.pcapng"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = replay_kernel_ok(&[
+        "--variant",
+        "exec:touch \"$DROPBENCH_READY_FILE\"; exec sleep 60",
+    ]);
     let line = format!("removed stale pins {}", pin_dir.display());
     assert!(stdout.contains(&line), "{stdout}");
     assert!(!pin_dir.exists());

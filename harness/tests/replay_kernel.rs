@@ -759,6 +759,16 @@ fn bad_kernel_replay_input_gets_one_clear_line() {
         return;
     }
     assert_clear_error(&run(&["--kernel", "--rings", "99"]), "one per online CPU");
+    assert_clear_error(
+        &run(&[
+            "--kernel",
+            "--variant",
+            "exec:true",
+            "--bpffs",
+            env!("CARGO_MANIFEST_DIR"),
+        ]),
+        "is not a bpffs mount and not an empty directory",
+    );
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
     let base = Path::new(probes::pin::DEFAULT_BPFFS).join(probes::pin::BASE_DIR);
     for (reader, needle) in [

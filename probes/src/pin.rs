@@ -31,7 +31,7 @@ const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 pub enum PinError {
     #[error("bpffs is not mounted at {path} and mounting it failed: {source} (pinning the rings for an outside reader needs CAP_SYS_ADMIN to mount bpffs, or bpffs already mounted there)")]
     Mount { path: PathBuf, source: io::Error },
-    #[error("{path} is not a bpffs mount (it is another filesystem); pass the bpffs mount point")]
+    #[error("{path} is not a bpffs mount and not an empty directory to mount one on; pass the bpffs mount point (usually /sys/fs/bpf)")]
     NotBpffs { path: PathBuf },
     #[error("creating the pin directory {path}: {source}")]
     Dir { path: PathBuf, source: io::Error },
@@ -195,12 +195,15 @@ fn remove_dir_all_pins(dir: &Path) -> Result<(), PinError> {
     }
 }
 
-/// Makes sure `path` is a bpffs mount, mounting one there if nothing is.
+/// Makes sure `path` is a bpffs mount, mounting one there if nothing is:
+/// only on an empty directory that is not already a mount point, so a wrong
+/// path never hides what is there.
 pub fn ensure_bpffs(path: &Path) -> Result<(), PinError> {
     if is_bpffs(path) {
         return Ok(());
     }
-    if path.is_dir() && is_mount_point(path) {
+    let empty_dir = fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+    if path.exists() && (!empty_dir || is_mount_point(path)) {
         return Err(PinError::NotBpffs {
             path: path.to_path_buf(),
         });
@@ -325,6 +328,15 @@ mod tests {
         assert_eq!(parse_dir_name("maps"), None);
         assert_eq!(parse_dir_name("123-456-zz"), None);
         assert_eq!(parse_dir_name("123-456-0-1"), None);
+    }
+
+    #[test]
+    fn bpffs_is_never_mounted_over_a_directory_that_holds_something() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keep"), b"x").unwrap();
+        let e = ensure_bpffs(dir.path()).unwrap_err();
+        assert!(matches!(e, PinError::NotBpffs { .. }), "{e}");
+        assert!(dir.path().join("keep").exists());
     }
 
     #[test]

@@ -352,12 +352,18 @@ fn print_result(r: &RunResult, rep: &replay::ReplayReport) {
         "lost      {:>12}   {:.3}%   (in-band seen by reader: {}, not yet reported: {})",
         r.counts.lost, r.counts.lost_pct, r.counts.lost_seen, rep.unreported_lost
     );
-    println!(
-        "read      {:>12}   {}/s, {}B/s",
-        r.counts.read,
-        si(r.rates.read_per_s),
-        si(r.rates.bytes_per_s)
-    );
+    if r.variant.starts_with("exec:") {
+        println!(
+            "read      (by the exec reader: dropbench sees only what the kernel took and refused)"
+        );
+    } else {
+        println!(
+            "read      {:>12}   {}/s, {}B/s",
+            r.counts.read,
+            si(r.rates.read_per_s),
+            si(r.rates.bytes_per_s)
+        );
+    }
     match &r.latency {
         Some(l) => println!(
             "latency   p50 {}  p99 {}  p99.9 {}  max {}  (from scheduled time)",

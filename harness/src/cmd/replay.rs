@@ -50,7 +50,7 @@ pub struct ReplayArgs {
     /// injection before it is stopped (SIGTERM, then SIGKILL 2 s later).
     #[arg(long, value_parser = parse_duration, default_value = "500ms")]
     pub exec_drain: Duration,
-    /// exec: readers: where bpffs is mounted (mounted there if it is not).
+    /// exec: readers: where bpffs is mounted (mounted there if it is an empty directory).
     #[arg(long, default_value = probes::pin::DEFAULT_BPFFS)]
     pub bpffs: PathBuf,
     /// How long a pipeline variant's sink may take to finish after the replay.

@@ -23,7 +23,7 @@ pub enum Command {
     Record(cmd::record::RecordArgs),
     /// Summarise a capture: counts per ring and syscall, lost, rate over time.
     Inspect(cmd::inspect::InspectArgs),
-    /// Replay a capture, paced, into an emulated kernel ring and a pipeline.
+    /// Replay a capture, paced, into emulated kernel rings (or, with --kernel, the real ones) and a pipeline.
     Replay(cmd::replay::ReplayArgs),
     /// Run one cell through the real kernel: load generator, probes, rings, variant (root).
     Live(cmd::live::LiveArgs),

@@ -10,16 +10,26 @@ out=${1:-$here/obj}
 mkdir -p "$out"
 cd "$here"
 arch=$(uname -m)
-# The one list of sources: source file, then one object per layout x transport.
-SOURCES=(dropbench.bpf.c)
-for src in "${SOURCES[@]}"; do
-  for layout in FIXED4K COMPACT; do
+# The one list of sources: each source with the layouts it is built for.
+# dropbench.bpf.c (the probes): one object per layout x transport, LAYOUT_TRANSPORT.bpf.o.
+# inject.bpf.c (kernel-backed replay's injector): layout-independent ("-"), inject_TRANSPORT.bpf.o.
+SOURCES=("dropbench.bpf.c:FIXED4K COMPACT" "inject.bpf.c:-")
+for entry in "${SOURCES[@]}"; do
+  src=${entry%%:*}
+  for layout in ${entry#*:}; do
     for transport in PERF RINGBUF; do
-      name="$(echo "$layout" | tr A-Z a-z)_$(echo "$transport" | tr A-Z a-z)"
+      t=$(echo "$transport" | tr A-Z a-z)
+      defs=(-DDB_TRANSPORT=DB_TRANSPORT_"$transport")
+      if [ "$layout" = - ]; then
+        name="$(basename "$src" .bpf.c)_$t"
+      else
+        name="$(echo "$layout" | tr A-Z a-z)_$t"
+        defs+=(-DDB_LAYOUT=DB_LAYOUT_"$layout")
+      fi
       clang -target bpf -O2 -g -Wall -Werror \
         -fdebug-prefix-map="$here"=. \
         -I/usr/include/"$arch"-linux-gnu \
-        -DDB_LAYOUT=DB_LAYOUT_"$layout" -DDB_TRANSPORT=DB_TRANSPORT_"$transport" \
+        "${defs[@]}" \
         -c "$src" -o "$out/$name.bpf.o"
     done
   done

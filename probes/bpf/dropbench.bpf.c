@@ -12,20 +12,12 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "dropbench_abi.h"
-
-#define DB_TRANSPORT_PERF 1
-#define DB_TRANSPORT_RINGBUF 2
+#include "rings.h"
 
 #ifndef DB_LAYOUT
 #error "build with -DDB_LAYOUT=DB_LAYOUT_FIXED4K or DB_LAYOUT_COMPACT"
 #endif
-#ifndef DB_TRANSPORT
-#error "build with -DDB_TRANSPORT=DB_TRANSPORT_PERF or DB_TRANSPORT_RINGBUF"
-#endif
 
-#define EAGAIN 11
-#define ENOENT 2
-#define ENOSPC 28
 #define AT_FDCWD -100
 
 char LICENSE[] SEC("license") = "GPL";
@@ -52,13 +44,6 @@ struct {
 	__type(value, struct db_event);
 } scratch SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct db_counters);
-} counters SEC(".maps");
-
 #if DB_LAYOUT == DB_LAYOUT_FIXED4K
 /* 4 KiB of zeros to clear the path buffer with one kernel copy (clang will
  * not inline a 4 KiB memset for BPF). Never written. */
@@ -84,29 +69,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } targets SEC(".maps");
-
-#if DB_TRANSPORT == DB_TRANSPORT_PERF
-/* One slot per CPU. Userspace opens the perf events itself (so it can choose
- * wakeup_events or a watermark) and stores their fds here; max_entries is set
- * to the number of possible CPUs at load time. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} events SEC(".maps");
-#else
-/* Size is set at load time (a power of two multiple of the page size). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
-} events SEC(".maps");
-#endif
-
-static __always_inline void count(struct db_counters *c, int slot)
-{
-	if (c)
-		c->v[slot & (DB_CNT_SLOTS - 1)]++;
-}
 
 /* Returns the config if this task passes the filter, NULL otherwise. */
 static __always_inline struct db_config *admit(struct db_counters *c, __u64 pid_tgid)
@@ -142,16 +104,7 @@ static __always_inline void output(void *ctx, struct db_counters *c, struct db_c
 #else
 	r = bpf_ringbuf_output(&events, e, size, cfg->ringbuf_flags);
 #endif
-	if (r == 0)
-		count(c, DB_CNT_OUTPUT_OK);
-	else if (r == -ENOSPC)
-		count(c, DB_CNT_FAIL_NOSPC);
-	else if (r == -ENOENT)
-		count(c, DB_CNT_FAIL_NOENT);
-	else if (r == -EAGAIN)
-		count(c, DB_CNT_FAIL_AGAIN);
-	else
-		count(c, DB_CNT_FAIL_OTHER);
+	count_output(c, r);
 }
 
 /* Every header field but path_len (set once the path is read). */

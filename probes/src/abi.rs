@@ -104,6 +104,10 @@ pub mod slot {
     pub const FAIL_AGAIN: usize = 6;
     pub const FAIL_OTHER: usize = 7;
     pub const PATH_FAULT: usize = 8;
+    /// Kept by the injector only (`DB_CNT_LOST_PENDING` in inject.bpf.c): perf
+    /// -ENOSPC failures since the CPU's last successful output, not yet
+    /// reported by a PERF_RECORD_LOST.
+    pub const LOST_PENDING: usize = 9;
 }
 
 macro_rules! u8_enum {

@@ -7,13 +7,18 @@
 //!   readers (one drain each, for the kernel's rings and emulated ones alike),
 //!   behind a waiter (epoll live, the emulated wakeup in replay).
 //! - [`counters`]: the kernel-side per-CPU counters.
+//! - [`inject`]: the injector of kernel-backed replay: recorded events emitted
+//!   into real rings by a BPF program run with `BPF_PROG_TEST_RUN`.
+//! - [`pin`]: private, temporary pins on bpffs for an outside reader.
 //!
 //! The BPF programs are C (`bpf/dropbench.bpf.c`), compiled by `bpf/build.sh`
 //! into the committed `bpf/obj/*.bpf.o`, so users never need clang.
 
 pub mod abi;
 pub mod counters;
+pub mod inject;
 pub mod loader;
+pub mod pin;
 pub mod record;
 pub mod ring;
 mod sys;

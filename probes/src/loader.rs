@@ -741,7 +741,7 @@ impl std::os::fd::AsRawFd for RawFdRef {
 
 /// A second handle on the counters map (a dup of its fd), for the ring buffer
 /// reader's lost-sample accounting.
-fn counters_handle(
+pub(crate) fn counters_handle(
     ebpf: &Ebpf,
     object: &'static str,
 ) -> Result<PerCpuArray<MapData, RawCounters>, ProbeError> {
@@ -781,7 +781,7 @@ fn counters_handle(
 }
 
 /// The `counters` map's values for `cpus`.
-fn counters_of<T: std::borrow::Borrow<MapData>>(
+pub(crate) fn counters_of<T: std::borrow::Borrow<MapData>>(
     arr: &PerCpuArray<T, RawCounters>,
     cpus: &[u32],
 ) -> Result<KernelCounters, aya::maps::MapError> {

@@ -38,7 +38,10 @@ fn committed_objects_match_their_sources() {
         );
         n += 1;
     }
-    assert_eq!(n, 4, "expected 4 objects (2 layouts x 2 transports)");
+    assert_eq!(
+        n, 6,
+        "expected 6 objects: the probes (2 layouts x 2 transports) and the injector (2 transports)"
+    );
     assert_eq!(
         std::fs::read_dir(out.path()).unwrap().count(),
         n,

@@ -1,16 +1,22 @@
 //! `harness replay CAPTURE`: replay a capture, paced, into emulated kernel
 //! rings read by a pipeline variant, and report what was lost and how late.
+//! With `--kernel`, into the kernel's real rings instead (`replay::kernel`),
+//! read by dropbench's reader, a pipeline variant, or the user's own program
+//! (`--variant exec:'COMMAND'`, docs/byo-reader.md).
 //!
 //! Unset ring options default to the capture's metadata (transport, ring
 //! size, ring count, wakeup), so a plain replay reproduces the recording setup.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::capture::{Capture, Transport};
+use crate::pipeline::Variant;
+use crate::replay::kernel::{self, ExecSpec, Injection, KernelOptions, Ready};
 use crate::replay::{
     self, drain_noop, parse_bytes, parse_duration, Bound, Pacing, ReplayOptions, Wakeup,
 };
@@ -23,8 +29,30 @@ pub struct ReplayArgs {
     /// Pipeline variant reading the rings: `noop` (drain and measure only) or
     /// one of the pipeline variants (seed-baseline, batched, ...), which run
     /// with default knobs, the built-in classifier rules and the null sink.
+    /// With --kernel also `exec:'COMMAND'`: your own reader, started with
+    /// `sh -c` on the rings pinned on bpffs (docs/byo-reader.md).
     #[arg(long, default_value = "noop")]
     pub variant: String,
+    /// Replay through the kernel's real rings: a BPF injector run with
+    /// BPF_PROG_TEST_RUN on each sample's recorded CPU (root or CAP_BPF +
+    /// CAP_PERFMON). Without it, the rings are emulated (no privileges needed).
+    #[arg(long)]
+    pub kernel: bool,
+    /// exec: readers: how dropbench learns the reader is ready. `auto` (the file
+    /// $DROPBENCH_READY_FILE appears or, for perf, every CPU's slot of the pinned
+    /// perf event array holds the reader's perf event), `file`, or `after:DURATION`.
+    #[arg(long, default_value = "auto")]
+    pub exec_ready: Ready,
+    /// exec: readers: how long to wait for the ready signal.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub exec_timeout: Duration,
+    /// exec: readers: time given to the reader to catch up after the last
+    /// injection before it is stopped (SIGTERM, then SIGKILL 2 s later).
+    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
+    pub exec_drain: Duration,
+    /// exec: readers: where bpffs is mounted (mounted there if it is an empty directory).
+    #[arg(long, default_value = probes::pin::DEFAULT_BPFFS)]
+    pub bpffs: PathBuf,
     /// How long a pipeline variant's sink may take to finish after the replay.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub sink_timeout: Duration,
@@ -100,15 +128,57 @@ impl ReplayArgs {
     }
 }
 
+/// Who reads the rings.
+enum Reader {
+    Noop,
+    Variant(&'static Variant),
+    /// `exec:COMMAND` (kernel-backed only).
+    Exec(String),
+}
+
+impl Reader {
+    fn parse(args: &ReplayArgs) -> anyhow::Result<Reader> {
+        if let Some(cmd) = args.variant.strip_prefix("exec:") {
+            if !args.kernel {
+                anyhow::bail!("--variant exec:... needs --kernel: an outside program can only read the kernel's real rings");
+            }
+            if cmd.trim().is_empty() {
+                anyhow::bail!("--variant exec: needs a command, e.g. exec:'./reader'");
+            }
+            return Ok(Reader::Exec(cmd.to_string()));
+        }
+        match args.variant.as_str() {
+            "noop" => Ok(Reader::Noop),
+            name => Ok(Reader::Variant(crate::pipeline::variant(name).map_err(
+                |e| {
+                    anyhow::anyhow!(
+                        "{e} (or noop, the built-in drain, or with --kernel exec:'COMMAND')"
+                    )
+                },
+            )?)),
+        }
+    }
+}
+
+/// Opens the sink a pipeline variant writes to, and says which it is.
+fn open_sink(
+    args: &ReplayArgs,
+    v: &Variant,
+) -> anyhow::Result<(Arc<dyn crate::sink::Sink>, String)> {
+    let mut spec =
+        crate::sink::SinkSpec::parse(&args.sink, args.brokers.clone(), args.topic.clone())
+            .map_err(anyhow::Error::msg)?;
+    if let crate::sink::SinkSpec::Kafka(k) = &mut spec {
+        (v.tune_kafka)(k);
+    }
+    let describe = spec.describe();
+    println!("sink      {describe}");
+    Ok((spec.open()?, describe))
+}
+
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     // Check the variant before loading anything.
-    let pipeline_variant = match args.variant.as_str() {
-        "noop" => None,
-        name => Some(
-            crate::pipeline::variant(name)
-                .map_err(|e| anyhow::anyhow!("{e} (or noop, the built-in drain)"))?,
-        ),
-    };
+    let reader = Reader::parse(&args)?;
     let capture = Capture::load(&args.capture)?;
     if let Some((off, what)) = &capture.truncated {
         eprintln!(
@@ -116,24 +186,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             capture.file
         );
     }
+    if args.kernel {
+        return run_kernel(&args, &capture, reader);
+    }
     let opts = args.options();
-    let (report, result) = match pipeline_variant {
-        None => {
+    let (report, result) = match reader {
+        Reader::Noop => {
             let report = replay::run(&capture, &opts, drain_noop)?;
             let mut result = report.to_run_result();
             result.config.probe = capture.meta.probe.to_string();
             (report, result)
         }
-        Some(v) => {
-            let mut spec =
-                crate::sink::SinkSpec::parse(&args.sink, args.brokers.clone(), args.topic.clone())
-                    .map_err(anyhow::Error::msg)?;
-            if let crate::sink::SinkSpec::Kafka(k) = &mut spec {
-                (v.tune_kafka)(k);
-            }
-            let describe = spec.describe();
-            println!("sink      {describe}");
-            let sink = spec.open()?;
+        Reader::Variant(v) => {
+            let (sink, describe) = open_sink(&args, v)?;
             let classifier = Arc::new(crate::classify::Classifier::default_rules());
             let r = crate::pipeline::replayed::run_replayed(
                 v,
@@ -147,8 +212,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             let result = crate::sweep::replayed_result(&r, &capture, &describe);
             (r.replay, result)
         }
+        Reader::Exec(_) => unreachable!("Reader::parse refuses exec: without --kernel"),
     };
     print_result(&result, &report);
+    write_json(&args, &result)
+}
+
+fn write_json(args: &ReplayArgs, result: &RunResult) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         result
             .write(path)
@@ -156,6 +226,86 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         println!("results   {}", path.display());
     }
     Ok(())
+}
+
+/// `--kernel`: the same capture and options, through the kernel's real rings.
+fn run_kernel(args: &ReplayArgs, capture: &Capture, reader: Reader) -> anyhow::Result<()> {
+    let opts = KernelOptions::new(args.options());
+    {
+        // Ctrl-C (or SIGTERM) ends the run early; the engine then stops the
+        // reader and removes the pins before returning.
+        let stop = opts.stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Release));
+    }
+    let (report, mut result, injection) = match reader {
+        Reader::Noop => {
+            let k = kernel::run(capture, &opts, drain_noop)?;
+            (k.replay.clone(), k.to_run_result(), k.injection)
+        }
+        Reader::Variant(v) => {
+            let (sink, describe) = open_sink(args, v)?;
+            let classifier = Arc::new(crate::classify::Classifier::default_rules());
+            let (r, injection) = kernel::run_variant(
+                v,
+                (v.knobs)(),
+                capture,
+                &opts,
+                classifier,
+                sink,
+                args.sink_timeout,
+            )?;
+            let mut result = crate::sweep::replayed_result(&r, capture, &describe);
+            injection.annotate(&mut result, r.replay.consumer.lost_seen);
+            (r.replay, result, injection)
+        }
+        Reader::Exec(command) => {
+            let spec = ExecSpec {
+                ready: args.exec_ready,
+                ready_timeout: args.exec_timeout,
+                drain: args.exec_drain,
+                bpffs: args.bpffs.clone(),
+                ..ExecSpec::new(command)
+            };
+            let k = kernel::run_exec(capture, &opts, &spec)?;
+            (k.replay.clone(), k.to_run_result(), k.injection)
+        }
+    };
+    result.config.probe = capture.meta.probe.to_string();
+    print_result(&result, &report);
+    print_kernel(&injection);
+    write_json(args, &result)
+}
+
+/// What only a kernel-backed run has: the injector's per-CPU books and the reader.
+fn print_kernel(k: &Injection) {
+    for s in &k.stale {
+        println!("pins      {s}");
+    }
+    println!(
+        "injector  {} test run(s), {:.1} events per run (BPF_PROG_TEST_RUN on the recorded CPU)",
+        k.test_runs,
+        k.events_per_run()
+    );
+    for (c, pending) in k.counters.kernel.cpus.iter().zip(&k.counters.lost_pending) {
+        println!(
+            "kernel    cpu {:<3} injected {} ok {} failed {} (nospc {} noent {} again {} other {}), not yet reported {}",
+            c.cpu, c.emitted, c.output_ok, c.failed(), c.fail_nospc, c.fail_noent, c.fail_again, c.fail_other, pending
+        );
+    }
+    if let Some(e) = &k.exec {
+        println!(
+            "reader    exec:{}  ready after {}, ended {}{}; pins {} (removed)",
+            e.command,
+            ns(e.ready_after_ns),
+            e.status,
+            if e.exited_during_run {
+                ", EXITED DURING THE RUN"
+            } else {
+                ""
+            },
+            e.pins.display()
+        );
+    }
 }
 
 fn si(v: f64) -> String {
@@ -202,12 +352,18 @@ fn print_result(r: &RunResult, rep: &replay::ReplayReport) {
         "lost      {:>12}   {:.3}%   (in-band seen by reader: {}, not yet reported: {})",
         r.counts.lost, r.counts.lost_pct, r.counts.lost_seen, rep.unreported_lost
     );
-    println!(
-        "read      {:>12}   {}/s, {}B/s",
-        r.counts.read,
-        si(r.rates.read_per_s),
-        si(r.rates.bytes_per_s)
-    );
+    if r.variant.starts_with("exec:") {
+        println!(
+            "read      (by the exec reader: dropbench sees only what the kernel took and refused)"
+        );
+    } else {
+        println!(
+            "read      {:>12}   {}/s, {}B/s",
+            r.counts.read,
+            si(r.rates.read_per_s),
+            si(r.rates.bytes_per_s)
+        );
+    }
     match &r.latency {
         Some(l) => println!(
             "latency   p50 {}  p99 {}  p99.9 {}  max {}  (from scheduled time)",
@@ -218,7 +374,8 @@ fn print_result(r: &RunResult, rep: &replay::ReplayReport) {
         ),
         None => println!("latency   (nothing read)"),
     }
-    for ring in &r.rings {
+    // A kernel-backed run's rings belong to their reader: no high-water mark (print_kernel has them).
+    for ring in r.rings.iter().filter(|_| r.kind != "kernel-replay") {
         println!(
             "ring {:<4} high-water {} of {} bytes ({:.1}%), offered {}, lost {}",
             ring.ring,

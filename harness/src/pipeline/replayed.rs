@@ -67,44 +67,85 @@ pub fn run_replayed(
     sink: Arc<dyn Sink>,
     finish_timeout: Duration,
 ) -> Result<ReplayedRun, ReplayedError> {
-    let pipeline = (variant.build)(knobs);
-    let ctx = Context::new(classifier, sink.clone());
-    let slot: Mutex<Option<Result<RunReport, PipelineError>>> = Mutex::new(None);
+    let c = Consumer::new(variant, knobs, classifier, sink.clone());
     // The producer samples what the sink has finished with, for the trial's
     // steady-state verdict.
-    let progress_sink = sink.clone();
-    let done = move || progress_sink.progress().done;
-    let replay = replay::run_watched(capture, opts, Some(&done), |src| {
-        let input = if variant.sharded {
+    let done = move || sink.progress().done;
+    let replay = replay::run_watched(capture, opts, Some(&done), |src| c.consume(src))?;
+    let kernel = KernelCounts {
+        emitted: replay.offered,
+        accepted: replay.accepted,
+        lost: replay.lost,
+        lost_unreported: replay.unreported_lost,
+    };
+    c.finish(replay, kernel, finish_timeout)
+}
+
+/// A variant ready to consume one run's source, whichever rings feed it
+/// (emulated here, the kernel's in `replay::kernel`).
+pub struct Consumer<'v> {
+    variant: &'v Variant,
+    pipeline: Box<dyn super::Pipeline>,
+    ctx: Context,
+    sink: Arc<dyn Sink>,
+    slot: Mutex<Option<Result<RunReport, PipelineError>>>,
+}
+
+impl<'v> Consumer<'v> {
+    pub fn new(
+        variant: &'v Variant,
+        knobs: Knobs,
+        classifier: Arc<Classifier>,
+        sink: Arc<dyn Sink>,
+    ) -> Self {
+        Consumer {
+            variant,
+            pipeline: (variant.build)(knobs),
+            ctx: Context::new(classifier, sink.clone()),
+            sink,
+            slot: Mutex::new(None),
+        }
+    }
+
+    /// Runs the pipeline on `src` (split per ring if the variant is sharded)
+    /// until it closes, keeping the pipeline's report for [`Consumer::finish`].
+    pub fn consume(&self, src: impl ShardedSource + 'static) -> ConsumerReport {
+        let input = if self.variant.sharded {
             Input::Shards(Box::new(src).into_shards())
         } else {
             Input::Single(Box::new(src))
         };
-        let r = pipeline.run(input, &ctx);
-        let report = consumer_report(variant.name, r.as_ref().ok());
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        let r = self.pipeline.run(input, &self.ctx);
+        let report = consumer_report(self.variant.name, r.as_ref().ok());
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
         report
-    })?;
-    let run = slot
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .expect("the consumer ran")?;
-    let sink_report = sink.finish(finish_timeout)?;
-    let ledger = Ledger {
-        kernel: Some(KernelCounts {
-            emitted: replay.offered,
-            accepted: replay.accepted,
-            lost: replay.lost,
-            lost_unreported: replay.unreported_lost,
-        }),
-        stages: run.stages.clone(),
-        sink: sink_report,
-    };
-    Ok(ReplayedRun {
-        replay,
-        run,
-        ledger,
-    })
+    }
+
+    /// Finishes the sink within `finish_timeout` and puts the run in one ledger
+    /// with the rings' `kernel` counts.
+    pub fn finish(
+        self,
+        replay: ReplayReport,
+        kernel: KernelCounts,
+        finish_timeout: Duration,
+    ) -> Result<ReplayedRun, ReplayedError> {
+        let run = self
+            .slot
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .expect("the consumer ran")?;
+        let sink_report = self.sink.finish(finish_timeout)?;
+        let ledger = Ledger {
+            kernel: Some(kernel),
+            stages: run.stages.clone(),
+            sink: sink_report,
+        };
+        Ok(ReplayedRun {
+            replay,
+            run,
+            ledger,
+        })
+    }
 }
 
 /// The replay driver's view of a pipeline run.

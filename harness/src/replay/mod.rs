@@ -24,6 +24,7 @@
 //! due time is the moment of writing.
 
 pub mod area;
+pub mod kernel;
 pub mod pacing;
 pub mod perf;
 pub mod ringbuf;

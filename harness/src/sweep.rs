@@ -1170,12 +1170,13 @@ pub fn run_sweep(
                     measured.push(m);
                     Ok(m)
                 };
+                let probe_error = |source| SweepError::Probe {
+                    series: key.to_string(),
+                    source,
+                };
                 let outcome = search
                     .run(|rate| measure(rate).map(|m| u64::from(!m.all_clean())))
-                    .map_err(|source| SweepError::Probe {
-                        series: key.to_string(),
-                        source,
-                    })?;
+                    .map_err(probe_error)?;
                 // PDR: the highest rate whose steady-state loss stays within
                 // pdr_loss (the trials already run are reused).
                 let pdr = search
@@ -1184,10 +1185,7 @@ pub fn run_sweep(
                             u64::from(m.steady_loss() > cfg.pdr_loss || m.steady_loss().is_nan())
                         })
                     })
-                    .map_err(|source| SweepError::Probe {
-                        series: key.to_string(),
-                        source,
-                    })?;
+                    .map_err(probe_error)?;
                 let loss_at = |rate: Option<f64>| {
                     rate.and_then(|r| measured.iter().find(|m| m.rate == r))
                         .map(|m| crate::experiment::stats::loss_interval(m.lost, m.offered))

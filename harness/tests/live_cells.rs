@@ -9,21 +9,9 @@ use std::process::{Command, Output};
 use harness::results::RunResult;
 use harness::sweep::SweepResults;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+mod support;
 
-fn privileged(what: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {what} needs root");
-    }
-    eprintln!("skipping {what}: needs root");
-    false
-}
+use support::root::privileged;
 
 fn harness() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
@@ -53,6 +41,22 @@ fn stdout_ok(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     s
+}
+
+/// A sweep config with a replay and a live series of `compact`, short trials
+/// from 5 k/s up to `hi`.
+fn live_config(dir: &Path, hi: f64) -> std::path::PathBuf {
+    let cfg = dir.join("live.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "captures = [\"fixtures/captures/fixed4k-perf.pcapng\"]\n\
+             variants = [\"compact\"]\nsink = \"null\"\nmodes = [\"replay\", \"live\"]\n\
+             warmup = \"100ms\"\nwindow = \"300ms\"\nlo = 5000.0\nhi = {hi:.1}\nresolution = 0.25\n"
+        ),
+    )
+    .unwrap();
+    cfg
 }
 
 /// Serialises the tests that attach probes (they share the tracepoints).
@@ -105,14 +109,7 @@ fn a_sweep_runs_live_cells_beside_replay_cells() {
     }
     let _g = LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("live.toml");
-    std::fs::write(
-        &cfg,
-        "captures = [\"fixtures/captures/fixed4k-perf.pcapng\"]\n\
-         variants = [\"compact\"]\nsink = \"null\"\nmodes = [\"replay\", \"live\"]\n\
-         warmup = \"100ms\"\nwindow = \"300ms\"\nlo = 5000.0\nhi = 20000.0\nresolution = 0.25\n",
-    )
-    .unwrap();
+    let cfg = live_config(dir.path(), 20_000.0);
     let root = dir.path().join("results");
     let out = harness()
         .args(["sweep", "--config"])
@@ -155,14 +152,7 @@ fn without_privileges_live_is_one_line_and_the_sweep_skips_it() {
     assert!(!err.contains("panicked"));
 
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("live.toml");
-    std::fs::write(
-        &cfg,
-        "captures = [\"fixtures/captures/fixed4k-perf.pcapng\"]\n\
-         variants = [\"compact\"]\nsink = \"null\"\nmodes = [\"replay\", \"live\"]\n\
-         warmup = \"100ms\"\nwindow = \"300ms\"\nlo = 5000.0\nhi = 10000.0\n",
-    )
-    .unwrap();
+    let cfg = live_config(dir.path(), 10_000.0);
     let root = dir.path().join("results");
     let out = unprivileged()
         .args(["sweep", "--config"])

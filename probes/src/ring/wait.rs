@@ -196,8 +196,8 @@ enum Kind {
     Poll(Vec<libc::pollfd>),
     Emulated {
         set: Arc<EmulatedPoll>,
-        /// The set's slot of each ring, in ring order.
-        slots: Vec<usize>,
+        /// The set's slot of each ring, in ring order (`None`: not of this set).
+        slots: Vec<Option<usize>>,
         queue: usize,
     },
 }
@@ -210,9 +210,9 @@ impl Waiter {
         let rings: Vec<&Pollable> = rings.into_iter().collect();
         match rings.first() {
             Some(Pollable::Emulated { set, .. }) => {
-                let slots: Vec<usize> = rings
+                let slots = rings
                     .iter()
-                    .filter_map(|p| match p {
+                    .map(|p| match p {
                         Pollable::Emulated { set: s, slot } if Arc::ptr_eq(s, set) => Some(*slot),
                         _ => None,
                     })
@@ -274,9 +274,9 @@ impl Waiter {
         Ok(ep)
     }
 
-    fn emulated(set: Arc<EmulatedPoll>, slots: Vec<usize>) -> Waiter {
-        let queue = slots.first().copied().unwrap_or(0);
-        for &s in &slots {
+    fn emulated(set: Arc<EmulatedPoll>, slots: Vec<Option<usize>>) -> Waiter {
+        let queue = slots.iter().flatten().next().copied().unwrap_or(0);
+        for &s in slots.iter().flatten() {
             set.route[s].store(queue, Ordering::Release);
             // EPOLL_CTL_ADD polls the file once: the first wait polls every ring.
             set.slots[s].listed.store(true, Ordering::Release);
@@ -327,6 +327,7 @@ impl Waiter {
                         set.is_closed()
                             || slots
                                 .iter()
+                                .flatten()
                                 .any(|&s| set.slots[s].listed.load(Ordering::Acquire))
                     };
                     set.queues[*queue].sleep(deadline, listed);
@@ -353,8 +354,9 @@ impl Waiter {
 
 /// `ep_send_events` over the emulated ready list: poll each listed ring, report
 /// it if its poll says so, and keep it listed then (level-triggered epoll).
-fn scan(set: &EmulatedPoll, slots: &[usize], ready: &mut Vec<usize>) {
+fn scan(set: &EmulatedPoll, slots: &[Option<usize>], ready: &mut Vec<usize>) {
     for (i, &s) in slots.iter().enumerate() {
+        let Some(s) = s else { continue };
         let slot = &set.slots[s];
         if !slot.listed.swap(false, Ordering::AcqRel) {
             continue;

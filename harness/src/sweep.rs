@@ -400,6 +400,36 @@ mod tests {
     }
 
     #[test]
+    fn config_text_is_checked_and_names_its_origin() {
+        let cfg = parse_config_str("probe = \"100ms\"\ngoal_rate = 1e5\n", "t.toml").unwrap();
+        assert_eq!(cfg.goal_rate, Some(100_000.0));
+        assert_eq!(
+            parse_config_str("", "t.toml").unwrap(),
+            SweepConfig::default()
+        );
+        // A goal rate that is no rate (nan was accepted: the fuzz round trip found it).
+        for g in ["nan", "inf", "-inf", "0.0", "-5.0"] {
+            let e = parse_config_str(&format!("goal_rate = {g}\n"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            // TOML spells nan and inf; a goal rate must be a rate (the
+            // sweep_config fuzz target's round trip found nan accepted).
+            assert!(
+                e.starts_with("sweep config t.toml: line 1: goal_rate"),
+                "{g}: {e}"
+            );
+        }
+        let e = parse_config_str("lo = 0.0\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.toml") && e.contains("lo: 0"), "{e}");
+        let e = parse_config_str("nonsense = 1\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.toml") && e.contains("nonsense"), "{e}");
+    }
+
+    #[test]
     fn results_round_trip_and_reject_other_schemas() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.json");

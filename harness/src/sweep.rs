@@ -931,16 +931,24 @@ impl RateOutcome {
                 .map_or(0, |l| l["sink"]["failed"].as_u64().unwrap_or(0));
         self.lost += lost;
         self.offered += r.counts.offered;
-        let mut steady = lost as f64 / r.counts.offered.max(1) as f64;
-        if let Some(v) = &r.verdict {
-            if v.window.intake_per_s > 0.0 {
-                steady = steady.max(1.0 - v.window.done_per_s / v.window.intake_per_s);
-            }
-        }
-        if inconclusive {
+        let steady = if clean {
+            // Held its rate: no steady-state loss (a fitted rate a hair
+            // below intake, inside the rule's tolerance, is not a loss).
+            0.0
+        } else if inconclusive {
             // Unknown: never within a loss threshold.
-            steady = 1.0;
-        }
+            1.0
+        } else {
+            let mut s = lost as f64 / r.counts.offered.max(1) as f64;
+            if let Some(v) = &r.verdict {
+                let fell_behind =
+                    matches!(v.kind, VerdictKind::Behind | VerdictKind::BacklogGrowing);
+                if fell_behind && v.window.intake_per_s > 0.0 {
+                    s = s.max(1.0 - v.window.done_per_s / v.window.intake_per_s);
+                }
+            }
+            s
+        };
         self.worst_steady = self.worst_steady.max(steady);
         let a = r.rates.offered_per_s;
         self.achieved_min = if self.trials == 1 {

@@ -248,6 +248,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         (None, Some(_)) => Some("resumed".to_string()),
         (None, None) => None,
     };
+    let done_indices: Vec<usize> = done.iter().map(|s| s.index).collect();
     let folder = RunFolder::create(&args.out, suffix.as_deref())?;
     write_atomically(&folder.plan_toml(), plan_text.as_bytes())?;
     for s in &done {
@@ -277,7 +278,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     run_sweep(
         &cfg,
         &captures,
-        &|p| in_shard(p.index) && !observer_done(p.index, &args),
+        &|p| in_shard(p.index) && !done_indices.contains(&p.index),
         &mut observer,
     )?;
     observer.progress.finish();
@@ -301,16 +302,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         anyhow::bail!("some runs did not balance their ledger (marked INVALID above): their figures cannot be trusted");
     }
     Ok(())
-}
-
-/// Whether `--resume`'s folder already holds series `index` (read again here
-/// so the selection closure borrows nothing the observer holds).
-fn observer_done(index: usize, args: &SweepArgs) -> bool {
-    args.resume.as_ref().is_some_and(|dir| {
-        dir.join("series")
-            .join(format!("{index:04}.json"))
-            .is_file()
-    })
 }
 
 /// Progress on a terminal: a bar over the series with an ETA; elsewhere

@@ -174,6 +174,8 @@ pub struct LiveTrial {
     pub allowance: u64,
     pub rings: u32,
     pub duration_ns: u64,
+    /// Events each op emits (the traffic's: 2 with exit events).
+    pub events_per_op: f64,
 }
 
 impl LiveTrial {
@@ -183,20 +185,12 @@ impl LiveTrial {
     pub fn producer(&self) -> ProducerStats {
         let l = self.load.lateness_ns.as_ref();
         ProducerStats {
-            achieved_per_s: self.load.achieved_ops_per_sec * self.events_per_op(),
+            achieved_per_s: self.load.achieved_ops_per_sec * self.events_per_op,
             lateness: Lateness {
                 p50_ns: l.map_or(0, |l| l.p50),
                 p99_ns: l.map_or(0, |l| l.p99),
                 max_ns: l.map_or(0, |l| l.max),
             },
-        }
-    }
-    fn events_per_op(&self) -> f64 {
-        let k = self.kernel.total();
-        if self.load.ops == 0 {
-            1.0
-        } else {
-            (k.emitted as f64 / self.load.ops as f64).round().max(1.0)
         }
     }
 }
@@ -349,6 +343,7 @@ pub fn run_live_trial(
         allowance,
         rings,
         duration_ns,
+        events_per_op: t.events_per_op,
     })
 }
 

@@ -138,9 +138,21 @@ pub fn build_id() -> String {
     } else {
         "release"
     };
+    // Streamed through the hash: a debug executable is ~150 MB.
     let exe = std::env::current_exe()
-        .and_then(std::fs::read)
-        .map(|b| checksum(&b))
+        .and_then(std::fs::File::open)
+        .and_then(|f| {
+            use std::io::Read;
+            let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+            let mut h = crc32fast::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                match r.read(&mut buf)? {
+                    0 => return Ok(format!("{:08x}", h.finalize())),
+                    n => h.update(&buf[..n]),
+                }
+            }
+        })
         .unwrap_or_else(|_| "unknown".into());
     format!("{} {profile} exe:{exe}", env!("CARGO_PKG_VERSION"))
 }

@@ -22,7 +22,8 @@ fn main() {
         if let RecordRef::Sample { data, .. } = e.rec {
             corpus.push(Event::decode(data).expect("decodes").path.to_vec());
         }
-    });
+    })
+    .expect("the capture reads");
     let system: Vec<Vec<u8>> = [
         "/etc/ld.so.cache",
         "/usr/lib/x86_64-linux-gnu/libc.so.6",

@@ -190,11 +190,13 @@ fn replay_options(v: &Variant, rate: f64, probe: Duration) -> ReplayOptions {
 /// Per-stage cost on one thread, ns per event, over the capture's samples.
 fn stage_costs(fixed: &Capture, brokers: &Option<String>, full: bool) {
     let mut samples = Vec::new();
-    fixed.for_each(|e| {
-        if let RecordRef::Sample { data, .. } = e.rec {
-            samples.push(data.to_vec());
-        }
-    });
+    fixed
+        .for_each(|e| {
+            if let RecordRef::Sample { data, .. } = e.rec {
+                samples.push(data.to_vec());
+            }
+        })
+        .expect("the capture reads");
     let classifier = Classifier::default_rules();
     let mut scratch = classifier.scratch();
     // 10 k samples x 200 rounds = 2 M events per stage (1 round in the quick

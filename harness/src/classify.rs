@@ -889,7 +889,8 @@ mod tests {
                 check(Event::decode(data).unwrap().path);
                 checked += 1;
             }
-        });
+        })
+        .unwrap();
         assert!(checked > 1000, "{checked}");
     }
 

@@ -116,6 +116,12 @@ pub struct CaptureDigest {
     pub seconds: f64,
     pub per_ring: Vec<(u32, u64)>,
     pub per_syscall: Vec<(String, u64)>,
+    /// How the sweep held it: "preloaded" or "streamed" (see `load`).
+    #[serde(default)]
+    pub holding: String,
+    /// Its file's size.
+    #[serde(default)]
+    pub file_bytes: u64,
 }
 
 /// The whole sweep.
@@ -146,6 +152,9 @@ pub struct SweepResults {
     /// live cells without the privileges to load BPF).
     #[serde(default)]
     pub skipped: Vec<SkippedSeries>,
+    /// The sweep process's peak resident memory (`VmHWM`) when it wrote this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// A planned series that did not run, and why.
@@ -347,6 +356,7 @@ mod tests {
             shard: None,
             planned_series: 0,
             skipped: vec![],
+            peak_rss_bytes: None,
         }
     }
 
@@ -461,7 +471,7 @@ use std::time::Duration;
 
 use probes::abi::Layout;
 
-use crate::capture::{Capture, CaptureError, CaptureWriter};
+use crate::capture::{Capture, CaptureError, CaptureWriter, Loading};
 use crate::classify::Classifier;
 use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
 use crate::experiment::trial::{annotate, run_trial, RateShape, TrialSetup};
@@ -523,6 +533,10 @@ pub struct SweepConfig {
     pub max_probes: usize,
     /// The rate the report marks as the goal (the seed's 600 k ops/s).
     pub goal_rate: Option<f64>,
+    /// How captures are held: `auto` (preloaded when the file fits in half
+    /// of the memory left, streamed from the file otherwise), `preload` or
+    /// `stream` (docs/tuning.md, "Big captures").
+    pub load: String,
 }
 
 impl Default for SweepConfig {
@@ -558,6 +572,7 @@ impl Default for SweepConfig {
             resolution: 0.10,
             max_probes: 14,
             goal_rate: Some(600_000.0),
+            load: "auto".into(),
         }
     }
 }
@@ -646,6 +661,7 @@ impl SweepConfig {
         self.shape
             .parse::<crate::experiment::trial::RateShape>()
             .map_err(|e| ("shape", e))?;
+        self.load.parse::<Loading>().map_err(|e| ("load", e))?;
         if self.modes.is_empty() {
             return Err(("modes", "needs at least one of replay, live".into()));
         }
@@ -790,7 +806,7 @@ pub fn relayout(src: &Capture, layout: Layout, dir: &Path) -> Result<Capture, Ca
     let mut w = CaptureWriter::create(&path, &meta)?;
     let mut buf = Vec::new();
     let mut err = None;
-    src.for_each(|e| {
+    let read = src.for_each(|e| {
         if err.is_some() {
             return;
         }
@@ -816,11 +832,20 @@ pub fn relayout(src: &Capture, layout: Layout, dir: &Path) -> Result<Capture, Ca
             err = Some(x);
         }
     });
+    read?;
     if let Some(e) = err {
         return Err(e);
     }
     w.finish(&[])?;
-    Capture::load(&path)
+    // Held as its source is: a streamed capture's relayout is streamed too.
+    Capture::open(
+        &path,
+        if src.is_streamed() {
+            Loading::Stream
+        } else {
+            Loading::Auto
+        },
+    )
 }
 
 /// A replayed pipeline run in the shared results schema, with its ledger

@@ -53,7 +53,8 @@ fn streaming_and_preloaded_readers_return_exactly_what_was_written() {
                 RecordRef::Lost { count, .. } => assert_eq!(count, *lost),
             }
             j += 1;
-        });
+        })
+        .unwrap();
         assert_eq!(j, written.len());
     }
 }
@@ -79,7 +80,7 @@ fn a_truncated_final_block_ends_the_stream_with_a_warning() {
     let c = Capture::from_bytes("cut.pcapng", &bytes[..cut]).unwrap();
     let (off, _) = c.truncated.clone().expect("truncation reported");
     assert!(off < cut as u64);
-    assert_eq!(c.records.len(), written.len() - 1);
+    assert_eq!(c.records().len(), written.len() - 1);
     // Block boundaries (every pcapng block starts with type, then total length):
     // a cut exactly on one is a complete, shorter file; a cut anywhere else is a
     // truncated final block. (Where the middle falls depends on the metadata,
@@ -339,7 +340,7 @@ fn tshark_opens_the_committed_fixtures() {
             f.display()
         );
         let frames = String::from_utf8_lossy(&out.stdout).lines().count();
-        assert_eq!(frames, c.records.len(), "{}", f.display());
+        assert_eq!(frames, c.records().len(), "{}", f.display());
     }
 }
 
@@ -377,7 +378,7 @@ fn an_abandoned_writer_leaves_a_readable_file() {
     std::mem::forget(w); // no finish, no final flush: the kill
     let c = Capture::load(&p).unwrap();
     let size = std::fs::metadata(&p).unwrap().len();
-    let n = c.records.len();
+    let n = c.records().len();
     assert!(n > 1000 && n < 3000, "{n} records in {size} bytes");
     // BufWriter spills at write-call boundaries: after a block's head, its
     // data or its trailer. Unless the spill fell exactly on a block boundary,
@@ -397,5 +398,6 @@ fn an_abandoned_writer_leaves_a_readable_file() {
         assert_eq!(e.origin_ns, meta.start_monotonic_ns + i);
         assert!(matches!(e.rec, RecordRef::Sample { data: d, .. } if d == &data[..]));
         i += 1;
-    });
+    })
+    .unwrap();
 }

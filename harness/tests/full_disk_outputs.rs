@@ -61,6 +61,7 @@ fn sweep_results(note: String) -> SweepResults {
         shard: None,
         planned_series: 0,
         skipped: Vec::new(),
+        peak_rss_bytes: None,
     }
 }
 

@@ -158,13 +158,16 @@ fn the_rings_receive_the_capture_byte_for_byte_on_its_recorded_cpus() {
         let own = |r: &harness::capture::StoredRecord| {
             let mut b = capture.trimmed(r).to_vec();
             b.resize(r.orig as usize, 0);
-            b.truncate(kernel::emitted_len(capture.trimmed(r), r.orig as usize));
+            b.truncate(harness::replay::event_len(
+                capture.trimmed(r),
+                r.orig as usize,
+            ));
             b
         };
         // Received bytes cut to the event's own length, after checking that
         // the sample is as long as the transport makes it.
         let cut = |d: &[u8]| {
-            let len = kernel::emitted_len(d, d.len());
+            let len = harness::replay::event_len(d, d.len());
             let padded = match transport {
                 Transport::Perf => ((len + 4 + 7) & !7) - 4,
                 Transport::Ringbuf => len,

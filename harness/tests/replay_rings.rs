@@ -449,7 +449,7 @@ fn ring_bytes_per_record(cap: &Capture, transport: Transport) -> Vec<u64> {
         .map(|rec| {
             let s = SampleBytes {
                 prefix: cap.trimmed(rec),
-                len: event_len(cap, rec),
+                len: event_len(cap.trimmed(rec), rec.orig as usize),
                 ts: None,
             };
             // Write one record, note the bytes in use, then read it back out.
@@ -481,8 +481,8 @@ fn records_take_the_kernels_size_across_transports() {
         cap(Layout::Compact, Transport::Perf),
     );
     // Stored: perf keeps raw_size padding (4148 for a 4144-byte event, 52 for a 48-byte exit).
-    assert_eq!(fixed_perf.records[0].orig, 4148);
-    assert_eq!(compact_perf.records[1].orig, 52);
+    assert_eq!(fixed_perf.records()[0].orig, 4148);
+    assert_eq!(compact_perf.records()[1].orig, 52);
     // Per (enter, exit) pair: the event, then its bytes in the ring buffer,
     // round_up(len + 8, 8), and in perf, 12 + round_up(len + 4, 8) - 4.
     // fixed4k: 4144 and 48 bytes. compact: "/etc/hosts" (10 bytes) enters
@@ -499,7 +499,7 @@ fn records_take_the_kernels_size_across_transports() {
         let name = &cap.file;
         let lens: Vec<usize> = kernel_order(cap)
             .iter()
-            .map(|r| event_len(cap, r))
+            .map(|r| event_len(cap.trimmed(r), r.orig as usize))
             .collect();
         assert_eq!(lens, event.repeat(2), "{name}");
         let rb = ring_bytes_per_record(cap, Transport::Ringbuf);
@@ -544,7 +544,7 @@ fn undecodable_samples_keep_their_stored_length() {
     let cap = Capture::load(&p).unwrap();
     let lens: Vec<usize> = kernel_order(&cap)
         .iter()
-        .map(|r| event_len(&cap, r))
+        .map(|r| event_len(cap.trimmed(r), r.orig as usize))
         .collect();
     assert_eq!(lens, vec![20, 60, 60]);
 }

@@ -11,12 +11,15 @@
 //! - at the end, one Interface Statistics Block per ring with the kernel counters.
 //!
 //! [`CaptureWriter`] is the hot path of `harness record`; [`CaptureReader`]
-//! streams a file, [`Capture::load`] preloads it for replay.
+//! streams a file, [`Capture`] holds one for replay (preloaded or streamed).
 
 mod reader;
+mod source;
 mod writer;
 
-pub use reader::{Capture, CaptureReader, Entry, StoredRecord};
+pub use reader::{CaptureReader, Entry};
+pub(crate) use source::Body;
+pub use source::{fits, memory_budget, peak_rss_bytes, Capture, Loading, StoredRecord, Summary};
 pub use writer::{cpu_model, CaptureOutput, CaptureSummary, CaptureWriter, RingCount, RingStats};
 
 use std::path::Path;
@@ -203,6 +206,12 @@ pub enum CaptureError {
     RingOutOfRange { file: String, ring: u32, rings: u32 },
     #[error("{file}: {what}")]
     Invalid { file: String, what: String },
+    #[error("{file}: {} MiB does not fit in memory to preload (this process may use {} MiB more, and preloading takes at most half of it); stream it instead (--load stream)", bytes >> 20, budget >> 20)]
+    TooBig {
+        file: String,
+        bytes: u64,
+        budget: u64,
+    },
     #[error("{file}: the writer stopped after an earlier error: {why}")]
     Stopped { file: String, why: String },
 }

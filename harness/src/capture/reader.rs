@@ -1,4 +1,4 @@
-//! Reading captures: [`CaptureReader`] streams, [`Capture`] preloads.
+//! Reading captures: [`CaptureReader`] streams a file block by block.
 //!
 //! Both check every block (lengths, trailer, interface ids, link types,
 //! metadata version and ABI) and name the file and byte offset of anything
@@ -340,6 +340,57 @@ impl<R: Read> CaptureReader<R> {
         Ok(())
     }
 
+    /// The next record as stored: a sample's bytes without their trailing
+    /// zeros (`orig` says how long it is with them), or a lost marker.
+    pub(crate) fn next_stored(&mut self) -> Result<Option<Stored<'_>>, CaptureError> {
+        loop {
+            match self.next_parsed()? {
+                Parsed::End => return Ok(None),
+                Parsed::Other => continue,
+                Parsed::Lost {
+                    ring,
+                    origin_ns,
+                    count,
+                } => {
+                    return Ok(Some(Stored {
+                        ring,
+                        origin_ns,
+                        lost: count,
+                        bytes: &[],
+                        orig: 0,
+                    }))
+                }
+                Parsed::Sample {
+                    ring,
+                    origin_ns,
+                    start,
+                    cap,
+                    orig,
+                } => {
+                    return Ok(Some(Stored {
+                        ring,
+                        origin_ns,
+                        lost: 0,
+                        bytes: &self.buf[start..start + cap],
+                        orig: orig as u32,
+                    }))
+                }
+            }
+        }
+    }
+
+    /// Whatever the reader learnt from the blocks it has read: the metadata,
+    /// the kernel counters, the notes and a truncated tail.
+    pub(crate) fn into_parts(self) -> ReaderParts {
+        ReaderParts {
+            meta: self.meta,
+            ring_stats: self.ring_stats,
+            truncated: self.truncated,
+            notes: self.notes,
+            file: self.file,
+        }
+    }
+
     fn next_parsed(&mut self) -> Result<Parsed, CaptureError> {
         if self.done {
             return Ok(Parsed::End);
@@ -633,135 +684,23 @@ fn parse_meta(file: &str, opts: &[u8]) -> Result<CaptureMeta, CaptureError> {
     Ok(meta)
 }
 
-/// One record of a preloaded [`Capture`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoredRecord {
+/// One record as stored in the file (see [`CaptureReader::next_stored`]).
+pub(crate) struct Stored<'a> {
     pub ring: u32,
     pub origin_ns: u64,
     /// Non-zero for a lost marker.
     pub lost: u64,
-    /// Offset of the trimmed bytes in the arena.
-    pub start: usize,
-    /// Trimmed length (trailing zeros removed).
-    pub cap: u32,
-    /// Original length: the sample is `cap` bytes followed by `orig - cap` zeros.
+    /// The sample without its trailing zeros.
+    pub bytes: &'a [u8],
+    /// The sample's length with them; 0 for a lost marker.
     pub orig: u32,
 }
 
-/// A capture preloaded into memory: trimmed sample bytes in one arena.
-pub struct Capture {
+/// What a [`CaptureReader`] read besides the records.
+pub(crate) struct ReaderParts {
     pub meta: CaptureMeta,
-    pub records: Vec<StoredRecord>,
-    arena: Vec<u8>,
     pub ring_stats: Vec<RingStats>,
-    /// See [`CaptureReader::truncated_tail`].
     pub truncated: Option<(u64, String)>,
-    /// See [`CaptureReader::notes`].
     pub notes: Vec<String>,
     pub file: String,
-}
-
-impl Capture {
-    /// Reads the whole file and parses it.
-    pub fn load(path: &Path) -> Result<Capture, CaptureError> {
-        let bytes = std::fs::read(path).map_err(|source| CaptureError::Io {
-            file: file_name(path),
-            op: "read",
-            source,
-        })?;
-        Self::from_bytes(&file_name(path), &bytes)
-    }
-
-    /// Parses a capture held in memory; `name` stands for the file in errors.
-    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Capture, CaptureError> {
-        let mut r = CaptureReader::from_bytes(name, bytes)?;
-        let mut records = Vec::new();
-        let mut arena = Vec::new();
-        loop {
-            match r.next_parsed()? {
-                Parsed::End => break,
-                Parsed::Other => {}
-                Parsed::Lost {
-                    ring,
-                    origin_ns,
-                    count,
-                } => records.push(StoredRecord {
-                    ring,
-                    origin_ns,
-                    lost: count,
-                    start: arena.len(),
-                    cap: 0,
-                    orig: 0,
-                }),
-                Parsed::Sample {
-                    ring,
-                    origin_ns,
-                    start,
-                    cap,
-                    orig,
-                } => {
-                    records.push(StoredRecord {
-                        ring,
-                        origin_ns,
-                        lost: 0,
-                        start: arena.len(),
-                        cap: cap as u32,
-                        orig: orig as u32,
-                    });
-                    arena.extend_from_slice(&r.buf[start..start + cap]);
-                }
-            }
-        }
-        Ok(Capture {
-            meta: r.meta.clone(),
-            records,
-            arena,
-            ring_stats: r.ring_stats.clone(),
-            truncated: r.truncated.clone(),
-            notes: r.notes.clone(),
-            file: r.file.clone(),
-        })
-    }
-
-    /// The stored (trimmed) bytes of `rec`; the sample continues with
-    /// `rec.orig - rec.cap` zero bytes.
-    #[inline]
-    pub fn trimmed(&self, rec: &StoredRecord) -> &[u8] {
-        &self.arena[rec.start..rec.start + rec.cap as usize]
-    }
-
-    /// Calls `f` for every record with the sample's zeros restored.
-    pub fn for_each(&self, mut f: impl FnMut(Entry<'_>)) {
-        let mut buf = Vec::with_capacity(8192);
-        for r in &self.records {
-            if r.orig == 0 {
-                f(Entry {
-                    ring: r.ring,
-                    origin_ns: r.origin_ns,
-                    rec: RecordRef::Lost {
-                        ring: r.ring,
-                        count: r.lost,
-                    },
-                });
-            } else {
-                buf.clear();
-                buf.extend_from_slice(self.trimmed(r));
-                buf.resize(r.orig as usize, 0);
-                f(Entry {
-                    ring: r.ring,
-                    origin_ns: r.origin_ns,
-                    rec: RecordRef::Sample {
-                        ring: r.ring,
-                        origin_ns: r.origin_ns,
-                        data: &buf,
-                    },
-                });
-            }
-        }
-    }
-
-    /// Number of samples (lost markers excluded).
-    pub fn samples(&self) -> usize {
-        self.records.iter().filter(|r| r.orig > 0).count()
-    }
 }

@@ -60,7 +60,8 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
     let variant = crate::pipeline::variant(&args.variant)?;
     probes::loader::check_privileges()
         .map_err(|e| crate::experiment::live::LiveError::Privileges(Box::new(e)))?;
-    let capture = Capture::load(&args.capture)?;
+    // Live cells only read the capture's op mix and paths: one streamed pass.
+    let capture = Capture::open(&args.capture, crate::capture::Loading::Stream)?;
     let traffic = Traffic::of(&capture)?;
     let cpus = probes::loader::online_cpus()?.len().max(1) as u64;
     let ring_bytes = match variant.transport {

@@ -68,6 +68,10 @@ pub struct ReplayArgs {
     /// As fast as possible.
     #[arg(long, group = "pace")]
     pub max: bool,
+    /// How the capture is held: auto (preloaded when it fits in memory),
+    /// preload, or stream (read from the file on every pass; --kernel preloads).
+    #[arg(long, default_value = "auto")]
+    pub load: crate::capture::Loading,
     /// Pass over the capture N times (default 1).
     #[arg(long, conflicts_with = "duration")]
     pub loops: Option<u64>,
@@ -179,7 +183,12 @@ fn open_sink(
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     // Check the variant before loading anything.
     let reader = Reader::parse(&args)?;
-    let capture = Capture::load(&args.capture)?;
+    let loading = if args.kernel {
+        crate::capture::Loading::Preload
+    } else {
+        args.load
+    };
+    let capture = Capture::open(&args.capture, loading)?;
     if let Some((off, what)) = &capture.truncated {
         eprintln!(
             "warning: {} was cut short at byte {off} ({what}); replaying what precedes it",

@@ -58,12 +58,16 @@ pub struct SweepArgs {
     /// How trials space records: capture (the capture's bursts, scaled) or uniform.
     #[arg(long)]
     pub shape: Option<String>,
+    /// How captures are held: auto (preloaded when they fit in memory),
+    /// preload, or stream (read from the file on every pass).
+    #[arg(long)]
+    pub load: Option<String>,
     /// The results root: each run writes a new folder in it (and `latest`).
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
     /// Re-run only the series an earlier (interrupted) run folder has no
     /// result for, with that folder's plan; writes a new folder.
-    #[arg(long, conflicts_with_all = ["config", "captures", "variants", "sink", "brokers", "window", "warmup", "shape"])]
+    #[arg(long, conflicts_with_all = ["config", "captures", "variants", "sink", "brokers", "window", "warmup", "shape", "load"])]
     pub resume: Option<PathBuf>,
     /// Run only shard I of N (1-based): every Nth series of the plan.
     /// `harness merge` combines the shards' folders.
@@ -155,6 +159,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     if let Some(x) = &args.shape {
         cfg.shape = x.clone();
     }
+    if let Some(x) = &args.load {
+        cfg.load = x.clone();
+    }
     cfg.check()
         .map_err(|what| crate::sweep::SweepError::Config {
             path: "the command line".into(),
@@ -180,7 +187,16 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         let info = summarize(path, 5)?;
         print_info(&info);
         println!();
-        let cap = Capture::load(path)?;
+        let loading: crate::capture::Loading = cfg.load.parse().map_err(anyhow::Error::msg)?;
+        let cap = Capture::open(path, loading)?;
+        if cap.is_streamed() {
+            println!(
+                "{}: streamed from the file on every pass ({} MiB; --load {})\n",
+                path.display(),
+                cap.summary.file_bytes >> 20,
+                loading
+            );
+        }
         digests.push(CaptureDigest {
             file: path
                 .file_name()
@@ -197,6 +213,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|s| (s.syscall.clone(), s.enter + s.exit))
                 .collect(),
+            holding: cap.holding().into(),
+            file_bytes: cap.summary.file_bytes,
         });
         captures.push(cap);
     }
@@ -267,6 +285,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         shard: args.shard,
         planned_series: planned.len(),
         skipped: Vec::new(),
+        peak_rss_bytes: crate::capture::peak_rss_bytes(),
     };
     results.write(&folder.sweep_json())?;
     let mut observer = Saver {
@@ -288,11 +307,15 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     results.series.sort_by_key(|s| s.index);
 
     // 3. Results, report, table.
+    results.peak_rss_bytes = crate::capture::peak_rss_bytes();
     results.write(&folder.sweep_json())?;
     let report_dir = folder.report_dir();
     reports::write_report(&report_dir, &to_report(&results, cfg.goal_rate))?;
     folder.link_latest(&args.out)?;
     print_table(&results, cfg.goal_rate);
+    if let Some(b) = results.peak_rss_bytes {
+        println!("\npeak memory (RSS) {} MiB", b >> 20);
+    }
     println!("\nresults  {}", folder.sweep_json().display());
     println!(
         "report   {}",
@@ -391,6 +414,7 @@ impl SweepObserver for Saver<'_> {
         }
         self.results.series.push(s.clone());
         self.results.series.sort_by_key(|s| s.index);
+        self.results.peak_rss_bytes = crate::capture::peak_rss_bytes();
         let saved = self
             .folder
             .save_series(s)

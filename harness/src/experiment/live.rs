@@ -92,7 +92,7 @@ impl Traffic {
         let mut buf = std::io::BufWriter::new(file.as_file_mut());
         let (mut enters, mut exits) = (0u64, 0u64);
         let mut io_error = None;
-        capture.for_each(|e| {
+        let read = capture.for_each(|e| {
             let probes::record::RecordRef::Sample { data, .. } = e.rec else {
                 return;
             };
@@ -111,6 +111,7 @@ impl Traffic {
                 _ => {}
             }
         });
+        read.map_err(|e| err(e.to_string()))?;
         if let Some(e) = io_error {
             return Err(err(format!("writing its paths: {e}")));
         }

@@ -124,12 +124,7 @@ impl Trial {
 
 /// Mean bytes of a sample in `capture` (what it holds uncompressed).
 pub fn mean_sample_len(capture: &Capture) -> u64 {
-    let (n, bytes) = capture
-        .records
-        .iter()
-        .filter(|r| r.orig > 0)
-        .fold((0u64, 0u64), |(n, b), r| (n + 1, b + r.orig as u64));
-    bytes.checked_div(n).unwrap_or(4096).max(8)
+    capture.summary.mean_sample_len()
 }
 
 /// Records a keeping-up pipeline's backlog may move by in one step at `rate`

@@ -44,13 +44,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use probes::abi::{event_size, EventHeader, Kind, Layout, HEADER_LEN};
 use probes::inject::{InjectCounters, InjectError, InjectSource, Injector, InjectorSpec};
 use probes::pin::{PinDir, Stale};
 
 use super::{
-    kernel_order, pacing, Bound, ConsumerReport, ReplayError, ReplayOptions, ReplayReport,
-    RingConfig, Schedule, WINDOW_NS,
+    event_len, kernel_order, pacing, Bound, ConsumerReport, ReplayError, ReplayOptions,
+    ReplayReport, RingConfig, Schedule, WINDOW_NS,
 };
 use crate::capture::{monotonic_ns, Capture, StoredRecord, Transport};
 use crate::classify::Classifier;
@@ -103,6 +102,8 @@ pub enum KernelError {
     Rings { rings: u32, cpus: usize },
     #[error("ring size {bytes} bytes: kernel-backed rings are at most 1 GiB")]
     RingTooLarge { bytes: u64 },
+    #[error("{file}: kernel-backed replay preloads its capture, and this one is streamed (too big for memory, or --load stream)")]
+    Streamed { file: String },
     #[error("the {variant} consumer thread panicked")]
     ConsumerPanicked { variant: String },
     #[error(
@@ -236,35 +237,6 @@ pub fn resolve(
     Ok(rings)
 }
 
-/// The bytes the probe emitted for a stored sample: the event's own length
-/// ([`event_size`] of its header), so the rings receive exactly what the probe
-/// wrote. A perf capture stores perf's alignment padding too (raw size =
-/// round_up(len + 4, 8) - 4), which the kernel adds again on output. A sample
-/// whose header does not decode is emitted as stored.
-pub fn emitted_len(prefix: &[u8], stored: usize) -> usize {
-    if stored < HEADER_LEN {
-        return stored;
-    }
-    // The capture trims trailing zeros, which may reach into the header.
-    let mut h = [0u8; HEADER_LEN];
-    let n = prefix.len().min(HEADER_LEN);
-    h[..n].copy_from_slice(&prefix[..n]);
-    let Ok(h) = EventHeader::read(&h) else {
-        return stored;
-    };
-    match (Layout::from_u8(h.layout), Kind::from_u8(h.kind)) {
-        (Some(layout), Some(kind)) => {
-            let size = event_size(layout, kind, h.path_len as usize);
-            if size <= stored {
-                size
-            } else {
-                stored
-            }
-        }
-        _ => stored,
-    }
-}
-
 /// What [`produce`] did.
 struct Produced {
     bytes: u64,
@@ -300,6 +272,11 @@ impl<'c, 'o> Engine<'c, 'o> {
             .map_err(InjectError::from)?
             .len();
         let rings = resolve(&opts.replay, capture, cpus)?;
+        if capture.is_streamed() {
+            return Err(KernelError::Streamed {
+                file: capture.file.clone(),
+            });
+        }
         let samples = kernel_order(capture);
         if samples.is_empty() {
             return Err(ReplayError::EmptyCapture {
@@ -315,7 +292,7 @@ impl<'c, 'o> Engine<'c, 'o> {
         }
         let lens = samples
             .iter()
-            .map(|r| emitted_len(capture.trimmed(r), r.orig as usize) as u32)
+            .map(|r| event_len(capture.trimmed(r), r.orig as usize) as u32)
             .collect();
         let mut spec = InjectorSpec::new(rings.transport, rings.ring_bytes as usize, rings.wakeup);
         spec.slots_per_cpu = opts.slots_per_cpu;
@@ -327,7 +304,7 @@ impl<'c, 'o> Engine<'c, 'o> {
             lens,
             first: samples.iter().map(|r| r.origin_ns).min().unwrap_or(0),
             last: samples.iter().map(|r| r.origin_ns).max().unwrap_or(0),
-            capture_lost: capture.records.iter().map(|r| r.lost).sum(),
+            capture_lost: capture.summary.lost,
             samples,
             inj,
         })
@@ -675,7 +652,7 @@ pub fn run_exec(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probes::abi::{encode_event, EventHeader, Syscall, FIXED4K_LEN};
+    use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall, FIXED4K_LEN, HEADER_LEN};
 
     #[test]
     fn emitted_length_is_the_events_own_not_the_padded_stored_one() {
@@ -696,9 +673,9 @@ mod tests {
             let stored = ((want + 4 + 7) & !7) - 4;
             assert_eq!(stored, want + 4);
             let trimmed = &buf[..crate::capture::trimmed_len(&buf)];
-            assert_eq!(emitted_len(trimmed, stored), want, "{layout}");
+            assert_eq!(event_len(trimmed, stored), want, "{layout}");
             assert_eq!(
-                emitted_len(trimmed, want),
+                event_len(trimmed, want),
                 want,
                 "{layout} from a ring buffer capture"
             );
@@ -711,9 +688,9 @@ mod tests {
         encode_event(Layout::Compact, &exit, b"", &mut buf);
         let trimmed = &buf[..crate::capture::trimmed_len(&buf)];
         assert!(trimmed.len() < HEADER_LEN);
-        assert_eq!(emitted_len(trimmed, 52), HEADER_LEN);
+        assert_eq!(event_len(trimmed, 52), HEADER_LEN);
         // Not an event: emitted as stored.
-        assert_eq!(emitted_len(&[0xff; 10], 60), 60);
-        assert_eq!(emitted_len(&[1, 2], 20), 20);
+        assert_eq!(event_len(&[0xff; 10], 60), 60);
+        assert_eq!(event_len(&[1, 2], 20), 20);
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod area;
 pub mod kernel;
+pub mod order;
 pub mod pacing;
 pub mod perf;
 pub mod ringbuf;
@@ -37,6 +38,8 @@ use probes::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError}
 use crate::capture::{monotonic_ns, Capture, CaptureError, Transport};
 use crate::results::{CpuTime, Latency, RingResult, RunConfig, RunResult, StageResult};
 pub use area::SampleBytes;
+pub use order::kernel_order;
+use order::{KernelOrder, Step};
 pub use pacing::{Pacing, PacingError, Schedule};
 pub use perf::PerfWriter;
 use probes::ring::mem::MemError;
@@ -543,8 +546,7 @@ where
     C: FnOnce(ReplaySource) -> ConsumerReport + Send,
 {
     let rings = opts.resolve(&capture.meta)?;
-    let samples = kernel_order(capture);
-    if samples.is_empty() {
+    if capture.summary.samples == 0 {
         return Err(ReplayError::EmptyCapture {
             file: capture.file.clone(),
         });
@@ -554,20 +556,23 @@ where
             what: "--loops must be at least 1".into(),
         });
     }
-    let capture_lost: u64 = capture.records.iter().map(|r| r.lost).sum();
-    let first = samples.iter().map(|r| r.origin_ns).min().unwrap_or(0);
-    let last = samples.iter().map(|r| r.origin_ns).max().unwrap_or(0);
+    let capture_lost = capture.summary.lost;
+    let (first, last) = (capture.summary.first_ns, capture.summary.last_ns);
     let (mut writers, source) = build_rings(&rings)?;
+    let mut order = KernelOrder::new(capture);
 
     std::thread::scope(|scope| {
         let handle = scope.spawn(move || consumer(source));
         // Start 2 ms from now so the consumer thread is up before the first record.
         let start_ns = monotonic_ns() + 2_000_000;
-        let produced = Schedule::new(opts.pacing, start_ns, first, last, samples.len() as u64)
-            .map(|schedule| produce(capture, &samples, &schedule, opts.bound, &mut writers, done));
+        let produced = Schedule::new(opts.pacing, start_ns, first, last, capture.summary.samples)
+            .map(|schedule| produce(&mut order, &schedule, opts.bound, &mut writers, done));
         writers.close();
         let consumer = handle.join();
         let p = produced?;
+        if let Some(e) = p.error {
+            return Err(e.into());
+        }
         let consumer = consumer.map_err(|_| ReplayError::ConsumerPanicked {
             variant: "replay".into(),
         })?;
@@ -602,34 +607,6 @@ where
     })
 }
 
-/// The capture's samples in the order the kernel wrote them: each ring's
-/// records keep their recorded order, and the rings are merged by timestamp.
-/// (The file holds them in the order the reader drained them, one ring's
-/// batch after another, which is not the order they were emitted in.)
-pub fn kernel_order(capture: &Capture) -> Vec<&crate::capture::StoredRecord> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    let rings = capture.meta.rings as usize;
-    let mut per_ring: Vec<Vec<&crate::capture::StoredRecord>> = vec![Vec::new(); rings];
-    for r in capture.records.iter().filter(|r| r.orig > 0) {
-        per_ring[r.ring as usize % rings].push(r);
-    }
-    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = per_ring
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(ring, v)| Reverse((v[0].origin_ns, ring, 0)))
-        .collect();
-    let mut out = Vec::with_capacity(capture.records.len());
-    while let Some(Reverse((_, ring, i))) = heap.pop() {
-        out.push(per_ring[ring][i]);
-        if let Some(next) = per_ring[ring].get(i + 1) {
-            heap.push(Reverse((next.origin_ns, ring, i + 1)));
-        }
-    }
-    out
-}
-
 /// A stored sample's length as the probe emitted it, which is what it takes
 /// in any ring: its event header says how long it is
 /// ([`probes::abi::event_size`]). A perf capture also stores the `raw_size`
@@ -637,15 +614,13 @@ pub fn kernel_order(capture: &Capture) -> Vec<&crate::capture::StoredRecord> {
 /// perf's, not the event's: replayed into perf it comes back, into the ring
 /// buffer it must not. A sample whose header does not decode, or claims more
 /// than was stored, keeps its stored length.
-pub fn event_len(capture: &Capture, rec: &crate::capture::StoredRecord) -> usize {
+pub fn event_len(prefix: &[u8], stored: usize) -> usize {
     use probes::abi::{event_size, EventHeader, Kind, Layout, HEADER_LEN};
-    let stored = rec.orig as usize;
     if stored < HEADER_LEN {
         return stored;
     }
     // The capture drops trailing zeros: put back those of the header.
     let mut header = [0u8; HEADER_LEN];
-    let prefix = capture.trimmed(rec);
     let n = prefix.len().min(HEADER_LEN);
     header[..n].copy_from_slice(&prefix[..n]);
     EventHeader::read(&header)
@@ -672,14 +647,15 @@ struct Produced {
     samples: Vec<ProgressSample>,
     cpu: CpuTime,
     windows: Vec<u64>,
+    /// Reading a streamed capture failed: the run stopped there.
+    error: Option<CaptureError>,
 }
 
 /// The producer loop: for each record in recorded order (which keeps the
 /// per-CPU streams interleaved as recorded), wait for its due time, stamp it
 /// and output it into its ring.
 fn produce(
-    capture: &Capture,
-    samples: &[&crate::capture::StoredRecord],
+    order: &mut KernelOrder<'_>,
     schedule: &Schedule,
     bound: Bound,
     writers: &mut RingWriters,
@@ -750,8 +726,17 @@ fn produce(
             std::thread::sleep(Duration::from_nanos(wake.saturating_sub(now).max(1)));
         }
     };
+    let mut error = None;
     'outer: for loop_index in 0..loops {
-        for rec in samples {
+        loop {
+            let rec = match order.next_step() {
+                Ok(Step::Sample(s)) => s,
+                Ok(Step::PassEnd) => break,
+                Err(e) => {
+                    error = Some(e);
+                    break 'outer;
+                }
+            };
             let (due, now) = if max {
                 let now = monotonic_ns();
                 (now, now)
@@ -780,8 +765,8 @@ fn produce(
                 late_records += 1;
             }
             let s = SampleBytes {
-                prefix: capture.trimmed(rec),
-                len: event_len(capture, rec),
+                prefix: rec.prefix,
+                len: event_len(rec.prefix, rec.orig as usize),
                 ts: Some(due),
             };
             if writers.output(rec.ring, &s) {
@@ -827,5 +812,6 @@ fn produce(
         samples: progress,
         cpu: CpuTime::thread().since(cpu0),
         windows,
+        error,
     }
 }

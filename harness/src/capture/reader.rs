@@ -293,43 +293,31 @@ impl<R: Read> CaptureReader<R> {
     /// The next record, with the sample's trailing zeros restored; `None` at
     /// the end (or at a truncated final block).
     pub fn next_entry(&mut self) -> Result<Option<Entry<'_>>, CaptureError> {
-        loop {
-            match self.next_parsed()? {
-                Parsed::End => return Ok(None),
-                Parsed::Other => continue,
-                Parsed::Lost {
+        // The stored bytes borrow the block buffer: pad them into `data`,
+        // taken out of `self` meanwhile.
+        let mut data = std::mem::take(&mut self.data);
+        let next = self.next_stored().map(|s| {
+            s.map(|s| {
+                data.clear();
+                data.extend_from_slice(s.bytes);
+                data.resize(s.orig as usize, 0);
+                (s.ring, s.origin_ns, s.lost, s.orig)
+            })
+        });
+        self.data = data;
+        Ok(next?.map(|(ring, origin_ns, count, orig)| Entry {
+            ring,
+            origin_ns,
+            rec: if orig == 0 {
+                RecordRef::Lost { ring, count }
+            } else {
+                RecordRef::Sample {
                     ring,
                     origin_ns,
-                    count,
-                } => {
-                    return Ok(Some(Entry {
-                        ring,
-                        origin_ns,
-                        rec: RecordRef::Lost { ring, count },
-                    }))
+                    data: &self.data,
                 }
-                Parsed::Sample {
-                    ring,
-                    origin_ns,
-                    start,
-                    cap,
-                    orig,
-                } => {
-                    self.data.clear();
-                    self.data.extend_from_slice(&self.buf[start..start + cap]);
-                    self.data.resize(orig, 0);
-                    return Ok(Some(Entry {
-                        ring,
-                        origin_ns,
-                        rec: RecordRef::Sample {
-                            ring,
-                            origin_ns,
-                            data: &self.data,
-                        },
-                    }));
-                }
-            }
-        }
+            },
+        }))
     }
 
     /// Calls `f` for every record until the end.

@@ -57,6 +57,9 @@ fn main() {
         let glob = time(&mut |p| c.match_glob(p, &mut s));
         let regex = time(&mut |p| c.match_regex(p, &mut s));
         let all = time(&mut |p| c.match_path(p, &mut s));
+        // The per-worker path cache (16 MiB of keys), warm after the first round.
+        let mut cached_scratch = c.scratch_with_cache(16 << 20);
+        let cached = time(&mut |p| c.match_path(p, &mut cached_scratch));
         let avg_len = paths.iter().map(|p| p.len()).sum::<usize>() as f64 / paths.len() as f64;
         println!(
             "{name} ({} paths, avg {avg_len:.0} bytes): ns/event (hit rate)",
@@ -67,8 +70,15 @@ fn main() {
             ("glob", glob),
             ("regex", regex),
             ("all", all),
+            ("cached", cached),
         ] {
             println!("  {k:<7} {ns:7.0}  ({:.0}%)", hit * 100.0);
         }
+        let (hits, misses) = cached_scratch.cache_counts();
+        println!(
+            "  cache hit rate {:.1}% ({} distinct paths)",
+            100.0 * hits as f64 / (hits + misses).max(1) as f64,
+            misses
+        );
     }
 }

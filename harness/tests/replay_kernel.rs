@@ -404,6 +404,31 @@ fn reader_line(path: &Path) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// For a test of the example reader: the exec runs' lock, a temporary
+/// directory, and the reader built in it; `None` to skip.
+fn example_reader() -> Option<(
+    std::sync::MutexGuard<'static, ()>,
+    tempfile::TempDir,
+    PathBuf,
+)> {
+    if !privileged() {
+        return None;
+    }
+    let guard = PINS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let reader = build_example_reader(dir.path())?;
+    Some((guard, dir, reader))
+}
+
+/// Whether Debian's bpftool is here; under CI=true it must be.
+fn bpftool_installed() -> bool {
+    let ok = Command::new("bpftool").arg("version").output().is_ok();
+    if !ok && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
+    }
+    ok
+}
+
 fn exec_spec(command: String) -> ExecSpec {
     ExecSpec {
         drain: Duration::from_secs(1),
@@ -413,12 +438,7 @@ fn exec_spec(command: String) -> ExecSpec {
 
 #[test]
 fn the_example_libbpf_reader_reads_every_output_and_the_books_balance() {
-    if !privileged() {
-        return;
-    }
-    let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let Some(reader) = build_example_reader(dir.path()) else {
+    let Some((_g, dir, reader)) = example_reader() else {
         return;
     };
     let capture = Capture::load(&fixture("fixed4k-perf.pcapng")).unwrap();
@@ -477,10 +497,7 @@ fn bpftool_event_pipe_prints_exactly_the_successful_outputs() {
         return;
     }
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
-    if Command::new("bpftool").arg("version").output().is_err() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
-        }
+    if !bpftool_installed() {
         eprintln!("skipping: bpftool is not installed");
         return;
     }
@@ -931,18 +948,10 @@ fn a_kernel_trial_at_a_low_rate_is_clean_sampled_and_balances_against_the_kernel
 
 #[test]
 fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
-    if !privileged() {
-        return;
-    }
-    let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let Some(reader) = build_example_reader(dir.path()) else {
+    let Some((_g, dir, reader)) = example_reader() else {
         return;
     };
-    let bpftool_ok = Command::new("bpftool").arg("version").output().is_ok();
-    if !bpftool_ok && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
-    }
+    let bpftool_ok = bpftool_installed();
     let capture = Capture::load(&fixture("compact-perf.pcapng")).unwrap();
     let out = dir.path().join("reader.out");
     let mut readers = vec![

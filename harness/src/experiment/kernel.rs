@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::trial::{allowance_for, ProducerStats, RateShape, TrialSetup};
-use super::verdict::{judge, lateness_limit, TrialEvidence, Verdict, VerdictKind, VerdictRule};
+use super::verdict::{judge, lateness_limit, TrialEvidence, Verdict, VerdictRule};
 use crate::capture::Capture;
 use crate::classify::Classifier;
 use crate::pipeline::replayed::ReplayedRun;
@@ -133,12 +133,9 @@ impl KernelTrial {
         self.verdict.clean()
     }
 
-    /// The producer could not offer the rate, or the window was not sampled.
+    /// See [`Verdict::inconclusive`].
     pub fn inconclusive(&self) -> bool {
-        matches!(
-            self.verdict.kind,
-            VerdictKind::ProducerShort | VerdictKind::Unmeasured
-        )
+        self.verdict.inconclusive()
     }
 
     /// Samples lost anywhere: refused by the kernel's rings, and for a

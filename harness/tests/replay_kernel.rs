@@ -1017,6 +1017,11 @@ fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
         assert_eq!(t.injection.observed, observed, "{what}");
         let s = &t.run.replay().samples;
         assert!(s.len() >= 40, "{what}: {} samples", s.len());
+        assert!(
+            s.windows(2)
+                .all(|w| w[0].t_ns < w[1].t_ns && w[0].accepted <= w[1].accepted),
+            "{what}"
+        );
         if transport == Transport::Ringbuf {
             // The reader's consumption, from the ring's consumer position: it
             // keeps up, so by the end it has taken most of what was injected.

@@ -453,7 +453,8 @@ fn produce(
         p.loops_done += 1;
     }
     flush_all(inj, &mut staged, &mut p, sampler)?;
-    sampler.sample(p.last_write_ns, &mut p.samples);
+    // The final counts, sampled now: after any sample taken in a closing gap.
+    sampler.sample(monotonic_ns(), &mut p.samples);
     p.cpu = CpuTime::thread().since(cpu0);
     Ok(p)
 }

@@ -43,7 +43,7 @@
 //! progress every 10 ms, as emulated replay's producer does, after test runs
 //! and while the thread sleeps; what each reader lets them observe is in
 //! [`progress`]. The producer and its report are emulated replay's own types
-//! (`replay::Produced`, [`ReplayReport::assemble`]).
+//! (`replay::Produced`, `ReplayReport::assemble`).
 
 pub mod exec;
 pub mod progress;

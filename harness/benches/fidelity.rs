@@ -1,15 +1,20 @@
-//! Fidelity: does replay predict what the kernel does, cell by cell?
+//! Fidelity: do replay and kernel-backed replay predict what the kernel does
+//! live, cell by cell?
 //!
 //! For every cell of a grid (capture x variant x ring size), the same trial is
-//! run in both modes, with the same verdict rule:
+//! run in three modes, with the same verdict rule:
 //! - **replay**: the capture paced into emulated rings (`experiment::trial`);
+//! - **kernel**: the capture paced into the kernel's real rings by the
+//!   injector (`experiment::kernel`), read by the same variant;
 //! - **live**: the load generator issues the capture's op mix and paths at the
 //!   same rate in events/s through the real probes and rings
 //!   (`experiment::live`), read by the same variant into the same sink.
 //!
 //! First each mode's zero-loss rate is searched (NDR, steady-state verdict),
-//! then both modes run at 0.8x, 1x and 1.25x the replay NDR, and the table
-//! prints lost % and verdicts side by side with the differences.
+//! then all three run at 0.8x, 1x and 1.25x the replay NDR. The tables print
+//! lost % and verdicts side by side with each mode's difference from live:
+//! lost % agrees within 2 percentage points, an NDR within 10 % (`ok` in the
+//! `agree` columns, `NO` otherwise).
 //!
 //! `sudo cargo bench -p harness --bench fidelity` (root: it attaches the
 //! probes). Env: `FIDELITY_CAPTURES` (comma-separated, default both bundled
@@ -24,6 +29,7 @@ use std::time::Duration;
 
 use harness::capture::Capture;
 use harness::classify::Classifier;
+use harness::experiment::kernel::{run_kernel_trial, KernelReader, KernelSetup};
 use harness::experiment::live::{run_live_trial, LiveSetup, Traffic};
 use harness::experiment::trial::{mean_sample_len, run_trial, RateShape, TrialSetup};
 use harness::experiment::verdict::{VerdictKind, VerdictRule};
@@ -31,6 +37,21 @@ use harness::pipeline::search::ZeroLossSearch;
 use harness::replay::Wakeup;
 use harness::sink::{NullSink, SinkSpec};
 use probes::Transport;
+
+/// Lost % of a mode agrees with live's within this many percentage points.
+const LOST_PP: f64 = 2.0;
+/// A mode's NDR agrees with live's within this fraction of live's.
+const NDR_REL: f64 = 0.10;
+
+/// One cell's zero-loss rates, per mode.
+struct NdrRow {
+    capture: String,
+    variant: String,
+    ring_total: u64,
+    replay: Option<f64>,
+    kernel: Option<f64>,
+    live: Option<f64>,
+}
 
 fn env(k: &str, d: &str) -> String {
     std::env::var(k).unwrap_or_else(|_| d.to_string())
@@ -95,6 +116,29 @@ impl Cell<'_> {
         let t = run_trial(&setup, rate, Arc::new(NullSink::new())).expect("replay trial");
         Outcome {
             lost_pct: 100.0 * t.run.replay.lost as f64 / t.run.replay.offered.max(1) as f64,
+            verdict: t.verdict.kind,
+        }
+    }
+
+    fn kernel(&self, rate: f64) -> Outcome {
+        let (ring_bytes, _) = self.rings();
+        let setup = KernelSetup {
+            reader: KernelReader::Variant {
+                variant: self.variant,
+                knobs: (self.variant.knobs)(),
+                sink: &SinkSpec::Null,
+                classifier: self.classifier.clone(),
+            },
+            capture: self.relaid,
+            transport: self.variant.transport,
+            ring_bytes,
+            wakeup: self.wakeup(),
+            rule: self.rule,
+            shape: RateShape::Uniform,
+        };
+        let t = run_kernel_trial(&setup, rate, Arc::new(NullSink::new())).expect("kernel trial");
+        Outcome {
+            lost_pct: t.lost_pct(),
             verdict: t.verdict.kind,
         }
     }
@@ -201,20 +245,29 @@ fn main() {
     let classifier = Arc::new(Classifier::default_rules());
     let tmp = tempfile::tempdir().expect("temp dir");
     println!(
-        "fidelity: replay (emulated rings) vs live (real probes and rings), same variant, null sink, {}",
+        "fidelity: replay (emulated rings) and kernel (injected into the real rings) vs live (real probes and rings), same variant, null sink, {}",
         rule.describe()
     );
     println!(
-        "{:<26} {:<9} {:>6} {:>9} | {:>10} {:<16} | {:>10} {:<16} | {:>8}",
+        "agreement with live: lost % within {LOST_PP} pp, NDR within {:.0} %",
+        NDR_REL * 100.0
+    );
+    println!(
+        "{:<26} {:<9} {:>6} {:>9} | {:>8} {:<15} | {:>8} {:<15} | {:>8} {:<15} | {:>8} {:>5} | {:>8} {:>5}",
         "capture",
         "variant",
         "ring",
         "rate/s",
         "replay %",
         "verdict",
+        "kernel %",
+        "verdict",
         "live %",
         "verdict",
-        "diff pp"
+        "rep-live",
+        "agree",
+        "ker-live",
+        "agree"
     );
     let mut ndr_rows = Vec::new();
     for path in &captures {
@@ -238,47 +291,82 @@ fn main() {
                     classifier: classifier.clone(),
                 };
                 let replay_ndr = ndr(&search, |r| cell.replay(r));
+                let kernel_ndr = ndr(&search, |r| cell.kernel(r));
                 let live_ndr = ndr(&search, |r| cell.live(r));
                 let knee = replay_ndr.unwrap_or(search.lo);
                 for f in [0.8, 1.0, 1.25] {
                     let rate = knee * f;
-                    let (r, l) = (cell.replay(rate), cell.live(rate));
+                    let (r, k, l) = (cell.replay(rate), cell.kernel(rate), cell.live(rate));
+                    let agree = |d: f64| if d.abs() <= LOST_PP { "ok" } else { "NO" };
+                    let (dr, dk) = (r.lost_pct - l.lost_pct, k.lost_pct - l.lost_pct);
                     println!(
-                        "{:<26} {:<9} {:>5}M {:>9.0} | {:>10.3} {:<16} | {:>10.3} {:<16} | {:>+8.3}",
+                        "{:<26} {:<9} {:>5}M {:>9.0} | {:>8.3} {:<15} | {:>8.3} {:<15} | {:>8.3} {:<15} | {:>+8.3} {:>5} | {:>+8.3} {:>5}",
                         name,
                         v,
                         ring_total >> 20,
                         rate,
                         r.lost_pct,
                         r.verdict.name(),
+                        k.lost_pct,
+                        k.verdict.name(),
                         l.lost_pct,
                         l.verdict.name(),
-                        r.lost_pct - l.lost_pct
+                        dr,
+                        agree(dr),
+                        dk,
+                        agree(dk)
                     );
                 }
-                ndr_rows.push((name.clone(), v.clone(), ring_total, replay_ndr, live_ndr));
+                ndr_rows.push(NdrRow {
+                    capture: name.clone(),
+                    variant: v.clone(),
+                    ring_total,
+                    replay: replay_ndr,
+                    kernel: kernel_ndr,
+                    live: live_ndr,
+                });
             }
         }
     }
-    println!("\nzero-loss rate (steady-state verdict), replay vs live:");
+    println!("\nzero-loss rate (steady-state verdict), each mode against live:");
     println!(
-        "{:<26} {:<9} {:>6} {:>12} {:>12} {:>9}",
-        "capture", "variant", "ring", "replay", "live", "replay/live"
+        "{:<26} {:<9} {:>6} {:>10} {:>10} {:>10} | {:>8} {:>5} | {:>8} {:>5}",
+        "capture",
+        "variant",
+        "ring",
+        "replay",
+        "kernel",
+        "live",
+        "rep/live",
+        "agree",
+        "ker/live",
+        "agree"
     );
-    for (c, v, ring, r, l) in ndr_rows {
+    for row in ndr_rows {
         let f = |x: Option<f64>| x.map_or("none".to_string(), |x| format!("{x:.0}"));
-        let ratio = match (r, l) {
-            (Some(r), Some(l)) if l > 0.0 => format!("{:.2}", r / l),
-            _ => "-".into(),
+        // The relative difference from live, and whether it is within NDR_REL.
+        let rel = |x: Option<f64>| match (x, row.live) {
+            (Some(x), Some(l)) if l > 0.0 => {
+                let d = x / l - 1.0;
+                let ok = if d.abs() <= NDR_REL { "ok" } else { "NO" };
+                (format!("{:+.1}%", d * 100.0), ok)
+            }
+            _ => ("-".to_string(), "-"),
         };
+        let (rd, ra) = rel(row.replay);
+        let (kd, ka) = rel(row.kernel);
         println!(
-            "{:<26} {:<9} {:>5}M {:>12} {:>12} {:>9}",
-            c,
-            v,
-            ring >> 20,
-            f(r),
-            f(l),
-            ratio
+            "{:<26} {:<9} {:>5}M {:>10} {:>10} {:>10} | {:>8} {:>5} | {:>8} {:>5}",
+            row.capture,
+            row.variant,
+            row.ring_total >> 20,
+            f(row.replay),
+            f(row.kernel),
+            f(row.live),
+            rd,
+            ra,
+            kd,
+            ka
         );
     }
 }

@@ -11,9 +11,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::capture::{Capture, Transport};
+use harness::classify::Classifier;
+use harness::experiment::kernel::{
+    run_kernel_trial, search_ndr, KernelReader, KernelRun, KernelSetup, INCONCLUSIVE_TRIES,
+};
+use harness::experiment::trial::RateShape;
+use harness::experiment::verdict::{VerdictKind, VerdictRule};
+use harness::pipeline::search::ZeroLossSearch;
+use harness::replay::kernel::Observed;
 use harness::replay::kernel::{self, ExecSpec, KernelOptions, KernelReport, Ready};
 use harness::replay::{kernel_order, Bound, ConsumerReport, Pacing, ReplayOptions, Wakeup};
 use harness::results::RunResult;
+use harness::sink::{NullSink, SinkSpec};
 use probes::record::{Batch, RecordRef, RecordSource};
 
 /// Runs that pin on bpffs (exec readers) one at a time: a test that kills a
@@ -395,6 +404,31 @@ fn reader_line(path: &Path) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// For a test of the example reader: the exec runs' lock, a temporary
+/// directory, and the reader built in it; `None` to skip.
+fn example_reader() -> Option<(
+    std::sync::MutexGuard<'static, ()>,
+    tempfile::TempDir,
+    PathBuf,
+)> {
+    if !privileged() {
+        return None;
+    }
+    let guard = PINS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let reader = build_example_reader(dir.path())?;
+    Some((guard, dir, reader))
+}
+
+/// Whether Debian's bpftool is here; under CI=true it must be.
+fn bpftool_installed() -> bool {
+    let ok = Command::new("bpftool").arg("version").output().is_ok();
+    if !ok && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
+    }
+    ok
+}
+
 fn exec_spec(command: String) -> ExecSpec {
     ExecSpec {
         drain: Duration::from_secs(1),
@@ -404,12 +438,7 @@ fn exec_spec(command: String) -> ExecSpec {
 
 #[test]
 fn the_example_libbpf_reader_reads_every_output_and_the_books_balance() {
-    if !privileged() {
-        return;
-    }
-    let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let Some(reader) = build_example_reader(dir.path()) else {
+    let Some((_g, dir, reader)) = example_reader() else {
         return;
     };
     let capture = Capture::load(&fixture("fixed4k-perf.pcapng")).unwrap();
@@ -468,10 +497,7 @@ fn bpftool_event_pipe_prints_exactly_the_successful_outputs() {
         return;
     }
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
-    if Command::new("bpftool").arg("version").output().is_err() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
-        }
+    if !bpftool_installed() {
         eprintln!("skipping: bpftool is not installed");
         return;
     }
@@ -814,5 +840,222 @@ fn bad_kernel_replay_input_gets_one_clear_line() {
                 .any(|n: &String| n.starts_with(&format!("{pid}-"))),
             "pins left behind: {left:?}"
         );
+    }
+}
+
+/// A short steady-state rule: 100 ms warm-up, 400 ms window.
+fn short_rule() -> VerdictRule {
+    VerdictRule {
+        warmup_ns: 100_000_000,
+        window_ns: 400_000_000,
+        ..VerdictRule::default()
+    }
+}
+
+#[test]
+fn a_kernel_trial_at_a_low_rate_is_clean_sampled_and_balances_against_the_kernel_counters() {
+    if !privileged() {
+        return;
+    }
+    let capture = Capture::load(&fixture("compact-perf.pcapng")).unwrap();
+    let classifier = Arc::new(Classifier::default_rules());
+    // compact reads perf rings woken every 64 events; ringbuf polls its ring
+    // buffer every 1 ms: the rings' bytes come from each kind's own positions.
+    for (name, wakeup) in [
+        ("compact", Wakeup::Events(64)),
+        ("ringbuf", Wakeup::NoWakeupPoll(Duration::from_millis(1))),
+    ] {
+        let variant = harness::pipeline::variant(name).unwrap();
+        let setup = KernelSetup {
+            reader: KernelReader::Variant {
+                variant,
+                knobs: (variant.knobs)(),
+                sink: &SinkSpec::Null,
+                classifier: classifier.clone(),
+            },
+            capture: &capture,
+            transport: variant.transport,
+            ring_bytes: 1 << 20,
+            wakeup,
+            rule: short_rule(),
+            shape: RateShape::Uniform,
+        };
+        // A trial the producer could not offer (a busy machine: other tests
+        // run beside this one) says nothing: run it again, as the sweep does.
+        let mut t = run_kernel_trial(&setup, 5_000.0, Arc::new(NullSink::new())).unwrap();
+        for _ in 1..INCONCLUSIVE_TRIES {
+            if !t.inconclusive() {
+                break;
+            }
+            t = run_kernel_trial(&setup, 5_000.0, Arc::new(NullSink::new())).unwrap();
+        }
+        assert!(
+            t.clean(),
+            "{name}: {:?}: {}",
+            t.verdict.kind,
+            t.verdict.reason
+        );
+        assert_eq!(t.injection.observed, Observed::Consumption);
+        // The progress samples, every 10 ms over the 500 ms trial.
+        let s = &t.run.replay().samples;
+        assert!(s.len() >= 40, "{name}: {} samples", s.len());
+        assert!(s.windows(2).all(|w| w[0].t_ns < w[1].t_ns
+            && w[0].offered <= w[1].offered
+            && w[0].accepted <= w[1].accepted
+            && w[0].done <= w[1].done));
+        assert!(s
+            .iter()
+            .all(|p| p.done <= p.accepted && p.accepted <= p.offered));
+        assert!(
+            s.iter().any(|p| p.ring_bytes > 0),
+            "{name}: the rings' positions show what waits in them"
+        );
+        assert!(
+            t.verdict.window.points >= 30,
+            "{name}: {:?}",
+            t.verdict.window
+        );
+        // The rate was offered: ~2 500 events in 0.5 s at 5 000/s.
+        let k = t.injection.kernel_counts();
+        assert!((2_400..=2_600).contains(&k.emitted), "{name}: {k:?}");
+        assert_eq!((k.accepted, k.lost), (k.emitted, 0), "{name}");
+        // The ledger's kernel line is the injector's counters, and it balances
+        // down to the sink.
+        let KernelRun::Variant(run) = &t.run else {
+            panic!("a dropbench variant's run")
+        };
+        assert_eq!(run.ledger.kernel, Some(k), "{name}");
+        assert!(
+            run.ledger.check().is_empty(),
+            "{name}: {:?}",
+            run.ledger.check()
+        );
+        assert_eq!(run.ledger.stages.read, k.accepted, "{name}");
+        assert_eq!(run.ledger.sink.delivered, k.accepted, "{name}");
+        let r = t.to_run_result(&capture, "null");
+        assert!(r.valid, "{name}: {:?}", r.problems);
+        assert_eq!(r.kind, "kernel-replay");
+        assert_eq!(r.variant, name);
+        let info = r.trial.as_ref().unwrap();
+        assert_eq!(
+            (info.mode.as_str(), info.shape.as_str()),
+            ("kernel", "uniform")
+        );
+        assert_eq!(r.progress.len(), s.len());
+        assert_eq!(r.verdict.as_ref().unwrap().kind, VerdictKind::Clean);
+    }
+}
+
+#[test]
+fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
+    let Some((_g, dir, reader)) = example_reader() else {
+        return;
+    };
+    let bpftool_ok = bpftool_installed();
+    let capture = Capture::load(&fixture("compact-perf.pcapng")).unwrap();
+    let out = dir.path().join("reader.out");
+    let mut readers = vec![
+        (
+            format!("exec {} > {}", reader.display(), out.display()),
+            Transport::Ringbuf,
+            Wakeup::Adaptive,
+        ),
+        (
+            format!("exec {} > {}", reader.display(), out.display()),
+            Transport::Perf,
+            Wakeup::Events(16),
+        ),
+    ];
+    if bpftool_ok {
+        readers.push((
+            "exec bpftool map event_pipe pinned \"$DROPBENCH_PIN_EVENTS\" > /dev/null".into(),
+            Transport::Perf,
+            Wakeup::Events(1),
+        ));
+    } else {
+        eprintln!("bpftool is not installed: its search is skipped");
+    }
+    // Small and short: from 4 000/s up to 16 000/s, 3 probes at most.
+    let search = ZeroLossSearch {
+        lo: 4_000.0,
+        hi: 16_000.0,
+        resolution: 0.5,
+        max_probes: 3,
+    };
+    for (command, transport, wakeup) in readers {
+        let what = format!("{command} ({transport})");
+        let setup = KernelSetup {
+            reader: KernelReader::Exec(ExecSpec {
+                drain: Duration::from_millis(300),
+                ..ExecSpec::new(command)
+            }),
+            capture: &capture,
+            transport,
+            ring_bytes: 1 << 20,
+            wakeup,
+            rule: short_rule(),
+            shape: RateShape::Uniform,
+        };
+        let found = search_ndr(&setup, &search, || Arc::new(NullSink::new())).unwrap();
+        let ndr = found.outcome.zero_loss_rate;
+        assert!(
+            ndr.is_some_and(|r| r >= 4_000.0),
+            "{what}: {:?}",
+            found.outcome
+        );
+        let clean = found
+            .trials
+            .iter()
+            .find(|t| Some(t.rate) == ndr && t.clean());
+        let t = clean.unwrap_or_else(|| panic!("{what}: no clean trial at the NDR"));
+        let k = t.injection.kernel_counts();
+        assert_eq!((k.lost, k.accepted), (0, k.emitted), "{what}");
+        let observed = match transport {
+            Transport::Ringbuf => Observed::Consumption,
+            Transport::Perf => Observed::Loss,
+        };
+        assert_eq!(t.injection.observed, observed, "{what}");
+        let s = &t.run.replay().samples;
+        assert!(s.len() >= 40, "{what}: {} samples", s.len());
+        assert!(
+            s.windows(2)
+                .all(|w| w[0].t_ns < w[1].t_ns && w[0].accepted <= w[1].accepted),
+            "{what}"
+        );
+        if transport == Transport::Ringbuf {
+            // The reader's consumption, from the ring's consumer position: it
+            // keeps up, so by the end it has taken most of what was injected.
+            let last = s.last().unwrap();
+            assert!(
+                last.done > 0 && last.done <= last.accepted,
+                "{what}: {last:?}"
+            );
+            assert!(t.rule_name().contains("consumer position"), "{what}");
+        } else {
+            assert!(s.iter().all(|p| p.done == p.accepted && p.ring_bytes == 0));
+            assert!(
+                t.rule_name()
+                    .contains("judged on loss and the kernel counters only"),
+                "{what}: {}",
+                t.rule_name()
+            );
+        }
+        for t in &found.trials {
+            let r = t.to_run_result(&capture, "exec");
+            assert!(r.valid, "{what} at {}: {:?}", t.rate, r.problems);
+            assert_eq!(r.trial.as_ref().unwrap().mode, "kernel");
+            assert!(r.variant.starts_with("exec:"), "{}", r.variant);
+        }
+        if setup.reader_name().contains("reader >") {
+            // The example reader's own report of its last trial agrees with
+            // that trial's kernel counters.
+            let last = found.trials.last().unwrap().injection.kernel_counts();
+            let r = reader_line(&out);
+            assert_eq!(
+                (r["events"], r["kernel_ok"]),
+                (last.accepted, last.accepted),
+                "{what}"
+            );
+        }
     }
 }

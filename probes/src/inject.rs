@@ -30,7 +30,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ use aya::{Ebpf, EbpfLoader};
 use crate::abi::{slot, RawCounters, FIXED4K_LEN};
 use crate::counters::{CpuCounters, KernelCounters};
 use crate::loader::{counters_handle, counters_of, Transport, Wakeup};
-use crate::perf::{PerfError, PerfRingOptions, PerfRings};
+use crate::perf::{PerfError, PerfMem, PerfRingOptions, PerfRings};
 use crate::pin::{PinDir, PinError};
 use crate::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
 use crate::ring::mem::page_size;
@@ -559,6 +559,24 @@ impl Injector {
     }
 }
 
+impl Injector {
+    /// A watch on how much the rings hold: the ring buffer's positions, or
+    /// the perf rings of `reader` (dropbench's own). An outside reader's perf
+    /// rings are its own mappings, out of sight: `None` for perf without `reader`.
+    pub fn ring_watch(
+        &self,
+        reader: Option<&InjectSource>,
+    ) -> Result<Option<RingWatch>, InjectError> {
+        match (self.spec.transport, reader.map(|r| &r.inner)) {
+            (Transport::Ringbuf, _) => Ok(Some(RingWatch::Ringbuf(self.ringbuf_watch()?))),
+            (Transport::Perf, Some(Source::Perf(p))) => Ok(Some(RingWatch::Perf(
+                p.rings().iter().map(|r| r.mem().clone()).collect(),
+            ))),
+            (Transport::Perf, _) => Ok(None),
+        }
+    }
+}
+
 impl Drop for Injector {
     fn drop(&mut self) {
         // SAFETY: unmapping our own mapping.
@@ -578,15 +596,38 @@ unsafe impl Send for RingBufWatch {}
 impl RingBufWatch {
     /// Bytes committed or reserved that the reader has not consumed yet.
     pub fn backlog(&self) -> u64 {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        // SAFETY: consumer_pos and producer_pos are the first u64 of the two pages.
-        let (cons, prod) = unsafe {
-            (
-                (*(self.base as *const AtomicU64)).load(Ordering::Acquire),
-                (*(self.base.add(page_size()) as *const AtomicU64)).load(Ordering::Acquire),
-            )
-        };
-        prod.saturating_sub(cons)
+        self.producer_pos().saturating_sub(self.consumer_pos())
+    }
+
+    /// How far the reader has consumed (bytes since the ring was created,
+    /// records with their 8-byte headers, each rounded up to 8).
+    pub fn consumer_pos(&self) -> u64 {
+        // SAFETY: consumer_pos is the first u64 of the consumer page.
+        unsafe { (*(self.base as *const AtomicU64)).load(Ordering::Acquire) }
+    }
+
+    /// How far the injector has written (same units).
+    pub fn producer_pos(&self) -> u64 {
+        // SAFETY: producer_pos is the first u64 of the producer page, the second page.
+        unsafe { (*(self.base.add(page_size()) as *const AtomicU64)).load(Ordering::Acquire) }
+    }
+}
+
+/// Bytes the injector's rings hold that their reader has not consumed yet,
+/// read from the rings' own positions while the reader drains them.
+pub enum RingWatch {
+    /// Each CPU's `data_head - data_tail`, summed.
+    Perf(Vec<Arc<PerfMem>>),
+    /// `producer_pos - consumer_pos`.
+    Ringbuf(RingBufWatch),
+}
+
+impl RingWatch {
+    pub fn used_bytes(&self) -> u64 {
+        match self {
+            RingWatch::Perf(mems) => mems.iter().map(|m| m.used()).sum(),
+            RingWatch::Ringbuf(w) => w.backlog(),
+        }
     }
 }
 

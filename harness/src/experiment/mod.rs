@@ -11,6 +11,7 @@
 //! - [`run_folder`]: where a sweep keeps its plan, each finished series and
 //!   its results, so it can be resumed, sharded and merged.
 
+pub mod kernel;
 pub mod live;
 pub mod run_folder;
 pub mod stats;

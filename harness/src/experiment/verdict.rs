@@ -169,6 +169,15 @@ impl Verdict {
     pub fn clean(&self) -> bool {
         self.kind == VerdictKind::Clean
     }
+
+    /// The trial says nothing about the pipeline: the producer could not
+    /// offer the rate (a busy machine), or the window was not sampled.
+    pub fn inconclusive(&self) -> bool {
+        matches!(
+            self.kind,
+            VerdictKind::ProducerShort | VerdictKind::Unmeasured
+        )
+    }
 }
 
 /// Least-squares slope and intercept of `y` over `x`.

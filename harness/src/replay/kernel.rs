@@ -37,19 +37,29 @@
 //! compact events/s at `max` in the same measurement.
 //! `KernelReport::injection.events_per_run()` reports what a run achieved;
 //! `cargo bench -p probes --bench inject_rate` measures the injector alone.
+//!
+//! # Progress
+//! [`run_watched`], [`run_variant`] and [`run_exec`] sample the run's
+//! progress every 10 ms, as emulated replay's producer does, after test runs
+//! and while the thread sleeps; what each reader lets them observe is in
+//! [`progress`]. The producer and its report are emulated replay's own types
+//! (`replay::Produced`, `ReplayReport::assemble`).
 
 pub mod exec;
+pub mod progress;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use probes::inject::{InjectCounters, InjectError, InjectSource, Injector, InjectorSpec};
+use probes::inject::{
+    InjectCounters, InjectError, InjectSource, Injector, InjectorSpec, RingBufWatch,
+};
 use probes::pin::{PinDir, Stale};
 
 use super::{
-    event_len, kernel_order, pacing, Bound, ConsumerReport, ReplayError, ReplayOptions,
-    ReplayReport, RingConfig, Schedule, WINDOW_NS,
+    event_len, kernel_order, pacing, Bound, ConsumerReport, DoneCounter, Produced, ReplayError,
+    ReplayOptions, ReplayReport, RingConfig, Schedule,
 };
 use crate::capture::{monotonic_ns, Capture, StoredRecord, Transport};
 use crate::classify::Classifier;
@@ -59,6 +69,8 @@ use crate::pipeline::{Knobs, Variant};
 use crate::results::{CpuTime, RingResult, RunResult};
 use crate::sink::Sink;
 pub use exec::{ExecError, ExecReport, ExecSpec, Ready};
+pub use progress::{Observed, RingbufConsumption};
+use progress::{Sampler, Watch};
 
 /// What to replay into. `replay` holds the same options as emulated replay;
 /// `replay.rings` may only be left unset or equal the online CPUs (perf rings
@@ -132,6 +144,8 @@ pub struct Injection {
     /// Stale pin directories of killed runs, found and removed before this one.
     #[serde(skip)]
     pub stale: Vec<Stale>,
+    /// What the run's progress samples observed ([`progress`]).
+    pub observed: Observed,
 }
 
 impl Injection {
@@ -151,10 +165,41 @@ impl Injection {
         self.counters.kernel.total().emitted as f64 / self.test_runs.max(1) as f64
     }
 
+    /// The kernel's books that do not hold: per CPU injected = output ok +
+    /// failed; for dropbench's own reader, failed = the lost counts the reader
+    /// saw (`lost_seen`) + the drops no reader could be told of; and an exec
+    /// reader must not exit while events are being injected.
+    pub fn imbalances(&self, lost_seen: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.counters.kernel.cpus {
+            if c.emitted != c.output_ok + c.failed() {
+                out.push(format!(
+                    "cpu {}: injected {} != output ok {} + failed {}",
+                    c.cpu,
+                    c.emitted,
+                    c.output_ok,
+                    c.failed()
+                ));
+            }
+        }
+        let k = self.kernel_counts();
+        if self.exec.is_none() && k.lost != lost_seen + k.lost_unreported {
+            out.push(format!(
+                "kernel failed outputs {} != lost reported to the reader {} + not reportable {}",
+                k.lost, lost_seen, k.lost_unreported
+            ));
+        }
+        if let Some(e) = self.exec.as_ref().filter(|e| e.exited_during_run) {
+            out.push(format!(
+                "the exec reader exited ({}) while events were being injected",
+                e.status
+            ));
+        }
+        out
+    }
+
     /// Marks `r` as kernel-backed, adds the injector's figures under
-    /// `config.extra.kernel`, and checks the kernel's books: per CPU injected =
-    /// output ok + failed; and, for dropbench's own reader, failed = the lost
-    /// counts the reader saw (`lost_seen`) + the drops no reader could be told of.
+    /// `config.extra.kernel`, and lists [`Injection::imbalances`] as its problems.
     pub fn annotate(&self, r: &mut RunResult, lost_seen: u64) {
         r.kind = "kernel-replay".into();
         let extra = serde_json::json!({
@@ -169,31 +214,8 @@ impl Injection {
             }
             other => *other = serde_json::json!({ "kernel": extra }),
         }
-        for c in &self.counters.kernel.cpus {
-            if c.emitted != c.output_ok + c.failed() {
-                r.problem(format!(
-                    "cpu {}: injected {} != output ok {} + failed {}",
-                    c.cpu,
-                    c.emitted,
-                    c.output_ok,
-                    c.failed()
-                ));
-            }
-        }
-        let k = self.kernel_counts();
-        if self.exec.is_none() && k.lost != lost_seen + k.lost_unreported {
-            r.problem(format!(
-                "kernel failed outputs {} != lost reported to the reader {} + not reportable {}",
-                k.lost, lost_seen, k.lost_unreported
-            ));
-        }
-        if let Some(e) = &self.exec {
-            if e.exited_during_run {
-                r.problem(format!(
-                    "the exec reader exited ({}) while events were being injected",
-                    e.status
-                ));
-            }
+        for p in self.imbalances(lost_seen) {
+            r.problem(p);
         }
     }
 }
@@ -237,19 +259,6 @@ pub fn resolve(
     Ok(rings)
 }
 
-/// What [`produce`] did.
-struct Produced {
-    bytes: u64,
-    loops_done: u64,
-    last_write_ns: u64,
-    max_lateness_ns: u64,
-    late_records: u64,
-    /// Every write's lateness (1 ns to 1 hour, 2 significant digits).
-    late_hist: hdrhistogram::Histogram<u64>,
-    cpu: CpuTime,
-    windows: Vec<u64>,
-}
-
 /// A capture ready to inject, with its injector loaded: what every entry
 /// point does first.
 struct Engine<'c, 'o> {
@@ -261,7 +270,6 @@ struct Engine<'c, 'o> {
     lens: Vec<u32>,
     first: u64,
     last: u64,
-    capture_lost: u64,
     inj: Injector,
 }
 
@@ -304,22 +312,23 @@ impl<'c, 'o> Engine<'c, 'o> {
             lens,
             first: samples.iter().map(|r| r.origin_ns).min().unwrap_or(0),
             last: samples.iter().map(|r| r.origin_ns).max().unwrap_or(0),
-            capture_lost: capture.summary.lost,
             samples,
             inj,
         })
     }
 
     /// Injects the whole run, starting 2 ms from now (so a reader thread is
-    /// up before the first sample). Returns the start and what was done.
-    fn inject(&mut self) -> (u64, Result<Produced, KernelError>) {
+    /// up before the first sample), sampling progress as `watch` says.
+    /// Returns what was done, and what the samples observed.
+    fn inject(&mut self, watch: Watch<'_>) -> (Result<Produced, KernelError>, Observed) {
         let start_ns = monotonic_ns() + 2_000_000;
         let o = &self.opts.replay;
         let n = self.samples.len() as u64;
+        let mut sampler = Sampler::new(watch, start_ns);
         let produced = Schedule::new(o.pacing, start_ns, self.first, self.last, n)
             .map_err(|e| KernelError::Replay(e.into()))
-            .and_then(|schedule| produce(self, &schedule));
-        (start_ns, produced)
+            .and_then(|schedule| produce(self, &schedule, &mut sampler));
+        (produced, sampler.observed())
     }
 }
 
@@ -331,8 +340,8 @@ fn flush(
     inj: &mut Injector,
     staged: &mut Staged,
     k: usize,
-    start_ns: u64,
     p: &mut Produced,
+    sampler: &mut Sampler<'_>,
 ) -> Result<(), KernelError> {
     let batch = &mut staged[k];
     if batch.is_empty() {
@@ -341,30 +350,26 @@ fn flush(
     let at = monotonic_ns();
     inj.inject(k, batch.len())?;
     for (i, &(due, len)) in batch.iter().enumerate() {
-        if inj.result(k, i) == 0 {
+        let ok = inj.result(k, i) == 0;
+        if ok {
             p.bytes += len as u64;
         }
-        let late = at.saturating_sub(due);
-        p.late_hist.saturating_record(late.max(1));
-        p.max_lateness_ns = p.max_lateness_ns.max(late);
-        // 1 ms behind schedule counts as late, as in emulated replay.
-        if late > 1_000_000 {
-            p.late_records += 1;
-        }
+        sampler.output(len, ok);
+        p.late(due, at);
     }
-    let w = (at.saturating_sub(start_ns) / WINDOW_NS) as usize;
-    if w >= p.windows.len() {
-        p.windows.resize(w + 1, 0);
-    }
-    p.windows[w] += batch.len() as u64;
-    p.last_write_ns = at;
+    p.wrote(at, batch.len() as u64);
     batch.clear();
     Ok(())
 }
 
 /// The producer: stages each sample when it is due and emits each CPU's
-/// batch in one test run (module docs, "Batching").
-fn produce(e: &mut Engine<'_, '_>, schedule: &Schedule) -> Result<Produced, KernelError> {
+/// batch in one test run (module docs, "Batching"); samples progress every
+/// [`super::SAMPLE_NS`] when `sampler` watches (after test runs, and while it sleeps).
+fn produce(
+    e: &mut Engine<'_, '_>,
+    schedule: &Schedule,
+    sampler: &mut Sampler<'_>,
+) -> Result<Produced, KernelError> {
     let (capture, bound, stop) = (e.capture, e.opts.replay.bound, &e.opts.stop);
     let (samples, lens, inj) = (&e.samples, &e.lens, &mut e.inj);
     let cpu0 = CpuTime::thread();
@@ -382,20 +387,22 @@ fn produce(e: &mut Engine<'_, '_>, schedule: &Schedule) -> Result<Produced, Kern
         Bound::Loops(n) => n,
         Bound::Duration(_) => u64::MAX,
     };
-    let mut p = Produced {
-        bytes: 0,
-        loops_done: 0,
-        last_write_ns: start_ns,
-        max_lateness_ns: 0,
-        late_records: 0,
-        late_hist: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 2)
-            .expect("static bounds"),
-        cpu: CpuTime::default(),
-        windows: Vec::new(),
-    };
+    let mut p = Produced::new(start_ns);
     let mut staged: Staged = vec![Vec::with_capacity(per); ncpu];
-    let flush_all = |inj: &mut Injector, staged: &mut Staged, p: &mut Produced| {
-        (0..ncpu).try_for_each(|k| flush(inj, staged, k, start_ns, p))
+    let flush_all =
+        |inj: &mut Injector, staged: &mut Staged, p: &mut Produced, sampler: &mut Sampler<'_>| {
+            (0..ncpu).try_for_each(|k| flush(inj, staged, k, p, sampler))
+        };
+    // Sleeps until `until`, sampling on the way (a quiet stretch of a bursty
+    // capture is sampled too). Returns the time it woke.
+    let sleep_sampling = |until: u64, p: &mut Produced, sampler: &mut Sampler<'_>| loop {
+        let now = monotonic_ns();
+        sampler.maybe(now, &mut p.samples);
+        if now >= until || stop.load(Ordering::Relaxed) {
+            return now;
+        }
+        let wake = until.min(sampler.next());
+        std::thread::sleep(Duration::from_nanos(wake.saturating_sub(now).max(1)));
     };
     pacing::wait_until(start_ns);
     let mut now = monotonic_ns();
@@ -412,17 +419,19 @@ fn produce(e: &mut Engine<'_, '_>, schedule: &Schedule) -> Result<Produced, Kern
             } else {
                 schedule.due(index, loop_index, rec.origin_ns, bytes_before)
             };
-            if end_ns.is_some_and(|e| due >= e) {
+            if let Some(e) = end_ns.filter(|&e| due >= e) {
+                // The run ends in a gap: emit what is staged, sample the rest
+                // of the gap, then stop.
+                flush_all(inj, &mut staged, &mut p, sampler)?;
+                if !max {
+                    sleep_sampling(e, &mut p, sampler);
+                }
                 break 'outer;
             }
             if due > now {
                 // Nothing more is due: emit what is, then sleep until this one is.
-                flush_all(inj, &mut staged, &mut p)?;
-                now = monotonic_ns();
-                if due > now {
-                    std::thread::sleep(Duration::from_nanos(due - now));
-                    now = monotonic_ns();
-                }
+                flush_all(inj, &mut staged, &mut p, sampler)?;
+                now = sleep_sampling(due, &mut p, sampler);
             }
             let k = rec.ring as usize % ncpu;
             let prefix = capture.trimmed(rec);
@@ -435,14 +444,17 @@ fn produce(e: &mut Engine<'_, '_>, schedule: &Schedule) -> Result<Produced, Kern
             )?;
             staged[k].push((due, len));
             if staged[k].len() == per {
-                flush(inj, &mut staged, k, start_ns, &mut p)?;
+                flush(inj, &mut staged, k, &mut p, sampler)?;
+                sampler.maybe(monotonic_ns(), &mut p.samples);
             }
             index += 1;
             bytes_before += rec.orig as u128;
         }
         p.loops_done += 1;
     }
-    flush_all(inj, &mut staged, &mut p)?;
+    flush_all(inj, &mut staged, &mut p, sampler)?;
+    // The final counts, sampled now: after any sample taken in a closing gap.
+    sampler.sample(monotonic_ns(), &mut p.samples);
     p.cpu = CpuTime::thread().since(cpu0);
     Ok(p)
 }
@@ -451,11 +463,11 @@ impl Engine<'_, '_> {
     /// The run's report, with the injector's counters read now.
     fn report(
         self,
-        start_ns: u64,
         p: Produced,
         consumer: ConsumerReport,
         exec: Option<ExecReport>,
         stale: Vec<Stale>,
+        observed: Observed,
     ) -> Result<KernelReport, KernelError> {
         let counters = self.inj.counters()?;
         let rings = self.rings;
@@ -466,7 +478,7 @@ impl Engine<'_, '_> {
             offered: c.emitted,
             accepted: c.output_ok,
             lost: c.failed(),
-            // The kernel's rings are not watched from here: their readers own them.
+            // The kernel's rings' high water and wakeups are their readers' to see.
             high_water_bytes: 0,
             wakeups: 0,
         };
@@ -480,46 +492,24 @@ impl Engine<'_, '_> {
             Transport::Ringbuf => vec![ring(0, &t)],
         };
         let transport = rings.transport;
+        let unreported_lost = counters.lost_unreportable(transport);
         Ok(KernelReport {
-            replay: ReplayReport {
-                pacing: self.opts.replay.pacing,
-                bound: self.opts.replay.bound,
-                capture_file: self.capture.file.clone(),
-                offered: t.emitted,
-                accepted: t.output_ok,
-                lost: t.failed(),
-                bytes: p.bytes,
-                unreported_lost: counters.lost_unreportable(transport),
-                capture_lost: self.capture_lost,
-                loops_done: p.loops_done,
-                start_ns,
-                last_write_ns: p.last_write_ns,
-                max_lateness_ns: p.max_lateness_ns,
-                late_records: p.late_records,
-                lateness: if p.late_hist.is_empty() {
-                    crate::replay::Lateness::default()
-                } else {
-                    crate::replay::Lateness {
-                        p50_ns: p.late_hist.value_at_quantile(0.5),
-                        p99_ns: p.late_hist.value_at_quantile(0.99),
-                        max_ns: p.late_hist.max(),
-                    }
-                },
-                // Kernel-backed replay does not sample progress (yet): its
-                // trials are not judged by the steady-state verdict.
-                samples: Vec::new(),
-                producer_cpu: p.cpu,
-                windows: p.windows,
-                per_ring,
-                consumer,
+            replay: ReplayReport::assemble(
                 rings,
-            },
+                &self.opts.replay,
+                self.capture,
+                p,
+                per_ring,
+                unreported_lost,
+                consumer,
+            ),
             injection: Injection {
                 transport,
                 test_runs: self.inj.runs(),
                 counters,
                 exec,
                 stale,
+                observed,
             },
         })
     }
@@ -538,26 +528,49 @@ pub fn run<C>(
 where
     C: FnOnce(InjectSource) -> ConsumerReport + Send,
 {
+    run_watched(capture, opts, None, consumer)
+}
+
+/// [`run`], and every [`super::SAMPLE_NS`] the producer also records the run's
+/// progress ([`ReplayReport::samples`], see [`progress`]): what it injected,
+/// what the rings took and hold, and what `done` says the consumer has
+/// finished with.
+pub fn run_watched<C>(
+    capture: &Capture,
+    opts: &KernelOptions,
+    done: Option<DoneCounter<'_>>,
+    consumer: C,
+) -> Result<KernelReport, KernelError>
+where
+    C: FnOnce(InjectSource) -> ConsumerReport + Send,
+{
     let mut engine = Engine::new(capture, opts)?;
     let source = engine.inj.open_reader()?;
+    let watch = match done {
+        Some(done) => Watch::Pipeline {
+            done,
+            rings: engine.inj.ring_watch(Some(&source))?,
+        },
+        None => Watch::Off,
+    };
     let stop_reader = source.stop_handle();
-    let (start_ns, produced, consumer) = std::thread::scope(|scope| {
+    let (produced, observed, consumer) = std::thread::scope(|scope| {
         let handle = scope.spawn(move || consumer(source));
-        let (start_ns, produced) = engine.inject();
+        let (produced, observed) = engine.inject(watch);
         stop_reader.store(true, Ordering::Release);
-        (start_ns, produced, handle.join())
+        (produced, observed, handle.join())
     });
     let p = produced?;
     let consumer = consumer.map_err(|_| KernelError::ConsumerPanicked {
         variant: "kernel replay".into(),
     })?;
-    engine.report(start_ns, p, consumer, None, Vec::new())
+    engine.report(p, consumer, None, Vec::new(), observed)
 }
 
 /// Replays `capture` through the kernel's rings into a pipeline `variant`
 /// (built with `knobs`) and `sink`, exactly as [`crate::pipeline::replayed::run_replayed`]
 /// does for emulated rings, with the injector's counters as the ledger's
-/// kernel line.
+/// kernel line. Progress is sampled as there (the sink's finished count).
 pub fn run_variant(
     variant: &Variant,
     knobs: Knobs,
@@ -567,16 +580,18 @@ pub fn run_variant(
     sink: Arc<dyn Sink>,
     finish_timeout: Duration,
 ) -> Result<(ReplayedRun, Injection), KernelError> {
-    let c = Consumer::new(variant, knobs, classifier, sink);
-    let k = run(capture, opts, |src| c.consume(src))?;
+    let c = Consumer::new(variant, knobs, classifier, sink.clone());
+    let done = move || sink.progress().done;
+    let k = run_watched(capture, opts, Some(&done), |src| c.consume(src))?;
     let run = c.finish(k.replay, k.injection.kernel_counts(), finish_timeout)?;
     Ok((run, k.injection))
 }
 
 /// Replays `capture` through the kernel's rings pinned on bpffs for the
 /// user's program (`exec`), which reads them however it likes. dropbench
-/// starts it, waits for it to be ready, injects at the given pacing, lets it
-/// drain, stops it, and takes the loss from the injector's counters.
+/// starts it, waits for it to be ready, injects at the given pacing (sampling
+/// progress: [`progress`]), lets it drain, stops it, and takes the loss from
+/// the injector's counters.
 pub fn run_exec(
     capture: &Capture,
     opts: &KernelOptions,
@@ -605,24 +620,31 @@ pub fn run_exec(
             if perf { Some(&mut slots_filled) } else { None },
         )?
         .ok_or(KernelError::Interrupted)?;
-    let watch = match engine.rings.transport {
+    let ring: Option<RingBufWatch> = match engine.rings.transport {
         Transport::Ringbuf => Some(engine.inj.ringbuf_watch()?),
         Transport::Perf => None,
     };
-    let (start_ns, produced) = engine.inject();
+    let watch = match &ring {
+        Some(ring) => Watch::ExecRingbuf {
+            ring,
+            consumed: RingbufConsumption::new(ring.producer_pos()),
+        },
+        None => Watch::ExecPerf,
+    };
+    let (produced, observed) = engine.inject(watch);
     let p = produced?;
     let exited_during_run = reader.exited()?.is_some();
     // Let the reader catch up before stopping it (its loss is already known).
     let until = std::time::Instant::now() + exec.drain;
     while std::time::Instant::now() < until && !opts.stop.load(Ordering::Acquire) {
-        if watch.as_ref().is_some_and(|w| w.backlog() == 0) || reader.exited()?.is_some() {
+        if ring.as_ref().is_some_and(|w| w.backlog() == 0) || reader.exited()?.is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     let status = reader.stop(exec.grace)?;
     let end_ns = monotonic_ns();
-    drop(watch);
+    drop(ring);
     pins_dir.remove()?;
     if opts.stop.load(Ordering::Acquire) {
         return Err(KernelError::Interrupted);
@@ -646,7 +668,7 @@ pub fn run_exec(
         ready_after_ns: ready_after.as_nanos() as u64,
         pins: pins.dir,
     };
-    engine.report(start_ns, p, consumer, Some(exec_report), stale)
+    engine.report(p, consumer, Some(exec_report), stale, observed)
 }
 
 #[cfg(test)]

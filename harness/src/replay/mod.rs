@@ -429,6 +429,43 @@ pub struct Lateness {
 pub type DoneCounter<'a> = &'a (dyn Fn() -> u64 + Sync);
 
 impl ReplayReport {
+    /// The report of a run whose producer booked `p` and whose rings ended
+    /// with `per_ring`: offered, accepted and lost are the rings' sums.
+    pub(crate) fn assemble(
+        rings: RingConfig,
+        opts: &ReplayOptions,
+        capture: &Capture,
+        p: Produced,
+        per_ring: Vec<RingResult>,
+        unreported_lost: u64,
+        consumer: ConsumerReport,
+    ) -> ReplayReport {
+        let lateness = p.lateness();
+        ReplayReport {
+            rings,
+            pacing: opts.pacing,
+            bound: opts.bound,
+            capture_file: capture.file.clone(),
+            offered: per_ring.iter().map(|r| r.offered).sum(),
+            accepted: per_ring.iter().map(|r| r.accepted).sum(),
+            lost: per_ring.iter().map(|r| r.lost).sum(),
+            bytes: p.bytes,
+            unreported_lost,
+            capture_lost: capture.summary.lost,
+            loops_done: p.loops_done,
+            start_ns: p.start_ns,
+            last_write_ns: p.last_write_ns,
+            max_lateness_ns: p.max_lateness_ns,
+            late_records: p.late_records,
+            lateness,
+            samples: p.samples,
+            producer_cpu: p.cpu,
+            windows: p.windows,
+            per_ring,
+            consumer,
+        }
+    }
+
     /// Achieved offer rate: records after the first / time from first due to
     /// last write (the first record is at t = 0).
     pub fn achieved_rate(&self) -> f64 {
@@ -556,7 +593,6 @@ where
             what: "--loops must be at least 1".into(),
         });
     }
-    let capture_lost = capture.summary.lost;
     let (first, last) = (capture.summary.first_ns, capture.summary.last_ns);
     let (mut writers, source) = build_rings(&rings)?;
     let mut order = KernelOrder::new(capture);
@@ -569,41 +605,26 @@ where
             .map(|schedule| produce(&mut order, &schedule, opts.bound, &mut writers, done));
         writers.close();
         let consumer = handle.join();
-        let p = produced?;
-        if let Some(e) = p.error {
+        let mut p = produced?;
+        if let Some(e) = p.error.take() {
             return Err(e.into());
         }
         let consumer = consumer.map_err(|_| ReplayError::ConsumerPanicked {
             variant: "replay".into(),
         })?;
-        let per_ring = writers.ring_results();
         let unreported_lost = match &writers {
             RingWriters::Perf(ws) => ws.iter().map(|w| w.pending_lost()).sum(),
             RingWriters::Ringbuf(_) => 0,
         };
-        Ok(ReplayReport {
-            rings: rings.clone(),
-            pacing: opts.pacing,
-            bound: opts.bound,
-            capture_file: capture.file.clone(),
-            offered: per_ring.iter().map(|r| r.offered).sum(),
-            accepted: per_ring.iter().map(|r| r.accepted).sum(),
-            lost: per_ring.iter().map(|r| r.lost).sum(),
-            bytes: p.bytes,
+        Ok(ReplayReport::assemble(
+            rings,
+            opts,
+            capture,
+            p,
+            writers.ring_results(),
             unreported_lost,
-            capture_lost,
-            loops_done: p.loops_done,
-            start_ns,
-            last_write_ns: p.last_write_ns,
-            max_lateness_ns: p.max_lateness_ns,
-            late_records: p.late_records,
-            lateness: p.lateness,
-            samples: p.samples,
-            producer_cpu: p.cpu,
-            windows: p.windows,
-            per_ring,
             consumer,
-        })
+        ))
     })
 }
 
@@ -637,18 +658,76 @@ pub fn event_len(prefix: &[u8], stored: usize) -> usize {
         .unwrap_or(stored)
 }
 
-struct Produced {
-    bytes: u64,
-    loops_done: u64,
-    last_write_ns: u64,
-    max_lateness_ns: u64,
-    late_records: u64,
-    lateness: Lateness,
-    samples: Vec<ProgressSample>,
-    cpu: CpuTime,
-    windows: Vec<u64>,
+/// What a producer did, booked as it goes: emulated replay's producer and
+/// the kernel engine's ([`kernel`]) fill the same book, and
+/// [`ReplayReport::assemble`] turns it into their common report.
+pub(crate) struct Produced {
+    start_ns: u64,
+    pub bytes: u64,
+    pub loops_done: u64,
+    pub last_write_ns: u64,
+    pub max_lateness_ns: u64,
+    pub late_records: u64,
+    /// Every write's lateness: 1 ns to 1 hour at 2 significant digits, so
+    /// percentiles are within 1%.
+    late_hist: Histogram<u64>,
+    pub samples: Vec<ProgressSample>,
+    pub cpu: CpuTime,
+    pub windows: Vec<u64>,
     /// Reading a streamed capture failed: the run stopped there.
-    error: Option<CaptureError>,
+    pub error: Option<CaptureError>,
+}
+
+impl Produced {
+    pub(crate) fn new(start_ns: u64) -> Self {
+        Produced {
+            start_ns,
+            bytes: 0,
+            loops_done: 0,
+            last_write_ns: start_ns,
+            max_lateness_ns: 0,
+            late_records: 0,
+            late_hist: Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("static bounds"),
+            samples: Vec::new(),
+            cpu: CpuTime::default(),
+            windows: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Books one record due at `due` and written at `at`.
+    #[inline]
+    pub(crate) fn late(&mut self, due: u64, at: u64) {
+        let late = at.saturating_sub(due);
+        self.late_hist.saturating_record(late.max(1));
+        self.max_lateness_ns = self.max_lateness_ns.max(late);
+        // 1 ms behind schedule counts as late.
+        if late > 1_000_000 {
+            self.late_records += 1;
+        }
+    }
+
+    /// Books `n` records written at `at` into their [`WINDOW_NS`] window.
+    #[inline]
+    pub(crate) fn wrote(&mut self, at: u64, n: u64) {
+        let w = (at.saturating_sub(self.start_ns) / WINDOW_NS) as usize;
+        if w >= self.windows.len() {
+            self.windows.resize(w + 1, 0);
+        }
+        self.windows[w] += n;
+        self.last_write_ns = at;
+    }
+
+    pub(crate) fn lateness(&self) -> Lateness {
+        if self.late_hist.is_empty() {
+            return Lateness::default();
+        }
+        Lateness {
+            p50_ns: self.late_hist.value_at_quantile(0.5),
+            p99_ns: self.late_hist.value_at_quantile(0.99),
+            max_ns: self.late_hist.max(),
+        }
+    }
 }
 
 /// The producer loop: for each record in recorded order (which keeps the
@@ -663,10 +742,7 @@ fn produce(
 ) -> Produced {
     let cpu0 = CpuTime::thread();
     pacing::tight_timer_slack();
-    // 1 ns to 1 hour at 2 significant digits: percentiles within 1%.
-    let mut late_hist =
-        Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2).expect("static bounds");
-    let mut progress: Vec<ProgressSample> = Vec::new();
+    let mut p = Produced::new(schedule.start_ns());
     let mut next_sample = schedule.start_ns();
     let mut accepted = 0u64;
     let max = schedule.is_max();
@@ -687,12 +763,6 @@ fn produce(
     }
     let mut index = 0u64;
     let mut bytes_before: u128 = 0;
-    let mut bytes = 0u64;
-    let mut last_write_ns = schedule.start_ns();
-    let mut max_lateness_ns = 0u64;
-    let mut late_records = 0u64;
-    let mut loops_done = 0u64;
-    let mut windows: Vec<u64> = Vec::new();
     // Waits until `until`, sleeping, and samples progress every SAMPLE_NS on
     // the way, so quiet stretches of a bursty capture are sampled too.
     let mut wait_sampling = |until: u64,
@@ -726,14 +796,13 @@ fn produce(
             std::thread::sleep(Duration::from_nanos(wake.saturating_sub(now).max(1)));
         }
     };
-    let mut error = None;
     'outer: for loop_index in 0..loops {
         loop {
             let rec = match order.next_step() {
                 Ok(Step::Sample(s)) => s,
                 Ok(Step::PassEnd) => break,
                 Err(e) => {
-                    error = Some(e);
+                    p.error = Some(e);
                     break 'outer;
                 }
             };
@@ -744,74 +813,42 @@ fn produce(
                 let due = schedule.due(index, loop_index, rec.origin_ns, bytes_before);
                 if let Some(e) = end_ns.filter(|&e| due >= e) {
                     // The run ends in a gap: sample the rest of it, then stop.
-                    wait_sampling(e, index, accepted, writers, &mut progress);
+                    wait_sampling(e, index, accepted, writers, &mut p.samples);
                     break 'outer;
                 }
                 (
                     due,
-                    wait_sampling(due, index, accepted, writers, &mut progress),
+                    wait_sampling(due, index, accepted, writers, &mut p.samples),
                 )
             };
             if max && end_ns.is_some_and(|e| now >= e) {
                 break 'outer;
             }
-            let late = now - due;
-            late_hist.saturating_record(late.max(1));
-            if late > max_lateness_ns {
-                max_lateness_ns = late;
-            }
-            // 1 ms behind schedule counts as late.
-            if late > 1_000_000 {
-                late_records += 1;
-            }
+            p.late(due, now);
             let s = SampleBytes {
                 prefix: rec.prefix,
                 len: event_len(rec.prefix, rec.orig as usize),
                 ts: Some(due),
             };
             if writers.output(rec.ring, &s) {
-                bytes += s.len as u64;
+                p.bytes += s.len as u64;
                 accepted += 1;
             }
             index += 1;
             bytes_before += rec.orig as u128;
-            last_write_ns = now;
-            let w = (now.saturating_sub(schedule.start_ns()) / WINDOW_NS) as usize;
-            if w >= windows.len() {
-                windows.resize(w + 1, 0);
-            }
-            windows[w] += 1;
+            p.wrote(now, 1);
         }
-        loops_done += 1;
+        p.loops_done += 1;
     }
     if let Some(done) = done {
-        progress.push(ProgressSample {
-            t_ns: last_write_ns.saturating_sub(schedule.start_ns()),
+        p.samples.push(ProgressSample {
+            t_ns: p.last_write_ns.saturating_sub(schedule.start_ns()),
             offered: index,
             accepted,
             done: done(),
             ring_bytes: writers.used_bytes(),
         });
     }
-    let lateness = if late_hist.is_empty() {
-        Lateness::default()
-    } else {
-        Lateness {
-            p50_ns: late_hist.value_at_quantile(0.5),
-            p99_ns: late_hist.value_at_quantile(0.99),
-            max_ns: late_hist.max(),
-        }
-    };
-    Produced {
-        bytes,
-        loops_done,
-        last_write_ns,
-        max_lateness_ns,
-        late_records,
-        lateness,
-        samples: progress,
-        cpu: CpuTime::thread().since(cpu0),
-        windows,
-        error,
-    }
+    p.cpu = CpuTime::thread().since(cpu0);
+    p
 }

@@ -158,6 +158,12 @@ impl PerfRing {
         self.cpu
     }
 
+    /// The ring's memory, shared: its `data_head` and `data_tail` tell how
+    /// much it holds ([`PerfMem::used`]) while a reader drains it elsewhere.
+    pub fn mem(&self) -> &Arc<PerfMem> {
+        &self.mem
+    }
+
     /// The perf event fd (-1 for an emulated ring).
     pub fn fd(&self) -> i32 {
         match self.pollable {

@@ -23,14 +23,13 @@ use anyhow::Context;
 
 use crate::capture::Capture;
 use crate::cmd::inspect::{print_info, summarize};
+use crate::experiment::plan::{plan_series, SweepConfig};
+use crate::experiment::results::{CaptureDigest, Series, SeriesKey, SweepResults, SWEEP_SCHEMA};
 use crate::experiment::run_folder::{
     build_id, checksum, finished_series, write_atomically, RunFolder,
 };
+use crate::experiment::sweep::{run_sweep, SweepObserver};
 use crate::results::{Environment, RunResult};
-use crate::sweep::{
-    plan_series, run_sweep, to_report, CaptureDigest, Series, SeriesKey, SweepConfig,
-    SweepObserver, SweepResults, SWEEP_SCHEMA,
-};
 
 #[derive(Debug, clap::Args)]
 pub struct SweepArgs {
@@ -163,7 +162,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         cfg.load = x.clone();
     }
     cfg.check()
-        .map_err(|what| crate::sweep::SweepError::Config {
+        .map_err(|what| crate::experiment::sweep::SweepError::Config {
             path: "the command line".into(),
             what,
         })?;
@@ -374,10 +373,12 @@ impl SweepObserver for Saver<'_> {
             Progress::Bar(b) => b.println(line),
             Progress::Lines(_) => println!("{line}"),
         }
-        self.results.skipped.push(crate::sweep::SkippedSeries {
-            key: key.clone(),
-            reason: reason.to_string(),
-        });
+        self.results
+            .skipped
+            .push(crate::experiment::results::SkippedSeries {
+                key: key.clone(),
+                reason: reason.to_string(),
+            });
     }
     fn series_start(&mut self, key: &SeriesKey) {
         match &mut self.progress {
@@ -571,5 +572,87 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
     }
     for s in &r.skipped {
         println!("skipped  {}: {}", s.key, s.reason);
+    }
+}
+
+/// The report's view of a sweep: computed results only.
+pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepReport {
+    let e = &r.environment;
+    reports::SweepReport {
+        title: "dropbench sweep: highest zero-loss rate per pipeline variant".into(),
+        generated_unix_s: r.started_unix_s,
+        environment: vec![
+            ("kernel".into(), e.kernel.clone()),
+            ("cpus".into(), e.cpus.to_string()),
+            ("cpu model".into(), e.cpu_model.clone()),
+            ("hostname".into(), e.hostname.clone()),
+            ("dropbench".into(), e.version.clone()),
+            ("sink".into(), r.sink_note.clone()),
+        ],
+        capture: r.captures.first().map(|c| {
+            format!(
+                "{} ({} {}, {} samples)",
+                c.file, c.probe, c.transport, c.samples
+            )
+        }),
+        notes: {
+            let mut n = vec![
+                "Each point is a trial: a paced replay of the capture into emulated kernel rings that drop samples as the kernel does, read by the variant, into the sink.".to_string(),
+                "A rate holds when, over the trial, nothing was lost anywhere (ring, pipeline, sink), the replay offered what its schedule asked, and over the measured window the pipeline kept pace with the offer and its backlog did not grow (a short trial that merely ended before the buffers filled does not count).".to_string(),
+            ];
+            let mut rules: Vec<String> = r
+                .series
+                .iter()
+                .map(|s| format!("{} (pacing: {})", s.verdict_rule, s.shape))
+                .collect();
+            rules.dedup();
+            n.extend(rules);
+            n
+        },
+        goal_rate,
+        series: r
+            .series
+            .iter()
+            .map(|s| reports::Series {
+                variant: s.key.variant.clone(),
+                layout: s.key.layout.clone(),
+                transport: s.key.transport.clone(),
+                ring_bytes: s.key.ring_bytes,
+                wakeup: s.key.wakeup.clone(),
+                capture: s.key.capture.clone(),
+                sink: s.key.sink.clone(),
+                zero_loss_rate: s.zero_loss_rate,
+                valid: s.valid,
+                problems: s.problems.clone(),
+                points: s
+                    .points
+                    .iter()
+                    .map(|p| {
+                        let lat = p.latency.clone().unwrap_or_default();
+                        reports::Point {
+                            rate: p.config.target_rate.unwrap_or(p.rates.offered_per_s),
+                            offered: p.counts.offered,
+                            delivered: p
+                                .ledger
+                                .as_ref()
+                                .and_then(|l| l["sink"]["delivered"].as_u64())
+                                .unwrap_or(p.counts.read),
+                            lost: p.counts.lost,
+                            lost_pct: p.counts.lost_pct,
+                            throughput: p.rates.read_per_s,
+                            p50_ns: lat.p50_ns,
+                            p99_ns: lat.p99_ns,
+                            p999_ns: lat.p999_ns,
+                            high_water_bytes: p
+                                .rings
+                                .iter()
+                                .map(|r| r.high_water_bytes)
+                                .max()
+                                .unwrap_or(0),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }

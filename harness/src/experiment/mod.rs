@@ -12,7 +12,11 @@
 //!   its results, so it can be resumed, sharded and merged.
 
 pub mod live;
+pub mod plan;
+pub mod results;
 pub mod run_folder;
+pub mod search;
 pub mod stats;
+pub mod sweep;
 pub mod trial;
 pub mod verdict;

@@ -17,9 +17,12 @@ mod batched;
 pub mod memory;
 pub mod replayed;
 mod ringbuf;
-pub mod search;
+
 mod seed_baseline;
 mod zero_copy;
+
+/// The searches moved to the experiment; the old path still works.
+pub use crate::experiment::search;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,477 @@
+//! The sweep's scheduling: for each planned series, the searches whose trials
+//! are paced replays (or live cells) judged by the steady-state verdict.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use probes::abi::Layout;
+
+use crate::capture::{Capture, CaptureError, CaptureWriter, Loading};
+use crate::classify::Classifier;
+use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
+use crate::experiment::plan::{plan_series, PlannedSeries, SweepConfig};
+use crate::experiment::results::{Series, SeriesKey};
+use crate::experiment::search::{SearchError, ZeroLossSearch};
+use crate::experiment::trial::{annotate, run_trial, RateShape, TrialSetup};
+use crate::experiment::verdict::VerdictKind;
+use crate::pipeline::replayed::{ReplayedError, ReplayedRun};
+use crate::pipeline::{PipelineError, Variant};
+use crate::results::RunResult;
+use crate::sink::{Sink, SinkError, SinkSpec};
+
+/// Why a sweep could not run (a probe that loses samples is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("sweep config {path}: {what}")]
+    Config { path: String, what: String },
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("{series}: {source}")]
+    Probe {
+        series: String,
+        source: SearchError<TrialError>,
+    },
+}
+
+/// Why one trial could not run (in either mode).
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    #[error(transparent)]
+    Replay(#[from] ReplayedError),
+    /// Boxed: a live trial's errors carry the probes' large load errors.
+    #[error(transparent)]
+    Live(Box<LiveError>),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+impl From<LiveError> for TrialError {
+    fn from(e: LiveError) -> Self {
+        TrialError::Live(Box::new(e))
+    }
+}
+
+/// The same events in another layout, as that probe would have emitted them
+/// (compact <-> fixed4k), written next to `dir` and loaded back.
+pub fn relayout(src: &Capture, layout: Layout, dir: &Path) -> Result<Capture, CaptureError> {
+    use probes::abi::{encode_event, Event};
+    use probes::record::RecordRef;
+    let path = dir.join(format!(
+        "{}-as-{}.pcapng",
+        Path::new(&src.file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("capture"),
+        layout.name()
+    ));
+    let mut meta = src.meta.clone();
+    meta.probe = layout;
+    let mut w = CaptureWriter::create(&path, &meta)?;
+    let mut buf = Vec::new();
+    let mut err = None;
+    let read = src.for_each(|e| {
+        if err.is_some() {
+            return;
+        }
+        let r = match e.rec {
+            RecordRef::Sample {
+                ring,
+                origin_ns,
+                data,
+            } => match Event::decode(data) {
+                Ok(ev) => {
+                    encode_event(layout, &ev.header, ev.path, &mut buf);
+                    w.write(RecordRef::Sample {
+                        ring,
+                        origin_ns,
+                        data: &buf,
+                    })
+                }
+                Err(_) => w.write(e.rec),
+            },
+            lost => w.write(lost),
+        };
+        if let Err(x) = r {
+            err = Some(x);
+        }
+    });
+    read?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    w.finish(&[])?;
+    // Held as its source is: a streamed capture's relayout is streamed too.
+    Capture::open(
+        &path,
+        if src.is_streamed() {
+            Loading::Stream
+        } else {
+            Loading::Auto
+        },
+    )
+}
+
+/// A replayed pipeline run in the shared results schema, with its ledger
+/// checked: any imbalance is a problem that marks the result invalid.
+pub fn replayed_result(r: &ReplayedRun, capture: &Capture, sink: &str) -> RunResult {
+    let mut result = r.replay.to_run_result();
+    result.config.probe = capture.meta.probe.to_string();
+    result.config.extra = serde_json::json!({ "sink": sink, "rules": "default" });
+    for imbalance in r.ledger.check() {
+        result.problem(format!("ledger: {}: {}", imbalance.check, imbalance.detail));
+    }
+    result.ledger = serde_json::to_value(&r.ledger).ok();
+    result
+}
+
+/// The sink a variant's probes write to, tuned for that variant. The Kafka
+/// topic is read back only from a real broker: librdkafka's mock cluster keeps
+/// a bounded log (past ~1 s at 160 k/s the earliest offsets are gone, "offset
+/// out of range"), so a read-back there measures the mock, not the pipeline.
+/// Its delivery reports still balance; the ledger lists the read-back as unchecked.
+fn sink_spec(cfg: &SweepConfig, v: &Variant) -> Result<SinkSpec, SweepError> {
+    let mut spec = SinkSpec::parse(&cfg.sink, cfg.brokers.clone(), None).map_err(|what| {
+        SweepError::Config {
+            path: "sink".into(),
+            what,
+        }
+    })?;
+    if let SinkSpec::Kafka(k) = &mut spec {
+        (v.tune_kafka)(k);
+        k.consume_back = k.brokers.is_some();
+    }
+    Ok(spec)
+}
+
+/// Opens `spec` for one probe. On a real broker every probe gets a fresh
+/// topic: tansu's cost per produce grows with what a partition already holds,
+/// so history would leak from one probe into the next.
+/// Returns the sink and its description (naming that topic).
+fn open_sink(
+    spec: &SinkSpec,
+    v: &Variant,
+    seq: usize,
+) -> Result<(Arc<dyn Sink>, String), SinkError> {
+    let mut spec = spec.clone();
+    if let SinkSpec::Kafka(k) = &mut spec {
+        if let Some(b) = &k.brokers {
+            k.topic = format!("dropbench-sweep-{}-{}-{seq}", std::process::id(), v.name);
+            crate::sink::kafka::create_topic(b, &k.topic, 4, Duration::from_secs(10))?;
+        }
+    }
+    Ok((spec.open()?, spec.describe()))
+}
+
+/// What the trials at one rate of a series found.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct RateOutcome {
+    rate: f64,
+    trials: usize,
+    clean: usize,
+    /// Samples lost anywhere and offered, summed over the trials.
+    lost: u64,
+    offered: u64,
+    /// The worst steady-state loss of a trial: lost over offered, or, for a
+    /// trial that fell behind, the share of intake it did not finish.
+    worst_steady: f64,
+    achieved_min: f64,
+    achieved_max: f64,
+}
+
+impl RateOutcome {
+    fn add(&mut self, r: &RunResult, clean: bool, inconclusive: bool) {
+        self.trials += 1;
+        self.clean += usize::from(clean);
+        let lost = r.counts.lost
+            + r.ledger
+                .as_ref()
+                .map_or(0, |l| l["sink"]["failed"].as_u64().unwrap_or(0));
+        self.lost += lost;
+        self.offered += r.counts.offered;
+        let steady = if clean {
+            // Held its rate: no steady-state loss (a fitted rate a hair
+            // below intake, inside the rule's tolerance, is not a loss).
+            0.0
+        } else if inconclusive {
+            // Unknown: never within a loss threshold.
+            1.0
+        } else {
+            let mut s = lost as f64 / r.counts.offered.max(1) as f64;
+            if let Some(v) = &r.verdict {
+                let fell_behind =
+                    matches!(v.kind, VerdictKind::Behind | VerdictKind::BacklogGrowing);
+                if fell_behind && v.window.intake_per_s > 0.0 {
+                    s = s.max(1.0 - v.window.done_per_s / v.window.intake_per_s);
+                }
+            }
+            s
+        };
+        self.worst_steady = self.worst_steady.max(steady);
+        let a = r.rates.offered_per_s;
+        self.achieved_min = if self.trials == 1 {
+            a
+        } else {
+            self.achieved_min.min(a)
+        };
+        self.achieved_max = self.achieved_max.max(a);
+    }
+    fn all_clean(&self) -> bool {
+        self.trials > 0 && self.clean == self.trials
+    }
+    fn steady_loss(&self) -> f64 {
+        self.worst_steady
+    }
+}
+
+/// How often a trial the producer could not offer is run before it counts
+/// as failing.
+const INCONCLUSIVE_TRIES: usize = 3;
+
+/// Progress lines as the sweep runs.
+pub trait SweepObserver {
+    fn series_start(&mut self, _key: &SeriesKey) {}
+    fn probe_done(&mut self, _key: &SeriesKey, _rate: f64, _clean: bool, _result: &RunResult) {}
+    fn series_done(&mut self, _series: &Series) {}
+    /// A planned series that cannot run here, and why.
+    fn series_skipped(&mut self, _key: &SeriesKey, _reason: &str) {}
+}
+
+/// Runs the matrix: for each planned series that `select` accepts, a search
+/// whose trials are paced replays into the variant and the sink, each judged
+/// by the steady-state verdict.
+pub fn run_sweep(
+    cfg: &SweepConfig,
+    captures: &[Capture],
+    select: &dyn Fn(&PlannedSeries) -> bool,
+    observer: &mut dyn SweepObserver,
+) -> Result<Vec<Series>, SweepError> {
+    let classifier = Arc::new(Classifier::default_rules());
+    let config_error = |what: String| SweepError::Config {
+        path: "sweep config".into(),
+        what,
+    };
+    let rule = cfg.rule().map_err(config_error)?;
+    let shape: RateShape = cfg.shape.parse().map_err(config_error)?;
+    let search = ZeroLossSearch {
+        lo: cfg.lo,
+        hi: cfg.hi,
+        resolution: cfg.resolution,
+        max_probes: cfg.max_probes,
+    };
+    let tmp = tempfile::tempdir().map_err(|e| {
+        SweepError::Capture(CaptureError::Io {
+            file: "temp dir".into(),
+            op: "create",
+            source: e,
+        })
+    })?;
+    let mut out = Vec::new();
+    let mut seq = 0usize;
+    let mut relaid: Vec<(usize, Layout, Capture)> = Vec::new();
+    for planned in plan_series(cfg, captures)? {
+        if !select(&planned) {
+            continue;
+        }
+        let PlannedSeries {
+            index,
+            key,
+            capture: ci,
+            variant: v,
+            ring_bytes,
+            rings,
+            wakeup,
+        } = planned;
+        let capture = &captures[ci];
+        {
+            {
+                let cap = if v.layout == capture.meta.probe {
+                    capture
+                } else {
+                    if !relaid.iter().any(|(c, l, _)| *c == ci && *l == v.layout) {
+                        let r = relayout(capture, v.layout, tmp.path())?;
+                        relaid.push((ci, v.layout, r));
+                    }
+                    &relaid
+                        .iter()
+                        .find(|(c, l, _)| *c == ci && *l == v.layout)
+                        .expect("just added")
+                        .2
+                };
+                let spec = sink_spec(cfg, v)?;
+                let live = key.mode == "live";
+                if live {
+                    if let Err(e) = probes::loader::check_privileges() {
+                        observer.series_skipped(
+                            &key,
+                            &format!("live cells need root or CAP_BPF + CAP_PERFMON: {e}"),
+                        );
+                        continue;
+                    }
+                }
+                observer.series_start(&key);
+                let setup = TrialSetup {
+                    variant: v,
+                    knobs: (v.knobs)(),
+                    capture: cap,
+                    transport: v.transport,
+                    ring_bytes,
+                    rings,
+                    wakeup,
+                    sink: &spec,
+                    classifier: classifier.clone(),
+                    rule,
+                    shape,
+                };
+                let traffic = if live {
+                    Some(Traffic::of(capture).map_err(|e| SweepError::Probe {
+                        series: key.to_string(),
+                        source: SearchError::Probe {
+                            rate: 0.0,
+                            source: TrialError::from(e),
+                        },
+                    })?)
+                } else {
+                    None
+                };
+                let live_setup = traffic.as_ref().map(|t| LiveSetup {
+                    variant: v,
+                    knobs: (v.knobs)(),
+                    traffic: t,
+                    mean_sample_len: crate::experiment::trial::mean_sample_len(cap),
+                    layout: v.layout,
+                    transport: v.transport,
+                    ring_bytes,
+                    wakeup,
+                    sink: &spec,
+                    classifier: classifier.clone(),
+                    rule,
+                    load_cpu: None,
+                });
+                let mut points: Vec<RunResult> = Vec::new();
+                let mut inconclusive: Vec<f64> = Vec::new();
+                // Every rate measured so far: both searches share it.
+                let mut measured: Vec<RateOutcome> = Vec::new();
+                let mut measure = |rate: f64| -> Result<RateOutcome, TrialError> {
+                    if let Some(m) = measured.iter().find(|m| m.rate == rate) {
+                        return Ok(*m);
+                    }
+                    let mut m = RateOutcome {
+                        rate,
+                        ..Default::default()
+                    };
+                    for _ in 0..cfg.trials {
+                        // A trial the producer could not offer (a busy
+                        // machine) says nothing about the pipeline: run it
+                        // again, up to INCONCLUSIVE_TRIES times, then count it
+                        // as failing (the series says so).
+                        let mut tries = 0;
+                        loop {
+                            tries += 1;
+                            seq += 1;
+                            let (sink, desc) = open_sink(&spec, v, seq)?;
+                            let (result, clean, unsure) = match &live_setup {
+                                Some(ls) => {
+                                    let t = run_live_trial(ls, rate, sink)?;
+                                    let unsure = matches!(
+                                        t.verdict.kind,
+                                        VerdictKind::ProducerShort | VerdictKind::Unmeasured
+                                    );
+                                    (t.to_run_result(ls, &capture.file, &desc), t.clean(), unsure)
+                                }
+                                None => {
+                                    let trial = run_trial(&setup, rate, sink)?;
+                                    let mut result = replayed_result(&trial.run, cap, &desc);
+                                    result.kind = "sweep".into();
+                                    annotate(&mut result, &trial, &rule, shape);
+                                    (result, trial.clean(), trial.inconclusive())
+                                }
+                            };
+                            let again = unsure && tries < INCONCLUSIVE_TRIES;
+                            observer.probe_done(&key, rate, clean, &result);
+                            if !again {
+                                if unsure && !inconclusive.contains(&rate) {
+                                    inconclusive.push(rate);
+                                }
+                                m.add(&result, clean, unsure);
+                                points.push(result);
+                                break;
+                            }
+                            points.push(result);
+                        }
+                    }
+                    measured.push(m);
+                    Ok(m)
+                };
+                let probe_error = |source| SweepError::Probe {
+                    series: key.to_string(),
+                    source,
+                };
+                let outcome = search
+                    .run(|rate| measure(rate).map(|m| u64::from(!m.all_clean())))
+                    .map_err(probe_error)?;
+                // PDR: the highest rate whose steady-state loss stays within
+                // pdr_loss (the trials already run are reused).
+                let pdr = search
+                    .run(|rate| {
+                        measure(rate).map(|m| {
+                            u64::from(m.steady_loss() > cfg.pdr_loss || m.steady_loss().is_nan())
+                        })
+                    })
+                    .map_err(probe_error)?;
+                let loss_at = |rate: Option<f64>| {
+                    rate.and_then(|r| measured.iter().find(|m| m.rate == r))
+                        .map(|m| crate::experiment::stats::loss_interval(m.lost, m.offered))
+                };
+                let spread = |rate: Option<f64>| {
+                    rate.and_then(|r| measured.iter().find(|m| m.rate == r))
+                        .map(|m| (m.achieved_min, m.achieved_max))
+                };
+                // Only an unbalanced ledger invalidates a series; a probe whose replay
+                // fell behind its rate is simply not clean (kept in that point's problems).
+                let mut problems: Vec<String> = points
+                    .iter()
+                    .flat_map(|p| {
+                        p.problems
+                            .iter()
+                            .filter(|x| x.starts_with("ledger:"))
+                            .map(move |x| {
+                                format!("at {:.0}/s: {x}", p.config.target_rate.unwrap_or(0.0))
+                            })
+                    })
+                    .collect();
+                let mut warnings: Vec<String> = inconclusive
+                    .iter()
+                    .map(|r| format!("at {r:.0}/s: every try was inconclusive (the producer could not offer the rate: a busy machine); counted as failing"))
+                    .collect();
+                let valid = problems.is_empty();
+                problems.append(&mut warnings);
+                let series = Series {
+                    index,
+                    key,
+                    zero_loss_rate: outcome.zero_loss_rate,
+                    first_lossy_rate: outcome.first_lossy_rate,
+                    verdict_rule: rule.describe(),
+                    shape: shape.name().into(),
+                    capped: outcome.capped,
+                    reached_hi: outcome.reached_hi,
+                    trials_per_rate: cfg.trials,
+                    ndr_achieved: spread(outcome.zero_loss_rate),
+                    pdr_loss: cfg.pdr_loss,
+                    pdr: pdr.zero_loss_rate,
+                    pdr_first_over: pdr.first_lossy_rate,
+                    loss_at_pdr: loss_at(pdr.zero_loss_rate),
+                    loss_at_first_failing: loss_at(outcome.first_lossy_rate),
+                    valid,
+                    problems,
+                    points,
+                };
+                observer.series_done(&series);
+                out.push(series);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -4,11 +4,11 @@
 //! judging is in [`crate::gate`].
 
 pub use crate::cmd::sweep::to_report;
-pub use crate::experiment::plan::{parse_config_str, plan_series, PlannedSeries, SweepConfig};
+pub use crate::experiment::plan::{parse_config_str, Plan, PlannedSeries, SweepConfig};
 pub use crate::experiment::results::{
     CaptureDigest, Series, SeriesKey, SkippedSeries, SweepFileError, SweepResults, SWEEP_SCHEMA,
 };
 pub use crate::experiment::sweep::{
-    relayout, replayed_result, run_sweep, SweepError, SweepObserver, TrialError,
+    plan_series, relayout, replayed_result, run_sweep, SweepError, SweepObserver, TrialError,
 };
 pub use crate::gate::{judge, Verdict};

@@ -23,7 +23,7 @@ use anyhow::Context;
 
 use crate::capture::Capture;
 use crate::cmd::inspect::{print_info, summarize};
-use crate::experiment::plan::{plan_series, SweepConfig};
+use crate::experiment::plan::{Plan, SweepConfig};
 use crate::experiment::results::{CaptureDigest, Series, SeriesKey, SweepResults, SWEEP_SCHEMA};
 use crate::experiment::run_folder::{
     build_id, checksum, finished_series, write_atomically, RunFolder,
@@ -101,10 +101,10 @@ struct Printer;
 
 impl SweepObserver for Printer {
     fn series_start(&mut self, key: &SeriesKey) {
-        print!("\n{key}\n  probes:");
+        print!("\n{key}\n  trials:");
         let _ = std::io::stdout().flush();
     }
-    fn probe_done(&mut self, _key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
+    fn trial_done(&mut self, _key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
         use crate::experiment::verdict::VerdictKind;
         let mark = match &r.verdict {
             _ if clean => "ok".to_string(),
@@ -141,7 +141,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         cfg.captures = args.captures.clone();
     }
     if !args.variants.is_empty() {
-        cfg.variants = args.variants.clone();
+        cfg.variants = args.variants.iter().cloned().map(Into::into).collect();
     }
     if args.brokers.is_some() {
         cfg.brokers = args.brokers.clone();
@@ -161,11 +161,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     if let Some(x) = &args.load {
         cfg.load = x.clone();
     }
-    cfg.check()
-        .map_err(|what| crate::experiment::sweep::SweepError::Config {
-            path: "the command line".into(),
-            what,
-        })?;
     let fixtures = fixtures_dir();
     if cfg.captures.is_empty() {
         // The load generator's flat traffic and real programs' bursty traffic.
@@ -174,6 +169,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             fixtures.join("real-programs-perf.pcapng"),
         ];
     }
+    // The one place the config is checked and parsed (the file's lines were
+    // named when it was read; this names the command line's values).
+    let plan = Plan::from_config(cfg, "the command line")?;
 
     // 1. What is in the captures (and the other bundled ones, for orientation).
     println!("dropbench sweep: replaying recorded kernel event streams (no root needed)\n");
@@ -182,11 +180,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     }
     let mut digests = Vec::new();
     let mut captures = Vec::new();
-    for path in &cfg.captures {
+    for path in plan.captures() {
         let info = summarize(path, 5)?;
         print_info(&info);
         println!();
-        let loading: crate::capture::Loading = cfg.load.parse().map_err(anyhow::Error::msg)?;
+        let loading = plan.loading();
         let cap = Capture::open(path, loading)?;
         if cap.is_streamed() {
             println!(
@@ -219,17 +217,15 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     }
 
     // 2. The matrix.
-    let sink_note = crate::sink::SinkSpec::parse(&cfg.sink, cfg.brokers.clone(), None)
-        .map_err(anyhow::Error::msg)?
-        .describe();
+    let sink_note = plan.sink().describe();
     println!("sink: {sink_note}");
-    if cfg.sink == "kafka" && cfg.brokers.is_none() {
+    if matches!(plan.sink(), crate::sink::SinkSpec::Kafka(k) if k.brokers.is_none()) {
         println!("      (no --brokers given: messages go to librdkafka's in-process mock cluster, labelled as such in every result;");
         println!("       its log is bounded, so the topic is not read back: delivery reports are the sink's account)");
     }
     let started_unix_s = crate::capture::clock_pair().0 / 1_000_000_000;
-    let planned = plan_series(&cfg, &captures)?;
-    let plan_text = toml::to_string(&cfg).context("writing the plan as TOML")?;
+    let (planned, skipped) = plan.cells(&captures);
+    let plan_text = toml::to_string(plan.config()).context("writing the plan as TOML")?;
     let plan_hash = checksum(plan_text.as_bytes());
     // What an earlier run already finished (resume), checked against this plan.
     let mut done: Vec<Series> = Vec::new();
@@ -283,6 +279,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         build: build_id(),
         shard: args.shard,
         planned_series: planned.len(),
+        // Filled as the sweep reports them (the plan's skipped cells first).
         skipped: Vec::new(),
         peak_rss_bytes: crate::capture::peak_rss_bytes(),
     };
@@ -293,8 +290,14 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         progress: Progress::new(to_run),
         error: None,
     };
+    if !skipped.is_empty() {
+        println!(
+            "{} cell(s) of the plan's axes cannot run (listed under skipped)",
+            skipped.len()
+        );
+    }
     run_sweep(
-        &cfg,
+        &plan,
         &captures,
         &|p| in_shard(p.index) && !done_indices.contains(&p.index),
         &mut observer,
@@ -309,9 +312,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     results.peak_rss_bytes = crate::capture::peak_rss_bytes();
     results.write(&folder.sweep_json())?;
     let report_dir = folder.report_dir();
-    reports::write_report(&report_dir, &to_report(&results, cfg.goal_rate))?;
+    reports::write_report(&report_dir, &to_report(&results, plan.goal_rate()))?;
     folder.link_latest(&args.out)?;
-    print_table(&results, cfg.goal_rate);
+    print_table(&results, plan.goal_rate());
     if let Some(b) = results.peak_rss_bytes {
         println!("\npeak memory (RSS) {} MiB", b >> 20);
     }
@@ -386,7 +389,7 @@ impl SweepObserver for Saver<'_> {
             Progress::Lines(p) => p.series_start(key),
         }
     }
-    fn probe_done(&mut self, key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
+    fn trial_done(&mut self, key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
         match &mut self.progress {
             Progress::Bar(b) => b.set_message(format!(
                 "{} {}: {:.0}k/s {}",
@@ -395,7 +398,7 @@ impl SweepObserver for Saver<'_> {
                 rate / 1e3,
                 if clean { "ok" } else { "fails" }
             )),
-            Progress::Lines(p) => p.probe_done(key, rate, clean, r),
+            Progress::Lines(p) => p.trial_done(key, rate, clean, r),
         }
     }
     fn series_done(&mut self, s: &Series) {
@@ -482,10 +485,36 @@ pub fn describe_series(s: &Series) -> String {
     if let (Some(b), Some(l)) = (s.first_lossy_rate, &s.loss_at_first_failing) {
         out.push_str(&format!("\n  at {b:.0}/s (first failing): lost {}", pct(l)));
     }
+    if let Some(m) = &s.min_ring {
+        out.push_str(&format!("\n  {}", describe_min_ring(m)));
+    }
     out
 }
 
+/// The minimum-ring search's answer with its bracket, in words.
+pub fn describe_min_ring(m: &crate::experiment::search::MinRing) -> String {
+    let kib = |b: u64| format!("{} KiB", b >> 10);
+    let at = format!("at {:.0}/s, loss <= {}%", m.rate, m.loss * 100.0);
+    match (m.ring_bytes, m.failing_below) {
+        (Some(r), Some(b)) => format!(
+            "minimum ring {at}: {}, bracket ({}, {}]",
+            kib(r),
+            kib(b),
+            kib(r)
+        ),
+        (Some(r), None) => format!(
+            "minimum ring {at}: <= {} (the smallest size tried held)",
+            kib(r)
+        ),
+        (None, _) => format!(
+            "minimum ring {at}: none up to {} (the largest size tried lost more)",
+            m.steps.first().map_or("?".into(), |s| kib(s.ring_bytes))
+        ),
+    }
+}
+
 fn print_table(r: &SweepResults, goal: Option<f64>) {
+    let with_min_ring = r.series.iter().any(|s| s.min_ring.is_some());
     // Every distinct verdict rule gets a footnote number.
     let mut rules: Vec<&str> = Vec::new();
     for s in &r.series {
@@ -494,7 +523,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         }
     }
     println!(
-        "\n{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}  goal",
+        "\n{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}{}  goal",
         "variant",
         "capture",
         "layout",
@@ -505,7 +534,12 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         "zero-loss ev/s",
         "bracket",
         "PDR ev/s",
-        "vs seed"
+        "vs seed",
+        if with_min_ring {
+            format!(" {:>10}", "min ring")
+        } else {
+            String::new()
+        }
     );
     for s in &r.series {
         // The seed's design on the same capture is the baseline of each ratio.
@@ -542,8 +576,18 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             .map_or(0, |i| i + 1);
         let capture: String = s.key.capture.chars().take(22).collect();
         let pdr = s.pdr.map_or("none".to_string(), |p| format!("{p:.0}"));
+        // KiB, "<=" when the smallest size held, ">" past the largest.
+        let min_ring = match &s.min_ring {
+            Some(m) => match (m.ring_bytes, m.at_lo) {
+                (Some(b), false) => format!(" {:>10}", format!("{}K", b >> 10)),
+                (Some(b), true) => format!(" {:>10}", format!("<={}K", b >> 10)),
+                (None, _) => format!(" {:>10}", "none"),
+            },
+            None if with_min_ring => format!(" {:>10}", "-"),
+            None => String::new(),
+        };
         println!(
-            "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}  {}{}",
+            "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}{}  {}{}",
             s.key.variant,
             capture,
             s.key.layout,
@@ -555,6 +599,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             bracket,
             pdr,
             ratio,
+            min_ring,
             g,
             if s.valid { "" } else { "  INVALID" }
         );
@@ -569,6 +614,9 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             s.pdr_loss * 100.0,
             s.trials_per_rate
         );
+    }
+    if with_min_ring {
+        println!("min ring: the smallest power-of-two ring memory that held the minimum-ring search's rate (its bracket is in sweep.json and above)");
     }
     for s in &r.skipped {
         println!("skipped  {}: {}", s.key, s.reason);
@@ -635,7 +683,7 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
                             delivered: p
                                 .ledger
                                 .as_ref()
-                                .and_then(|l| l["sink"]["delivered"].as_u64())
+                                .map(|l| l.sink.delivered)
                                 .unwrap_or(p.counts.read),
                             lost: p.counts.lost,
                             lost_pct: p.counts.lost_pct,

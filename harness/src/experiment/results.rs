@@ -28,6 +28,10 @@ pub struct SeriesKey {
     /// `replay` (emulated rings). Live and kernel-backed cells come later.
     #[serde(default = "replay_mode")]
     pub mode: String,
+    /// The knobs set away from the variant's defaults (`workers=4`); empty
+    /// for its defaults (and in files written before knobs were settable).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub knobs: String,
 }
 
 fn replay_mode() -> String {
@@ -47,7 +51,11 @@ impl std::fmt::Display for SeriesKey {
             self.wakeup,
             self.sink,
             self.mode
-        )
+        )?;
+        if !self.knobs.is_empty() {
+            write!(f, " {{{}}}", self.knobs)?;
+        }
+        Ok(())
     }
 }
 
@@ -98,10 +106,13 @@ pub struct Series {
     /// The same at the first failing rate of the zero-loss search.
     #[serde(default)]
     pub loss_at_first_failing: Option<crate::experiment::stats::Proportion>,
-    /// False when any probe's ledger did not balance.
+    /// The minimum-ring search's answer, when the plan asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ring: Option<crate::experiment::search::MinRing>,
+    /// False when any trial's ledger did not balance.
     pub valid: bool,
     pub problems: Vec<String>,
-    /// Every probe of the search, in order.
+    /// Every trial of the rate searches, in order.
     pub points: Vec<RunResult>,
 }
 
@@ -237,6 +248,7 @@ pub(crate) mod fixtures {
             wakeup: "events:1".into(),
             sink: "null".into(),
             mode: "replay".into(),
+            knobs: String::new(),
         }
     }
     pub(crate) fn series(v: &str, rate: Option<f64>, valid: bool) -> Series {
@@ -256,6 +268,7 @@ pub(crate) mod fixtures {
             pdr_first_over: None,
             loss_at_pdr: None,
             loss_at_first_failing: None,
+            min_ring: None,
             valid,
             problems: if valid { vec![] } else { vec!["ledger".into()] },
             points: vec![],

@@ -10,17 +10,17 @@ use probes::abi::Layout;
 use crate::capture::{Capture, CaptureError, CaptureWriter, Loading};
 use crate::classify::Classifier;
 use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
-use crate::experiment::plan::{plan_series, PlannedSeries, SweepConfig};
+use crate::experiment::plan::{ring_split, Mode, Plan, PlannedSeries};
 use crate::experiment::results::{Series, SeriesKey};
-use crate::experiment::search::{SearchError, ZeroLossSearch};
-use crate::experiment::trial::{annotate, run_trial, RateShape, TrialSetup};
+use crate::experiment::search::SearchError;
+use crate::experiment::trial::{annotate, run_trial, TrialSetup};
 use crate::experiment::verdict::VerdictKind;
 use crate::pipeline::replayed::{ReplayedError, ReplayedRun};
 use crate::pipeline::{PipelineError, Variant};
 use crate::results::RunResult;
 use crate::sink::{Sink, SinkError, SinkSpec};
 
-/// Why a sweep could not run (a probe that loses samples is a result, not an error).
+/// Why a sweep could not run (a trial that loses samples is a result, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("sweep config {path}: {what}")]
@@ -30,7 +30,7 @@ pub enum SweepError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error("{series}: {source}")]
-    Probe {
+    Trial {
         series: String,
         source: SearchError<TrialError>,
     },
@@ -123,32 +123,27 @@ pub fn replayed_result(r: &ReplayedRun, capture: &Capture, sink: &str) -> RunRes
     for imbalance in r.ledger.check() {
         result.problem(format!("ledger: {}: {}", imbalance.check, imbalance.detail));
     }
-    result.ledger = serde_json::to_value(&r.ledger).ok();
+    result.ledger = Some(r.ledger.clone());
     result
 }
 
-/// The sink a variant's probes write to, tuned for that variant. The Kafka
+/// The sink a variant's trials write to, tuned for that variant. The Kafka
 /// topic is read back only from a real broker: librdkafka's mock cluster keeps
 /// a bounded log (past ~1 s at 160 k/s the earliest offsets are gone, "offset
 /// out of range"), so a read-back there measures the mock, not the pipeline.
 /// Its delivery reports still balance; the ledger lists the read-back as unchecked.
-fn sink_spec(cfg: &SweepConfig, v: &Variant) -> Result<SinkSpec, SweepError> {
-    let mut spec = SinkSpec::parse(&cfg.sink, cfg.brokers.clone(), None).map_err(|what| {
-        SweepError::Config {
-            path: "sink".into(),
-            what,
-        }
-    })?;
+fn sink_spec(plan: &Plan, v: &Variant) -> SinkSpec {
+    let mut spec = plan.sink.clone();
     if let SinkSpec::Kafka(k) = &mut spec {
         (v.tune_kafka)(k);
         k.consume_back = k.brokers.is_some();
     }
-    Ok(spec)
+    spec
 }
 
-/// Opens `spec` for one probe. On a real broker every probe gets a fresh
+/// Opens `spec` for one trial. On a real broker every trial gets a fresh
 /// topic: tansu's cost per produce grows with what a partition already holds,
-/// so history would leak from one probe into the next.
+/// so history would leak from one trial into the next.
 /// Returns the sink and its description (naming that topic).
 fn open_sink(
     spec: &SinkSpec,
@@ -185,10 +180,7 @@ impl RateOutcome {
     fn add(&mut self, r: &RunResult, clean: bool, inconclusive: bool) {
         self.trials += 1;
         self.clean += usize::from(clean);
-        let lost = r.counts.lost
-            + r.ledger
-                .as_ref()
-                .map_or(0, |l| l["sink"]["failed"].as_u64().unwrap_or(0));
+        let lost = r.counts.lost + r.ledger.as_ref().map_or(0, |l| l.sink.failed);
         self.lost += lost;
         self.offered += r.counts.offered;
         let steady = if clean {
@@ -233,34 +225,30 @@ const INCONCLUSIVE_TRIES: usize = 3;
 /// Progress lines as the sweep runs.
 pub trait SweepObserver {
     fn series_start(&mut self, _key: &SeriesKey) {}
-    fn probe_done(&mut self, _key: &SeriesKey, _rate: f64, _clean: bool, _result: &RunResult) {}
+    fn trial_done(&mut self, _key: &SeriesKey, _rate: f64, _clean: bool, _result: &RunResult) {}
     fn series_done(&mut self, _series: &Series) {}
     /// A planned series that cannot run here, and why.
     fn series_skipped(&mut self, _key: &SeriesKey, _reason: &str) {}
 }
 
-/// Runs the matrix: for each planned series that `select` accepts, a search
-/// whose trials are paced replays into the variant and the sink, each judged
-/// by the steady-state verdict.
+/// Every series the plan makes with `captures`, and the cells of its axes
+/// that a variant cannot run (with the reason).
+pub fn plan_series(plan: &Plan, captures: &[Capture]) -> Vec<PlannedSeries> {
+    plan.cells(captures).0
+}
+
+/// Runs the plan: for each planned series that `select` accepts, the rate
+/// searches (NDR, PDR) and, when asked, the minimum-ring search, whose trials
+/// are paced replays (or live cells) into the variant and the sink, each
+/// judged by the steady-state verdict. Cells the plan cannot run are
+/// reported to `observer` as skipped.
 pub fn run_sweep(
-    cfg: &SweepConfig,
+    plan: &Plan,
     captures: &[Capture],
     select: &dyn Fn(&PlannedSeries) -> bool,
     observer: &mut dyn SweepObserver,
 ) -> Result<Vec<Series>, SweepError> {
     let classifier = Arc::new(Classifier::default_rules());
-    let config_error = |what: String| SweepError::Config {
-        path: "sweep config".into(),
-        what,
-    };
-    let rule = cfg.rule().map_err(config_error)?;
-    let shape: RateShape = cfg.shape.parse().map_err(config_error)?;
-    let search = ZeroLossSearch {
-        lo: cfg.lo,
-        hi: cfg.hi,
-        resolution: cfg.resolution,
-        max_probes: cfg.max_probes,
-    };
     let tmp = tempfile::tempdir().map_err(|e| {
         SweepError::Capture(CaptureError::Io {
             file: "temp dir".into(),
@@ -268,210 +256,291 @@ pub fn run_sweep(
             source: e,
         })
     })?;
+    let (cells, skipped) = plan.cells(captures);
+    for s in &skipped {
+        observer.series_skipped(&s.key, &s.reason);
+    }
     let mut out = Vec::new();
     let mut seq = 0usize;
     let mut relaid: Vec<(usize, Layout, Capture)> = Vec::new();
-    for planned in plan_series(cfg, captures)? {
-        if !select(&planned) {
+    for cell in cells {
+        if !select(&cell) {
             continue;
         }
-        let PlannedSeries {
-            index,
-            key,
-            capture: ci,
-            variant: v,
-            ring_bytes,
-            rings,
-            wakeup,
-        } = planned;
-        let capture = &captures[ci];
+        let capture = &captures[cell.capture];
+        if cell.layout != capture.meta.probe
+            && !relaid
+                .iter()
+                .any(|(c, l, _)| *c == cell.capture && *l == cell.layout)
         {
-            {
-                let cap = if v.layout == capture.meta.probe {
-                    capture
-                } else {
-                    if !relaid.iter().any(|(c, l, _)| *c == ci && *l == v.layout) {
-                        let r = relayout(capture, v.layout, tmp.path())?;
-                        relaid.push((ci, v.layout, r));
-                    }
-                    &relaid
-                        .iter()
-                        .find(|(c, l, _)| *c == ci && *l == v.layout)
-                        .expect("just added")
-                        .2
-                };
-                let spec = sink_spec(cfg, v)?;
-                let live = key.mode == "live";
-                if live {
-                    if let Err(e) = probes::loader::check_privileges() {
-                        observer.series_skipped(
-                            &key,
-                            &format!("live cells need root or CAP_BPF + CAP_PERFMON: {e}"),
-                        );
-                        continue;
-                    }
-                }
-                observer.series_start(&key);
-                let setup = TrialSetup {
-                    variant: v,
-                    knobs: (v.knobs)(),
-                    capture: cap,
-                    transport: v.transport,
-                    ring_bytes,
-                    rings,
-                    wakeup,
-                    sink: &spec,
-                    classifier: classifier.clone(),
-                    rule,
-                    shape,
-                };
-                let traffic = if live {
-                    Some(Traffic::of(capture).map_err(|e| SweepError::Probe {
-                        series: key.to_string(),
-                        source: SearchError::Probe {
-                            rate: 0.0,
-                            source: TrialError::from(e),
-                        },
-                    })?)
-                } else {
-                    None
-                };
-                let live_setup = traffic.as_ref().map(|t| LiveSetup {
-                    variant: v,
-                    knobs: (v.knobs)(),
-                    traffic: t,
-                    mean_sample_len: crate::experiment::trial::mean_sample_len(cap),
-                    layout: v.layout,
-                    transport: v.transport,
-                    ring_bytes,
-                    wakeup,
-                    sink: &spec,
-                    classifier: classifier.clone(),
-                    rule,
-                    load_cpu: None,
-                });
-                let mut points: Vec<RunResult> = Vec::new();
-                let mut inconclusive: Vec<f64> = Vec::new();
-                // Every rate measured so far: both searches share it.
-                let mut measured: Vec<RateOutcome> = Vec::new();
-                let mut measure = |rate: f64| -> Result<RateOutcome, TrialError> {
-                    if let Some(m) = measured.iter().find(|m| m.rate == rate) {
-                        return Ok(*m);
-                    }
-                    let mut m = RateOutcome {
-                        rate,
-                        ..Default::default()
-                    };
-                    for _ in 0..cfg.trials {
-                        // A trial the producer could not offer (a busy
-                        // machine) says nothing about the pipeline: run it
-                        // again, up to INCONCLUSIVE_TRIES times, then count it
-                        // as failing (the series says so).
-                        let mut tries = 0;
-                        loop {
-                            tries += 1;
-                            seq += 1;
-                            let (sink, desc) = open_sink(&spec, v, seq)?;
-                            let (result, clean, unsure) = match &live_setup {
-                                Some(ls) => {
-                                    let t = run_live_trial(ls, rate, sink)?;
-                                    let unsure = matches!(
-                                        t.verdict.kind,
-                                        VerdictKind::ProducerShort | VerdictKind::Unmeasured
-                                    );
-                                    (t.to_run_result(ls, &capture.file, &desc), t.clean(), unsure)
-                                }
-                                None => {
-                                    let trial = run_trial(&setup, rate, sink)?;
-                                    let mut result = replayed_result(&trial.run, cap, &desc);
-                                    result.kind = "sweep".into();
-                                    annotate(&mut result, &trial, &rule, shape);
-                                    (result, trial.clean(), trial.inconclusive())
-                                }
-                            };
-                            let again = unsure && tries < INCONCLUSIVE_TRIES;
-                            observer.probe_done(&key, rate, clean, &result);
-                            if !again {
-                                if unsure && !inconclusive.contains(&rate) {
-                                    inconclusive.push(rate);
-                                }
-                                m.add(&result, clean, unsure);
-                                points.push(result);
-                                break;
-                            }
-                            points.push(result);
-                        }
-                    }
-                    measured.push(m);
-                    Ok(m)
-                };
-                let probe_error = |source| SweepError::Probe {
-                    series: key.to_string(),
-                    source,
-                };
-                let outcome = search
-                    .run(|rate| measure(rate).map(|m| u64::from(!m.all_clean())))
-                    .map_err(probe_error)?;
-                // PDR: the highest rate whose steady-state loss stays within
-                // pdr_loss (the trials already run are reused).
-                let pdr = search
-                    .run(|rate| {
-                        measure(rate).map(|m| {
-                            u64::from(m.steady_loss() > cfg.pdr_loss || m.steady_loss().is_nan())
-                        })
-                    })
-                    .map_err(probe_error)?;
-                let loss_at = |rate: Option<f64>| {
-                    rate.and_then(|r| measured.iter().find(|m| m.rate == r))
-                        .map(|m| crate::experiment::stats::loss_interval(m.lost, m.offered))
-                };
-                let spread = |rate: Option<f64>| {
-                    rate.and_then(|r| measured.iter().find(|m| m.rate == r))
-                        .map(|m| (m.achieved_min, m.achieved_max))
-                };
-                // Only an unbalanced ledger invalidates a series; a probe whose replay
-                // fell behind its rate is simply not clean (kept in that point's problems).
-                let mut problems: Vec<String> = points
-                    .iter()
-                    .flat_map(|p| {
-                        p.problems
-                            .iter()
-                            .filter(|x| x.starts_with("ledger:"))
-                            .map(move |x| {
-                                format!("at {:.0}/s: {x}", p.config.target_rate.unwrap_or(0.0))
-                            })
-                    })
-                    .collect();
-                let mut warnings: Vec<String> = inconclusive
-                    .iter()
-                    .map(|r| format!("at {r:.0}/s: every try was inconclusive (the producer could not offer the rate: a busy machine); counted as failing"))
-                    .collect();
-                let valid = problems.is_empty();
-                problems.append(&mut warnings);
-                let series = Series {
-                    index,
-                    key,
-                    zero_loss_rate: outcome.zero_loss_rate,
-                    first_lossy_rate: outcome.first_lossy_rate,
-                    verdict_rule: rule.describe(),
-                    shape: shape.name().into(),
-                    capped: outcome.capped,
-                    reached_hi: outcome.reached_hi,
-                    trials_per_rate: cfg.trials,
-                    ndr_achieved: spread(outcome.zero_loss_rate),
-                    pdr_loss: cfg.pdr_loss,
-                    pdr: pdr.zero_loss_rate,
-                    pdr_first_over: pdr.first_lossy_rate,
-                    loss_at_pdr: loss_at(pdr.zero_loss_rate),
-                    loss_at_first_failing: loss_at(outcome.first_lossy_rate),
-                    valid,
-                    problems,
-                    points,
-                };
-                observer.series_done(&series);
-                out.push(series);
+            let r = relayout(capture, cell.layout, tmp.path())?;
+            relaid.push((cell.capture, cell.layout, r));
+        }
+        let cap = relaid
+            .iter()
+            .find(|(c, l, _)| *c == cell.capture && *l == cell.layout)
+            .map_or(capture, |r| &r.2);
+        if cell.mode == Mode::Live {
+            if let Err(e) = probes::loader::check_privileges() {
+                observer.series_skipped(
+                    &cell.key,
+                    &format!("live cells need root or CAP_BPF + CAP_PERFMON: {e}"),
+                );
+                continue;
             }
         }
+        observer.series_start(&cell.key);
+        let runner = SeriesRunner {
+            plan,
+            cell: &cell,
+            capture,
+            cap,
+            spec: sink_spec(plan, cell.variant),
+            classifier: classifier.clone(),
+            traffic: match cell.mode {
+                Mode::Live => Some(Traffic::of(capture).map_err(|e| SweepError::Trial {
+                    series: cell.key.to_string(),
+                    source: SearchError::Trial {
+                        rate: 0.0,
+                        source: TrialError::from(e),
+                    },
+                })?),
+                Mode::Replay => None,
+            },
+        };
+        let series = runner.run(&mut seq, observer)?;
+        observer.series_done(&series);
+        out.push(series);
     }
     Ok(out)
+}
+
+/// One series as it runs: its cell, its capture (relaid out if the cell's
+/// layout is not the capture's) and its sink.
+struct SeriesRunner<'a> {
+    plan: &'a Plan,
+    cell: &'a PlannedSeries,
+    /// The capture as recorded (live traffic comes from it).
+    capture: &'a Capture,
+    /// The capture in the cell's layout.
+    cap: &'a Capture,
+    spec: SinkSpec,
+    classifier: Arc<Classifier>,
+    traffic: Option<Traffic>,
+}
+
+/// A ring memory other than the cell's (the minimum-ring search).
+#[derive(Clone, Copy)]
+struct Ring {
+    /// Data bytes of one ring.
+    bytes: u64,
+    rings: Option<u32>,
+}
+
+impl SeriesRunner<'_> {
+    /// The trials at `rate` with `ring`: `trials` of them, each run again
+    /// while inconclusive, up to INCONCLUSIVE_TRIES times. Every result goes
+    /// to `points`; rates no try could offer to `inconclusive`.
+    fn measure(
+        &self,
+        rate: f64,
+        ring: Ring,
+        seq: &mut usize,
+        observer: &mut dyn SweepObserver,
+        points: &mut Vec<RunResult>,
+        inconclusive: &mut Vec<f64>,
+    ) -> Result<RateOutcome, TrialError> {
+        let (plan, cell) = (self.plan, self.cell);
+        let setup = TrialSetup {
+            variant: cell.variant,
+            knobs: cell.knobs,
+            capture: self.cap,
+            transport: cell.transport,
+            ring_bytes: ring.bytes,
+            rings: ring.rings,
+            wakeup: cell.wakeup,
+            sink: &self.spec,
+            classifier: self.classifier.clone(),
+            rule: plan.rule,
+            shape: plan.shape,
+        };
+        let live_setup = self.traffic.as_ref().map(|t| LiveSetup {
+            variant: cell.variant,
+            knobs: cell.knobs,
+            traffic: t,
+            mean_sample_len: crate::experiment::trial::mean_sample_len(self.cap),
+            layout: cell.layout,
+            transport: cell.transport,
+            ring_bytes: ring.bytes,
+            wakeup: cell.wakeup,
+            sink: &self.spec,
+            classifier: self.classifier.clone(),
+            rule: plan.rule,
+            load_cpu: None,
+        });
+        let mut m = RateOutcome {
+            rate,
+            ..Default::default()
+        };
+        for _ in 0..plan.trials {
+            // A trial the producer could not offer (a busy machine) says
+            // nothing about the pipeline: run it again, up to
+            // INCONCLUSIVE_TRIES times, then count it as failing (the series
+            // says so).
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                *seq += 1;
+                let (sink, desc) = open_sink(&self.spec, cell.variant, *seq)?;
+                let (result, clean, unsure) = match &live_setup {
+                    Some(ls) => {
+                        let t = run_live_trial(ls, rate, sink)?;
+                        let unsure = matches!(
+                            t.verdict.kind,
+                            VerdictKind::ProducerShort | VerdictKind::Unmeasured
+                        );
+                        (
+                            t.to_run_result(ls, &self.capture.file, &desc),
+                            t.clean(),
+                            unsure,
+                        )
+                    }
+                    None => {
+                        let trial = run_trial(&setup, rate, sink)?;
+                        let mut result = replayed_result(&trial.run, self.cap, &desc);
+                        result.kind = "sweep".into();
+                        annotate(&mut result, &trial, &plan.rule, plan.shape);
+                        (result, trial.clean(), trial.inconclusive())
+                    }
+                };
+                let again = unsure && tries < INCONCLUSIVE_TRIES;
+                observer.trial_done(&cell.key, rate, clean, &result);
+                if !again {
+                    if unsure && !inconclusive.contains(&rate) {
+                        inconclusive.push(rate);
+                    }
+                    m.add(&result, clean, unsure);
+                    points.push(result);
+                    break;
+                }
+                points.push(result);
+            }
+        }
+        Ok(m)
+    }
+
+    fn run(&self, seq: &mut usize, observer: &mut dyn SweepObserver) -> Result<Series, SweepError> {
+        let (plan, cell) = (self.plan, self.cell);
+        let trial_error = |source| SweepError::Trial {
+            series: cell.key.to_string(),
+            source,
+        };
+        let own = Ring {
+            bytes: cell.ring_bytes,
+            rings: cell.rings,
+        };
+        let mut points: Vec<RunResult> = Vec::new();
+        let mut inconclusive: Vec<f64> = Vec::new();
+        // Every rate measured so far at the cell's ring: both rate searches share it.
+        let mut measured: Vec<RateOutcome> = Vec::new();
+        let mut at = |rate: f64,
+                      observer: &mut dyn SweepObserver,
+                      seq: &mut usize|
+         -> Result<RateOutcome, TrialError> {
+            if let Some(m) = measured.iter().find(|m| m.rate == rate) {
+                return Ok(*m);
+            }
+            let m = self.measure(rate, own, seq, observer, &mut points, &mut inconclusive)?;
+            measured.push(m);
+            Ok(m)
+        };
+        let outcome = plan
+            .search
+            .run(|rate| at(rate, observer, seq).map(|m| u64::from(!m.all_clean())))
+            .map_err(trial_error)?;
+        // PDR: the highest rate whose steady-state loss stays within
+        // pdr_loss (the trials already run are reused).
+        let pdr = plan
+            .search
+            .run(|rate| {
+                at(rate, observer, seq)
+                    .map(|m| u64::from(m.steady_loss() > plan.pdr_loss || m.steady_loss().is_nan()))
+            })
+            .map_err(trial_error)?;
+        // The minimum ring: its trials are kept apart from `points` (they
+        // ran at other ring sizes); their ledger problems still count.
+        let mut ring_points: Vec<RunResult> = Vec::new();
+        let min_ring = match &plan.min_ring {
+            None => None,
+            Some(search) => Some(
+                search
+                    .run(|total| {
+                        let (bytes, rings) = ring_split(cell.transport, self.capture, total);
+                        self.measure(
+                            search.rate,
+                            Ring { bytes, rings },
+                            seq,
+                            observer,
+                            &mut ring_points,
+                            &mut inconclusive,
+                        )
+                        .map(|m| {
+                            if m.all_clean() {
+                                0.0
+                            } else {
+                                m.steady_loss()
+                            }
+                        })
+                    })
+                    .map_err(trial_error)?,
+            ),
+        };
+        let loss_at = |rate: Option<f64>| {
+            rate.and_then(|r| measured.iter().find(|m| m.rate == r))
+                .map(|m| crate::experiment::stats::loss_interval(m.lost, m.offered))
+        };
+        let spread = |rate: Option<f64>| {
+            rate.and_then(|r| measured.iter().find(|m| m.rate == r))
+                .map(|m| (m.achieved_min, m.achieved_max))
+        };
+        // Only an unbalanced ledger invalidates a series; a trial whose replay
+        // fell behind its rate is simply not clean (kept in that point's problems).
+        let mut problems: Vec<String> = points
+            .iter()
+            .chain(&ring_points)
+            .flat_map(|p| {
+                p.problems
+                    .iter()
+                    .filter(|x| x.starts_with("ledger:"))
+                    .map(move |x| format!("at {:.0}/s: {x}", p.config.target_rate.unwrap_or(0.0)))
+            })
+            .collect();
+        let mut warnings: Vec<String> = inconclusive
+            .iter()
+            .map(|r| format!("at {r:.0}/s: every try was inconclusive (the producer could not offer the rate: a busy machine); counted as failing"))
+            .collect();
+        let valid = problems.is_empty();
+        problems.append(&mut warnings);
+        Ok(Series {
+            index: cell.index,
+            key: cell.key.clone(),
+            zero_loss_rate: outcome.zero_loss_rate,
+            first_lossy_rate: outcome.first_lossy_rate,
+            verdict_rule: plan.rule.describe(),
+            shape: plan.shape.name().into(),
+            capped: outcome.capped,
+            reached_hi: outcome.reached_hi,
+            trials_per_rate: plan.trials,
+            ndr_achieved: spread(outcome.zero_loss_rate),
+            pdr_loss: plan.pdr_loss,
+            pdr: pdr.zero_loss_rate,
+            pdr_first_over: pdr.first_lossy_rate,
+            loss_at_pdr: loss_at(pdr.zero_loss_rate),
+            loss_at_first_failing: loss_at(outcome.first_lossy_rate),
+            min_ring,
+            valid,
+            problems,
+            points,
+        })
+    }
 }

@@ -58,12 +58,12 @@ fn sweep_writes_results_and_report_and_gate_judges_them() {
         let z = s
             .zero_loss_rate
             .expect("5 k events/s is clean for every variant");
-        // The search's answer is one of the rates it probed, and it was clean.
+        // The search's answer is one of the rates it tried, and it was clean.
         let p = s
             .points
             .iter()
             .find(|p| p.config.target_rate == Some(z))
-            .expect("zero-loss rate was probed");
+            .expect("zero-loss rate was tried");
         assert_eq!(p.counts.lost, 0);
         assert!(p.ledger.is_some(), "every point carries its ledger");
     }

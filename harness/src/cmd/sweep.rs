@@ -457,6 +457,9 @@ pub fn describe_series(s: &Series) -> String {
                 ""
             }
         ),
+        (Some(r), None) if s.capped => {
+            format!("zero-loss (NDR) >= {r:.0} events/s: every rate tried held, and the trial cap ended the search")
+        }
         (Some(r), None) => {
             format!("zero-loss (NDR) >= {r:.0} events/s: the highest rate searched held")
         }

@@ -909,6 +909,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.goal_rate, Some(100_000.0));
+        // The old names of the trial length and the search's trial cap still read.
+        assert_eq!((cfg.window.as_str(), cfg.max_trials), ("100ms", 3));
         assert_eq!(
             parse_config_str("", "t.toml").unwrap(),
             SweepConfig::default()

@@ -5,10 +5,10 @@
 
 pub use crate::cmd::sweep::to_report;
 pub use crate::experiment::plan::{parse_config_str, Plan, PlannedSeries, SweepConfig};
+pub use crate::experiment::relayout::relayout;
 pub use crate::experiment::results::{
     CaptureDigest, Series, SeriesKey, SkippedSeries, SweepFileError, SweepResults, SWEEP_SCHEMA,
 };
-pub use crate::experiment::sweep::{
-    plan_series, relayout, replayed_result, run_sweep, SweepError, SweepObserver, TrialError,
-};
+pub use crate::experiment::sweep::{plan_series, run_sweep, SweepError, SweepObserver, TrialError};
+pub use crate::experiment::trial::replayed_result;
 pub use crate::gate::{judge, Verdict};

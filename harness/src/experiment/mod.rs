@@ -13,6 +13,7 @@
 
 pub mod live;
 pub mod plan;
+pub mod relayout;
 pub mod results;
 pub mod run_folder;
 pub mod search;

@@ -1,21 +1,21 @@
 //! The sweep's scheduling: for each planned series, the searches whose trials
 //! are paced replays (or live cells) judged by the steady-state verdict.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use probes::abi::Layout;
 
-use crate::capture::{Capture, CaptureError, CaptureWriter, Loading};
+use crate::capture::{Capture, CaptureError};
 use crate::classify::Classifier;
 use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
 use crate::experiment::plan::{ring_split, Mode, Plan, PlannedSeries};
+use crate::experiment::relayout::relayout;
 use crate::experiment::results::{Series, SeriesKey};
 use crate::experiment::search::SearchError;
-use crate::experiment::trial::{annotate, run_trial, TrialSetup};
+use crate::experiment::trial::{annotate, replayed_result, run_trial, TrialSetup};
 use crate::experiment::verdict::VerdictKind;
-use crate::pipeline::replayed::{ReplayedError, ReplayedRun};
+use crate::pipeline::replayed::ReplayedError;
 use crate::pipeline::{PipelineError, Variant};
 use crate::results::RunResult;
 use crate::sink::{Sink, SinkError, SinkSpec};
@@ -52,79 +52,6 @@ impl From<LiveError> for TrialError {
     fn from(e: LiveError) -> Self {
         TrialError::Live(Box::new(e))
     }
-}
-
-/// The same events in another layout, as that probe would have emitted them
-/// (compact <-> fixed4k), written next to `dir` and loaded back.
-pub fn relayout(src: &Capture, layout: Layout, dir: &Path) -> Result<Capture, CaptureError> {
-    use probes::abi::{encode_event, Event};
-    use probes::record::RecordRef;
-    let path = dir.join(format!(
-        "{}-as-{}.pcapng",
-        Path::new(&src.file)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("capture"),
-        layout.name()
-    ));
-    let mut meta = src.meta.clone();
-    meta.probe = layout;
-    let mut w = CaptureWriter::create(&path, &meta)?;
-    let mut buf = Vec::new();
-    let mut err = None;
-    let read = src.for_each(|e| {
-        if err.is_some() {
-            return;
-        }
-        let r = match e.rec {
-            RecordRef::Sample {
-                ring,
-                origin_ns,
-                data,
-            } => match Event::decode(data) {
-                Ok(ev) => {
-                    encode_event(layout, &ev.header, ev.path, &mut buf);
-                    w.write(RecordRef::Sample {
-                        ring,
-                        origin_ns,
-                        data: &buf,
-                    })
-                }
-                Err(_) => w.write(e.rec),
-            },
-            lost => w.write(lost),
-        };
-        if let Err(x) = r {
-            err = Some(x);
-        }
-    });
-    read?;
-    if let Some(e) = err {
-        return Err(e);
-    }
-    w.finish(&[])?;
-    // Held as its source is: a streamed capture's relayout is streamed too.
-    Capture::open(
-        &path,
-        if src.is_streamed() {
-            Loading::Stream
-        } else {
-            Loading::Auto
-        },
-    )
-}
-
-/// A replayed pipeline run in the shared results schema, with its ledger
-/// checked: any imbalance is a problem that marks the result invalid.
-pub fn replayed_result(r: &ReplayedRun, capture: &Capture, sink: &str) -> RunResult {
-    let mut result = r.replay.to_run_result();
-    result.config.probe = capture.meta.probe.to_string();
-    result.config.extra = serde_json::json!({ "sink": sink, "rules": "default" });
-    for imbalance in r.ledger.check() {
-        result.problem(format!("ledger: {}: {}", imbalance.check, imbalance.detail));
-    }
-    result.ledger = Some(r.ledger.clone());
-    result
 }
 
 /// The sink a variant's trials write to, tuned for that variant. The Kafka

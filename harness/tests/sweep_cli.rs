@@ -511,6 +511,7 @@ fn axes_and_knobs_make_the_cells_and_unrunnable_ones_are_skipped_with_the_reason
         skip.reason
     );
     assert!(stdout.contains("skipped"), "{stdout}");
+    assert!(stdout.contains("batched*: knobs workers=1"), "{stdout}");
 
     // Asked for by name, the same cell is an error: key, line, exit 2.
     let (out, _) = sweep_plan(

@@ -591,7 +591,12 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         };
         println!(
             "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}{}  {}{}",
-            s.key.variant,
+            // A variant with knobs of its own is marked; they are listed below.
+            if s.key.knobs.is_empty() {
+                s.key.variant.clone()
+            } else {
+                format!("{}*", s.key.variant)
+            },
             capture,
             s.key.layout,
             s.key.transport,
@@ -617,6 +622,15 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             s.pdr_loss * 100.0,
             s.trials_per_rate
         );
+    }
+    let mut tuned: Vec<(&str, &str)> = Vec::new();
+    for s in r.series.iter().filter(|s| !s.key.knobs.is_empty()) {
+        if !tuned.contains(&(&s.key.variant, &s.key.knobs)) {
+            tuned.push((&s.key.variant, &s.key.knobs));
+        }
+    }
+    for (variant, knobs) in tuned {
+        println!("{variant}*: knobs {knobs} (the rest its defaults)");
     }
     if with_min_ring {
         println!("min ring: the smallest power-of-two ring memory that held the minimum-ring search's rate (its bracket is in sweep.json and above)");

@@ -104,7 +104,7 @@ impl SweepObserver for Printer {
         print!("\n{key}\n  trials:");
         let _ = std::io::stdout().flush();
     }
-    fn trial_done(&mut self, _key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
+    fn trial_done(&mut self, key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
         use crate::experiment::verdict::VerdictKind;
         let mark = match &r.verdict {
             _ if clean => "ok".to_string(),
@@ -118,7 +118,14 @@ impl SweepObserver for Printer {
             Some(v) => v.kind.to_string(),
             None => "not clean".into(),
         };
-        print!(" {:.0}k {mark};", rate / 1e3);
+        // A minimum-ring trial runs at another ring memory than the series': say which.
+        let total = r.config.ring_bytes * u64::from(r.config.rings.max(1));
+        let ring = if total == key.ring_bytes {
+            String::new()
+        } else {
+            format!(" @{}K", total >> 10)
+        };
+        print!(" {:.0}k{ring} {mark};", rate / 1e3);
         let _ = std::io::stdout().flush();
     }
     fn series_done(&mut self, s: &Series) {

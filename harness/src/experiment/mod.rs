@@ -10,6 +10,11 @@
 //!   variant reads them (root).
 //! - [`run_folder`]: where a sweep keeps its plan, each finished series and
 //!   its results, so it can be resumed, sharded and merged.
+//! - [`plan`]: the config (TOML) parsed once into a typed plan and its cells.
+//! - [`search`]: the searches over trials (NDR/PDR rates, minimum ring).
+//! - [`sweep`]: the scheduling: each cell's searches, its trials run.
+//! - [`results`]: `sweep.json`, the sweep's results types.
+//! - [`relayout`]: a capture rewritten into another event layout.
 
 pub mod live;
 pub mod plan;

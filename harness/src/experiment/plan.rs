@@ -337,7 +337,16 @@ impl Plan {
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             // toml's message may span lines ("invalid array\nexpected `]`"): one line.
-            let msg = e.message().trim().replace('\n', "; ");
+            let mut msg = e.message().trim().replace('\n', "; ");
+            // Name the key of a `key = value` line when toml's message does not.
+            let key = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| !k.is_empty() && !k.starts_with('[') && !msg.contains(*k));
+            if let Some(k) = key {
+                msg = format!("{k}: {msg}");
+            }
             config_error(
                 origin,
                 match line {
@@ -1070,6 +1079,8 @@ mod tests {
                 &["line 1", "captures", "/nonexistent/x.pcapng"][..],
             ),
             ("ring_bytes = [\n".into(), &["line 2", "expected"][..]),
+            ("\nperf_wakeup = 5\n".into(), &["line 2", "perf_wakeup"][..]),
+            ("lo = \"fast\"\n".into(), &["line 1", "lo:", "string"][..]),
             (
                 "variants = [\"batched\", \"batched\"]\n".into(),
                 &["line 1", "twice"][..],

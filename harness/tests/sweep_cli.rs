@@ -513,6 +513,21 @@ fn axes_and_knobs_make_the_cells_and_unrunnable_ones_are_skipped_with_the_reason
     assert!(stdout.contains("skipped"), "{stdout}");
     assert!(stdout.contains("batched*: knobs workers=1"), "{stdout}");
 
+    // Its plan.toml (knob tables and all) reads back as the same plan: a
+    // resume finds every series done and the same plan hash.
+    let first = json.parent().unwrap().canonicalize().unwrap();
+    let out = harness()
+        .args(["sweep", "--resume"])
+        .arg(&first)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains("5 of 5 series already done"));
+    let resumed = SweepResults::read(&dir.path().join("r/latest/sweep.json")).unwrap();
+    assert_eq!(resumed.plan_hash, r.plan_hash);
+    assert_eq!(resumed.series.len(), 5);
+
     // Asked for by name, the same cell is an error: key, line, exit 2.
     let (out, _) = sweep_plan(
         dir.path(),

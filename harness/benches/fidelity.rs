@@ -240,7 +240,7 @@ fn main() {
         lo: if smoke { 5_000.0 } else { 20_000.0 },
         hi: if smoke { 10_000.0 } else { 1_500_000.0 },
         resolution: 0.10,
-        max_probes: if smoke { 2 } else { 12 },
+        max_trials: if smoke { 2 } else { 12 },
     };
     let classifier = Arc::new(Classifier::default_rules());
     let tmp = tempfile::tempdir().expect("temp dir");

@@ -318,14 +318,14 @@ fn main() {
             lo: 2_000.0,
             hi: 2_000_000.0,
             resolution: 0.05,
-            max_probes: 18,
+            max_trials: 18,
         }
     } else {
         ZeroLossSearch {
             lo: 5_000.0,
             hi: 10_000.0,
             resolution: 0.5,
-            max_probes: 2,
+            max_trials: 2,
         }
     };
     let mut results: Vec<(&str, Option<f64>, Option<f64>)> = Vec::new();

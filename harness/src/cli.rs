@@ -59,8 +59,8 @@ pub fn run() -> anyhow::Result<()> {
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     let bad_input = err.chain().any(|e| {
         matches!(
-            e.downcast_ref::<crate::sweep::SweepError>(),
-            Some(crate::sweep::SweepError::Config { .. })
+            e.downcast_ref::<crate::experiment::sweep::SweepError>(),
+            Some(crate::experiment::sweep::SweepError::Config { .. })
         )
     });
     if bad_input {

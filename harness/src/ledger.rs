@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 use crate::sink::{DropReason, SinkReport};
 
 /// What the kernel (or the emulated ring) says it did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct KernelCounts {
     /// Samples the probe tried to output.
     pub emitted: u64,
@@ -38,7 +39,8 @@ pub struct KernelCounts {
 /// The pipeline's counts at every stage. Each thread keeps its own and they
 /// are summed with [`StageCounts::add`] at the end, so counting costs no
 /// shared-memory traffic.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StageCounts {
     /// Samples handed to the pipeline by the source.
     pub read: u64,
@@ -85,8 +87,10 @@ pub struct Imbalance {
     pub detail: String,
 }
 
-/// All the counts of one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// All the counts of one run. Results files carry it as JSON
+/// (`{"kernel": ..., "stages": ..., "sink": ...}`); a missing count reads as 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Ledger {
     /// `None` when the source cannot say (then checks 1-3 are skipped and
     /// reported as such by [`Ledger::unchecked`]).
@@ -416,5 +420,24 @@ mod tests {
         l.sink.read_back = None;
         assert!(l.is_balanced());
         assert_eq!(l.unchecked().len(), 2);
+    }
+
+    #[test]
+    fn the_ledger_reads_back_from_the_json_results_have_always_held() {
+        // As a results file from before the ledger was typed holds it.
+        let old = r#"{"kernel":{"emitted":10,"accepted":8,"lost":2,"lost_unreported":0},
+            "stages":{"read":8,"lost_markers":1,"lost_reported":2,"decoded":8,"decode_errors":0,
+                      "classified":8,"produced":7,"dropped":{"queue_full":1}},
+            "sink":{"label":"null","accepted":7,"delivered":7,"failed":0,"failed_by_error":{},
+                    "unresolved":0,"delivered_crc_sum":5,"read_back":null,"read_back_error":null}}"#;
+        let l: Ledger = serde_json::from_str(old).unwrap();
+        assert_eq!(l.kernel.unwrap().lost, 2);
+        assert_eq!(l.stages.dropped[&DropReason::QueueFull], 1);
+        assert_eq!(l.sink.delivered, 7);
+        assert!(l.is_balanced(), "{:?}", l.check());
+        // Written back, it is the same JSON.
+        let again: serde_json::Value = serde_json::to_value(&l).unwrap();
+        let old: serde_json::Value = serde_json::from_str(old).unwrap();
+        assert_eq!(again, old);
     }
 }

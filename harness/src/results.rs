@@ -37,9 +37,10 @@ pub struct RunResult {
     /// False if anything makes the figures untrustworthy (see `problems`).
     pub valid: bool,
     pub problems: Vec<String>,
-    /// The pipeline's ledger (counts that must add up), owned by the ledger module.
+    /// The pipeline's ledger (counts that must add up), owned by the ledger
+    /// module; its JSON shape is the one results have always had.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ledger: Option<serde_json::Value>,
+    pub ledger: Option<crate::ledger::Ledger>,
     /// A sweep trial's steady-state verdict (absent for a plain replay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::experiment::verdict::Verdict>,

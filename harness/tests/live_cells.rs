@@ -83,17 +83,12 @@ fn a_live_cell_balances_its_ledger_against_the_kernel_counters() {
         assert_eq!(r.kind, "live");
         assert!(r.valid, "{variant}: {:?}", r.problems);
         let ledger = r.ledger.as_ref().unwrap();
-        let k = &ledger["kernel"];
-        let (emitted, accepted, lost) = (
-            k["emitted"].as_u64().unwrap(),
-            k["accepted"].as_u64().unwrap(),
-            k["lost"].as_u64().unwrap(),
-        );
+        let k = ledger.kernel.unwrap();
+        let (emitted, accepted, lost) = (k.emitted, k.accepted, k.lost);
         assert!(emitted > 1000, "{variant}: the load was traced: {emitted}");
         assert_eq!(emitted, accepted + lost, "{variant}");
         assert_eq!(
-            ledger["stages"]["read"].as_u64().unwrap(),
-            accepted,
+            ledger.stages.read, accepted,
             "{variant}: everything the kernel put in the rings was read"
         );
         assert_eq!(r.trial.as_ref().unwrap().mode, "live");

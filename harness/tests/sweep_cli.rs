@@ -58,12 +58,12 @@ fn sweep_writes_results_and_report_and_gate_judges_them() {
         let z = s
             .zero_loss_rate
             .expect("5 k events/s is clean for every variant");
-        // The search's answer is one of the rates it probed, and it was clean.
+        // The search's answer is one of the rates it tried, and it was clean.
         let p = s
             .points
             .iter()
             .find(|p| p.config.target_rate == Some(z))
-            .expect("zero-loss rate was probed");
+            .expect("zero-loss rate was tried");
         assert_eq!(p.counts.lost, 0);
         assert!(p.ledger.is_some(), "every point carries its ledger");
     }
@@ -394,25 +394,15 @@ fn bad_configs_name_the_key_and_the_line_and_exit_2() {
 #[test]
 fn repeated_trials_and_the_partial_drop_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("k2.toml");
-    std::fs::write(
-        &cfg,
+    let (out, json) = sweep_with(
+        dir.path(),
         "captures = [\"fixtures/captures/fixed4k-perf.pcapng\"]\nvariants = [\"compact\"]\n\
          sink = \"null\"\nwarmup = \"100ms\"\nwindow = \"300ms\"\ntrials = 2\n\
          lo = 5000.0\nhi = 20000.0\nresolution = 0.25\npdr_loss = 0.01\n",
-    )
-    .unwrap();
-    let root = dir.path().join("r");
-    let out = harness()
-        .args(["sweep", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&root)
-        .output()
-        .unwrap();
+    );
     let stdout = ok(&out);
     assert!(stdout.contains("partial-drop (PDR"), "{stdout}");
-    let r = SweepResults::read(&root.join("latest/sweep.json")).unwrap();
+    let r = SweepResults::read(&json).unwrap();
     let s = &r.series[0];
     assert_eq!(s.trials_per_rate, 2);
     assert!((s.pdr_loss - 0.01).abs() < 1e-12);
@@ -436,5 +426,170 @@ fn repeated_trials_and_the_partial_drop_rate() {
         assert!(pdr >= ndr, "{pdr} < {ndr}");
         let l = s.loss_at_pdr.as_ref().unwrap();
         assert!(l.lo <= l.p && l.p <= l.hi && l.hi <= 1.0);
+    }
+}
+
+// The typed plan: axes crossed with variants and their knobs, cells a
+// variant cannot run skipped with the reason (or refused when asked for by
+// name), and the minimum-ring search, with tiny trials. Only the shape of
+// the answers is checked, never how fast this machine is.
+
+/// Tiny trials over the bundled capture into the null sink, evenly spaced
+/// (a whole pass over the capture's shape would take seconds at 5 k/s).
+const TINY: &str = "captures = [\"fixtures/captures/fixed4k-perf.pcapng\"]\nsink = \"null\"\n\
+                    shape = \"uniform\"\nwarmup = \"50ms\"\nwindow = \"100ms\"\n\
+                    lo = 5000.0\nhi = 5000.0\nresolution = 1.0\nmax_trials = 1\n";
+
+/// A sweep of `config` (written into `dir`), its output and its sweep.json.
+fn sweep_with(dir: &Path, config: &str) -> (Output, PathBuf) {
+    let cfg = dir.join("plan.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let root = dir.join("r");
+    let out = harness()
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&root)
+        .output()
+        .unwrap();
+    (out, root.join("latest/sweep.json"))
+}
+
+/// A sweep of TINY with `config` after it.
+fn sweep_plan(dir: &Path, config: &str) -> (Output, PathBuf) {
+    sweep_with(dir, &format!("{TINY}{config}"))
+}
+
+#[test]
+fn axes_and_knobs_make_the_cells_and_unrunnable_ones_are_skipped_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, json) = sweep_plan(
+        dir.path(),
+        "layouts = [\"fixed4k\", \"compact\"]\n\
+         variants = [\"seed-baseline\", \"compact\", { name = \"batched\", workers = 1 }]\n",
+    );
+    let stdout = ok(&out);
+    let r = SweepResults::read(&json).unwrap();
+    let cells: Vec<(String, String, String)> = r
+        .series
+        .iter()
+        .map(|s| {
+            (
+                s.key.variant.clone(),
+                s.key.layout.clone(),
+                s.key.knobs.clone(),
+            )
+        })
+        .collect();
+    let cell = |v: &str, l: &str, k: &str| (v.to_string(), l.to_string(), k.to_string());
+    assert_eq!(
+        cells,
+        [
+            cell("seed-baseline", "fixed4k", ""),
+            cell("seed-baseline", "compact", ""),
+            cell("compact", "compact", ""),
+            cell("batched", "fixed4k", "workers=1"),
+            cell("batched", "compact", "workers=1"),
+        ],
+        "{stdout}"
+    );
+    assert_eq!(r.planned_series, 5);
+    for s in &r.series {
+        assert!(s.valid, "{}: {:?}", s.key, s.problems);
+        assert!(!s.points.is_empty(), "{}", s.key);
+    }
+    // compact on fixed4k came from the cross product: skipped, with why.
+    assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
+    let skip = &r.skipped[0];
+    assert_eq!(
+        (skip.key.variant.as_str(), skip.key.layout.as_str()),
+        ("compact", "fixed4k")
+    );
+    assert!(
+        skip.reason.contains("cannot read fixed4k"),
+        "{}",
+        skip.reason
+    );
+    assert!(stdout.contains("skipped"), "{stdout}");
+    assert!(stdout.contains("batched*: knobs workers=1"), "{stdout}");
+
+    // Its plan.toml (knob tables and all) reads back as the same plan: a
+    // resume finds every series done and the same plan hash.
+    let first = json.parent().unwrap().canonicalize().unwrap();
+    let out = harness()
+        .args(["sweep", "--resume"])
+        .arg(&first)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains("5 of 5 series already done"));
+    let resumed = SweepResults::read(&dir.path().join("r/latest/sweep.json")).unwrap();
+    assert_eq!(resumed.plan_hash, r.plan_hash);
+    assert_eq!(resumed.series.len(), 5);
+
+    // Asked for by name, the same cell is an error: key, line, exit 2.
+    let (out, _) = sweep_plan(
+        dir.path(),
+        "\n[[variants]]\nname = \"compact\"\nlayouts = [\"fixed4k\"]\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    // TINY is 9 lines; the blank line is 10, the header 11, `layouts` 13.
+    for needle in [
+        "line 13",
+        "variants: compact: layouts",
+        "cannot read fixed4k",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from {err}");
+    }
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // An unknown knob, too.
+    let (out, _) = sweep_plan(
+        dir.path(),
+        "variants = [{ name = \"batched\", workerz = 2 }]\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 10") && err.contains("workerz"), "{err}");
+}
+
+#[test]
+fn the_minimum_ring_search_reports_its_size_and_bracket() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, json) = sweep_plan(
+        dir.path(),
+        "variants = [\"compact\"]\n\
+         min_ring = { rate = 5000.0, loss = 0.0, lo = \"64KiB\", hi = \"1MiB\" }\n",
+    );
+    let stdout = ok(&out);
+    assert!(stdout.contains("minimum ring at 5000/s"), "{stdout}");
+    assert!(stdout.contains("min ring"), "the table's column: {stdout}");
+    let r = SweepResults::read(&json).unwrap();
+    let s = &r.series[0];
+    assert!(s.valid, "{:?}", s.problems);
+    let m = s.min_ring.as_ref().expect("min_ring in sweep.json");
+    assert_eq!((m.rate, m.loss), (5000.0, 0.0));
+    // hi first, then lo, then bisection over 64, 128, ..., 1024 KiB: at most 2 + 3.
+    assert!(!m.steps.is_empty() && m.steps.len() <= 5, "{m:?}");
+    assert_eq!(m.steps[0].ring_bytes, 1 << 20);
+    for st in &m.steps {
+        assert!(st.ring_bytes.is_power_of_two());
+        assert!((64 << 10..=1 << 20).contains(&st.ring_bytes), "{st:?}");
+        assert_eq!(st.holds, st.loss == 0.0, "{st:?}");
+    }
+    let held = |b: u64| m.steps.iter().any(|st| st.ring_bytes == b && st.holds);
+    let failed = |b: u64| m.steps.iter().any(|st| st.ring_bytes == b && !st.holds);
+    match (m.ring_bytes, m.failing_below) {
+        // The bracket is two neighbouring powers of two, each tried.
+        (Some(r), Some(b)) => {
+            assert!(held(r) && failed(b) && b * 2 == r && !m.at_lo, "{m:?}")
+        }
+        (Some(r), None) => assert!(held(r) && r == 64 << 10 && m.at_lo, "{m:?}"),
+        (None, _) => assert!(m.reached_hi && failed(1 << 20), "{m:?}"),
+    }
+    // Its trials ran at other sizes: the rate search's points are the cell's own.
+    for p in &s.points {
+        assert_eq!(p.config.target_rate, Some(5000.0));
     }
 }

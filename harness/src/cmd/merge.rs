@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::cmd::sweep::to_report;
+use crate::experiment::results::SweepResults;
 use crate::experiment::run_folder::RunFolder;
-use crate::sweep::{to_report, SweepResults};
 
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {

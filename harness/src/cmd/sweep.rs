@@ -23,14 +23,13 @@ use anyhow::Context;
 
 use crate::capture::Capture;
 use crate::cmd::inspect::{print_info, summarize};
+use crate::experiment::plan::{Plan, SweepConfig};
+use crate::experiment::results::{CaptureDigest, Series, SeriesKey, SweepResults, SWEEP_SCHEMA};
 use crate::experiment::run_folder::{
     build_id, checksum, finished_series, write_atomically, RunFolder,
 };
+use crate::experiment::sweep::{run_sweep, SweepObserver};
 use crate::results::{Environment, RunResult};
-use crate::sweep::{
-    plan_series, run_sweep, to_report, CaptureDigest, Series, SeriesKey, SweepConfig,
-    SweepObserver, SweepResults, SWEEP_SCHEMA,
-};
 
 #[derive(Debug, clap::Args)]
 pub struct SweepArgs {
@@ -102,10 +101,10 @@ struct Printer;
 
 impl SweepObserver for Printer {
     fn series_start(&mut self, key: &SeriesKey) {
-        print!("\n{key}\n  probes:");
+        print!("\n{key}\n  trials:");
         let _ = std::io::stdout().flush();
     }
-    fn probe_done(&mut self, _key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
+    fn trial_done(&mut self, key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
         use crate::experiment::verdict::VerdictKind;
         let mark = match &r.verdict {
             _ if clean => "ok".to_string(),
@@ -119,7 +118,14 @@ impl SweepObserver for Printer {
             Some(v) => v.kind.to_string(),
             None => "not clean".into(),
         };
-        print!(" {:.0}k {mark};", rate / 1e3);
+        // A minimum-ring trial runs at another ring memory than the series': say which.
+        let total = r.config.ring_bytes * u64::from(r.config.rings.max(1));
+        let ring = if total == key.ring_bytes {
+            String::new()
+        } else {
+            format!(" @{}K", total >> 10)
+        };
+        print!(" {:.0}k{ring} {mark};", rate / 1e3);
         let _ = std::io::stdout().flush();
     }
     fn series_done(&mut self, s: &Series) {
@@ -142,7 +148,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         cfg.captures = args.captures.clone();
     }
     if !args.variants.is_empty() {
-        cfg.variants = args.variants.clone();
+        cfg.variants = args.variants.iter().cloned().map(Into::into).collect();
     }
     if args.brokers.is_some() {
         cfg.brokers = args.brokers.clone();
@@ -162,11 +168,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     if let Some(x) = &args.load {
         cfg.load = x.clone();
     }
-    cfg.check()
-        .map_err(|what| crate::sweep::SweepError::Config {
-            path: "the command line".into(),
-            what,
-        })?;
     let fixtures = fixtures_dir();
     if cfg.captures.is_empty() {
         // The load generator's flat traffic and real programs' bursty traffic.
@@ -175,6 +176,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             fixtures.join("real-programs-perf.pcapng"),
         ];
     }
+    // The one place the config is checked and parsed (the file's lines were
+    // named when it was read; this names the command line's values).
+    let plan = Plan::from_config(cfg, "the command line")?;
 
     // 1. What is in the captures (and the other bundled ones, for orientation).
     println!("dropbench sweep: replaying recorded kernel event streams (no root needed)\n");
@@ -183,11 +187,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     }
     let mut digests = Vec::new();
     let mut captures = Vec::new();
-    for path in &cfg.captures {
+    for path in plan.captures() {
         let info = summarize(path, 5)?;
         print_info(&info);
         println!();
-        let loading: crate::capture::Loading = cfg.load.parse().map_err(anyhow::Error::msg)?;
+        let loading = plan.loading();
         let cap = Capture::open(path, loading)?;
         if cap.is_streamed() {
             println!(
@@ -220,17 +224,15 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     }
 
     // 2. The matrix.
-    let sink_note = crate::sink::SinkSpec::parse(&cfg.sink, cfg.brokers.clone(), None)
-        .map_err(anyhow::Error::msg)?
-        .describe();
+    let sink_note = plan.sink().describe();
     println!("sink: {sink_note}");
-    if cfg.sink == "kafka" && cfg.brokers.is_none() {
+    if matches!(plan.sink(), crate::sink::SinkSpec::Kafka(k) if k.brokers.is_none()) {
         println!("      (no --brokers given: messages go to librdkafka's in-process mock cluster, labelled as such in every result;");
         println!("       its log is bounded, so the topic is not read back: delivery reports are the sink's account)");
     }
     let started_unix_s = crate::capture::clock_pair().0 / 1_000_000_000;
-    let planned = plan_series(&cfg, &captures)?;
-    let plan_text = toml::to_string(&cfg).context("writing the plan as TOML")?;
+    let (planned, skipped) = plan.cells(&captures);
+    let plan_text = toml::to_string(plan.config()).context("writing the plan as TOML")?;
     let plan_hash = checksum(plan_text.as_bytes());
     // What an earlier run already finished (resume), checked against this plan.
     let mut done: Vec<Series> = Vec::new();
@@ -284,6 +286,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         build: build_id(),
         shard: args.shard,
         planned_series: planned.len(),
+        // Filled as the sweep reports them (the plan's skipped cells first).
         skipped: Vec::new(),
         peak_rss_bytes: crate::capture::peak_rss_bytes(),
     };
@@ -294,8 +297,14 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         progress: Progress::new(to_run),
         error: None,
     };
+    if !skipped.is_empty() {
+        println!(
+            "{} cell(s) of the plan's axes cannot run (listed under skipped)",
+            skipped.len()
+        );
+    }
     run_sweep(
-        &cfg,
+        &plan,
         &captures,
         &|p| in_shard(p.index) && !done_indices.contains(&p.index),
         &mut observer,
@@ -310,9 +319,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     results.peak_rss_bytes = crate::capture::peak_rss_bytes();
     results.write(&folder.sweep_json())?;
     let report_dir = folder.report_dir();
-    reports::write_report(&report_dir, &to_report(&results, cfg.goal_rate))?;
+    reports::write_report(&report_dir, &to_report(&results, plan.goal_rate()))?;
     folder.link_latest(&args.out)?;
-    print_table(&results, cfg.goal_rate);
+    print_table(&results, plan.goal_rate());
     if let Some(b) = results.peak_rss_bytes {
         println!("\npeak memory (RSS) {} MiB", b >> 20);
     }
@@ -374,10 +383,12 @@ impl SweepObserver for Saver<'_> {
             Progress::Bar(b) => b.println(line),
             Progress::Lines(_) => println!("{line}"),
         }
-        self.results.skipped.push(crate::sweep::SkippedSeries {
-            key: key.clone(),
-            reason: reason.to_string(),
-        });
+        self.results
+            .skipped
+            .push(crate::experiment::results::SkippedSeries {
+                key: key.clone(),
+                reason: reason.to_string(),
+            });
     }
     fn series_start(&mut self, key: &SeriesKey) {
         match &mut self.progress {
@@ -385,7 +396,7 @@ impl SweepObserver for Saver<'_> {
             Progress::Lines(p) => p.series_start(key),
         }
     }
-    fn probe_done(&mut self, key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
+    fn trial_done(&mut self, key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
         match &mut self.progress {
             Progress::Bar(b) => b.set_message(format!(
                 "{} {}: {:.0}k/s {}",
@@ -394,7 +405,7 @@ impl SweepObserver for Saver<'_> {
                 rate / 1e3,
                 if clean { "ok" } else { "fails" }
             )),
-            Progress::Lines(p) => p.probe_done(key, rate, clean, r),
+            Progress::Lines(p) => p.trial_done(key, rate, clean, r),
         }
     }
     fn series_done(&mut self, s: &Series) {
@@ -453,6 +464,9 @@ pub fn describe_series(s: &Series) -> String {
                 ""
             }
         ),
+        (Some(r), None) if s.capped => {
+            format!("zero-loss (NDR) >= {r:.0} events/s: every rate tried held, and the trial cap ended the search")
+        }
         (Some(r), None) => {
             format!("zero-loss (NDR) >= {r:.0} events/s: the highest rate searched held")
         }
@@ -481,10 +495,36 @@ pub fn describe_series(s: &Series) -> String {
     if let (Some(b), Some(l)) = (s.first_lossy_rate, &s.loss_at_first_failing) {
         out.push_str(&format!("\n  at {b:.0}/s (first failing): lost {}", pct(l)));
     }
+    if let Some(m) = &s.min_ring {
+        out.push_str(&format!("\n  {}", describe_min_ring(m)));
+    }
     out
 }
 
+/// The minimum-ring search's answer with its bracket, in words.
+pub fn describe_min_ring(m: &crate::experiment::search::MinRing) -> String {
+    let kib = |b: u64| format!("{} KiB", b >> 10);
+    let at = format!("at {:.0}/s, loss <= {}%", m.rate, m.loss * 100.0);
+    match (m.ring_bytes, m.failing_below) {
+        (Some(r), Some(b)) => format!(
+            "minimum ring {at}: {}, bracket ({}, {}]",
+            kib(r),
+            kib(b),
+            kib(r)
+        ),
+        (Some(r), None) => format!(
+            "minimum ring {at}: <= {} (the smallest size tried held)",
+            kib(r)
+        ),
+        (None, _) => format!(
+            "minimum ring {at}: none up to {} (the largest size tried lost more)",
+            m.steps.first().map_or("?".into(), |s| kib(s.ring_bytes))
+        ),
+    }
+}
+
 fn print_table(r: &SweepResults, goal: Option<f64>) {
+    let with_min_ring = r.series.iter().any(|s| s.min_ring.is_some());
     // Every distinct verdict rule gets a footnote number.
     let mut rules: Vec<&str> = Vec::new();
     for s in &r.series {
@@ -493,7 +533,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         }
     }
     println!(
-        "\n{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}  goal",
+        "\n{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}{}  goal",
         "variant",
         "capture",
         "layout",
@@ -504,7 +544,12 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         "zero-loss ev/s",
         "bracket",
         "PDR ev/s",
-        "vs seed"
+        "vs seed",
+        if with_min_ring {
+            format!(" {:>10}", "min ring")
+        } else {
+            String::new()
+        }
     );
     for s in &r.series {
         // The seed's design on the same capture is the baseline of each ratio.
@@ -541,9 +586,24 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             .map_or(0, |i| i + 1);
         let capture: String = s.key.capture.chars().take(22).collect();
         let pdr = s.pdr.map_or("none".to_string(), |p| format!("{p:.0}"));
+        // KiB, "<=" when the smallest size held, ">" past the largest.
+        let min_ring = match &s.min_ring {
+            Some(m) => match (m.ring_bytes, m.at_lo) {
+                (Some(b), false) => format!(" {:>10}", format!("{}K", b >> 10)),
+                (Some(b), true) => format!(" {:>10}", format!("<={}K", b >> 10)),
+                (None, _) => format!(" {:>10}", "none"),
+            },
+            None if with_min_ring => format!(" {:>10}", "-"),
+            None => String::new(),
+        };
         println!(
-            "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}  {}{}",
-            s.key.variant,
+            "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}{}  {}{}",
+            // A variant with knobs of its own is marked; they are listed below.
+            if s.key.knobs.is_empty() {
+                s.key.variant.clone()
+            } else {
+                format!("{}*", s.key.variant)
+            },
             capture,
             s.key.layout,
             s.key.transport,
@@ -554,6 +614,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             bracket,
             pdr,
             ratio,
+            min_ring,
             g,
             if s.valid { "" } else { "  INVALID" }
         );
@@ -569,7 +630,101 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             s.trials_per_rate
         );
     }
+    let mut tuned: Vec<(&str, &str)> = Vec::new();
+    for s in r.series.iter().filter(|s| !s.key.knobs.is_empty()) {
+        if !tuned.contains(&(&s.key.variant, &s.key.knobs)) {
+            tuned.push((&s.key.variant, &s.key.knobs));
+        }
+    }
+    for (variant, knobs) in tuned {
+        println!("{variant}*: knobs {knobs} (the rest its defaults)");
+    }
+    if with_min_ring {
+        println!("min ring: the smallest power-of-two ring memory that held the minimum-ring search's rate (its bracket is in sweep.json and above)");
+    }
     for s in &r.skipped {
         println!("skipped  {}: {}", s.key, s.reason);
+    }
+}
+
+/// The report's view of a sweep: computed results only.
+pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepReport {
+    let e = &r.environment;
+    reports::SweepReport {
+        title: "dropbench sweep: highest zero-loss rate per pipeline variant".into(),
+        generated_unix_s: r.started_unix_s,
+        environment: vec![
+            ("kernel".into(), e.kernel.clone()),
+            ("cpus".into(), e.cpus.to_string()),
+            ("cpu model".into(), e.cpu_model.clone()),
+            ("hostname".into(), e.hostname.clone()),
+            ("dropbench".into(), e.version.clone()),
+            ("sink".into(), r.sink_note.clone()),
+        ],
+        capture: r.captures.first().map(|c| {
+            format!(
+                "{} ({} {}, {} samples)",
+                c.file, c.probe, c.transport, c.samples
+            )
+        }),
+        notes: {
+            let mut n = vec![
+                "Each point is a trial: a paced replay of the capture into emulated kernel rings that drop samples as the kernel does, read by the variant, into the sink.".to_string(),
+                "A rate holds when, over the trial, nothing was lost anywhere (ring, pipeline, sink), the replay offered what its schedule asked, and over the measured window the pipeline kept pace with the offer and its backlog did not grow (a short trial that merely ended before the buffers filled does not count).".to_string(),
+            ];
+            let mut rules: Vec<String> = r
+                .series
+                .iter()
+                .map(|s| format!("{} (pacing: {})", s.verdict_rule, s.shape))
+                .collect();
+            rules.dedup();
+            n.extend(rules);
+            n
+        },
+        goal_rate,
+        series: r
+            .series
+            .iter()
+            .map(|s| reports::Series {
+                variant: s.key.variant.clone(),
+                layout: s.key.layout.clone(),
+                transport: s.key.transport.clone(),
+                ring_bytes: s.key.ring_bytes,
+                wakeup: s.key.wakeup.clone(),
+                capture: s.key.capture.clone(),
+                sink: s.key.sink.clone(),
+                zero_loss_rate: s.zero_loss_rate,
+                valid: s.valid,
+                problems: s.problems.clone(),
+                points: s
+                    .points
+                    .iter()
+                    .map(|p| {
+                        let lat = p.latency.clone().unwrap_or_default();
+                        reports::Point {
+                            rate: p.config.target_rate.unwrap_or(p.rates.offered_per_s),
+                            offered: p.counts.offered,
+                            delivered: p
+                                .ledger
+                                .as_ref()
+                                .map(|l| l.sink.delivered)
+                                .unwrap_or(p.counts.read),
+                            lost: p.counts.lost,
+                            lost_pct: p.counts.lost_pct,
+                            throughput: p.rates.read_per_s,
+                            p50_ns: lat.p50_ns,
+                            p99_ns: lat.p99_ns,
+                            p999_ns: lat.p999_ns,
+                            high_water_bytes: p
+                                .rings
+                                .iter()
+                                .map(|r| r.high_water_bytes)
+                                .max()
+                                .unwrap_or(0),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }

@@ -392,7 +392,7 @@ impl LiveTrial {
         r.latency = self.run.latency.as_ref().and_then(Latency::from_histogram);
         r.stages =
             crate::pipeline::replayed::consumer_report(setup.variant.name, Some(&self.run)).stages;
-        r.ledger = serde_json::to_value(&self.ledger).ok();
+        r.ledger = Some(self.ledger.clone());
         for i in self.ledger.check() {
             r.problem(format!("ledger: {}: {}", i.check, i.detail));
         }

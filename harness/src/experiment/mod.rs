@@ -10,10 +10,20 @@
 //!   variant reads them (root).
 //! - [`run_folder`]: where a sweep keeps its plan, each finished series and
 //!   its results, so it can be resumed, sharded and merged.
+//! - [`plan`]: the config (TOML) parsed once into a typed plan and its cells.
+//! - [`search`]: the searches over trials (NDR/PDR rates, minimum ring).
+//! - [`sweep`]: the scheduling: each cell's searches, its trials run.
+//! - [`results`]: `sweep.json`, the sweep's results types.
+//! - [`relayout`]: a capture rewritten into another event layout.
 
 pub mod kernel;
 pub mod live;
+pub mod plan;
+pub mod relayout;
+pub mod results;
 pub mod run_folder;
+pub mod search;
 pub mod stats;
+pub mod sweep;
 pub mod trial;
 pub mod verdict;

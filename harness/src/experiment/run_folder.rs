@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::sweep::Series;
+use crate::experiment::results::Series;
 
 /// Errors creating, reading or writing a run folder. Each names the path.
 #[derive(Debug, thiserror::Error)]

@@ -249,3 +249,16 @@ pub fn annotate(result: &mut RunResult, trial: &Trial, rule: &VerdictRule, shape
     });
     result.progress = trial.progress().to_vec();
 }
+
+/// A replayed pipeline run in the shared results schema, with its ledger
+/// checked: any imbalance is a problem that marks the result invalid.
+pub fn replayed_result(r: &ReplayedRun, capture: &Capture, sink: &str) -> RunResult {
+    let mut result = r.replay.to_run_result();
+    result.config.probe = capture.meta.probe.to_string();
+    result.config.extra = serde_json::json!({ "sink": sink, "rules": "default" });
+    for imbalance in r.ledger.check() {
+        result.problem(format!("ledger: {}: {}", imbalance.check, imbalance.detail));
+    }
+    result.ledger = Some(r.ledger.clone());
+    result
+}

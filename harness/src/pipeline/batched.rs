@@ -27,6 +27,8 @@ pub const VARIANT: Variant = Variant {
     summary: "1 reader draining batches into pooled buffers, N workers, async publish",
     layout: probes::abi::Layout::Fixed4k,
     transport: Transport::Perf,
+    layouts: &[probes::abi::Layout::Fixed4k, probes::abi::Layout::Compact],
+    transports: &[Transport::Perf, Transport::Ringbuf],
     sharded: false,
     knobs: || Knobs {
         workers: 2,

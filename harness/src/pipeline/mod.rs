@@ -17,9 +17,12 @@ mod batched;
 pub mod memory;
 pub mod replayed;
 mod ringbuf;
-pub mod search;
+
 mod seed_baseline;
 mod zero_copy;
+
+/// The searches moved to the experiment; the old path still works.
+pub use crate::experiment::search;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -264,10 +267,14 @@ pub trait Pipeline: Send + Sync {
 pub struct Variant {
     pub name: &'static str,
     pub summary: &'static str,
-    /// The event layout the variant expects from the probe.
+    /// The event layout the variant runs on unless a plan asks for another.
     pub layout: Layout,
-    /// The transport the variant expects from the probe.
+    /// The transport the variant runs on unless a plan asks for another.
     pub transport: Transport,
+    /// Every layout the variant can read (its default among them).
+    pub layouts: &'static [Layout],
+    /// Every transport the variant can read (its default among them).
+    pub transports: &'static [Transport],
     /// Whether it wants one [`RecordSource`] per ring ([`Input::Shards`]).
     pub sharded: bool,
     /// Default knobs.
@@ -293,6 +300,13 @@ pub static VARIANTS: &[Variant] = &[
     ringbuf::VARIANT,
 ];
 
+impl Variant {
+    /// Whether the variant can read `layout` records from a `transport`.
+    pub fn supports(&self, layout: Layout, transport: Transport) -> bool {
+        self.layouts.contains(&layout) && self.transports.contains(&transport)
+    }
+}
+
 /// Looks a variant up by name.
 pub fn variant(name: &str) -> Result<&'static Variant, PipelineError> {
     VARIANTS
@@ -306,6 +320,13 @@ pub fn variant(name: &str) -> Result<&'static Variant, PipelineError> {
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+}
+
+impl Knobs {
+    /// Checks the knobs a variant would be built with, naming the bad one.
+    pub fn check(&self, variant: &'static str) -> Result<(), PipelineError> {
+        check_knobs(variant, self)
+    }
 }
 
 fn check_knobs(variant: &'static str, k: &Knobs) -> Result<(), PipelineError> {
@@ -429,4 +450,24 @@ pub(crate) fn join<T>(
 ) -> Result<T, PipelineError> {
     h.join()
         .map_err(|_| PipelineError::Panicked { variant, thread })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_supports_its_own_layout_and_transport() {
+        for v in VARIANTS {
+            assert!(v.supports(v.layout, v.transport), "{}", v.name);
+            assert!((v.knobs)().check(v.name).is_ok(), "{}", v.name);
+        }
+        // The compact-only variants say so.
+        assert!(!variant("compact")
+            .unwrap()
+            .supports(Layout::Fixed4k, Transport::Perf));
+        assert!(!variant("ringbuf")
+            .unwrap()
+            .supports(Layout::Compact, Transport::Perf));
+    }
 }

@@ -23,6 +23,9 @@ pub const VARIANT: Variant = Variant {
     summary: "BPF ring buffer, compact events: 1 reader copying header + path into pooled batches, N workers",
     layout: probes::abi::Layout::Compact,
     transport: Transport::Ringbuf,
+    // It copies header + path only: a fixed4k record cut short would not decode.
+    layouts: &[probes::abi::Layout::Compact],
+    transports: &[Transport::Ringbuf],
     sharded: false,
     knobs: || Knobs {
         workers: 2,

@@ -34,6 +34,8 @@ pub const VARIANT: Variant = Variant {
     summary: "the seed: 1 reader copying each record, bounded channel, N workers publishing one message at a time",
     layout: probes::abi::Layout::Fixed4k,
     transport: Transport::Perf,
+    layouts: &[probes::abi::Layout::Fixed4k, probes::abi::Layout::Compact],
+    transports: &[Transport::Perf, Transport::Ringbuf],
     sharded: false,
     knobs: || Knobs {
         workers: 4,

@@ -29,6 +29,8 @@ pub const VARIANT_SHARDED: Variant = Variant {
     summary: "1 reader per ring, decode in place, classify in the reader, rings in parallel, no per-event allocation",
     layout: probes::abi::Layout::Fixed4k,
     transport: Transport::Perf,
+    layouts: &[probes::abi::Layout::Fixed4k, probes::abi::Layout::Compact],
+    transports: &[Transport::Perf, Transport::Ringbuf],
     sharded: true,
     knobs: || Knobs {
         batch_size: 512,
@@ -48,6 +50,8 @@ pub const VARIANT_COMPACT: Variant = Variant {
     summary: "zero-copy-sharded on the compact event layout (header + path only)",
     layout: probes::abi::Layout::Compact,
     transport: Transport::Perf,
+    layouts: &[probes::abi::Layout::Compact],
+    transports: &[Transport::Perf, Transport::Ringbuf],
     sharded: true,
     knobs: || Knobs {
         batch_size: 512,

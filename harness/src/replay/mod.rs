@@ -296,7 +296,7 @@ pub struct ConsumerReport {
     pub stages: Vec<StageResult>,
     /// CLOCK_MONOTONIC when the consumer finished.
     pub end_ns: u64,
-    pub ledger: Option<serde_json::Value>,
+    pub ledger: Option<crate::ledger::Ledger>,
     pub problems: Vec<String>,
 }
 

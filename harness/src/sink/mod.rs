@@ -41,7 +41,8 @@ impl DropReason {
 }
 
 /// What was read back from the sink's storage after the run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ReadBack {
     pub messages: u64,
     /// Wrapping sum of [`message::message_crc`] over the messages read back.
@@ -49,7 +50,8 @@ pub struct ReadBack {
 }
 
 /// A sink's own account of a run, taken by [`Sink::finish`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SinkReport {
     /// What the sink is, as a user should read it (e.g. names the mock broker).
     pub label: String,

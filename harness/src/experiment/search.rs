@@ -1,0 +1,404 @@
+//! The sweep's searches, each over a monotone trial function:
+//!
+//! - [`ZeroLossSearch`]: the highest rate at which a trial loses nothing (the
+//!   NDR; run with a loss threshold it gives the PDR);
+//! - [`MinRingSearch`]: the smallest power-of-two ring that reaches a target
+//!   loss at a given rate.
+//!
+//! A trial is any closure `rate -> lost` (a short paced replay at that rate
+//! in the benchmark and sweeps; a pure function in the tests). The search
+//! assumes loss is monotone in rate: it doubles from `lo` until a trial loses
+//! (or `hi` is reached), then bisects geometrically between the last clean
+//! rate and the first lossy one until they are within `resolution` of each
+//! other. Geometric midpoints (sqrt(a*b)) suit rates: the same number of
+//! trials resolves 10 k/s and 1 M/s to the same relative precision.
+//!
+//! Trials needed: doubling from lo to the edge takes log2(edge/lo) trials, and
+//! bisecting a factor-2 bracket to a relative width r takes
+//! log2(log2(2)/log2(1+r)) = log2(1/log2(1+r)), e.g. 4 for r = 5%. From
+//! lo = 10 k to an edge near 600 k that is 6 + 4 + 1 = 11 trials.
+
+/// One rate the search tried, and what its trials lost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub rate: f64,
+    pub lost: u64,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchOutcome {
+    /// The highest rate that lost nothing; `None` if even `lo` lost.
+    pub zero_loss_rate: Option<f64>,
+    /// The lowest rate that lost something; `None` if `hi` was clean.
+    pub first_lossy_rate: Option<f64>,
+    /// Every step in order.
+    pub steps: Vec<Step>,
+    /// `max_trials` ended the search before the bracket reached `resolution`.
+    pub capped: bool,
+    /// `hi` was clean: the true edge is at `hi` or above.
+    pub reached_hi: bool,
+}
+
+/// Search bounds and precision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZeroLossSearch {
+    /// First rate tried (events/s).
+    pub lo: f64,
+    /// Highest rate tried.
+    pub hi: f64,
+    /// Stop when lossy/clean - 1 <= resolution.
+    pub resolution: f64,
+    /// Hard cap on rates tried, whatever the bounds.
+    pub max_trials: usize,
+}
+
+impl Default for ZeroLossSearch {
+    fn default() -> Self {
+        ZeroLossSearch {
+            lo: 10_000.0,
+            hi: 2_000_000.0,
+            resolution: 0.05,
+            max_trials: 20,
+        }
+    }
+}
+
+/// Why a search could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError<E: std::error::Error + 'static> {
+    #[error("search bounds lo {lo} .. hi {hi} with resolution {resolution}: need 0 < lo <= hi and resolution > 0")]
+    Bounds { lo: f64, hi: f64, resolution: f64 },
+    #[error("trial at {rate:.0} events/s failed: {source}")]
+    Trial { rate: f64, source: E },
+}
+
+impl ZeroLossSearch {
+    pub fn run<E, F>(&self, mut trial: F) -> Result<SearchOutcome, SearchError<E>>
+    where
+        E: std::error::Error + 'static,
+        F: FnMut(f64) -> Result<u64, E>,
+    {
+        if !(self.lo > 0.0 && self.lo <= self.hi && self.resolution > 0.0 && self.hi.is_finite()) {
+            return Err(SearchError::Bounds {
+                lo: self.lo,
+                hi: self.hi,
+                resolution: self.resolution,
+            });
+        }
+        let mut steps = Vec::new();
+        let mut run = |rate: f64, steps: &mut Vec<Step>| -> Result<bool, SearchError<E>> {
+            let lost = trial(rate).map_err(|source| SearchError::Trial { rate, source })?;
+            steps.push(Step { rate, lost });
+            Ok(lost == 0)
+        };
+        // Below `lo`: halve while lossy, down to lo / 32 (a design that fails
+        // there is reported as having no zero-loss rate in range).
+        let mut start = self.lo;
+        let mut first_bad = None;
+        while !run(start, &mut steps)? {
+            first_bad = Some(start);
+            if start <= self.lo / 32.0 || steps.len() >= self.max_trials {
+                return Ok(SearchOutcome {
+                    zero_loss_rate: None,
+                    first_lossy_rate: Some(start),
+                    steps,
+                    capped: false,
+                    reached_hi: false,
+                });
+            }
+            start /= 2.0;
+        }
+        let mut good = start;
+        let mut bad = first_bad;
+        while bad.is_none() && good < self.hi && steps.len() < self.max_trials {
+            let next = (good * 2.0).min(self.hi);
+            if run(next, &mut steps)? {
+                good = next;
+            } else {
+                bad = Some(next);
+            }
+        }
+        if let Some(mut b) = bad {
+            while b / good - 1.0 > self.resolution && steps.len() < self.max_trials {
+                let mid = (good * b).sqrt();
+                if run(mid, &mut steps)? {
+                    good = mid;
+                } else {
+                    b = mid;
+                }
+            }
+            bad = Some(b);
+        }
+        let capped = match bad {
+            Some(b) => b / good - 1.0 > self.resolution,
+            None => good < self.hi,
+        };
+        Ok(SearchOutcome {
+            zero_loss_rate: Some(good),
+            first_lossy_rate: bad,
+            reached_hi: bad.is_none() && good >= self.hi,
+            capped,
+            steps,
+        })
+    }
+}
+
+/// The smallest power-of-two ring memory whose trials at `rate` lose at
+/// most `loss` (0: every trial clean), between `lo_bytes` and `hi_bytes`.
+///
+/// Loss is assumed to fall as the ring grows. The search tries `hi` (if it
+/// fails, no size in range holds), then `lo` (if it holds, it is the
+/// answer), then bisects the exponents between them: over the k powers of
+/// two in range that is at most 2 + ceil(log2(k - 1)) trials, 6 for the
+/// default 256 KiB..256 MiB (11 sizes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinRingSearch {
+    /// Offered events/s.
+    pub rate: f64,
+    /// Steady-state loss fraction allowed.
+    pub loss: f64,
+    pub lo_bytes: u64,
+    pub hi_bytes: u64,
+}
+
+/// One ring size the minimum-ring search tried.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RingStep {
+    pub ring_bytes: u64,
+    /// The trials' steady-state loss fraction (worst over the trials).
+    pub loss: f64,
+    pub holds: bool,
+}
+
+/// What the minimum-ring search found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MinRing {
+    pub rate: f64,
+    pub loss: f64,
+    /// The smallest size that held; `None` if even the largest lost more.
+    pub ring_bytes: Option<u64>,
+    /// The largest size tried that did not hold (the bracket's lower end);
+    /// `None` when the smallest size held.
+    pub failing_below: Option<u64>,
+    /// The smallest size in range held: the true minimum may be smaller.
+    pub at_lo: bool,
+    /// The largest size in range did not hold: the true minimum is larger.
+    pub reached_hi: bool,
+    /// Every size tried, in order.
+    pub steps: Vec<RingStep>,
+}
+
+impl MinRingSearch {
+    /// Runs the search; `trial(ring_bytes)` gives the loss fraction at
+    /// `self.rate` with that much ring memory.
+    pub fn run<E, F>(&self, mut trial: F) -> Result<MinRing, SearchError<E>>
+    where
+        E: std::error::Error + 'static,
+        F: FnMut(u64) -> Result<f64, E>,
+    {
+        // Exponents of the powers of two inside [lo, hi].
+        let lo_e = 64 - (self.lo_bytes.max(1) - 1).leading_zeros();
+        let hi_e = 63 - self.hi_bytes.max(1).leading_zeros();
+        if !(self.rate > 0.0 && self.rate.is_finite()) || lo_e > hi_e {
+            return Err(SearchError::Bounds {
+                lo: self.lo_bytes as f64,
+                hi: self.hi_bytes as f64,
+                resolution: 0.0,
+            });
+        }
+        let mut steps = Vec::new();
+        let rate = self.rate;
+        let mut holds = |e: u32, steps: &mut Vec<RingStep>| -> Result<bool, SearchError<E>> {
+            let ring_bytes = 1u64 << e;
+            let loss = trial(ring_bytes).map_err(|source| SearchError::Trial { rate, source })?;
+            let holds = if self.loss == 0.0 {
+                loss == 0.0
+            } else {
+                loss <= self.loss
+            };
+            steps.push(RingStep {
+                ring_bytes,
+                loss,
+                holds,
+            });
+            Ok(holds)
+        };
+        let done = |ring, below, at_lo, reached_hi, steps| MinRing {
+            rate,
+            loss: self.loss,
+            ring_bytes: ring,
+            failing_below: below,
+            at_lo,
+            reached_hi,
+            steps,
+        };
+        if !holds(hi_e, &mut steps)? {
+            return Ok(done(None, Some(1u64 << hi_e), false, true, steps));
+        }
+        if lo_e == hi_e || holds(lo_e, &mut steps)? {
+            return Ok(done(Some(1u64 << lo_e), None, true, false, steps));
+        }
+        // lo fails, hi holds: bisect the exponents.
+        let (mut bad, mut good) = (lo_e, hi_e);
+        while good - bad > 1 {
+            let mid = (bad + good) / 2;
+            if holds(mid, &mut steps)? {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        Ok(done(
+            Some(1u64 << good),
+            Some(1u64 << bad),
+            false,
+            false,
+            steps,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    /// A pipeline that keeps up to `cap` events/s and loses the excess.
+    fn pipeline(cap: f64) -> impl FnMut(f64) -> Result<u64, Infallible> {
+        move |rate| {
+            Ok(if rate > cap {
+                (rate - cap) as u64 + 1
+            } else {
+                0
+            })
+        }
+    }
+
+    #[test]
+    fn finds_the_edge_within_the_resolution() {
+        for cap in [12_345.0, 99_000.0, 600_000.0, 1_234_567.0] {
+            let s = ZeroLossSearch::default();
+            let out = s.run(pipeline(cap)).unwrap();
+            let good = out.zero_loss_rate.unwrap();
+            let bad = out.first_lossy_rate.unwrap();
+            assert!(good <= cap && cap < bad, "cap {cap}: {good} .. {bad}");
+            assert!(bad / good - 1.0 <= 0.05, "cap {cap}: {good} .. {bad}");
+            // Every clean step is at or below the edge, every lossy one above.
+            for p in &out.steps {
+                assert_eq!(p.lost == 0, p.rate <= cap, "{p:?}");
+            }
+            // Doubling + bisection: at most 9 doublings from 10 k to 2 M, + 4 bisections + 1.
+            assert!(out.steps.len() <= 14, "{} steps", out.steps.len());
+        }
+    }
+
+    #[test]
+    fn clean_everywhere_reports_hi_and_lossy_at_lo_reports_none() {
+        let s = ZeroLossSearch {
+            lo: 1_000.0,
+            hi: 50_000.0,
+            ..Default::default()
+        };
+        let out = s.run(pipeline(1e9)).unwrap();
+        assert_eq!(out.zero_loss_rate, Some(50_000.0));
+        assert_eq!(out.first_lossy_rate, None);
+        // 1k, 2k, 4k, ..., 32k, then 50k: 7 trials.
+        assert_eq!(out.steps.len(), 7);
+
+        assert!(out.reached_hi && !out.capped);
+
+        // Lossy at lo: halves down to lo / 32, then gives up.
+        let out = s.run(pipeline(10.0)).unwrap();
+        assert_eq!(out.zero_loss_rate, None);
+        assert_eq!(out.first_lossy_rate, Some(1_000.0 / 32.0));
+        assert_eq!(out.steps.len(), 6);
+        // Clean below lo: the edge is found under it.
+        let out = s.run(pipeline(300.0)).unwrap();
+        let z = out.zero_loss_rate.unwrap();
+        assert!(
+            z <= 300.0 && out.first_lossy_rate.unwrap() > 300.0,
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn respects_the_trial_cap_and_reports_trial_errors() {
+        let s = ZeroLossSearch {
+            max_trials: 3,
+            ..Default::default()
+        };
+        let out = s.run(pipeline(1e9)).unwrap();
+        assert_eq!(out.steps.len(), 3);
+        assert_eq!(out.zero_loss_rate, Some(40_000.0));
+        assert!(out.capped && !out.reached_hi);
+
+        let e = ZeroLossSearch::default()
+            .run(|r| {
+                if r > 30_000.0 {
+                    Err(std::io::Error::other("broker gone"))
+                } else {
+                    Ok(0)
+                }
+            })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "trial at 40000 events/s failed: broker gone");
+        let e = ZeroLossSearch {
+            lo: 0.0,
+            ..Default::default()
+        }
+        .run(pipeline(1.0))
+        .unwrap_err();
+        assert!(e.to_string().contains("need 0 < lo"), "{e}");
+    }
+
+    /// A pipeline that loses nothing from `need` bytes of ring up.
+    fn ring(need: u64) -> impl FnMut(u64) -> Result<f64, Infallible> {
+        move |bytes| Ok(if bytes >= need { 0.0 } else { 0.01 })
+    }
+
+    #[test]
+    fn min_ring_bisects_powers_of_two_and_reports_its_bracket() {
+        let s = MinRingSearch {
+            rate: 300_000.0,
+            loss: 0.0,
+            lo_bytes: 256 << 10,
+            hi_bytes: 256 << 20,
+        };
+        for need in [3 << 20, 4 << 20, (256 << 10) + 1, 200 << 20] {
+            let out = s.run(ring(need)).unwrap();
+            let got = out.ring_bytes.unwrap();
+            assert!(
+                got.is_power_of_two() && got >= need && got / 2 < need,
+                "{need}: {out:?}"
+            );
+            assert_eq!(out.failing_below, Some(got / 2), "{need}");
+            assert!(!out.at_lo && !out.reached_hi);
+            // hi, lo, then at most ceil(log2(10)) = 4 bisections.
+            assert!(out.steps.len() <= 6, "{need}: {} steps", out.steps.len());
+            for st in &out.steps {
+                assert_eq!(st.holds, st.ring_bytes >= need, "{st:?}");
+            }
+        }
+        // Holds at the smallest size: the minimum may be smaller still.
+        let out = s.run(ring(1)).unwrap();
+        assert_eq!(out.ring_bytes, Some(256 << 10));
+        assert!(out.at_lo && out.failing_below.is_none());
+        // Fails at the largest: no size in range holds.
+        let out = s.run(ring(1 << 40)).unwrap();
+        assert_eq!(out.ring_bytes, None);
+        assert!(out.reached_hi && out.steps.len() == 1);
+        // A loss allowance: 1% holds everywhere here.
+        let out = MinRingSearch { loss: 0.01, ..s }
+            .run(ring(1 << 40))
+            .unwrap();
+        assert_eq!(out.ring_bytes, Some(256 << 10));
+        // Sizes that are not powers of two are rounded inward; an empty range is refused.
+        let odd = MinRingSearch {
+            lo_bytes: 300 << 10,
+            hi_bytes: 300 << 10,
+            ..s
+        };
+        assert!(odd.run(ring(1)).is_err());
+    }
+}

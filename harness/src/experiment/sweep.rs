@@ -1,0 +1,473 @@
+//! The sweep's scheduling: for each planned series, the searches whose trials
+//! are paced replays (or live cells) judged by the steady-state verdict.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use probes::abi::Layout;
+
+use crate::capture::{Capture, CaptureError};
+use crate::classify::Classifier;
+use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
+use crate::experiment::plan::{ring_split, Mode, Plan, PlannedSeries};
+use crate::experiment::relayout::relayout;
+use crate::experiment::results::{Series, SeriesKey};
+use crate::experiment::search::SearchError;
+use crate::experiment::trial::{annotate, replayed_result, run_trial, TrialSetup};
+use crate::experiment::verdict::VerdictKind;
+use crate::pipeline::replayed::ReplayedError;
+use crate::pipeline::{PipelineError, Variant};
+use crate::results::RunResult;
+use crate::sink::{Sink, SinkError, SinkSpec};
+
+/// Why a sweep could not run (a trial that loses samples is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("sweep config {path}: {what}")]
+    Config { path: String, what: String },
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("{series}: {source}")]
+    Trial {
+        series: String,
+        source: SearchError<TrialError>,
+    },
+}
+
+/// Why one trial could not run (in either mode).
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    #[error(transparent)]
+    Replay(#[from] ReplayedError),
+    /// Boxed: a live trial's errors carry the probes' large load errors.
+    #[error(transparent)]
+    Live(Box<LiveError>),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+impl From<LiveError> for TrialError {
+    fn from(e: LiveError) -> Self {
+        TrialError::Live(Box::new(e))
+    }
+}
+
+/// The sink a variant's trials write to, tuned for that variant. The Kafka
+/// topic is read back only from a real broker: librdkafka's mock cluster keeps
+/// a bounded log (past ~1 s at 160 k/s the earliest offsets are gone, "offset
+/// out of range"), so a read-back there measures the mock, not the pipeline.
+/// Its delivery reports still balance; the ledger lists the read-back as unchecked.
+fn sink_spec(plan: &Plan, v: &Variant) -> SinkSpec {
+    let mut spec = plan.sink.clone();
+    if let SinkSpec::Kafka(k) = &mut spec {
+        (v.tune_kafka)(k);
+        k.consume_back = k.brokers.is_some();
+    }
+    spec
+}
+
+/// Opens `spec` for one trial. On a real broker every trial gets a fresh
+/// topic: tansu's cost per produce grows with what a partition already holds,
+/// so history would leak from one trial into the next.
+/// Returns the sink and its description (naming that topic).
+fn open_sink(
+    spec: &SinkSpec,
+    v: &Variant,
+    seq: usize,
+) -> Result<(Arc<dyn Sink>, String), SinkError> {
+    let mut spec = spec.clone();
+    if let SinkSpec::Kafka(k) = &mut spec {
+        if let Some(b) = &k.brokers {
+            k.topic = format!("dropbench-sweep-{}-{}-{seq}", std::process::id(), v.name);
+            crate::sink::kafka::create_topic(b, &k.topic, 4, Duration::from_secs(10))?;
+        }
+    }
+    Ok((spec.open()?, spec.describe()))
+}
+
+/// What the trials at one rate of a series found.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct RateOutcome {
+    rate: f64,
+    trials: usize,
+    clean: usize,
+    /// Samples lost anywhere and offered, summed over the trials.
+    lost: u64,
+    offered: u64,
+    /// The worst steady-state loss of a trial: lost over offered, or, for a
+    /// trial that fell behind, the share of intake it did not finish.
+    worst_steady: f64,
+    achieved_min: f64,
+    achieved_max: f64,
+}
+
+impl RateOutcome {
+    fn add(&mut self, r: &RunResult, clean: bool, inconclusive: bool) {
+        self.trials += 1;
+        self.clean += usize::from(clean);
+        let lost = r.counts.lost + r.ledger.as_ref().map_or(0, |l| l.sink.failed);
+        self.lost += lost;
+        self.offered += r.counts.offered;
+        let steady = if clean {
+            // Held its rate: no steady-state loss (a fitted rate a hair
+            // below intake, inside the rule's tolerance, is not a loss).
+            0.0
+        } else if inconclusive {
+            // Unknown: never within a loss threshold.
+            1.0
+        } else {
+            let mut s = lost as f64 / r.counts.offered.max(1) as f64;
+            if let Some(v) = &r.verdict {
+                let fell_behind =
+                    matches!(v.kind, VerdictKind::Behind | VerdictKind::BacklogGrowing);
+                if fell_behind && v.window.intake_per_s > 0.0 {
+                    s = s.max(1.0 - v.window.done_per_s / v.window.intake_per_s);
+                }
+            }
+            s
+        };
+        self.worst_steady = self.worst_steady.max(steady);
+        let a = r.rates.offered_per_s;
+        self.achieved_min = if self.trials == 1 {
+            a
+        } else {
+            self.achieved_min.min(a)
+        };
+        self.achieved_max = self.achieved_max.max(a);
+    }
+    fn all_clean(&self) -> bool {
+        self.trials > 0 && self.clean == self.trials
+    }
+    fn steady_loss(&self) -> f64 {
+        self.worst_steady
+    }
+}
+
+/// How often a trial the producer could not offer is run before it counts
+/// as failing.
+const INCONCLUSIVE_TRIES: usize = 3;
+
+/// Progress lines as the sweep runs.
+pub trait SweepObserver {
+    fn series_start(&mut self, _key: &SeriesKey) {}
+    fn trial_done(&mut self, _key: &SeriesKey, _rate: f64, _clean: bool, _result: &RunResult) {}
+    fn series_done(&mut self, _series: &Series) {}
+    /// A planned series that cannot run here, and why.
+    fn series_skipped(&mut self, _key: &SeriesKey, _reason: &str) {}
+}
+
+/// Every series the plan makes with `captures`, and the cells of its axes
+/// that a variant cannot run (with the reason).
+pub fn plan_series(plan: &Plan, captures: &[Capture]) -> Vec<PlannedSeries> {
+    plan.cells(captures).0
+}
+
+/// Runs the plan: for each planned series that `select` accepts, the rate
+/// searches (NDR, PDR) and, when asked, the minimum-ring search, whose trials
+/// are paced replays (or live cells) into the variant and the sink, each
+/// judged by the steady-state verdict. Cells the plan cannot run are
+/// reported to `observer` as skipped.
+pub fn run_sweep(
+    plan: &Plan,
+    captures: &[Capture],
+    select: &dyn Fn(&PlannedSeries) -> bool,
+    observer: &mut dyn SweepObserver,
+) -> Result<Vec<Series>, SweepError> {
+    let classifier = Arc::new(Classifier::default_rules());
+    let tmp = tempfile::tempdir().map_err(|e| {
+        SweepError::Capture(CaptureError::Io {
+            file: "temp dir".into(),
+            op: "create",
+            source: e,
+        })
+    })?;
+    let (cells, skipped) = plan.cells(captures);
+    for s in &skipped {
+        observer.series_skipped(&s.key, &s.reason);
+    }
+    let mut out = Vec::new();
+    let mut seq = 0usize;
+    let mut relaid: Vec<(usize, Layout, Capture)> = Vec::new();
+    for cell in cells {
+        if !select(&cell) {
+            continue;
+        }
+        let capture = &captures[cell.capture];
+        if cell.layout != capture.meta.probe
+            && !relaid
+                .iter()
+                .any(|(c, l, _)| *c == cell.capture && *l == cell.layout)
+        {
+            let r = relayout(capture, cell.layout, tmp.path())?;
+            relaid.push((cell.capture, cell.layout, r));
+        }
+        let cap = relaid
+            .iter()
+            .find(|(c, l, _)| *c == cell.capture && *l == cell.layout)
+            .map_or(capture, |r| &r.2);
+        if cell.mode == Mode::Live {
+            if let Err(e) = probes::loader::check_privileges() {
+                observer.series_skipped(
+                    &cell.key,
+                    &format!("live cells need root or CAP_BPF + CAP_PERFMON: {e}"),
+                );
+                continue;
+            }
+        }
+        observer.series_start(&cell.key);
+        let runner = SeriesRunner {
+            plan,
+            cell: &cell,
+            capture,
+            cap,
+            spec: sink_spec(plan, cell.variant),
+            classifier: classifier.clone(),
+            traffic: match cell.mode {
+                Mode::Live => Some(Traffic::of(capture).map_err(|e| SweepError::Trial {
+                    series: cell.key.to_string(),
+                    source: SearchError::Trial {
+                        rate: 0.0,
+                        source: TrialError::from(e),
+                    },
+                })?),
+                Mode::Replay => None,
+            },
+        };
+        let series = runner.run(&mut seq, observer)?;
+        observer.series_done(&series);
+        out.push(series);
+    }
+    Ok(out)
+}
+
+/// One series as it runs: its cell, its capture (relaid out if the cell's
+/// layout is not the capture's) and its sink.
+struct SeriesRunner<'a> {
+    plan: &'a Plan,
+    cell: &'a PlannedSeries,
+    /// The capture as recorded (live traffic comes from it).
+    capture: &'a Capture,
+    /// The capture in the cell's layout.
+    cap: &'a Capture,
+    spec: SinkSpec,
+    classifier: Arc<Classifier>,
+    traffic: Option<Traffic>,
+}
+
+/// A ring memory other than the cell's (the minimum-ring search).
+#[derive(Clone, Copy)]
+struct Ring {
+    /// Data bytes of one ring.
+    bytes: u64,
+    rings: Option<u32>,
+}
+
+impl SeriesRunner<'_> {
+    /// The trials at `rate` with `ring`: `trials` of them, each run again
+    /// while inconclusive, up to INCONCLUSIVE_TRIES times. Every result goes
+    /// to `points`; rates no try could offer to `inconclusive`.
+    fn measure(
+        &self,
+        rate: f64,
+        ring: Ring,
+        seq: &mut usize,
+        observer: &mut dyn SweepObserver,
+        points: &mut Vec<RunResult>,
+        inconclusive: &mut Vec<f64>,
+    ) -> Result<RateOutcome, TrialError> {
+        let (plan, cell) = (self.plan, self.cell);
+        let setup = TrialSetup {
+            variant: cell.variant,
+            knobs: cell.knobs,
+            capture: self.cap,
+            transport: cell.transport,
+            ring_bytes: ring.bytes,
+            rings: ring.rings,
+            wakeup: cell.wakeup,
+            sink: &self.spec,
+            classifier: self.classifier.clone(),
+            rule: plan.rule,
+            shape: plan.shape,
+        };
+        let live_setup = self.traffic.as_ref().map(|t| LiveSetup {
+            variant: cell.variant,
+            knobs: cell.knobs,
+            traffic: t,
+            mean_sample_len: crate::experiment::trial::mean_sample_len(self.cap),
+            layout: cell.layout,
+            transport: cell.transport,
+            ring_bytes: ring.bytes,
+            wakeup: cell.wakeup,
+            sink: &self.spec,
+            classifier: self.classifier.clone(),
+            rule: plan.rule,
+            load_cpu: None,
+        });
+        let mut m = RateOutcome {
+            rate,
+            ..Default::default()
+        };
+        for _ in 0..plan.trials {
+            // A trial the producer could not offer (a busy machine) says
+            // nothing about the pipeline: run it again, up to
+            // INCONCLUSIVE_TRIES times, then count it as failing (the series
+            // says so).
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                *seq += 1;
+                let (sink, desc) = open_sink(&self.spec, cell.variant, *seq)?;
+                let (result, clean, unsure) = match &live_setup {
+                    Some(ls) => {
+                        let t = run_live_trial(ls, rate, sink)?;
+                        let unsure = matches!(
+                            t.verdict.kind,
+                            VerdictKind::ProducerShort | VerdictKind::Unmeasured
+                        );
+                        (
+                            t.to_run_result(ls, &self.capture.file, &desc),
+                            t.clean(),
+                            unsure,
+                        )
+                    }
+                    None => {
+                        let trial = run_trial(&setup, rate, sink)?;
+                        let mut result = replayed_result(&trial.run, self.cap, &desc);
+                        result.kind = "sweep".into();
+                        annotate(&mut result, &trial, &plan.rule, plan.shape);
+                        (result, trial.clean(), trial.inconclusive())
+                    }
+                };
+                let again = unsure && tries < INCONCLUSIVE_TRIES;
+                observer.trial_done(&cell.key, rate, clean, &result);
+                if !again {
+                    if unsure && !inconclusive.contains(&rate) {
+                        inconclusive.push(rate);
+                    }
+                    m.add(&result, clean, unsure);
+                    points.push(result);
+                    break;
+                }
+                points.push(result);
+            }
+        }
+        Ok(m)
+    }
+
+    fn run(&self, seq: &mut usize, observer: &mut dyn SweepObserver) -> Result<Series, SweepError> {
+        let (plan, cell) = (self.plan, self.cell);
+        let trial_error = |source| SweepError::Trial {
+            series: cell.key.to_string(),
+            source,
+        };
+        let own = Ring {
+            bytes: cell.ring_bytes,
+            rings: cell.rings,
+        };
+        let mut points: Vec<RunResult> = Vec::new();
+        let mut inconclusive: Vec<f64> = Vec::new();
+        // Every rate measured so far at the cell's ring: both rate searches share it.
+        let mut measured: Vec<RateOutcome> = Vec::new();
+        let mut at = |rate: f64,
+                      observer: &mut dyn SweepObserver,
+                      seq: &mut usize|
+         -> Result<RateOutcome, TrialError> {
+            if let Some(m) = measured.iter().find(|m| m.rate == rate) {
+                return Ok(*m);
+            }
+            let m = self.measure(rate, own, seq, observer, &mut points, &mut inconclusive)?;
+            measured.push(m);
+            Ok(m)
+        };
+        let outcome = plan
+            .search
+            .run(|rate| at(rate, observer, seq).map(|m| u64::from(!m.all_clean())))
+            .map_err(trial_error)?;
+        // PDR: the highest rate whose steady-state loss stays within
+        // pdr_loss (the trials already run are reused).
+        let pdr = plan
+            .search
+            .run(|rate| {
+                at(rate, observer, seq)
+                    .map(|m| u64::from(m.steady_loss() > plan.pdr_loss || m.steady_loss().is_nan()))
+            })
+            .map_err(trial_error)?;
+        // The minimum ring: its trials are kept apart from `points` (they
+        // ran at other ring sizes); their ledger problems still count.
+        let mut ring_points: Vec<RunResult> = Vec::new();
+        let min_ring = match &plan.min_ring {
+            None => None,
+            Some(search) => Some(
+                search
+                    .run(|total| {
+                        let (bytes, rings) = ring_split(cell.transport, self.capture, total);
+                        self.measure(
+                            search.rate,
+                            Ring { bytes, rings },
+                            seq,
+                            observer,
+                            &mut ring_points,
+                            &mut inconclusive,
+                        )
+                        .map(|m| {
+                            if m.all_clean() {
+                                0.0
+                            } else {
+                                m.steady_loss()
+                            }
+                        })
+                    })
+                    .map_err(trial_error)?,
+            ),
+        };
+        let loss_at = |rate: Option<f64>| {
+            rate.and_then(|r| measured.iter().find(|m| m.rate == r))
+                .map(|m| crate::experiment::stats::loss_interval(m.lost, m.offered))
+        };
+        let spread = |rate: Option<f64>| {
+            rate.and_then(|r| measured.iter().find(|m| m.rate == r))
+                .map(|m| (m.achieved_min, m.achieved_max))
+        };
+        // Only an unbalanced ledger invalidates a series; a trial whose replay
+        // fell behind its rate is simply not clean (kept in that point's problems).
+        let mut problems: Vec<String> = points
+            .iter()
+            .chain(&ring_points)
+            .flat_map(|p| {
+                p.problems
+                    .iter()
+                    .filter(|x| x.starts_with("ledger:"))
+                    .map(move |x| format!("at {:.0}/s: {x}", p.config.target_rate.unwrap_or(0.0)))
+            })
+            .collect();
+        let mut warnings: Vec<String> = inconclusive
+            .iter()
+            .map(|r| format!("at {r:.0}/s: every try was inconclusive (the producer could not offer the rate: a busy machine); counted as failing"))
+            .collect();
+        let valid = problems.is_empty();
+        problems.append(&mut warnings);
+        Ok(Series {
+            index: cell.index,
+            key: cell.key.clone(),
+            zero_loss_rate: outcome.zero_loss_rate,
+            first_lossy_rate: outcome.first_lossy_rate,
+            verdict_rule: plan.rule.describe(),
+            shape: plan.shape.name().into(),
+            capped: outcome.capped,
+            reached_hi: outcome.reached_hi,
+            trials_per_rate: plan.trials,
+            ndr_achieved: spread(outcome.zero_loss_rate),
+            pdr_loss: plan.pdr_loss,
+            pdr: pdr.zero_loss_rate,
+            pdr_first_over: pdr.first_lossy_rate,
+            loss_at_pdr: loss_at(pdr.zero_loss_rate),
+            loss_at_first_failing: loss_at(outcome.first_lossy_rate),
+            min_ring,
+            valid,
+            problems,
+            points,
+        })
+    }
+}

@@ -71,7 +71,7 @@ fn limited_sweep(dir: &Path, capture: &Path, load: &str) -> std::process::Output
         f,
         "variants = [\"batched\"]\nring_bytes = [\"2MiB\"]\nsink = \"null\"\n\
          shape = \"uniform\"\nwarmup = \"100ms\"\nwindow = \"500ms\"\n\
-         lo = 20000.0\nhi = 40000.0\nmax_probes = 2"
+         lo = 20000.0\nhi = 40000.0\nmax_trials = 2"
     )
     .unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));

@@ -980,7 +980,7 @@ fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
         lo: 4_000.0,
         hi: 16_000.0,
         resolution: 0.5,
-        max_probes: 3,
+        max_trials: 3,
     };
     for (command, transport, wakeup) in readers {
         let what = format!("{command} ({transport})");

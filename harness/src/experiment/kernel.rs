@@ -186,7 +186,7 @@ impl KernelTrial {
             for i in run.ledger.check() {
                 r.problem(format!("ledger: {}: {}", i.check, i.detail));
             }
-            r.ledger = serde_json::to_value(&run.ledger).ok();
+            r.ledger = Some(run.ledger.clone());
         }
         self.injection
             .annotate(&mut r, self.run.replay().consumer.lost_seen);

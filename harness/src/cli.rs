@@ -27,7 +27,7 @@ pub enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Run one cell through the real kernel: load generator, probes, rings, variant (root).
     Live(cmd::live::LiveArgs),
-    /// Fail (exit 1) when a sweep's zero-loss rates regress against a baseline.
+    /// Judge results by a rules file and a baseline: exit 0 pass, 1 a rule failed, 2 bad input.
     Gate(cmd::gate::GateArgs),
     /// Combine the run folders of a sharded sweep into one sweep.json and report.
     Merge(cmd::merge::MergeArgs),
@@ -61,7 +61,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         matches!(
             e.downcast_ref::<crate::sweep::SweepError>(),
             Some(crate::sweep::SweepError::Config { .. })
-        )
+        ) || e.downcast_ref::<crate::gate::GateInputError>().is_some()
+            || e.downcast_ref::<crate::gate::input::ResultsInputError>().is_some()
     });
     if bad_input {
         2

@@ -5,6 +5,7 @@ pub mod classify;
 pub mod cli;
 pub mod cmd;
 pub mod experiment;
+pub mod gate;
 pub mod ledger;
 pub mod pipeline;
 pub mod replay;

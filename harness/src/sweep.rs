@@ -28,6 +28,15 @@ pub struct SeriesKey {
     /// `replay` (emulated rings). Live and kernel-backed cells come later.
     #[serde(default = "replay_mode")]
     pub mode: String,
+    /// What stood behind a `kafka` sink: `mock` (librdkafka's embedded mock
+    /// cluster) or `broker` (a real one, `--brokers`); empty for other sinks
+    /// and in files written before it was recorded.
+    #[serde(default)]
+    pub broker: String,
+    /// The harness build's profile, `debug` or `release`; empty in files
+    /// written before it was recorded.
+    #[serde(default)]
+    pub profile: String,
 }
 
 fn replay_mode() -> String {
@@ -218,93 +227,6 @@ impl SweepResults {
     }
 }
 
-/// How the gate judged one series.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    /// Within the allowed drop (ratio = current / baseline zero-loss rate).
-    Holds { ratio: f64 },
-    /// Improved past the allowed drop in the other direction (a new baseline is due).
-    Improved { ratio: f64 },
-    /// Zero-loss rate fell by more than allowed, or went from some rate to none.
-    Regressed {
-        baseline: Option<f64>,
-        current: Option<f64>,
-    },
-    /// The current run's ledger did not balance: its figures mean nothing.
-    Invalid { problems: Vec<String> },
-    /// In the baseline, not in this run.
-    Missing,
-    /// In this run, not in the baseline.
-    New,
-}
-
-impl Verdict {
-    pub fn fails(&self) -> bool {
-        matches!(
-            self,
-            Verdict::Regressed { .. } | Verdict::Invalid { .. } | Verdict::Missing
-        )
-    }
-}
-
-/// Compares `current` to `baseline`: a series fails when its zero-loss rate
-/// dropped by more than `max_drop` (0.10 = 10%), lost its zero-loss rate
-/// altogether, is invalid, or is missing.
-pub fn judge(
-    baseline: &SweepResults,
-    current: &SweepResults,
-    max_drop: f64,
-) -> Vec<(SeriesKey, Verdict)> {
-    let mut out = Vec::new();
-    for b in &baseline.series {
-        let v = match current.series.iter().find(|c| c.key == b.key) {
-            None => Verdict::Missing,
-            Some(c) if !c.valid => Verdict::Invalid {
-                problems: c.problems.clone(),
-            },
-            Some(c) => match (b.zero_loss_rate, c.zero_loss_rate) {
-                (None, None) => Verdict::Holds { ratio: 1.0 },
-                (None, Some(_)) => Verdict::Improved {
-                    ratio: f64::INFINITY,
-                },
-                (Some(_), None) => Verdict::Regressed {
-                    baseline: b.zero_loss_rate,
-                    current: None,
-                },
-                (Some(br), Some(cr)) => {
-                    let ratio = cr / br;
-                    if ratio < 1.0 - max_drop {
-                        Verdict::Regressed {
-                            baseline: Some(br),
-                            current: Some(cr),
-                        }
-                    } else if ratio > 1.0 / (1.0 - max_drop) {
-                        Verdict::Improved { ratio }
-                    } else {
-                        Verdict::Holds { ratio }
-                    }
-                }
-            },
-        };
-        out.push((b.key.clone(), v));
-    }
-    for c in &current.series {
-        if !baseline.series.iter().any(|b| b.key == c.key) {
-            out.push((
-                c.key.clone(),
-                if c.valid {
-                    Verdict::New
-                } else {
-                    Verdict::Invalid {
-                        problems: c.problems.clone(),
-                    }
-                },
-            ));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +241,8 @@ mod tests {
             wakeup: "events:1".into(),
             sink: "null".into(),
             mode: "replay".into(),
+            broker: String::new(),
+            profile: "debug".into(),
         }
     }
     fn series(v: &str, rate: Option<f64>, valid: bool) -> Series {
@@ -358,55 +282,6 @@ mod tests {
             skipped: vec![],
             peak_rss_bytes: None,
         }
-    }
-
-    #[test]
-    fn gate_verdicts() {
-        let base = results(vec![
-            series("a", Some(100_000.0), true),
-            series("b", Some(100_000.0), true),
-            series("c", Some(100_000.0), true),
-            series("d", Some(100_000.0), true),
-            series("gone", Some(1.0), true),
-            series("e", None, true),
-        ]);
-        let cur = results(vec![
-            series("a", Some(95_000.0), true),   // -5%: holds at 10%
-            series("b", Some(85_000.0), true),   // -15%: regressed
-            series("c", None, true),             // lost its zero-loss rate
-            series("d", Some(200_000.0), false), // faster, but the ledger did not balance
-            series("e", Some(5.0), true),
-            series("new", Some(1.0), true),
-        ]);
-        let v: std::collections::BTreeMap<String, Verdict> = judge(&base, &cur, 0.10)
-            .into_iter()
-            .map(|(k, v)| (k.variant, v))
-            .collect();
-        assert!(matches!(v["a"], Verdict::Holds { ratio } if (ratio - 0.95).abs() < 1e-9));
-        assert_eq!(
-            v["b"],
-            Verdict::Regressed {
-                baseline: Some(100_000.0),
-                current: Some(85_000.0)
-            }
-        );
-        assert_eq!(
-            v["c"],
-            Verdict::Regressed {
-                baseline: Some(100_000.0),
-                current: None
-            }
-        );
-        assert!(matches!(v["d"], Verdict::Invalid { .. }));
-        assert_eq!(v["gone"], Verdict::Missing);
-        assert!(matches!(v["e"], Verdict::Improved { .. }));
-        assert_eq!(v["new"], Verdict::New);
-        let failing: Vec<_> = v
-            .iter()
-            .filter(|(_, x)| x.fails())
-            .map(|(k, _)| k.as_str())
-            .collect();
-        assert_eq!(failing, ["b", "c", "d", "gone"]);
     }
 
     #[test]
@@ -537,6 +412,10 @@ pub struct SweepConfig {
     /// of the memory left, streamed from the file otherwise), `preload` or
     /// `stream` (docs/tuning.md, "Big captures").
     pub load: String,
+    /// Extra CPU time every variant spends per event (`pipeline::Knobs::extra_work`),
+    /// e.g. `20us`. Zero by default: it exists to make a variant slower on
+    /// purpose, so the gate's regression test slows a variant through a knob.
+    pub extra_work: String,
 }
 
 impl Default for SweepConfig {
@@ -573,6 +452,7 @@ impl Default for SweepConfig {
             max_probes: 14,
             goal_rate: Some(600_000.0),
             load: "auto".into(),
+            extra_work: "0s".into(),
         }
     }
 }
@@ -662,6 +542,7 @@ impl SweepConfig {
             .parse::<crate::experiment::trial::RateShape>()
             .map_err(|e| ("shape", e))?;
         self.load.parse::<Loading>().map_err(|e| ("load", e))?;
+        self.extra_work().map_err(|e| ("extra_work", e))?;
         if self.modes.is_empty() {
             return Err(("modes", "needs at least one of replay, live".into()));
         }
@@ -710,6 +591,11 @@ impl SweepConfig {
             rate("goal_rate", g)?;
         }
         Ok(())
+    }
+
+    /// The `extra_work` knob as a duration.
+    pub fn extra_work(&self) -> Result<Duration, String> {
+        probes::units::parse_duration(&self.extra_work).map_err(|e| format!("{e}"))
     }
 
     /// The steady-state verdict rule these settings give.
@@ -1050,6 +936,17 @@ pub fn plan_series(
                         wakeup: wakeup.to_string(),
                         sink: cfg.sink.clone(),
                         mode: mode.clone(),
+                        broker: match (cfg.sink.as_str(), &cfg.brokers) {
+                            ("kafka", Some(_)) => "broker".into(),
+                            ("kafka", None) => "mock".into(),
+                            _ => String::new(),
+                        },
+                        profile: if cfg!(debug_assertions) {
+                            "debug"
+                        } else {
+                            "release"
+                        }
+                        .into(),
                     };
                     out.push(PlannedSeries {
                         index: out.len(),
@@ -1082,6 +979,11 @@ pub fn run_sweep(
         what,
     };
     let rule = cfg.rule().map_err(config_error)?;
+    let extra_work = cfg.extra_work().map_err(config_error)?;
+    let knobs = |v: &Variant| crate::pipeline::Knobs {
+        extra_work,
+        ..(v.knobs)()
+    };
     let shape: RateShape = cfg.shape.parse().map_err(config_error)?;
     let search = ZeroLossSearch {
         lo: cfg.lo,
@@ -1142,7 +1044,7 @@ pub fn run_sweep(
                 observer.series_start(&key);
                 let setup = TrialSetup {
                     variant: v,
-                    knobs: (v.knobs)(),
+                    knobs: knobs(v),
                     capture: cap,
                     transport: v.transport,
                     ring_bytes,
@@ -1166,7 +1068,7 @@ pub fn run_sweep(
                 };
                 let live_setup = traffic.as_ref().map(|t| LiveSetup {
                     variant: v,
-                    knobs: (v.knobs)(),
+                    knobs: knobs(v),
                     traffic: t,
                     mean_sample_len: crate::experiment::trial::mean_sample_len(cap),
                     layout: v.layout,

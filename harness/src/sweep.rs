@@ -595,7 +595,7 @@ impl SweepConfig {
 
     /// The `extra_work` knob as a duration.
     pub fn extra_work(&self) -> Result<Duration, String> {
-        probes::units::parse_duration(&self.extra_work).map_err(|e| format!("{e}"))
+        probes::units::parse_duration(&self.extra_work)
     }
 
     /// The steady-state verdict rule these settings give.
@@ -1204,86 +1204,4 @@ pub fn run_sweep(
         }
     }
     Ok(out)
-}
-
-/// The report's view of a sweep: computed results only.
-pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepReport {
-    let e = &r.environment;
-    reports::SweepReport {
-        title: "dropbench sweep: highest zero-loss rate per pipeline variant".into(),
-        generated_unix_s: r.started_unix_s,
-        environment: vec![
-            ("kernel".into(), e.kernel.clone()),
-            ("cpus".into(), e.cpus.to_string()),
-            ("cpu model".into(), e.cpu_model.clone()),
-            ("hostname".into(), e.hostname.clone()),
-            ("dropbench".into(), e.version.clone()),
-            ("sink".into(), r.sink_note.clone()),
-        ],
-        capture: r.captures.first().map(|c| {
-            format!(
-                "{} ({} {}, {} samples)",
-                c.file, c.probe, c.transport, c.samples
-            )
-        }),
-        notes: {
-            let mut n = vec![
-                "Each point is a trial: a paced replay of the capture into emulated kernel rings that drop samples as the kernel does, read by the variant, into the sink.".to_string(),
-                "A rate holds when, over the trial, nothing was lost anywhere (ring, pipeline, sink), the replay offered what its schedule asked, and over the measured window the pipeline kept pace with the offer and its backlog did not grow (a short trial that merely ended before the buffers filled does not count).".to_string(),
-            ];
-            let mut rules: Vec<String> = r
-                .series
-                .iter()
-                .map(|s| format!("{} (pacing: {})", s.verdict_rule, s.shape))
-                .collect();
-            rules.dedup();
-            n.extend(rules);
-            n
-        },
-        goal_rate,
-        series: r
-            .series
-            .iter()
-            .map(|s| reports::Series {
-                variant: s.key.variant.clone(),
-                layout: s.key.layout.clone(),
-                transport: s.key.transport.clone(),
-                ring_bytes: s.key.ring_bytes,
-                wakeup: s.key.wakeup.clone(),
-                capture: s.key.capture.clone(),
-                sink: s.key.sink.clone(),
-                zero_loss_rate: s.zero_loss_rate,
-                valid: s.valid,
-                problems: s.problems.clone(),
-                points: s
-                    .points
-                    .iter()
-                    .map(|p| {
-                        let lat = p.latency.clone().unwrap_or_default();
-                        reports::Point {
-                            rate: p.config.target_rate.unwrap_or(p.rates.offered_per_s),
-                            offered: p.counts.offered,
-                            delivered: p
-                                .ledger
-                                .as_ref()
-                                .and_then(|l| l["sink"]["delivered"].as_u64())
-                                .unwrap_or(p.counts.read),
-                            lost: p.counts.lost,
-                            lost_pct: p.counts.lost_pct,
-                            throughput: p.rates.read_per_s,
-                            p50_ns: lat.p50_ns,
-                            p99_ns: lat.p99_ns,
-                            p999_ns: lat.p999_ns,
-                            high_water_bytes: p
-                                .rings
-                                .iter()
-                                .map(|r| r.high_water_bytes)
-                                .max()
-                                .unwrap_or(0),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }
 }

@@ -105,10 +105,7 @@ fn sweep_writes_results_and_report_and_gate_judges_them() {
     let failed = gate(&fast_path);
     assert_eq!(failed.status.code(), Some(1));
     let err = String::from_utf8_lossy(&failed.stderr);
-    assert!(
-        err.contains("gate failed: 2 of 2 checks failed"),
-        "{err}"
-    );
+    assert!(err.contains("gate failed: 2 of 2 checks failed"), "{err}");
     assert!(!err.contains("panicked"));
 
     // --update writes a baseline the gate then accepts.

@@ -188,10 +188,12 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// The summary's "× baseline" figure: this series' zero-loss rate over the
-/// first series'. `None` when either is missing, non-finite, or the baseline is 0.
+/// The summary's "× baseline" figure: this series' zero-loss rate over its
+/// baseline series' ([`crate::Series::baseline`]). `None` when it has no
+/// baseline, either rate is missing or non-finite, or the baseline's is 0.
 pub fn baseline_ratio(report: &SweepReport, index: usize) -> Option<f64> {
-    let base = report.series.first()?.zero_loss_rate?;
+    let b = report.series.get(index)?.baseline?;
+    let base = report.series.get(b)?.zero_loss_rate?;
     let this = report.series.get(index)?.zero_loss_rate?;
     if base.is_finite() && base > 0.0 && this.is_finite() {
         Some(this / base)
@@ -323,6 +325,7 @@ mod tests {
             layout: "fixed4k".into(),
             transport: "perf".into(),
             ring_bytes,
+            baseline: None,
             wakeup: wakeup.into(),
             capture: String::new(),
             sink: "null".into(),

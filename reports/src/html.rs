@@ -114,7 +114,9 @@ fn page(report: &SweepReport, charts: &[(Chart, String)]) -> String {
     out.push_str("</header>\n");
 
     invalid_alert(&mut out, report);
+    missing(&mut out, report);
     summary(&mut out, report);
+    comparison(&mut out, report);
     environment(&mut out, report);
 
     out.push_str("<section id=\"charts\">\n<h2>Charts</h2>\n");
@@ -255,7 +257,7 @@ fn summary(out: &mut String, report: &SweepReport) {
     out.push_str("<th>status</th></tr></thead>\n<tbody>\n");
     for (i, s) in report.series.iter().enumerate() {
         let class = if s.valid { "" } else { " class=\"invalid\"" };
-        let ratio = if i == 0 {
+        let ratio = if s.baseline == Some(i) {
             "baseline".to_string()
         } else {
             format::baseline_ratio(report, i).map_or("—".to_string(), format::ratio)
@@ -302,8 +304,80 @@ fn summary(out: &mut String, report: &SweepReport) {
     out.push_str("</tbody>\n</table>\n</div>\n");
     out.push_str(
         "<p class=\"legend\">Zero-loss rate: the highest offered rate at which nothing was lost; \
-         none: events were lost even at the lowest rate tried. × baseline: ratio to series 1.</p>\n",
+         none: events were lost even at the lowest rate tried. × baseline: ratio to the series marked baseline \
+         (the seed's design on the same capture).</p>\n",
     );
+    out.push_str("</section>\n");
+}
+
+fn missing(out: &mut String, report: &SweepReport) {
+    if report.missing.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<section id=\"missing\">\n<h2>What these results lack</h2>\n<ul class=\"warnings\">\n",
+    );
+    for m in &report.missing {
+        out.push_str(&format!("<li>{}</li>\n", escape(m)));
+    }
+    out.push_str("</ul>\n</section>\n");
+}
+
+fn comparison(out: &mut String, report: &SweepReport) {
+    let Some(c) = &report.comparison else {
+        return;
+    };
+    out.push_str(&format!(
+        "<section id=\"comparison\">\n<h2>Compared with <code>{}</code></h2>\n<p class=\"legend\">{}</p>\n",
+        escape(&c.baseline),
+        escape(&c.rule)
+    ));
+    let regressed = c.rows.iter().filter(|r| r.regressed).count();
+    if regressed > 0 {
+        out.push_str(&format!(
+            "<div class=\"alert\" role=\"alert\"><strong>{regressed} of {} cells regressed</strong> (highlighted below).</div>\n",
+            c.rows.len()
+        ));
+    }
+    if c.rows.is_empty() {
+        out.push_str("<p class=\"empty\">No cell is in both runs.</p>\n");
+    } else {
+        out.push_str(
+            "<div class=\"scroll\">\n<table class=\"summary\">\n<thead><tr><th>cell</th>\
+             <th class=\"num\">baseline (events/s)</th><th class=\"num\">now (events/s)</th>\
+             <th class=\"num\">change</th><th>judged</th></tr></thead>\n<tbody>\n",
+        );
+        let rate = |r: Option<f64>| r.map_or("none".to_string(), format::rate);
+        for r in &c.rows {
+            out.push_str(&format!(
+                "<tr{}><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} {}</td></tr>\n",
+                if r.regressed { " class=\"invalid\"" } else { "" },
+                escape(&r.cell),
+                rate(r.baseline_rate),
+                rate(r.current_rate),
+                r.change_pct.map_or("—".to_string(), |p| format!("{p:+.1}%")),
+                if r.regressed {
+                    "<span class=\"badge bad\">REGRESSED</span>"
+                } else {
+                    "<span class=\"badge ok\">holds</span>"
+                },
+                escape(&r.detail)
+            ));
+        }
+        out.push_str("</tbody>\n</table>\n</div>\n");
+    }
+    for (title, cells) in [
+        ("Only in the baseline", &c.only_in_baseline),
+        ("Only in these results", &c.only_in_current),
+    ] {
+        if !cells.is_empty() {
+            out.push_str(&format!("<h3>{title}</h3>\n<ul>\n"));
+            for cell in cells {
+                out.push_str(&format!("<li>{}</li>\n", escape(cell)));
+            }
+            out.push_str("</ul>\n");
+        }
+    }
     out.push_str("</section>\n");
 }
 

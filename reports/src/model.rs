@@ -31,9 +31,45 @@ pub struct SweepReport {
     /// marker line there. `None`: no goal.
     #[serde(default)]
     pub goal_rate: Option<f64>,
-    /// One entry per pipeline configuration, in the harness's order. The first
-    /// one is the baseline that the summary's ratios are taken against.
+    /// One entry per pipeline configuration, in the harness's order. Each
+    /// names its own baseline ([`Series::baseline`]) for the summary's ratios.
     pub series: Vec<Series>,
+    /// What is missing from these results (planned series that did not run,
+    /// skipped cells, rates never measured), one remark per line.
+    #[serde(default)]
+    pub missing: Vec<String>,
+    /// Set when the report compares these results with another run's.
+    #[serde(default)]
+    pub comparison: Option<Comparison>,
+}
+
+/// These results against a baseline run's, cell by cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The baseline's results file.
+    pub baseline: String,
+    /// How a regression is judged, in words.
+    pub rule: String,
+    pub rows: Vec<ComparisonRow>,
+    /// Cells only the baseline has.
+    pub only_in_baseline: Vec<String>,
+    /// Cells only these results have.
+    pub only_in_current: Vec<String>,
+}
+
+/// One cell present in both runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRow {
+    pub cell: String,
+    /// Zero-loss rates, events/s (`None`: none found).
+    pub baseline_rate: Option<f64>,
+    pub current_rate: Option<f64>,
+    /// Relative change of the zero-loss rate, percent.
+    pub change_pct: Option<f64>,
+    /// Judged a regression by the harness (its rule is [`Comparison::rule`]).
+    pub regressed: bool,
+    /// The numbers behind the judgement.
+    pub detail: String,
 }
 
 /// One pipeline configuration swept over offered rates.
@@ -47,6 +83,10 @@ pub struct Series {
     pub transport: String,
     /// Ring size in bytes (per CPU for perf, total for the BPF ring buffer).
     pub ring_bytes: u64,
+    /// Index (in [`SweepReport::series`]) of the series this one's
+    /// "× baseline" ratio is taken against; `None`: no baseline.
+    #[serde(default)]
+    pub baseline: Option<usize>,
     /// Reader wakeup policy (e.g. `every 64 events`, `watermark 50%`,
     /// `no-wakeup, poll 1 ms`); empty if not recorded.
     #[serde(default)]

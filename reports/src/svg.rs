@@ -808,7 +808,7 @@ fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
                     )))?;
                 }
                 let mut note = format!("{}/s", format::rate(r));
-                if i == 0 {
+                if s.baseline == Some(i) {
                     note.push_str(" · baseline");
                 } else if let Some(ratio) = format::baseline_ratio(report, i) {
                     note.push_str(&format!(" · {} baseline", format::ratio(ratio)));

@@ -62,7 +62,9 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
         what: e.what,
     })?;
     if args.update {
-        let target = args.baseline.expect("clap requires --baseline with --update");
+        let target = args
+            .baseline
+            .expect("clap requires --baseline with --update");
         if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -105,7 +107,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
             .as_deref()
             .map_or(String::new(), |b| format!(" against {b}"))
     );
-    println!("  {:<5} {:>4}  {:<44} {}", "", "rule", "cell", "numbers");
+    println!("  {:<5} rule  {:<44} numbers", "", "cell");
     for o in &outcomes {
         println!(
             "  {:<5} {:>4}  {:<44} {}",
@@ -133,7 +135,11 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let profile = if cfg!(debug_assertions) { "" } else { " --release" };
+    let profile = if cfg!(debug_assertions) {
+        ""
+    } else {
+        " --release"
+    };
     for o in &failed {
         eprintln!("\nFAILED rule {} ({}): {}", o.rule, o.rule_text, o.cell);
         eprintln!("  {}", o.numbers);

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::cmd::report::to_report;
 use crate::experiment::run_folder::RunFolder;
-use crate::sweep::{to_report, SweepResults};
+use crate::sweep::SweepResults;
 
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {

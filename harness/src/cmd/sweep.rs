@@ -28,8 +28,8 @@ use crate::experiment::run_folder::{
 };
 use crate::results::{Environment, RunResult};
 use crate::sweep::{
-    plan_series, run_sweep, to_report, CaptureDigest, Series, SeriesKey, SweepConfig,
-    SweepObserver, SweepResults, SWEEP_SCHEMA,
+    plan_series, run_sweep, CaptureDigest, Series, SeriesKey, SweepConfig, SweepObserver,
+    SweepResults, SWEEP_SCHEMA,
 };
 
 #[derive(Debug, clap::Args)]
@@ -310,7 +310,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     results.peak_rss_bytes = crate::capture::peak_rss_bytes();
     results.write(&folder.sweep_json())?;
     let report_dir = folder.report_dir();
-    reports::write_report(&report_dir, &to_report(&results, cfg.goal_rate))?;
+    // The report reads the file just written, as `harness report` does.
+    crate::cmd::report::write(&folder.sweep_json(), None, &report_dir)?;
     folder.link_latest(&args.out)?;
     print_table(&results, cfg.goal_rate);
     if let Some(b) = results.peak_rss_bytes {
@@ -508,11 +509,8 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
     );
     for s in &r.series {
         // The seed's design on the same capture is the baseline of each ratio.
-        let base = r
-            .series
-            .iter()
-            .find(|b| b.key.variant == "seed-baseline" && b.key.capture == s.key.capture)
-            .and_then(|b| b.zero_loss_rate);
+        let base =
+            crate::cmd::report::baseline_of(r, &s.key).and_then(|b| r.series[b].zero_loss_rate);
         let rate = match (s.zero_loss_rate, s.reached_hi) {
             (Some(x), true) => format!(">={x:.0}"),
             (Some(x), false) => format!("{x:.0}"),

@@ -91,14 +91,28 @@ pub fn bracket(s: &Series, m: Measure) -> Bracket {
     }
 }
 
-/// Samples lost anywhere in one trial: in the ring and dropped by any stage.
+/// Samples lost anywhere in one trial, from its ledger: lost in the ring,
+/// dropped by a pipeline stage, failed in the sink. Without a ledger, the
+/// ring's losses.
 pub fn lost_anywhere(p: &RunResult) -> u64 {
-    p.counts.lost + p.stages.iter().map(|s| s.dropped).sum::<u64>()
+    let Some(l) = &p.ledger else {
+        return p.counts.lost;
+    };
+    let ring = l["kernel"]["lost"].as_u64().unwrap_or(p.counts.lost);
+    let dropped: u64 = l["stages"]["dropped"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum());
+    let failed = l["sink"]["failed"].as_u64().unwrap_or(0);
+    ring + dropped + failed
 }
 
 /// Loss pooled over the trials at each offered rate, by rate.
 pub fn loss_by_rate(s: &Series) -> Vec<(f64, Proportion)> {
-    let mut rates: Vec<f64> = s.points.iter().filter_map(|p| p.config.target_rate).collect();
+    let mut rates: Vec<f64> = s
+        .points
+        .iter()
+        .filter_map(|p| p.config.target_rate)
+        .collect();
     rates.sort_by(f64::total_cmp);
     rates.dedup();
     rates
@@ -108,7 +122,9 @@ pub fn loss_by_rate(s: &Series) -> Vec<(f64, Proportion)> {
                 .points
                 .iter()
                 .filter(|p| p.config.target_rate == Some(r))
-                .fold((0, 0), |(k, n), p| (k + lost_anywhere(p), n + p.counts.offered));
+                .fold((0, 0), |(k, n), p| {
+                    (k + lost_anywhere(p), n + p.counts.offered)
+                });
             (r, loss_interval(k, n))
         })
         .collect()
@@ -143,7 +159,10 @@ fn judge_loss(s: &Series, rate: f64, max_loss: f64) -> (Status, String) {
     if let Some((r, p)) = below.filter(|(_, p)| p.lo > max_loss) {
         return (
             Status::Fail,
-            format!("not tried at {rate:.0}/s; already at {r:.0}/s loss {}", pct(p)),
+            format!(
+                "not tried at {rate:.0}/s; already at {r:.0}/s loss {}",
+                pct(p)
+            ),
         );
     }
     if let Some((r, p)) = above.filter(|(_, p)| p.hi <= max_loss) {
@@ -290,7 +309,10 @@ pub fn judge(
             let (st, numbers) = if !s.valid {
                 (
                     Status::Fail,
-                    format!("invalid (ledger did not balance): {}", s.problems.join("; ")),
+                    format!(
+                        "invalid (ledger did not balance): {}",
+                        s.problems.join("; ")
+                    ),
                 )
             } else {
                 match rule.kind {
@@ -328,7 +350,10 @@ fn judge_regression(c: &Series, b: &Series, m: Measure, max_drop: f64) -> (Statu
     if !c.valid {
         return (
             Status::Fail,
-            format!("invalid (ledger did not balance): {}", c.problems.join("; ")),
+            format!(
+                "invalid (ledger did not balance): {}",
+                c.problems.join("; ")
+            ),
         );
     }
     let (cb, bb) = (bracket(c, m), bracket(b, m));
@@ -434,7 +459,10 @@ mod tests {
         ]);
         let r = rules("[[rule]]\nkind = \"regression\"\nvariant = \"*\"\nmax_drop = \"50%\"\n");
         let o = judge(&r, &cur, "cur", Some((&base, "base"))).unwrap();
-        let st: Vec<(&str, Status)> = o.iter().map(|o| (o.cell.variant.as_str(), o.status)).collect();
+        let st: Vec<(&str, Status)> = o
+            .iter()
+            .map(|o| (o.cell.variant.as_str(), o.status))
+            .collect();
         assert_eq!(
             st,
             [
@@ -444,7 +472,12 @@ mod tests {
                 ("gone", Status::Missing)
             ]
         );
-        assert!(o[1].numbers.contains("[20000, 40000)/s vs baseline [100000, 125000)/s"), "{}", o[1].numbers);
+        assert!(
+            o[1].numbers
+                .contains("[20000, 40000)/s vs baseline [100000, 125000)/s"),
+            "{}",
+            o[1].numbers
+        );
     }
 
     #[test]
@@ -468,7 +501,11 @@ mod tests {
         assert_eq!(at(10e3), Status::Pass);
         assert_eq!(at(20e3), Status::Unclear);
         assert_eq!(at(40e3), Status::Fail);
-        assert_eq!(at(80e3), Status::Fail, "a lower rate already failed clearly");
+        assert_eq!(
+            at(80e3),
+            Status::Fail,
+            "a lower rate already failed clearly"
+        );
         assert_eq!(at(5e3), Status::Pass, "a higher rate held clearly");
     }
 
@@ -477,22 +514,31 @@ mod tests {
         let cur = results(vec![series("a", (Some(1e3), Some(2e3)), vec![])]);
         let r = rules("[[rule]]\nkind = \"ndr\"\nvariant = \"nope\"\nat_least = 1\n");
         let e = judge(&r, &cur, "cur.json", None).unwrap_err().to_string();
-        assert!(e.contains("rule 1") && e.contains("does not exist in cur.json"), "{e}");
+        assert!(
+            e.contains("rule 1") && e.contains("does not exist in cur.json"),
+            "{e}"
+        );
         let r = rules("[[rule]]\nkind = \"regression\"\nvariant = \"*\"\nmax_drop = 0.5\n");
         let e = judge(&r, &cur, "cur.json", None).unwrap_err().to_string();
         assert!(e.contains("--baseline"), "{e}");
         let mut other = cur.clone();
         other.series[0].key.profile = "release".into();
-        let e = judge(&r, &cur, "cur.json", Some((&other, "b.json"))).unwrap_err().to_string();
+        let e = judge(&r, &cur, "cur.json", Some((&other, "b.json")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("build profile differs"), "{e}");
         let mut other = cur.clone();
         other.series[0].key.sink = "kafka".into();
         other.series[0].key.broker = "mock".into();
-        let e = judge(&r, &cur, "cur.json", Some((&other, "b.json"))).unwrap_err().to_string();
+        let e = judge(&r, &cur, "cur.json", Some((&other, "b.json")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sink kind differs"), "{e}");
         let mut other = cur.clone();
         other.series[0].key.layout = "compact".into();
-        let e = judge(&r, &cur, "cur.json", Some((&other, "b.json"))).unwrap_err().to_string();
+        let e = judge(&r, &cur, "cur.json", Some((&other, "b.json")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("layout differs"), "{e}");
     }
 
@@ -500,7 +546,9 @@ mod tests {
     fn ndr_bound_reads_the_bracket() {
         let cur = results(vec![series("a", (Some(40e3), Some(50e3)), vec![])]);
         let at = |b: f64| {
-            let r = rules(&format!("[[rule]]\nkind = \"ndr\"\nvariant = \"a\"\nat_least = {b}\n"));
+            let r = rules(&format!(
+                "[[rule]]\nkind = \"ndr\"\nvariant = \"a\"\nat_least = {b}\n"
+            ));
             judge(&r, &cur, "c", None).unwrap()[0].status
         };
         assert_eq!(at(30e3), Status::Pass);

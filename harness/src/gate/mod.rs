@@ -35,7 +35,9 @@ pub enum GateInputError {
         text: String,
         results: String,
     },
-    #[error("baseline {path}: {what} differs: baseline {baseline:?}, results {current:?} (cell {cell})")]
+    #[error(
+        "baseline {path}: {what} differs: baseline {baseline:?}, results {current:?} (cell {cell})"
+    )]
     Incomparable {
         path: String,
         what: &'static str,

@@ -95,21 +95,19 @@ impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = &self.select;
         match &self.kind {
-            RuleKind::Loss { rate, max_loss } => write!(
-                f,
-                "loss <= {}% at {rate:.0}/s",
-                fmt_pct(*max_loss)
-            )?,
-            RuleKind::AtLeast { measure, at_least } => {
-                write!(f, "{measure} >= {at_least:.0}/s")?
+            RuleKind::Loss { rate, max_loss } => {
+                write!(f, "loss <= {}% at {rate:.0}/s", fmt_pct(*max_loss))?
             }
-            RuleKind::Regression { measure, max_drop } => write!(
-                f,
-                "{measure} drop <= {}% vs baseline",
-                fmt_pct(*max_drop)
-            )?,
+            RuleKind::AtLeast { measure, at_least } => write!(f, "{measure} >= {at_least:.0}/s")?,
+            RuleKind::Regression { measure, max_drop } => {
+                write!(f, "{measure} drop <= {}% vs baseline", fmt_pct(*max_drop))?
+            }
         }
-        write!(f, " for {}", s.variant.as_deref().unwrap_or("every variant"))?;
+        write!(
+            f,
+            " for {}",
+            s.variant.as_deref().unwrap_or("every variant")
+        )?;
         if let Some(b) = s.ring_bytes {
             write!(f, ", ring {} KiB", b >> 10)?;
         }
@@ -297,8 +295,7 @@ impl RulesFile {
             path: origin.to_string(),
             what,
         };
-        let raw: RawFile =
-            toml::from_str(text).map_err(|e| err(e.message().replace('\n', " ")))?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| err(e.message().replace('\n', " ")))?;
         if raw.rule.is_empty() {
             return Err(err("no [[rule]] entries".into()));
         }
@@ -306,7 +303,10 @@ impl RulesFile {
             .rule
             .into_iter()
             .enumerate()
-            .map(|(i, r)| r.into_rule(i + 1).map_err(|e| err(format!("rule {}: {e}", i + 1))))
+            .map(|(i, r)| {
+                r.into_rule(i + 1)
+                    .map_err(|e| err(format!("rule {}: {e}", i + 1)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RulesFile {
             path: origin.to_string(),
@@ -379,11 +379,26 @@ max_drop = 0.5
             "loss <= 0.1% at 20000/s for batched, ring 32768 KiB"
         );
         for (text, want) in [
-            ("[[rule]]\nkind = \"loss\"\nvariant = \"a\"\nrate = 1\n", "rule 1: a loss rule needs max_loss"),
-            ("[[rule]]\nkind = \"ndr\"\nvariant = \"a\"\nat_least = 1\nmax_drop = 0.1\n", "rule 1: max_drop does not apply"),
-            ("[[rule]]\nkind = \"regression\"\nvariant = \"a\"\nmax_drop = \"150%\"\n", "rule 1: max_drop"),
-            ("[[rule]]\nkind = \"speed\"\nvariant = \"a\"\n", "rule 1: kind"),
-            ("[[rule]]\nkind = \"ndr\"\nvariant = \"a\"\nat_least = 1\nbogus = 2\n", "bogus"),
+            (
+                "[[rule]]\nkind = \"loss\"\nvariant = \"a\"\nrate = 1\n",
+                "rule 1: a loss rule needs max_loss",
+            ),
+            (
+                "[[rule]]\nkind = \"ndr\"\nvariant = \"a\"\nat_least = 1\nmax_drop = 0.1\n",
+                "rule 1: max_drop does not apply",
+            ),
+            (
+                "[[rule]]\nkind = \"regression\"\nvariant = \"a\"\nmax_drop = \"150%\"\n",
+                "rule 1: max_drop",
+            ),
+            (
+                "[[rule]]\nkind = \"speed\"\nvariant = \"a\"\n",
+                "rule 1: kind",
+            ),
+            (
+                "[[rule]]\nkind = \"ndr\"\nvariant = \"a\"\nat_least = 1\nbogus = 2\n",
+                "bogus",
+            ),
             ("", "no [[rule]]"),
         ] {
             let e = RulesFile::parse(text, "g.toml").unwrap_err().to_string();

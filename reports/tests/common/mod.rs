@@ -31,6 +31,7 @@ pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> 
         layout: layout.to_string(),
         transport: transport.to_string(),
         ring_bytes,
+        baseline: Some(0),
         wakeup: "watermark 50%".to_string(),
         capture: String::new(),
         sink: "kafka (mock cluster)".to_string(),
@@ -124,5 +125,7 @@ pub fn fixture() -> SweepReport {
         notes: vec!["Replay of a recorded capture into emulated rings; 2 s per rate.".to_string()],
         goal_rate: Some(600_000.0),
         series: vec![baseline, batched, ringbuf, zero_copy],
+        missing: Vec::new(),
+        comparison: None,
     }
 }

@@ -74,11 +74,11 @@ fn gate(results: &Path) -> Output {
 #[test]
 fn a_variant_slowed_through_a_knob_fails_the_gate_with_the_rules_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    // 200 us of extra work per event caps each of batched's two workers at
-    // 5 k events/s: about 10 k/s against the baseline's 80 k/s.
+    // 500 us of extra work per event caps each of batched's two workers at
+    // 2 k events/s: about 4 k/s against the baseline's 80 k/s.
     let run = ci_sweep(
         &dir.path().join("slow"),
-        "extra_work = \"200us\"\n",
+        "extra_work = \"500us\"\n",
         Some("batched"),
     );
     let o = gate(&run);
@@ -94,7 +94,8 @@ fn a_variant_slowed_through_a_knob_fails_the_gate_with_the_rules_numbers() {
         .into_iter()
         .find(|s| s.key.variant == "batched")
         .unwrap();
-    let floor = b.zero_loss_rate.unwrap() * 0.4;
+    // ci/gates.toml, rule 3: max_drop 90%.
+    let floor = b.zero_loss_rate.unwrap() * 0.1;
     assert!(
         line.contains(&format!("fails below {floor:.0}/s")),
         "the rule's threshold from the baseline's NDR: {line}"
@@ -105,7 +106,7 @@ fn a_variant_slowed_through_a_knob_fails_the_gate_with_the_rules_numbers() {
         .expect("the slowed variant fails somewhere");
     assert!(top < floor, "slowed NDR bracket top {top} vs floor {floor}");
     assert!(
-        err.contains("FAILED rule 3 (NDR drop <= 60% vs baseline for every variant): batched"),
+        err.contains("FAILED rule 3 (NDR drop <= 90% vs baseline for every variant): batched"),
         "{err}"
     );
     assert!(

@@ -188,6 +188,20 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// An axis label for a byte count: `0`, `512 KiB`, `32 MiB`.
+pub fn bytes_tick(v: f64) -> String {
+    if !v.is_finite() || v <= 0.0 {
+        return "0".into();
+    }
+    bytes(v.round() as u64)
+}
+
+/// An axis label for seconds: `0`, `0.25`, `1.5`.
+pub fn seconds_tick(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// The summary's "× baseline" figure: this series' zero-loss rate over its
 /// baseline series' ([`crate::Series::baseline`]). `None` when it has no
 /// baseline, either rate is missing or non-finite, or the baseline's is 0.
@@ -333,6 +347,8 @@ mod tests {
             valid: true,
             problems: vec![],
             points: vec![],
+            occupancy: vec![],
+            cpu_per_stage: vec![],
         }
     }
 

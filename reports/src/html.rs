@@ -150,6 +150,23 @@ fn caption(chart: Chart) -> &'static str {
             "99th-percentile latency from an event's origin to the sink, at each offered rate \
              (rates where nothing was delivered have no latency and are left out)."
         }
+        Chart::ThroughputVsRate => {
+            "Events delivered per second of run time, at each offered rate: it follows the offer \
+             until the pipeline saturates, then flattens."
+        }
+        Chart::P50VsRate => {
+            "Median latency from an event's scheduled time to the sink, at each offered rate \
+             (rates where nothing was delivered are left out)."
+        }
+        Chart::P999VsRate => {
+            "99.9th-percentile latency from an event's scheduled time to the sink, at each offered \
+             rate (rates where nothing was delivered are left out)."
+        }
+        Chart::RingOccupancy => {
+            "Bytes waiting in the rings (written by the kernel side, not yet read) over the trial at \
+             each series' zero-loss rate (its lowest rate when none held), from the replay's \
+             progress samples. A line that climbs to the ring size is a reader falling behind."
+        }
         Chart::ZeroLossRate => {
             "Highest offered rate at which each series lost nothing, with its ratio to the \
              first (baseline) series. Outlined bars are invalid series."
@@ -449,10 +466,30 @@ fn details(out: &mut String, report: &SweepReport) {
             }
             out.push_str("</ul>\n");
         }
+        cpu_table(out, s);
         points_table(out, s);
         out.push_str("</article>\n");
     }
     out.push_str("</section>\n");
+}
+
+/// CPU time per stage over the zero-loss trial, when recorded.
+fn cpu_table(out: &mut String, s: &Series) {
+    if s.cpu_per_stage.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<table class=\"points\">\n<caption>CPU per stage over the zero-loss trial</caption>\n\
+         <thead><tr><th>stage</th><th class=\"num\">CPU time</th></tr></thead>\n<tbody>\n",
+    );
+    for (stage, secs) in &s.cpu_per_stage {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td class=\"num\">{}</td></tr>\n",
+            escape(stage),
+            format::nanos(secs * 1e9)
+        ));
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 fn points_table(out: &mut String, s: &Series) {

@@ -108,6 +108,13 @@ pub struct Series {
     pub problems: Vec<String>,
     /// One entry per offered rate that was run, in any order (reports sort by rate).
     pub points: Vec<Point>,
+    /// The trial at the zero-loss rate (or, without one, the lowest rate):
+    /// `(seconds since its first record, bytes waiting in the rings)`.
+    #[serde(default)]
+    pub occupancy: Vec<(f64, f64)>,
+    /// CPU time per pipeline stage over that trial: `(stage, seconds)`.
+    #[serde(default)]
+    pub cpu_per_stage: Vec<(String, f64)>,
 }
 
 /// The outcome of replaying at one offered rate.

@@ -1,4 +1,4 @@
-//! The three SVG charts, drawn with plotters into a `String`.
+//! The SVG charts, drawn with plotters into a `String`.
 //!
 //! Output is deterministic: fixed widths, heights that depend only on the
 //! number of series, series in the report's order (points sorted by rate),
@@ -30,11 +30,27 @@ pub enum Chart {
     P99VsRate,
     /// Horizontal bars: each series' highest zero-loss rate, with the goal marked.
     ZeroLossRate,
+    /// Delivered events/s against offered rate, one line per series.
+    ThroughputVsRate,
+    /// Median latency against offered rate.
+    P50VsRate,
+    /// 99.9th-percentile latency against offered rate.
+    P999VsRate,
+    /// Bytes waiting in the rings over the trial at each series' zero-loss rate.
+    RingOccupancy,
 }
 
 impl Chart {
     /// Every chart, in the order the report shows them.
-    pub const ALL: [Chart; 3] = [Chart::LossVsRate, Chart::P99VsRate, Chart::ZeroLossRate];
+    pub const ALL: [Chart; 7] = [
+        Chart::LossVsRate,
+        Chart::ZeroLossRate,
+        Chart::ThroughputVsRate,
+        Chart::P50VsRate,
+        Chart::P99VsRate,
+        Chart::P999VsRate,
+        Chart::RingOccupancy,
+    ];
 
     /// The file name [`crate::write_report`] gives this chart.
     pub fn file_name(self) -> &'static str {
@@ -42,6 +58,10 @@ impl Chart {
             Chart::LossVsRate => "loss-vs-rate.svg",
             Chart::P99VsRate => "p99-vs-rate.svg",
             Chart::ZeroLossRate => "zero-loss-rate.svg",
+            Chart::ThroughputVsRate => "throughput-vs-rate.svg",
+            Chart::P50VsRate => "p50-vs-rate.svg",
+            Chart::P999VsRate => "p999-vs-rate.svg",
+            Chart::RingOccupancy => "ring-occupancy.svg",
         }
     }
 
@@ -51,6 +71,10 @@ impl Chart {
             Chart::LossVsRate => "Lost events vs offered rate",
             Chart::P99VsRate => "p99 latency vs offered rate",
             Chart::ZeroLossRate => "Highest zero-loss rate",
+            Chart::ThroughputVsRate => "Throughput vs offered rate",
+            Chart::P50VsRate => "p50 latency vs offered rate",
+            Chart::P999VsRate => "p99.9 latency vs offered rate",
+            Chart::RingOccupancy => "Ring occupancy over the zero-loss trial",
         }
     }
 }
@@ -61,6 +85,10 @@ impl fmt::Display for Chart {
             Chart::LossVsRate => "loss-vs-rate",
             Chart::P99VsRate => "p99-vs-rate",
             Chart::ZeroLossRate => "zero-loss-rate",
+            Chart::ThroughputVsRate => "throughput-vs-rate",
+            Chart::P50VsRate => "p50-vs-rate",
+            Chart::P999VsRate => "p999-vs-rate",
+            Chart::RingOccupancy => "ring-occupancy",
         })
     }
 }
@@ -184,34 +212,74 @@ fn plan(report: &SweepReport, chart: Chart) -> Plan {
                     .collect()
             }),
             LineSpec {
-                title: Chart::LossVsRate.title(),
+                title: chart.title(),
                 y_desc: "lost (% of offered)",
                 y_tick: format::percent_tick,
                 // Loss is 0 below saturation and climbs to tens of % past
                 // it; a log axis would hide exactly the zeros that matter.
                 y_log_above: None,
+                ..LineSpec::RATE_X
             },
         ),
-        Chart::P99VsRate => Plan::Lines(
+        Chart::P99VsRate => latency_plan(report, chart, "p99 latency", |p| p.p99_ns),
+        Chart::P50VsRate => latency_plan(report, chart, "p50 latency", |p| p.p50_ns),
+        Chart::P999VsRate => latency_plan(report, chart, "p99.9 latency", |p| p.p999_ns),
+        Chart::ThroughputVsRate => Plan::Lines(
             lines(report, |s| {
-                s.points
-                    .iter()
-                    // No delivered event, no latency: p99 is 0 by convention then.
-                    .filter(|p| p.delivered > 0)
-                    .map(|p| (p.rate, p.p99_ns as f64))
-                    .collect()
+                s.points.iter().map(|p| (p.rate, p.throughput)).collect()
             }),
             LineSpec {
-                title: Chart::P99VsRate.title(),
-                y_desc: "p99 latency",
-                y_tick: format::nanos_tick,
-                // Past saturation p99 jumps from µs to ms (queues fill), so
-                // spans over 100x go logarithmic to keep the low end readable.
-                y_log_above: Some(100.0),
+                title: chart.title(),
+                y_desc: "delivered (events/s)",
+                y_tick: format::rate_tick,
+                y_log_above: None,
+                ..LineSpec::RATE_X
+            },
+        ),
+        Chart::RingOccupancy => Plan::Lines(
+            lines(report, |s| s.occupancy.clone()),
+            LineSpec {
+                title: chart.title(),
+                y_desc: "waiting in the rings (bytes)",
+                y_tick: format::bytes_tick,
+                y_log_above: None,
+                x_desc: "time since the trial's first record (s)",
+                x_desc_log: "time since the trial's first record (s)",
+                x_tick: format::seconds_tick,
+                x_log_above: None,
+                goal: false,
             },
         ),
         Chart::ZeroLossRate => Plan::Bars,
     }
+}
+
+/// A latency percentile against offered rate.
+fn latency_plan(
+    report: &SweepReport,
+    chart: Chart,
+    y_desc: &'static str,
+    pick: fn(&crate::model::Point) -> u64,
+) -> Plan {
+    Plan::Lines(
+        lines(report, |s| {
+            s.points
+                .iter()
+                // No delivered event, no latency: it is 0 by convention then.
+                .filter(|p| p.delivered > 0)
+                .map(|p| (p.rate, pick(p) as f64))
+                .collect()
+        }),
+        LineSpec {
+            title: chart.title(),
+            y_desc,
+            y_tick: format::nanos_tick,
+            // Past saturation latency jumps from µs to ms (queues fill), so
+            // spans over 100x go logarithmic to keep the low end readable.
+            y_log_above: Some(100.0),
+            ..LineSpec::RATE_X
+        },
+    )
 }
 
 fn draw(report: &SweepReport, plan: &Plan, root: &Area) -> Result<(), DrawError> {
@@ -505,6 +573,29 @@ struct LineSpec {
     y_tick: fn(f64) -> String,
     /// Make y logarithmic when max/min exceeds this (and all values are > 0).
     y_log_above: Option<f64>,
+    x_desc: &'static str,
+    x_desc_log: &'static str,
+    x_tick: fn(f64) -> String,
+    /// Make x logarithmic when max/min exceeds this.
+    x_log_above: Option<f64>,
+    /// Mark the goal rate (x is an offered rate).
+    goal: bool,
+}
+
+impl LineSpec {
+    /// x is the offered rate: log-scaled past a 10x span (sweeps step
+    /// geometrically), the goal marked.
+    const RATE_X: LineSpec = LineSpec {
+        title: "",
+        y_desc: "",
+        y_tick: format::rate_tick,
+        y_log_above: None,
+        x_desc: "offered rate (events/s)",
+        x_desc_log: "offered rate (events/s, log scale)",
+        x_tick: format::rate_tick,
+        x_log_above: Some(10.0),
+        goal: true,
+    };
 }
 
 fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec) -> DrawResult {
@@ -531,12 +622,13 @@ fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec
         return no_data(&plot, spec.title, why);
     }
 
-    let goal = report.goal_rate.filter(|g| g.is_finite() && *g > 0.0);
+    let goal = report
+        .goal_rate
+        .filter(|g| spec.goal && g.is_finite() && *g > 0.0);
     // The goal joins the x range so its marker is always visible.
     let mut x_values = xs;
     x_values.extend(goal);
-    // Rates are log-scaled past a 10x span: sweeps step geometrically.
-    let x = Axis::fit(&x_values, Some(10.0), false, 1.0);
+    let x = Axis::fit(&x_values, spec.x_log_above, false, 1.0);
     let y = Axis::fit(&ys, spec.y_log_above, true, 1.0);
 
     let mut chart = ChartBuilder::on(&plot)
@@ -546,13 +638,9 @@ fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec
         .y_label_area_size(70)
         .build_cartesian_2d(x.coord(), y.coord())?;
 
-    let x_fmt = |v: &f64| format::rate_tick(x.to_data(*v));
+    let x_fmt = |v: &f64| (spec.x_tick)(x.to_data(*v));
     let y_fmt = |v: &f64| (spec.y_tick)(y.to_data(*v));
-    let x_desc = if x.log {
-        "offered rate (events/s, log scale)"
-    } else {
-        "offered rate (events/s)"
-    };
+    let x_desc = if x.log { spec.x_desc_log } else { spec.x_desc };
     let y_desc = if y.log {
         format!("{} (log scale)", spec.y_desc)
     } else {

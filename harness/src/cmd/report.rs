@@ -259,6 +259,23 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
                 zero_loss_rate: s.zero_loss_rate,
                 valid: s.valid,
                 problems: s.problems.clone(),
+                occupancy: chosen_trial(s).map_or(Vec::new(), |p| {
+                    p.progress
+                        .iter()
+                        .map(|x| (x.t_ns as f64 / 1e9, x.ring_bytes as f64))
+                        .collect()
+                }),
+                cpu_per_stage: chosen_trial(s).map_or(Vec::new(), |p| {
+                    p.stages
+                        .iter()
+                        .map(|st| {
+                            (
+                                st.name.clone(),
+                                (st.cpu.user_ns + st.cpu.sys_ns) as f64 / 1e9,
+                            )
+                        })
+                        .collect()
+                }),
                 points: s
                     .points
                     .iter()
@@ -298,4 +315,16 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
         missing,
         comparison: None,
     }
+}
+
+/// The trial the occupancy chart and CPU table show: the first at the
+/// series' zero-loss rate, or its lowest rate when none held.
+fn chosen_trial(s: &crate::sweep::Series) -> Option<&crate::results::RunResult> {
+    let at = |r: f64| s.points.iter().find(|p| p.config.target_rate == Some(r));
+    s.zero_loss_rate.and_then(at).or_else(|| {
+        s.points.iter().min_by(|a, b| {
+            let rate = |p: &crate::results::RunResult| p.config.target_rate.unwrap_or(f64::MAX);
+            rate(a).total_cmp(&rate(b))
+        })
+    })
 }

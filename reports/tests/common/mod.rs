@@ -39,6 +39,8 @@ pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> 
         valid: true,
         problems: Vec::new(),
         points: Vec::new(),
+        occupancy: Vec::new(),
+        cpu_per_stage: Vec::new(),
     }
 }
 
@@ -103,6 +105,21 @@ pub fn fixture() -> SweepReport {
         point(100_000, 128, 7_000, 36_000, 91_000, 2 * MIB),
         point(600_000, 9_000, 44_000, 3_100_000, 7_700_000, 35 * MIB),
     ];
+
+    // Ring occupancy over the zero-loss trial: the baseline's reader keeps
+    // up, the zero-copy one's backlog climbs and drains.
+    baseline.occupancy = (0..=10)
+        .map(|i| (f64::from(i) * 0.1, f64::from(i % 3) * 64.0 * 1024.0))
+        .collect();
+    baseline.cpu_per_stage = vec![("reader".into(), 0.25), ("classify+publish".into(), 0.5)];
+    zero_copy.occupancy = (0..=10)
+        .map(|i| {
+            (
+                f64::from(i) * 0.1,
+                f64::from(5 - (i - 5_i32).abs()) * 4.0 * MIB as f64,
+            )
+        })
+        .collect();
 
     SweepReport {
         title: "dropbench sweep: fixed4k capture, perf vs ring buffer".to_string(),

@@ -147,10 +147,13 @@ fn bad_input_exits_2_with_one_line() {
     for s in &mut relaid.series {
         s.key.layout = "other".into();
     }
-    let (release, kafka, relaid) = (
+    let mut other_plan = baseline();
+    other_plan.plan_hash = "0badc0de".into();
+    let (release, kafka, relaid, other_plan) = (
         write("release.json", &release),
         write("kafka.json", &kafka),
         write("relaid.json", &relaid),
+        write("other-plan.json", &other_plan),
     );
     let no_cell = d.join("nocell.toml");
     std::fs::write(
@@ -193,6 +196,19 @@ fn bad_input_exits_2_with_one_line() {
             "layout differs",
         ),
         (vec!["gate", BASELINE, "--rules", RULES], "pass --baseline"),
+        (
+            vec![
+                "gate",
+                BASELINE,
+                "--also",
+                &other_plan,
+                "--rules",
+                RULES,
+                "--baseline",
+                BASELINE,
+            ],
+            "repeat of the same plan",
+        ),
         (vec!["gate", BASELINE, "--rules", &not_json], "rules"),
         (vec!["report", &missing], "no such file"),
         (
@@ -321,19 +337,17 @@ fn the_report_builds_from_results_files_alone() {
     }
 }
 
-/// The unchanged project against its own gate, 10 times: a sweep and a gate
-/// each time, as ci/test.sh runs them. Prints each run's NDR per variant.
+/// The unchanged project against its own gate, 10 times, as ci/test.sh runs
+/// it: a sweep and the gate; when the gate fails (exit 1), a second sweep of
+/// the same plan and the gate on both (`--also`): a rule fails only when it
+/// fails in both. Prints each run's NDR brackets and the machine's load.
 #[test]
-#[ignore = "about 10 minutes: run with --ignored --nocapture to measure false alarms"]
+#[ignore = "10 to 20 minutes: run with --ignored --nocapture to measure false alarms"]
 fn unchanged_project_passes_its_own_gate_10_of_10() {
     let dir = tempfile::tempdir().unwrap();
-    let mut passed = 0;
-    for i in 1..=10 {
-        let run = ci_sweep(&dir.path().join(format!("run{i}")), "", None);
-        let o = gate(&run);
+    let brackets = |run: &Path| {
         let r = SweepResults::read(&run.join("sweep.json")).unwrap();
-        let figures: Vec<String> = r
-            .series
+        r.series
             .iter()
             .map(|s| {
                 format!(
@@ -344,18 +358,51 @@ fn unchanged_project_passes_its_own_gate_10_of_10() {
                     s.first_lossy_rate.map_or("-".into(), |x| format!("{x:.0}"))
                 )
             })
-            .collect();
-        let ok = o.status.success();
-        passed += usize::from(ok);
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
+            .to_string()
+    };
+    let (mut passed, mut confirmed) = (0, 0);
+    for i in 1..=10 {
+        let run = ci_sweep(&dir.path().join(format!("run{i}")), "", None);
+        let o = gate(&run);
         println!(
-            "run {i:2}: gate {} | NDR brackets (events/s): {}",
-            if ok { "passed" } else { "FAILED" },
-            figures.join(", ")
+            "run {i:2} (load {}): NDR brackets (events/s): {}",
+            load(),
+            brackets(&run)
         );
-        if !ok {
-            println!("{}", text(&o).1);
-        }
+        let ok = match o.status.code() {
+            Some(0) => true,
+            Some(1) => {
+                println!("        first gate failed:\n{}", text(&o).1);
+                let again = ci_sweep(&dir.path().join(format!("run{i}b")), "", None);
+                println!("        repeat (load {}): {}", load(), brackets(&again));
+                let o = harness()
+                    .arg("gate")
+                    .arg(&run)
+                    .arg("--also")
+                    .arg(&again)
+                    .args(["--rules", RULES, "--baseline", BASELINE])
+                    .output()
+                    .unwrap();
+                confirmed += 1;
+                if !o.status.success() {
+                    println!("        confirmed:\n{}", text(&o).1);
+                }
+                o.status.success()
+            }
+            _ => panic!("bad input: {:?}", text(&o)),
+        };
+        passed += usize::from(ok);
+        println!("        gate {}", if ok { "passed" } else { "FAILED" });
     }
-    println!("unchanged project: {passed} of 10 gate runs passed");
+    println!("unchanged project: {passed} of 10 gate runs passed ({confirmed} needed the repeat)");
     assert_eq!(passed, 10);
 }

@@ -340,6 +340,8 @@ mod tests {
             transport: "perf".into(),
             ring_bytes,
             baseline: None,
+            mode: String::new(),
+            pdr: None,
             wakeup: wakeup.into(),
             capture: String::new(),
             sink: "null".into(),

@@ -143,8 +143,11 @@ fn page(report: &SweepReport, charts: &[(Chart, String)]) -> String {
 fn caption(chart: Chart) -> &'static str {
     match chart {
         Chart::LossVsRate => {
-            "Events lost as a percentage of events offered, at each offered rate. \
-             Dashed lines are invalid series; the red dashed vertical line is the goal rate."
+            "Events lost anywhere (ring, pipeline, sink) as a percentage of events offered, at each \
+             offered rate, with each rate's 95% interval as a vertical bar where recorded. Thin \
+             vertical lines in a series' colour mark its NDR (dashed: the highest rate with nothing \
+             lost) and PDR (dotted: loss within the partial-drop threshold). Dashed series lines \
+             are invalid series; the red dashed vertical line is the goal rate."
         }
         Chart::P99VsRate => {
             "99th-percentile latency from an event's origin to the sink, at each offered rate \

@@ -38,6 +38,10 @@ pub struct SweepReport {
     /// skipped cells, rates never measured), one remark per line.
     #[serde(default)]
     pub missing: Vec<String>,
+    /// Draw the loss chart's y axis on a log scale (rates with no loss then
+    /// cannot be placed and are left out of that chart).
+    #[serde(default)]
+    pub loss_log: bool,
     /// Set when the report compares these results with another run's.
     #[serde(default)]
     pub comparison: Option<Comparison>,
@@ -95,6 +99,13 @@ pub struct Series {
     /// empty when it is the report's `capture` or a live run.
     #[serde(default)]
     pub capture: String,
+    /// How the cell ran: `replay` (emulated rings) or `live` (the real
+    /// kernel); empty when not recorded.
+    #[serde(default)]
+    pub mode: String,
+    /// The partial-drop rate (loss within the sweep's PDR threshold), events/s.
+    #[serde(default)]
+    pub pdr: Option<f64>,
     /// Where the pipeline's output went (e.g. `kafka (mock cluster)`, `null`, `file`).
     pub sink: String,
     /// Highest offered rate with zero loss, events/s, as found by the harness's
@@ -130,6 +141,10 @@ pub struct Point {
     pub lost: u64,
     /// `lost` as a percentage of `offered` (0..=100), as computed by the harness.
     pub lost_pct: f64,
+    /// The 95% interval of `lost_pct` (pooled over the trials at this rate),
+    /// as the harness computed it; `None` when not recorded.
+    #[serde(default)]
+    pub lost_pct_interval: Option<(f64, f64)>,
     /// Delivered events per second of run time.
     pub throughput: f64,
     /// Median latency from an event's origin to the sink, ns (0 if nothing was delivered).

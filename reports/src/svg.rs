@@ -204,20 +204,53 @@ impl Plan {
 fn plan(report: &SweepReport, chart: Chart) -> Plan {
     match chart {
         Chart::LossVsRate => Plan::Lines(
-            lines(report, |s| {
-                s.points
-                    .iter()
-                    .map(|p| (p.rate, p.lost_pct))
-                    .filter(|&(_, lost)| lost >= 0.0)
-                    .collect()
-            }),
+            {
+                // A log axis cannot place 0% (report.loss_log leaves them out).
+                let keep = |lost: f64| lost > 0.0 || (!report.loss_log && lost >= 0.0);
+                let mut ls = lines(report, |s| {
+                    s.points
+                        .iter()
+                        .map(|p| (p.rate, p.lost_pct))
+                        .filter(|&(_, lost)| keep(lost))
+                        .collect()
+                });
+                for (l, s) in ls.iter_mut().zip(&report.series) {
+                    l.bars = s
+                        .points
+                        .iter()
+                        .filter_map(|p| p.lost_pct_interval.map(|(lo, hi)| (p.rate, lo, hi)))
+                        .filter(|&(x, lo, hi)| {
+                            x.is_finite() && x > 0.0 && keep(hi) && lo.is_finite() && hi >= lo
+                        })
+                        .map(|(x, lo, hi)| {
+                            (
+                                x,
+                                if report.loss_log {
+                                    lo.max(hi / 1e3)
+                                } else {
+                                    lo
+                                },
+                                hi,
+                            )
+                        })
+                        .collect();
+                    l.marks = [(s.zero_loss_rate, Mark::Ndr), (s.pdr, Mark::Pdr)]
+                        .into_iter()
+                        .filter_map(|(r, m)| {
+                            r.filter(|r| r.is_finite() && *r > 0.0).map(|r| (r, m))
+                        })
+                        .collect();
+                }
+                ls
+            },
             LineSpec {
                 title: chart.title(),
                 y_desc: "lost (% of offered)",
                 y_tick: format::percent_tick,
                 // Loss is 0 below saturation and climbs to tens of % past
-                // it; a log axis would hide exactly the zeros that matter.
-                y_log_above: None,
+                // it; a log axis would hide exactly the zeros that matter, so
+                // it is an option (`harness report --log-loss`): from any span.
+                y_log_above: report.loss_log.then_some(1.0),
                 ..LineSpec::RATE_X
             },
         ),
@@ -296,6 +329,17 @@ struct Line {
     label: String,
     invalid: bool,
     points: Vec<(f64, f64)>,
+    /// Vertical interval bars: (x, low, high).
+    bars: Vec<(f64, f64, f64)>,
+    /// Vertical marks at these x values: (x, dashed = NDR / dotted = PDR).
+    marks: Vec<(f64, Mark)>,
+}
+
+/// A rate marked on the loss chart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Ndr,
+    Pdr,
 }
 
 /// Collects each series' plottable points: rate > 0 and both coordinates
@@ -318,6 +362,8 @@ fn lines(report: &SweepReport, pick: impl Fn(&Series) -> Vec<(f64, f64)>) -> Vec
                 label,
                 invalid: !s.valid,
                 points,
+                bars: Vec::new(),
+                marks: Vec::new(),
             }
         })
         .collect()
@@ -611,7 +657,12 @@ fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec
         .collect();
     let ys: Vec<f64> = lines
         .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .flat_map(|l| {
+            l.points
+                .iter()
+                .map(|p| p.1)
+                .chain(l.bars.iter().flat_map(|b| [b.1, b.2]))
+        })
         .collect();
     if xs.is_empty() {
         let why = if n == 0 {
@@ -692,6 +743,31 @@ fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec
             chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
         }
         draw_markers(&mut chart, &pts, line.index)?;
+        for &(bx, lo, hi) in &line.bars {
+            if !x.contains(bx) {
+                continue;
+            }
+            let (lo, hi) = (y.to_plot(lo.max(y.lo)), y.to_plot(hi.min(y.hi)));
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(x.to_plot(bx), lo), (x.to_plot(bx), hi)],
+                color.stroke_width(1),
+            )))?;
+        }
+        let Range { start, end } = y.plot_range();
+        for &(mx, mark) in &line.marks {
+            if !x.contains(mx) {
+                continue;
+            }
+            let mx = x.to_plot(mx);
+            // NDR dashed, PDR dotted, both thin and in the series' colour.
+            let (dash, gap) = if mark == Mark::Ndr { (6, 4) } else { (2, 3) };
+            chart.draw_series(DashedLineSeries::new(
+                [(mx, start), (mx, end)],
+                dash,
+                gap,
+                color.mix(0.7).stroke_width(1),
+            ))?;
+        }
     }
     // Drawn last, on a white backing, so lines passing the label don't cross it.
     if let Some((gx, top, label)) = goal_label {

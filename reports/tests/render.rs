@@ -83,7 +83,11 @@ fn page_is_self_contained() {
     }
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.contains("<meta charset=\"utf-8\">"));
-    assert_eq!(page.matches("<svg ").count(), Chart::ALL.len(), "every chart inline");
+    assert_eq!(
+        page.matches("<svg ").count(),
+        Chart::ALL.len(),
+        "every chart inline"
+    );
     assert_eq!(page.matches("</svg>").count(), Chart::ALL.len());
     for chart in Chart::ALL {
         assert!(page.contains(&format!("<figure id=\"chart-{chart}\">")));

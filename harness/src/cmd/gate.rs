@@ -34,6 +34,11 @@ pub struct GateArgs {
     /// 0.25, judged on the search's brackets (docs/gate.md).
     #[arg(long, default_value = "25%", value_parser = parse_fraction)]
     pub max_drop: f64,
+    /// A repeat of the same plan (e.g. the failing variants swept again):
+    /// trials are pooled and each cell keeps its most favourable bracket, so
+    /// a rule fails only when it fails in every repeat. May be given again.
+    #[arg(long = "also", value_name = "RESULTS")]
+    pub also: Vec<PathBuf>,
     /// Write the results as the new baseline instead of checking.
     #[arg(long, requires = "baseline")]
     pub update: bool,
@@ -88,11 +93,30 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
         })?),
         None => None,
     };
+    let mut repeats = Vec::new();
+    for a in &args.also {
+        let r = load_results(a).map_err(|e| GateInputError::Results {
+            path: e.path,
+            what: e.what,
+        })?;
+        if r.results.plan_hash != current.results.plan_hash {
+            return Err(GateInputError::Results {
+                path: r.file.display().to_string(),
+                what: format!(
+                    "--also needs a repeat of the same plan (plan {:?}, results {:?})",
+                    r.results.plan_hash, current.results.plan_hash
+                ),
+            }
+            .into());
+        }
+        repeats.push(r.results);
+    }
+    let combined = crate::gate::combine_repeats(&current.results, &repeats);
     let cur_name = current.file.display().to_string();
     let base_name = baseline.as_ref().map(|b| b.file.display().to_string());
     let outcomes = judge(
         &rules,
-        &current.results,
+        &combined,
         &cur_name,
         baseline
             .as_ref()
@@ -101,7 +125,12 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
     )?;
 
     println!(
-        "gate: {cur_name} by {}{}",
+        "gate: {cur_name}{} by {}{}",
+        if repeats.is_empty() {
+            String::new()
+        } else {
+            format!(" with {} repeat(s)", repeats.len())
+        },
         rules.path,
         base_name
             .as_deref()

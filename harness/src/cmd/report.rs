@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::gate::judge::{bracket, lost_anywhere};
+use crate::gate::judge::{bracket, loss_by_rate, lost_anywhere};
 use crate::gate::{load_results, GateInputError, Loaded, Measure};
 use crate::sweep::{SeriesKey, SweepConfig, SweepResults};
 
@@ -23,6 +23,9 @@ pub struct ReportArgs {
     /// Where to write index.html and the charts. Default: `report/` beside the results file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Draw the loss chart on a log scale (rates with no loss are left out of it).
+    #[arg(long)]
+    pub log_loss: bool,
 }
 
 /// The allowed fall of a cell's NDR before the comparison calls it a
@@ -48,7 +51,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
             .unwrap_or(Path::new("."))
             .join("report")
     });
-    let files = write_loaded(&loaded, baseline.as_ref(), &out)?;
+    let files = write_loaded(&loaded, baseline.as_ref(), &out, args.log_loss)?;
     for f in files {
         println!("wrote {}", f.display());
     }
@@ -69,13 +72,14 @@ pub fn write(results: &Path, baseline: Option<&Path>, out: &Path) -> anyhow::Res
             })
         })
         .transpose()?;
-    write_loaded(&loaded, baseline.as_ref(), out)
+    write_loaded(&loaded, baseline.as_ref(), out, false)
 }
 
 fn write_loaded(
     loaded: &Loaded,
     baseline: Option<&Loaded>,
     out: &Path,
+    loss_log: bool,
 ) -> anyhow::Result<Vec<PathBuf>> {
     // The goal rate is the plan's (kept beside the results); without the
     // plan, the default plan's.
@@ -84,6 +88,7 @@ fn write_loaded(
         None => SweepConfig::default().goal_rate,
     };
     let mut report = to_report(&loaded.results, goal);
+    report.loss_log = loss_log;
     if let Some(b) = baseline {
         report.comparison = Some(compare(
             &loaded.results,
@@ -249,6 +254,8 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
                     .first()
                     .map_or(s.key.ring_bytes, |p| p.config.ring_bytes),
                 baseline: baseline_of(r, &s.key),
+                mode: s.key.mode.clone(),
+                pdr: s.pdr,
                 wakeup: s.key.wakeup.clone(),
                 capture: s.key.capture.clone(),
                 sink: if s.key.broker.is_empty() {
@@ -280,6 +287,12 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
                     .points
                     .iter()
                     .map(|p| {
+                        let interval = p.config.target_rate.and_then(|r| {
+                            loss_by_rate(s)
+                                .into_iter()
+                                .find(|(at, _)| *at == r)
+                                .map(|(_, x)| (x.lo * 100.0, x.hi * 100.0))
+                        });
                         let lat = p.latency.clone().unwrap_or_default();
                         let lost = lost_anywhere(p);
                         reports::Point {
@@ -297,6 +310,7 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
                             } else {
                                 100.0 * lost as f64 / p.counts.offered as f64
                             },
+                            lost_pct_interval: interval,
                             throughput: p.rates.read_per_s,
                             p50_ns: lat.p50_ns,
                             p99_ns: lat.p99_ns,
@@ -313,6 +327,7 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
             })
             .collect(),
         missing,
+        loss_log: false,
         comparison: None,
     }
 }

@@ -79,3 +79,38 @@ pub fn profile_of(r: &SweepResults) -> Option<String> {
                 .map(str::to_string)
         })
 }
+
+/// Combines repeated runs of the same plan into one set of results for the
+/// gate: each cell keeps every trial of every repeat (loss is pooled over
+/// them) and the most favourable of its NDR and PDR brackets, so a rule on a
+/// rate fails only when it fails in every repeat. A cell that did not balance
+/// in any repeat stays invalid.
+pub fn combine_repeats(first: &SweepResults, repeats: &[SweepResults]) -> SweepResults {
+    let top = |x: Option<f64>| x.unwrap_or(f64::INFINITY);
+    let mut out = first.clone();
+    for r in repeats {
+        for s in &mut out.series {
+            let Some(o) = r.series.iter().find(|o| o.key == s.key) else {
+                continue;
+            };
+            s.points.extend(o.points.iter().cloned());
+            if !o.valid {
+                s.valid = false;
+                s.problems.extend(o.problems.iter().cloned());
+            }
+            if top(o.first_lossy_rate) > top(s.first_lossy_rate)
+                || (o.first_lossy_rate == s.first_lossy_rate && o.zero_loss_rate > s.zero_loss_rate)
+            {
+                s.zero_loss_rate = o.zero_loss_rate;
+                s.first_lossy_rate = o.first_lossy_rate;
+            }
+            if top(o.pdr_first_over) > top(s.pdr_first_over)
+                || (o.pdr_first_over == s.pdr_first_over && o.pdr > s.pdr)
+            {
+                s.pdr = o.pdr;
+                s.pdr_first_over = o.pdr_first_over;
+            }
+        }
+    }
+    out
+}

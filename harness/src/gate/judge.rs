@@ -543,6 +543,29 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_rule_fails_only_when_every_repeat_fails() {
+        let base = results(vec![series("a", (Some(100e3), Some(125e3)), vec![])]);
+        let r = rules("[[rule]]\nkind = \"regression\"\nvariant = \"*\"\nmax_drop = \"50%\"\n");
+        let slow = results(vec![series(
+            "a",
+            (Some(20e3), Some(40e3)),
+            vec![point(40e3, 100, 1)],
+        )]);
+        let fine = results(vec![series(
+            "a",
+            (Some(80e3), Some(100e3)),
+            vec![point(40e3, 100, 0)],
+        )]);
+        let status = |c: &SweepResults| judge(&r, c, "c", Some((&base, "b"))).unwrap()[0].status;
+        assert_eq!(status(&slow), Status::Fail);
+        let both = crate::gate::combine_repeats(&slow, &[fine.clone()]);
+        assert_eq!(status(&both), Status::Pass, "the other repeat held");
+        assert_eq!(both.series[0].points.len(), 2, "trials are pooled");
+        let twice = crate::gate::combine_repeats(&slow, std::slice::from_ref(&slow));
+        assert_eq!(status(&twice), Status::Fail, "failed in every repeat");
+    }
+
+    #[test]
     fn ndr_bound_reads_the_bracket() {
         let cur = results(vec![series("a", (Some(40e3), Some(50e3)), vec![])]);
         let at = |b: f64| {

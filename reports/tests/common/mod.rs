@@ -17,6 +17,12 @@ pub fn point(rate: u64, lost: u64, p50_ns: u64, p99_ns: u64, p999_ns: u64, hw: u
         delivered,
         lost,
         lost_pct: lost as f64 * 100.0 / offered as f64,
+        // A fixed, made-up interval around the figure (the harness computes
+        // the real one; the reports only draw it).
+        lost_pct_interval: (lost > 0).then(|| {
+            let pct = lost as f64 * 100.0 / offered as f64;
+            (pct * 0.8, pct * 1.25)
+        }),
         throughput: delivered as f64 / RUN_S as f64,
         p50_ns,
         p99_ns,
@@ -32,6 +38,8 @@ pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> 
         transport: transport.to_string(),
         ring_bytes,
         baseline: Some(0),
+        mode: "replay".to_string(),
+        pdr: None,
         wakeup: "watermark 50%".to_string(),
         capture: String::new(),
         sink: "kafka (mock cluster)".to_string(),
@@ -50,6 +58,7 @@ pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> 
 pub fn fixture() -> SweepReport {
     let mut baseline = series("seed-baseline", "fixed4k", "perf", 35 * MIB);
     baseline.zero_loss_rate = Some(150_000.0);
+    baseline.pdr = Some(200_000.0);
     baseline.points = vec![
         point(100_000, 0, 18_000, 95_000, 240_000, 9 * MIB),
         point(150_000, 0, 21_000, 130_000, 410_000, 14 * MIB),
@@ -143,6 +152,7 @@ pub fn fixture() -> SweepReport {
         goal_rate: Some(600_000.0),
         series: vec![baseline, batched, ringbuf, zero_copy],
         missing: Vec::new(),
+        loss_log: false,
         comparison: None,
     }
 }

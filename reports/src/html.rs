@@ -127,9 +127,13 @@ fn page(report: &SweepReport, charts: &[(Chart, String)]) -> String {
             "\n<figcaption>{}</figcaption>\n</figure>\n",
             caption(*chart)
         ));
+        if *chart == Chart::NdrVsRing {
+            minimum_rings(&mut out, report);
+        }
     }
     out.push_str("</section>\n");
 
+    replay_vs_live(&mut out, report);
     details(&mut out, report);
 
     out.push_str(
@@ -169,6 +173,11 @@ fn caption(chart: Chart) -> &'static str {
             "Bytes waiting in the rings (written by the kernel side, not yet read) over the trial at \
              each series' zero-loss rate (its lowest rate when none held), from the replay's \
              progress samples. A line that climbs to the ring size is a reader falling behind."
+        }
+        Chart::NdrVsRing => {
+            "Each variant's highest zero-loss rate at each ring size the sweep tried (one point per \
+             variant when it tried one size). The smallest ring that holds the goal rate is listed \
+             under the chart."
         }
         Chart::ZeroLossRate => {
             "Highest offered rate at which each series lost nothing, with its ratio to the \
@@ -399,6 +408,87 @@ fn comparison(out: &mut String, report: &SweepReport) {
         }
     }
     out.push_str("</section>\n");
+}
+
+/// Per variant, the smallest ring whose zero-loss rate reaches the goal (a
+/// comparison of given numbers, not a statistic).
+fn minimum_rings(out: &mut String, report: &SweepReport) {
+    let Some(goal) = report.goal_rate else {
+        out.push_str("<p class=\"legend\">No goal rate set: no minimum ring to name.</p>\n");
+        return;
+    };
+    let mut variants: Vec<&str> = report.series.iter().map(|s| s.variant.as_str()).collect();
+    variants.dedup();
+    if variants.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "<ul class=\"notes\" id=\"minimum-ring\">\n<li>Smallest ring holding the goal ({} events/s), per variant:</li>\n",
+        format::rate(goal)
+    ));
+    for v in variants {
+        let min = report
+            .series
+            .iter()
+            .filter(|s| s.variant == v && s.valid && s.zero_loss_rate.is_some_and(|r| r >= goal))
+            .map(|s| s.ring_bytes)
+            .min();
+        out.push_str(&format!(
+            "<li>{}: {}</li>\n",
+            escape(v),
+            min.map_or("none of the sizes tried".to_string(), format::bytes)
+        ));
+    }
+    out.push_str("</ul>\n");
+}
+
+/// Cells run both replayed and live, side by side.
+fn replay_vs_live(out: &mut String, report: &SweepReport) {
+    out.push_str("<section id=\"replay-vs-live\">\n<h2>Replay against live</h2>\n");
+    let pairs: Vec<(&Series, &Series)> = report
+        .series
+        .iter()
+        .filter(|s| s.mode == "replay")
+        .filter_map(|r| {
+            report
+                .series
+                .iter()
+                .find(|l| {
+                    l.mode == "live"
+                        && l.variant == r.variant
+                        && l.capture == r.capture
+                        && l.ring_bytes == r.ring_bytes
+                        && l.transport == r.transport
+                })
+                .map(|l| (r, l))
+        })
+        .collect();
+    if pairs.is_empty() {
+        out.push_str(
+            "<p class=\"empty\">No cell ran both replayed and live in these results \
+             (a plan's <code>modes = [\"replay\", \"live\"]</code> runs both; live cells need root).</p>\n</section>\n",
+        );
+        return;
+    }
+    out.push_str(
+        "<div class=\"scroll\">\n<table class=\"summary\">\n<thead><tr><th>variant</th><th class=\"num\">ring</th>\
+         <th class=\"num\">replay (events/s)</th><th class=\"num\">live (events/s)</th><th class=\"num\">live ÷ replay</th></tr></thead>\n<tbody>\n",
+    );
+    let rate = |r: Option<f64>| r.map_or("none".to_string(), format::rate);
+    for (r, l) in pairs {
+        let ratio = match (r.zero_loss_rate, l.zero_loss_rate) {
+            (Some(a), Some(b)) if a > 0.0 => format::ratio(b / a),
+            _ => "—".to_string(),
+        };
+        out.push_str(&format!(
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{ratio}</td></tr>\n",
+            escape(&r.variant),
+            format::bytes(r.ring_bytes),
+            rate(r.zero_loss_rate),
+            rate(l.zero_loss_rate),
+        ));
+    }
+    out.push_str("</tbody>\n</table>\n</div>\n</section>\n");
 }
 
 fn environment(out: &mut String, report: &SweepReport) {

@@ -38,13 +38,16 @@ pub enum Chart {
     P999VsRate,
     /// Bytes waiting in the rings over the trial at each series' zero-loss rate.
     RingOccupancy,
+    /// Each variant's zero-loss rate against ring size.
+    NdrVsRing,
 }
 
 impl Chart {
     /// Every chart, in the order the report shows them.
-    pub const ALL: [Chart; 7] = [
+    pub const ALL: [Chart; 8] = [
         Chart::LossVsRate,
         Chart::ZeroLossRate,
+        Chart::NdrVsRing,
         Chart::ThroughputVsRate,
         Chart::P50VsRate,
         Chart::P99VsRate,
@@ -62,6 +65,7 @@ impl Chart {
             Chart::P50VsRate => "p50-vs-rate.svg",
             Chart::P999VsRate => "p999-vs-rate.svg",
             Chart::RingOccupancy => "ring-occupancy.svg",
+            Chart::NdrVsRing => "ndr-vs-ring.svg",
         }
     }
 
@@ -75,6 +79,7 @@ impl Chart {
             Chart::P50VsRate => "p50 latency vs offered rate",
             Chart::P999VsRate => "p99.9 latency vs offered rate",
             Chart::RingOccupancy => "Ring occupancy over the zero-loss trial",
+            Chart::NdrVsRing => "Zero-loss rate vs ring size",
         }
     }
 }
@@ -89,6 +94,7 @@ impl fmt::Display for Chart {
             Chart::P50VsRate => "p50-vs-rate",
             Chart::P999VsRate => "p999-vs-rate",
             Chart::RingOccupancy => "ring-occupancy",
+            Chart::NdrVsRing => "ndr-vs-ring",
         })
     }
 }
@@ -283,8 +289,62 @@ fn plan(report: &SweepReport, chart: Chart) -> Plan {
                 goal: false,
             },
         ),
+        Chart::NdrVsRing => Plan::Lines(
+            ring_lines(report),
+            LineSpec {
+                title: chart.title(),
+                y_desc: "zero-loss rate (events/s)",
+                y_tick: format::rate_tick,
+                y_log_above: None,
+                x_desc: "ring size (per CPU for perf, whole for the ring buffer)",
+                x_desc_log: "ring size (per CPU for perf, whole for the ring buffer; log scale)",
+                x_tick: format::bytes_tick,
+                // Ring sizes step by powers of two.
+                x_log_above: Some(4.0),
+                goal: false,
+            },
+        ),
         Chart::ZeroLossRate => Plan::Bars,
     }
+}
+
+/// One line per variant (and capture, layout, transport, mode): its zero-loss
+/// rate at each ring size. Series without a zero-loss rate are left out.
+fn ring_lines(report: &SweepReport) -> Vec<Line> {
+    let group = |s: &Series| {
+        format!(
+            "{} · {} · {} · {} · {}",
+            s.variant, s.capture, s.layout, s.transport, s.mode
+        )
+    };
+    let mut out: Vec<(String, Line)> = Vec::new();
+    for (i, s) in report.series.iter().enumerate() {
+        let g = group(s);
+        let at = out.iter().position(|(k, _)| *k == g).unwrap_or_else(|| {
+            out.push((
+                g.clone(),
+                Line {
+                    index: i,
+                    label: s.variant.clone(),
+                    invalid: !s.valid,
+                    points: Vec::new(),
+                    bars: Vec::new(),
+                    marks: Vec::new(),
+                },
+            ));
+            out.len() - 1
+        });
+        let line = &mut out[at].1;
+        line.invalid |= !s.valid;
+        if let Some(r) = s.zero_loss_rate.filter(|r| r.is_finite() && *r > 0.0) {
+            line.points.push((s.ring_bytes as f64, r));
+        }
+    }
+    let mut lines: Vec<Line> = out.into_iter().map(|(_, l)| l).collect();
+    for l in &mut lines {
+        l.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    lines
 }
 
 /// A latency percentile against offered rate.

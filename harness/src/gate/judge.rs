@@ -558,7 +558,7 @@ mod tests {
         )]);
         let status = |c: &SweepResults| judge(&r, c, "c", Some((&base, "b"))).unwrap()[0].status;
         assert_eq!(status(&slow), Status::Fail);
-        let both = crate::gate::combine_repeats(&slow, &[fine.clone()]);
+        let both = crate::gate::combine_repeats(&slow, std::slice::from_ref(&fine));
         assert_eq!(status(&both), Status::Pass, "the other repeat held");
         assert_eq!(both.series[0].points.len(), 2, "trials are pooled");
         let twice = crate::gate::combine_repeats(&slow, std::slice::from_ref(&slow));

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::gate::judge::{bracket, loss_by_rate};
-use crate::gate::{load_results, GateInputError, Measure};
+use crate::gate::{load_current, Measure};
 use crate::sweep::{Series, SweepResults};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -129,10 +129,7 @@ pub fn github_action_benchmark(r: &SweepResults, loss: bool) -> Vec<GabEntry> {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let loaded = load_results(&args.results).map_err(|e| GateInputError::Results {
-        path: e.path,
-        what: e.what,
-    })?;
+    let loaded = load_current(&args.results)?;
     let r = &loaded.results;
     let value = match args.format {
         Format::Bmf => bmf(r),

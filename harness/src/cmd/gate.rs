@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::gate::{judge, load_results, GateInputError, RulesFile, Status};
+use crate::gate::{judge, load_baseline, load_current, GateInputError, RulesFile, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct GateArgs {
@@ -62,10 +62,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
         .positional
         .or(args.results)
         .unwrap_or_else(|| PathBuf::from("results/latest"));
-    let current = load_results(&path).map_err(|e| GateInputError::Results {
-        path: e.path,
-        what: e.what,
-    })?;
+    let current = load_current(&path)?;
     if args.update {
         let target = args
             .baseline
@@ -87,18 +84,12 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
         None => RulesFile::default_regression(args.max_drop),
     };
     let baseline = match &args.baseline {
-        Some(b) => Some(load_results(b).map_err(|e| GateInputError::Baseline {
-            path: e.path,
-            what: e.what,
-        })?),
+        Some(b) => Some(load_baseline(b)?),
         None => None,
     };
     let mut repeats = Vec::new();
     for a in &args.also {
-        let r = load_results(a).map_err(|e| GateInputError::Results {
-            path: e.path,
-            what: e.what,
-        })?;
+        let r = load_current(a)?;
         if r.results.plan_hash != current.results.plan_hash {
             return Err(GateInputError::Results {
                 path: r.file.display().to_string(),

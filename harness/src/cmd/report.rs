@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::gate::judge::{bracket, loss_by_rate, lost_anywhere};
-use crate::gate::{load_results, GateInputError, Loaded, Measure};
+use crate::gate::{load_baseline, load_current, Loaded, Measure};
 use crate::sweep::{SeriesKey, SweepConfig, SweepResults};
 
 #[derive(Debug, clap::Args)]
@@ -33,46 +33,39 @@ pub struct ReportArgs {
 pub const COMPARE_MAX_DROP: f64 = 0.25;
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
-    let loaded = load_results(&args.results).map_err(|e| GateInputError::Results {
-        path: e.path,
-        what: e.what,
-    })?;
-    let baseline = match &args.baseline {
-        Some(b) => Some(load_results(b).map_err(|e| GateInputError::Baseline {
-            path: e.path,
-            what: e.what,
-        })?),
-        None => None,
-    };
-    let out = args.out.unwrap_or_else(|| {
-        loaded
-            .file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("report")
-    });
-    let files = write_loaded(&loaded, baseline.as_ref(), &out, args.log_loss)?;
+    let files = write(
+        &args.results,
+        args.baseline.as_deref(),
+        args.out.as_deref(),
+        args.log_loss,
+    )?;
     for f in files {
         println!("wrote {}", f.display());
     }
     Ok(())
 }
 
-/// Reads `results` (and `baseline`) and writes the report into `out`.
-pub fn write(results: &Path, baseline: Option<&Path>, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let loaded = load_results(results).map_err(|e| GateInputError::Results {
-        path: e.path,
-        what: e.what,
-    })?;
-    let baseline = baseline
-        .map(|b| {
-            load_results(b).map_err(|e| GateInputError::Baseline {
-                path: e.path,
-                what: e.what,
-            })
-        })
-        .transpose()?;
-    write_loaded(&loaded, baseline.as_ref(), out, false)
+/// Reads `results` (and `baseline`) and writes the report into `out`
+/// (default: `report/` beside the results file).
+pub fn write(
+    results: &Path,
+    baseline: Option<&Path>,
+    out: Option<&Path>,
+    loss_log: bool,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let loaded = load_current(results)?;
+    let baseline = baseline.map(load_baseline).transpose()?;
+    let out = out.map_or_else(
+        || {
+            loaded
+                .file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("report")
+        },
+        Path::to_path_buf,
+    );
+    write_loaded(&loaded, baseline.as_ref(), &out, loss_log)
 }
 
 fn write_loaded(

@@ -311,7 +311,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     results.write(&folder.sweep_json())?;
     let report_dir = folder.report_dir();
     // The report reads the file just written, as `harness report` does.
-    crate::cmd::report::write(&folder.sweep_json(), None, &report_dir)?;
+    crate::cmd::report::write(&folder.sweep_json(), None, Some(&report_dir), false)?;
     folder.link_latest(&args.out)?;
     print_table(&results, cfg.goal_rate);
     if let Some(b) = results.peak_rss_bytes {

@@ -114,3 +114,19 @@ pub fn combine_repeats(first: &SweepResults, repeats: &[SweepResults]) -> SweepR
     }
     out
 }
+
+/// [`load_results`] for the results under judgement: errors are bad input.
+pub fn load_current(path: &Path) -> Result<Loaded, super::GateInputError> {
+    load_results(path).map_err(|e| super::GateInputError::Results {
+        path: e.path,
+        what: e.what,
+    })
+}
+
+/// [`load_results`] for a baseline: errors are bad input naming the baseline.
+pub fn load_baseline(path: &Path) -> Result<Loaded, super::GateInputError> {
+    load_results(path).map_err(|e| super::GateInputError::Baseline {
+        path: e.path,
+        what: e.what,
+    })
+}

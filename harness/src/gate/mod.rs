@@ -15,7 +15,7 @@ pub mod input;
 pub mod judge;
 pub mod rules;
 
-pub use input::{combine_repeats, load_results, profile_of, Loaded};
+pub use input::{combine_repeats, load_baseline, load_current, load_results, profile_of, Loaded};
 pub use judge::{judge, Outcome, Status};
 pub use rules::{Measure, Rule, RuleKind, RulesFile, Selector};
 

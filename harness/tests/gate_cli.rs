@@ -286,8 +286,15 @@ fn exports_parse_back_into_their_documented_shapes() {
 fn the_report_builds_from_results_files_alone() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let o = harness()
-        .args(["report", BASELINE, "--baseline", BASELINE, "--out"])
+    // Run from elsewhere: the plan beside the results names captures by
+    // paths relative to the repository, which the report must not need.
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(dir.path())
+        .arg("report")
+        .arg(root().join(BASELINE))
+        .arg("--baseline")
+        .arg(root().join(BASELINE))
+        .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
@@ -303,6 +310,10 @@ fn the_report_builds_from_results_files_alone() {
         "a run does not regress against itself"
     );
     assert!(html.contains("build profile") && html.contains("debug"));
+    assert!(
+        html.contains("goal 600k events/s") || html.contains("goal 600"),
+        "the plan's goal"
+    );
 
     // Empty and single-cell results: the report says what is missing.
     for (name, keep) in [("empty", 0), ("single", 1)] {

@@ -37,7 +37,10 @@ code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; 
 table { border-collapse: collapse; margin: 8px 0; font-size: 0.92em; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
+table.summary { width: 100%; }
+table.summary td, table.summary th { padding: 4px 6px; overflow-wrap: anywhere; }
 table.env th { width: 14em; background: none; font-weight: 600; }
 tr.invalid td { background: var(--bad-bg); }
 tr.invalid td:first-child { box-shadow: inset 4px 0 0 var(--bad); }
@@ -277,9 +280,7 @@ fn summary(out: &mut String, report: &SweepReport) {
     if capture {
         out.push_str("<th>capture</th>");
     }
-    out.push_str(
-        "<th class=\"num\">zero-loss rate (events/s)</th><th class=\"num\">× baseline</th>",
-    );
+    out.push_str("<th class=\"num\">NDR (events/s)</th><th class=\"num\">× baseline</th>");
     if goal.is_some() {
         out.push_str("<th>goal</th>");
     }
@@ -332,7 +333,7 @@ fn summary(out: &mut String, report: &SweepReport) {
     }
     out.push_str("</tbody>\n</table>\n</div>\n");
     out.push_str(
-        "<p class=\"legend\">Zero-loss rate: the highest offered rate at which nothing was lost; \
+        "<p class=\"legend\">NDR (no-drop rate): the highest offered rate at which nothing was lost; \
          none: events were lost even at the lowest rate tried. × baseline: ratio to the series marked baseline \
          (the seed's design on the same capture).</p>\n",
     );

@@ -75,9 +75,15 @@ fn write_loaded(
     loss_log: bool,
 ) -> anyhow::Result<Vec<PathBuf>> {
     // The goal rate is the plan's (kept beside the results); without the
-    // plan, the default plan's.
-    let goal = match loaded.plan() {
-        Some(p) => SweepConfig::load(&p)?.goal_rate,
+    // plan, the default plan's. Only that key is read: the plan's captures
+    // need not exist where the report is rendered.
+    let plan_goal = loaded
+        .plan()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .map(|t| t.get("goal_rate").and_then(|g| g.as_float()));
+    let goal = match plan_goal {
+        Some(g) => g,
         None => SweepConfig::default().goal_rate,
     };
     let mut report = to_report(&loaded.results, goal);
@@ -208,6 +214,11 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
     if r.series.len() == 1 {
         missing.push("A single cell: there is nothing to compare it with.".into());
     }
+    let one_capture = r.series.iter().all(|s| {
+        r.series
+            .first()
+            .is_some_and(|f| f.key.capture == s.key.capture)
+    });
     reports::SweepReport {
         title: "dropbench sweep: highest zero-loss rate per pipeline variant".into(),
         generated_unix_s: r.started_unix_s,
@@ -250,7 +261,13 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
                 mode: s.key.mode.clone(),
                 pdr: s.pdr,
                 wakeup: s.key.wakeup.clone(),
-                capture: s.key.capture.clone(),
+                // Empty when every cell replayed the same capture (the
+                // report's own), so the summary has no column repeating it.
+                capture: if one_capture {
+                    String::new()
+                } else {
+                    s.key.capture.clone()
+                },
                 sink: if s.key.broker.is_empty() {
                     s.key.sink.clone()
                 } else {

@@ -311,6 +311,10 @@ fn the_report_builds_from_results_files_alone() {
     );
     assert!(html.contains("build profile") && html.contains("debug"));
     assert!(
+        html.contains("plan that ran") && html.contains("max_probes = 8"),
+        "the plan"
+    );
+    assert!(
         html.contains("goal 600k events/s") || html.contains("goal 600"),
         "the plan's goal"
     );

@@ -77,9 +77,9 @@ fn write_loaded(
     // The goal rate is the plan's (kept beside the results); without the
     // plan, the default plan's. Only that key is read: the plan's captures
     // need not exist where the report is rendered.
-    let plan_goal = loaded
-        .plan()
-        .and_then(|p| std::fs::read_to_string(p).ok())
+    let plan_text = loaded.plan().and_then(|p| std::fs::read_to_string(p).ok());
+    let plan_goal = plan_text
+        .as_deref()
         .and_then(|t| t.parse::<toml::Table>().ok())
         .map(|t| t.get("goal_rate").and_then(|g| g.as_float()));
     let goal = match plan_goal {
@@ -88,6 +88,17 @@ fn write_loaded(
     };
     let mut report = to_report(&loaded.results, goal);
     report.loss_log = loss_log;
+    // The plan that ran, as its settings (plan.toml beside the results).
+    if let Some(t) = plan_text {
+        let settings: Vec<&str> = t
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        report
+            .environment
+            .push(("plan that ran".into(), settings.join("; ")));
+    }
     if let Some(b) = baseline {
         report.comparison = Some(compare(
             &loaded.results,

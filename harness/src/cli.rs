@@ -27,8 +27,12 @@ pub enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Run one cell through the real kernel: load generator, probes, rings, variant (root).
     Live(cmd::live::LiveArgs),
-    /// Fail (exit 1) when a sweep's zero-loss rates regress against a baseline.
+    /// Judge results by a rules file and a baseline: exit 0 pass, 1 a rule failed, 2 bad input.
     Gate(cmd::gate::GateArgs),
+    /// Render the HTML report from results files (a run folder or sweep.json), optionally against a baseline.
+    Report(cmd::report::ReportArgs),
+    /// Write results as Bencher Metric Format or github-action-benchmark JSON.
+    Export(cmd::export::ExportArgs),
     /// Combine the run folders of a sharded sweep into one sweep.json and report.
     Merge(cmd::merge::MergeArgs),
 }
@@ -50,6 +54,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Live(a) => cmd::live::run(a),
         Command::Gate(a) => cmd::gate::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Export(a) => cmd::export::run(a),
     }
 }
 
@@ -61,7 +67,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         matches!(
             e.downcast_ref::<crate::experiment::sweep::SweepError>(),
             Some(crate::experiment::sweep::SweepError::Config { .. })
-        )
+        ) || e.downcast_ref::<crate::gate::GateInputError>().is_some()
+            || e.downcast_ref::<crate::gate::input::ResultsInputError>()
+                .is_some()
     });
     if bad_input {
         2

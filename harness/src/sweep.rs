@@ -3,7 +3,6 @@
 //! scheduling and the results each in a file of their own; the gate's
 //! judging is in [`crate::gate`].
 
-pub use crate::cmd::sweep::to_report;
 pub use crate::experiment::plan::{parse_config_str, Plan, PlannedSeries, SweepConfig};
 pub use crate::experiment::relayout::relayout;
 pub use crate::experiment::results::{
@@ -11,4 +10,3 @@ pub use crate::experiment::results::{
 };
 pub use crate::experiment::sweep::{plan_series, run_sweep, SweepError, SweepObserver, TrialError};
 pub use crate::experiment::trial::replayed_result;
-pub use crate::gate::{judge, Verdict};

@@ -10,9 +10,10 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use harness::cmd::report::to_report;
 use harness::results::{Environment, RunConfig, RunResult};
 use harness::sink::{FileSink, Sink};
-use harness::sweep::{to_report, SweepResults, SWEEP_SCHEMA};
+use harness::sweep::{SweepResults, SWEEP_SCHEMA};
 use support::root::{files_below, privileged, Tmpfs};
 
 /// Fills what is left of `disk` with one file, so the next write fails.

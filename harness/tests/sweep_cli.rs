@@ -91,20 +91,21 @@ fn sweep_writes_results_and_report_and_gate_judges_them() {
     let same = gate(&run.join("sweep.json"));
     assert!(ok(&same).contains("gate passed"));
 
-    // ...and fails, with one clear line, against a baseline twice as fast.
+    // ...and fails, with one clear line, against a baseline far faster: the
+    // gate compares the search's brackets, so the baseline's whole bracket
+    // (holds, first failing) is moved past the current one's top.
     let mut faster = results.clone();
     for s in &mut faster.series {
-        s.zero_loss_rate = s.zero_loss_rate.map(|r| r * 2.0);
+        let top = s.first_lossy_rate.unwrap_or(400_000.0);
+        s.zero_loss_rate = Some(top * 4.0);
+        s.first_lossy_rate = Some(top * 5.0);
     }
     let fast_path: PathBuf = dir.path().join("faster.json");
     faster.write(&fast_path).unwrap();
     let failed = gate(&fast_path);
     assert_eq!(failed.status.code(), Some(1));
     let err = String::from_utf8_lossy(&failed.stderr);
-    assert!(
-        err.contains("gate failed: 2 of 2 series regressed"),
-        "{err}"
-    );
+    assert!(err.contains("gate failed: 2 of 2 checks failed"), "{err}");
     assert!(!err.contains("panicked"));
 
     // --update writes a baseline the gate then accepts.

@@ -188,10 +188,26 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// The summary's "× baseline" figure: this series' zero-loss rate over the
-/// first series'. `None` when either is missing, non-finite, or the baseline is 0.
+/// An axis label for a byte count: `0`, `512 KiB`, `32 MiB`.
+pub fn bytes_tick(v: f64) -> String {
+    if !v.is_finite() || v <= 0.0 {
+        return "0".into();
+    }
+    bytes(v.round() as u64)
+}
+
+/// An axis label for seconds: `0`, `0.25`, `1.5`.
+pub fn seconds_tick(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The summary's "× baseline" figure: this series' zero-loss rate over its
+/// baseline series' ([`crate::Series::baseline`]). `None` when it has no
+/// baseline, either rate is missing or non-finite, or the baseline's is 0.
 pub fn baseline_ratio(report: &SweepReport, index: usize) -> Option<f64> {
-    let base = report.series.first()?.zero_loss_rate?;
+    let b = report.series.get(index)?.baseline?;
+    let base = report.series.get(b)?.zero_loss_rate?;
     let this = report.series.get(index)?.zero_loss_rate?;
     if base.is_finite() && base > 0.0 && this.is_finite() {
         Some(this / base)
@@ -323,6 +339,9 @@ mod tests {
             layout: "fixed4k".into(),
             transport: "perf".into(),
             ring_bytes,
+            baseline: None,
+            mode: String::new(),
+            pdr: None,
             wakeup: wakeup.into(),
             capture: String::new(),
             sink: "null".into(),
@@ -330,6 +349,8 @@ mod tests {
             valid: true,
             problems: vec![],
             points: vec![],
+            occupancy: vec![],
+            cpu_per_stage: vec![],
         }
     }
 

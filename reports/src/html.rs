@@ -37,7 +37,10 @@ code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; 
 table { border-collapse: collapse; margin: 8px 0; font-size: 0.92em; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
+table.summary { width: 100%; }
+table.summary td, table.summary th { padding: 4px 6px; overflow-wrap: anywhere; }
 table.env th { width: 14em; background: none; font-weight: 600; }
 tr.invalid td { background: var(--bad-bg); }
 tr.invalid td:first-child { box-shadow: inset 4px 0 0 var(--bad); }
@@ -114,7 +117,9 @@ fn page(report: &SweepReport, charts: &[(Chart, String)]) -> String {
     out.push_str("</header>\n");
 
     invalid_alert(&mut out, report);
+    missing(&mut out, report);
     summary(&mut out, report);
+    comparison(&mut out, report);
     environment(&mut out, report);
 
     out.push_str("<section id=\"charts\">\n<h2>Charts</h2>\n");
@@ -125,9 +130,13 @@ fn page(report: &SweepReport, charts: &[(Chart, String)]) -> String {
             "\n<figcaption>{}</figcaption>\n</figure>\n",
             caption(*chart)
         ));
+        if *chart == Chart::NdrVsRing {
+            minimum_rings(&mut out, report);
+        }
     }
     out.push_str("</section>\n");
 
+    replay_vs_live(&mut out, report);
     details(&mut out, report);
 
     out.push_str(
@@ -141,12 +150,37 @@ fn page(report: &SweepReport, charts: &[(Chart, String)]) -> String {
 fn caption(chart: Chart) -> &'static str {
     match chart {
         Chart::LossVsRate => {
-            "Events lost as a percentage of events offered, at each offered rate. \
-             Dashed lines are invalid series; the red dashed vertical line is the goal rate."
+            "Events lost anywhere (ring, pipeline, sink) as a percentage of events offered, at each \
+             offered rate, with each rate's 95% interval as a vertical bar where recorded. Thin \
+             vertical lines in a series' colour mark its NDR (dashed: the highest rate with nothing \
+             lost) and PDR (dotted: loss within the partial-drop threshold). Dashed series lines \
+             are invalid series; the red dashed vertical line is the goal rate."
         }
         Chart::P99VsRate => {
             "99th-percentile latency from an event's origin to the sink, at each offered rate \
              (rates where nothing was delivered have no latency and are left out)."
+        }
+        Chart::ThroughputVsRate => {
+            "Events delivered per second of run time, at each offered rate: it follows the offer \
+             until the pipeline saturates, then flattens."
+        }
+        Chart::P50VsRate => {
+            "Median latency from an event's scheduled time to the sink, at each offered rate \
+             (rates where nothing was delivered are left out)."
+        }
+        Chart::P999VsRate => {
+            "99.9th-percentile latency from an event's scheduled time to the sink, at each offered \
+             rate (rates where nothing was delivered are left out)."
+        }
+        Chart::RingOccupancy => {
+            "Bytes waiting in the rings (written by the kernel side, not yet read) over the trial at \
+             each series' zero-loss rate (its lowest rate when none held), from the replay's \
+             progress samples. A line that climbs to the ring size is a reader falling behind."
+        }
+        Chart::NdrVsRing => {
+            "Each variant's highest zero-loss rate at each ring size the sweep tried (one point per \
+             variant when it tried one size). The smallest ring that holds the goal rate is listed \
+             under the chart."
         }
         Chart::ZeroLossRate => {
             "Highest offered rate at which each series lost nothing, with its ratio to the \
@@ -246,16 +280,14 @@ fn summary(out: &mut String, report: &SweepReport) {
     if capture {
         out.push_str("<th>capture</th>");
     }
-    out.push_str(
-        "<th class=\"num\">zero-loss rate (events/s)</th><th class=\"num\">× baseline</th>",
-    );
+    out.push_str("<th class=\"num\">NDR (events/s)</th><th class=\"num\">× baseline</th>");
     if goal.is_some() {
         out.push_str("<th>goal</th>");
     }
     out.push_str("<th>status</th></tr></thead>\n<tbody>\n");
     for (i, s) in report.series.iter().enumerate() {
         let class = if s.valid { "" } else { " class=\"invalid\"" };
-        let ratio = if i == 0 {
+        let ratio = if s.baseline == Some(i) {
             "baseline".to_string()
         } else {
             format::baseline_ratio(report, i).map_or("—".to_string(), format::ratio)
@@ -301,10 +333,163 @@ fn summary(out: &mut String, report: &SweepReport) {
     }
     out.push_str("</tbody>\n</table>\n</div>\n");
     out.push_str(
-        "<p class=\"legend\">Zero-loss rate: the highest offered rate at which nothing was lost; \
-         none: events were lost even at the lowest rate tried. × baseline: ratio to series 1.</p>\n",
+        "<p class=\"legend\">NDR (no-drop rate): the highest offered rate at which nothing was lost; \
+         none: events were lost even at the lowest rate tried. × baseline: ratio to the series marked baseline \
+         (the seed's design on the same capture).</p>\n",
     );
     out.push_str("</section>\n");
+}
+
+fn missing(out: &mut String, report: &SweepReport) {
+    if report.missing.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<section id=\"missing\">\n<h2>What these results lack</h2>\n<ul class=\"warnings\">\n",
+    );
+    for m in &report.missing {
+        out.push_str(&format!("<li>{}</li>\n", escape(m)));
+    }
+    out.push_str("</ul>\n</section>\n");
+}
+
+fn comparison(out: &mut String, report: &SweepReport) {
+    let Some(c) = &report.comparison else {
+        return;
+    };
+    out.push_str(&format!(
+        "<section id=\"comparison\">\n<h2>Compared with <code>{}</code></h2>\n<p class=\"legend\">{}</p>\n",
+        escape(&c.baseline),
+        escape(&c.rule)
+    ));
+    let regressed = c.rows.iter().filter(|r| r.regressed).count();
+    if regressed > 0 {
+        out.push_str(&format!(
+            "<div class=\"alert\" role=\"alert\"><strong>{regressed} of {} cells regressed</strong> (highlighted below).</div>\n",
+            c.rows.len()
+        ));
+    }
+    if c.rows.is_empty() {
+        out.push_str("<p class=\"empty\">No cell is in both runs.</p>\n");
+    } else {
+        out.push_str(
+            "<div class=\"scroll\">\n<table class=\"summary\">\n<thead><tr><th>cell</th>\
+             <th class=\"num\">baseline (events/s)</th><th class=\"num\">now (events/s)</th>\
+             <th class=\"num\">change</th><th>judged</th></tr></thead>\n<tbody>\n",
+        );
+        let rate = |r: Option<f64>| r.map_or("none".to_string(), format::rate);
+        for r in &c.rows {
+            out.push_str(&format!(
+                "<tr{}><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} {}</td></tr>\n",
+                if r.regressed { " class=\"invalid\"" } else { "" },
+                escape(&r.cell),
+                rate(r.baseline_rate),
+                rate(r.current_rate),
+                r.change_pct.map_or("—".to_string(), |p| format!("{p:+.1}%")),
+                if r.regressed {
+                    "<span class=\"badge bad\">REGRESSED</span>"
+                } else {
+                    "<span class=\"badge ok\">holds</span>"
+                },
+                escape(&r.detail)
+            ));
+        }
+        out.push_str("</tbody>\n</table>\n</div>\n");
+    }
+    for (title, cells) in [
+        ("Only in the baseline", &c.only_in_baseline),
+        ("Only in these results", &c.only_in_current),
+    ] {
+        if !cells.is_empty() {
+            out.push_str(&format!("<h3>{title}</h3>\n<ul>\n"));
+            for cell in cells {
+                out.push_str(&format!("<li>{}</li>\n", escape(cell)));
+            }
+            out.push_str("</ul>\n");
+        }
+    }
+    out.push_str("</section>\n");
+}
+
+/// Per variant, the smallest ring whose zero-loss rate reaches the goal (a
+/// comparison of given numbers, not a statistic).
+fn minimum_rings(out: &mut String, report: &SweepReport) {
+    let Some(goal) = report.goal_rate else {
+        out.push_str("<p class=\"legend\">No goal rate set: no minimum ring to name.</p>\n");
+        return;
+    };
+    let mut variants: Vec<&str> = report.series.iter().map(|s| s.variant.as_str()).collect();
+    variants.dedup();
+    if variants.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "<ul class=\"notes\" id=\"minimum-ring\">\n<li>Smallest ring holding the goal ({} events/s), per variant:</li>\n",
+        format::rate(goal)
+    ));
+    for v in variants {
+        let min = report
+            .series
+            .iter()
+            .filter(|s| s.variant == v && s.valid && s.zero_loss_rate.is_some_and(|r| r >= goal))
+            .map(|s| s.ring_bytes)
+            .min();
+        out.push_str(&format!(
+            "<li>{}: {}</li>\n",
+            escape(v),
+            min.map_or("none of the sizes tried".to_string(), format::bytes)
+        ));
+    }
+    out.push_str("</ul>\n");
+}
+
+/// Cells run both replayed and live, side by side.
+fn replay_vs_live(out: &mut String, report: &SweepReport) {
+    out.push_str("<section id=\"replay-vs-live\">\n<h2>Replay against live</h2>\n");
+    let pairs: Vec<(&Series, &Series)> = report
+        .series
+        .iter()
+        .filter(|s| s.mode == "replay")
+        .filter_map(|r| {
+            report
+                .series
+                .iter()
+                .find(|l| {
+                    l.mode == "live"
+                        && l.variant == r.variant
+                        && l.capture == r.capture
+                        && l.ring_bytes == r.ring_bytes
+                        && l.transport == r.transport
+                })
+                .map(|l| (r, l))
+        })
+        .collect();
+    if pairs.is_empty() {
+        out.push_str(
+            "<p class=\"empty\">No cell ran both replayed and live in these results \
+             (a plan's <code>modes = [\"replay\", \"live\"]</code> runs both; live cells need root).</p>\n</section>\n",
+        );
+        return;
+    }
+    out.push_str(
+        "<div class=\"scroll\">\n<table class=\"summary\">\n<thead><tr><th>variant</th><th class=\"num\">ring</th>\
+         <th class=\"num\">replay (events/s)</th><th class=\"num\">live (events/s)</th><th class=\"num\">live ÷ replay</th></tr></thead>\n<tbody>\n",
+    );
+    let rate = |r: Option<f64>| r.map_or("none".to_string(), format::rate);
+    for (r, l) in pairs {
+        let ratio = match (r.zero_loss_rate, l.zero_loss_rate) {
+            (Some(a), Some(b)) if a > 0.0 => format::ratio(b / a),
+            _ => "—".to_string(),
+        };
+        out.push_str(&format!(
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{ratio}</td></tr>\n",
+            escape(&r.variant),
+            format::bytes(r.ring_bytes),
+            rate(r.zero_loss_rate),
+            rate(l.zero_loss_rate),
+        ));
+    }
+    out.push_str("</tbody>\n</table>\n</div>\n</section>\n");
 }
 
 fn environment(out: &mut String, report: &SweepReport) {
@@ -375,10 +560,30 @@ fn details(out: &mut String, report: &SweepReport) {
             }
             out.push_str("</ul>\n");
         }
+        cpu_table(out, s);
         points_table(out, s);
         out.push_str("</article>\n");
     }
     out.push_str("</section>\n");
+}
+
+/// CPU time per stage over the zero-loss trial, when recorded.
+fn cpu_table(out: &mut String, s: &Series) {
+    if s.cpu_per_stage.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<table class=\"points\">\n<caption>CPU per stage over the zero-loss trial</caption>\n\
+         <thead><tr><th>stage</th><th class=\"num\">CPU time</th></tr></thead>\n<tbody>\n",
+    );
+    for (stage, secs) in &s.cpu_per_stage {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td class=\"num\">{}</td></tr>\n",
+            escape(stage),
+            format::nanos(secs * 1e9)
+        ));
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 fn points_table(out: &mut String, s: &Series) {

@@ -31,9 +31,49 @@ pub struct SweepReport {
     /// marker line there. `None`: no goal.
     #[serde(default)]
     pub goal_rate: Option<f64>,
-    /// One entry per pipeline configuration, in the harness's order. The first
-    /// one is the baseline that the summary's ratios are taken against.
+    /// One entry per pipeline configuration, in the harness's order. Each
+    /// names its own baseline ([`Series::baseline`]) for the summary's ratios.
     pub series: Vec<Series>,
+    /// What is missing from these results (planned series that did not run,
+    /// skipped cells, rates never measured), one remark per line.
+    #[serde(default)]
+    pub missing: Vec<String>,
+    /// Draw the loss chart's y axis on a log scale (rates with no loss then
+    /// cannot be placed and are left out of that chart).
+    #[serde(default)]
+    pub loss_log: bool,
+    /// Set when the report compares these results with another run's.
+    #[serde(default)]
+    pub comparison: Option<Comparison>,
+}
+
+/// These results against a baseline run's, cell by cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The baseline's results file.
+    pub baseline: String,
+    /// How a regression is judged, in words.
+    pub rule: String,
+    pub rows: Vec<ComparisonRow>,
+    /// Cells only the baseline has.
+    pub only_in_baseline: Vec<String>,
+    /// Cells only these results have.
+    pub only_in_current: Vec<String>,
+}
+
+/// One cell present in both runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRow {
+    pub cell: String,
+    /// Zero-loss rates, events/s (`None`: none found).
+    pub baseline_rate: Option<f64>,
+    pub current_rate: Option<f64>,
+    /// Relative change of the zero-loss rate, percent.
+    pub change_pct: Option<f64>,
+    /// Judged a regression by the harness (its rule is [`Comparison::rule`]).
+    pub regressed: bool,
+    /// The numbers behind the judgement.
+    pub detail: String,
 }
 
 /// One pipeline configuration swept over offered rates.
@@ -47,6 +87,10 @@ pub struct Series {
     pub transport: String,
     /// Ring size in bytes (per CPU for perf, total for the BPF ring buffer).
     pub ring_bytes: u64,
+    /// Index (in [`SweepReport::series`]) of the series this one's
+    /// "× baseline" ratio is taken against; `None`: no baseline.
+    #[serde(default)]
+    pub baseline: Option<usize>,
     /// Reader wakeup policy (e.g. `every 64 events`, `watermark 50%`,
     /// `no-wakeup, poll 1 ms`); empty if not recorded.
     #[serde(default)]
@@ -55,6 +99,13 @@ pub struct Series {
     /// empty when it is the report's `capture` or a live run.
     #[serde(default)]
     pub capture: String,
+    /// How the cell ran: `replay` (emulated rings) or `live` (the real
+    /// kernel); empty when not recorded.
+    #[serde(default)]
+    pub mode: String,
+    /// The partial-drop rate (loss within the sweep's PDR threshold), events/s.
+    #[serde(default)]
+    pub pdr: Option<f64>,
     /// Where the pipeline's output went (e.g. `kafka (mock cluster)`, `null`, `file`).
     pub sink: String,
     /// Highest offered rate with zero loss, events/s, as found by the harness's
@@ -68,6 +119,13 @@ pub struct Series {
     pub problems: Vec<String>,
     /// One entry per offered rate that was run, in any order (reports sort by rate).
     pub points: Vec<Point>,
+    /// The trial at the zero-loss rate (or, without one, the lowest rate):
+    /// `(seconds since its first record, bytes waiting in the rings)`.
+    #[serde(default)]
+    pub occupancy: Vec<(f64, f64)>,
+    /// CPU time per pipeline stage over that trial: `(stage, seconds)`.
+    #[serde(default)]
+    pub cpu_per_stage: Vec<(String, f64)>,
 }
 
 /// The outcome of replaying at one offered rate.
@@ -83,6 +141,10 @@ pub struct Point {
     pub lost: u64,
     /// `lost` as a percentage of `offered` (0..=100), as computed by the harness.
     pub lost_pct: f64,
+    /// The 95% interval of `lost_pct` (pooled over the trials at this rate),
+    /// as the harness computed it; `None` when not recorded.
+    #[serde(default)]
+    pub lost_pct_interval: Option<(f64, f64)>,
     /// Delivered events per second of run time.
     pub throughput: f64,
     /// Median latency from an event's origin to the sink, ns (0 if nothing was delivered).

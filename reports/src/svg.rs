@@ -1,4 +1,4 @@
-//! The three SVG charts, drawn with plotters into a `String`.
+//! The SVG charts, drawn with plotters into a `String`.
 //!
 //! Output is deterministic: fixed widths, heights that depend only on the
 //! number of series, series in the report's order (points sorted by rate),
@@ -30,11 +30,30 @@ pub enum Chart {
     P99VsRate,
     /// Horizontal bars: each series' highest zero-loss rate, with the goal marked.
     ZeroLossRate,
+    /// Delivered events/s against offered rate, one line per series.
+    ThroughputVsRate,
+    /// Median latency against offered rate.
+    P50VsRate,
+    /// 99.9th-percentile latency against offered rate.
+    P999VsRate,
+    /// Bytes waiting in the rings over the trial at each series' zero-loss rate.
+    RingOccupancy,
+    /// Each variant's zero-loss rate against ring size.
+    NdrVsRing,
 }
 
 impl Chart {
     /// Every chart, in the order the report shows them.
-    pub const ALL: [Chart; 3] = [Chart::LossVsRate, Chart::P99VsRate, Chart::ZeroLossRate];
+    pub const ALL: [Chart; 8] = [
+        Chart::LossVsRate,
+        Chart::ZeroLossRate,
+        Chart::NdrVsRing,
+        Chart::ThroughputVsRate,
+        Chart::P50VsRate,
+        Chart::P99VsRate,
+        Chart::P999VsRate,
+        Chart::RingOccupancy,
+    ];
 
     /// The file name [`crate::write_report`] gives this chart.
     pub fn file_name(self) -> &'static str {
@@ -42,6 +61,11 @@ impl Chart {
             Chart::LossVsRate => "loss-vs-rate.svg",
             Chart::P99VsRate => "p99-vs-rate.svg",
             Chart::ZeroLossRate => "zero-loss-rate.svg",
+            Chart::ThroughputVsRate => "throughput-vs-rate.svg",
+            Chart::P50VsRate => "p50-vs-rate.svg",
+            Chart::P999VsRate => "p999-vs-rate.svg",
+            Chart::RingOccupancy => "ring-occupancy.svg",
+            Chart::NdrVsRing => "ndr-vs-ring.svg",
         }
     }
 
@@ -51,6 +75,11 @@ impl Chart {
             Chart::LossVsRate => "Lost events vs offered rate",
             Chart::P99VsRate => "p99 latency vs offered rate",
             Chart::ZeroLossRate => "Highest zero-loss rate",
+            Chart::ThroughputVsRate => "Throughput vs offered rate",
+            Chart::P50VsRate => "p50 latency vs offered rate",
+            Chart::P999VsRate => "p99.9 latency vs offered rate",
+            Chart::RingOccupancy => "Ring occupancy over the zero-loss trial",
+            Chart::NdrVsRing => "Zero-loss rate vs ring size",
         }
     }
 }
@@ -61,6 +90,11 @@ impl fmt::Display for Chart {
             Chart::LossVsRate => "loss-vs-rate",
             Chart::P99VsRate => "p99-vs-rate",
             Chart::ZeroLossRate => "zero-loss-rate",
+            Chart::ThroughputVsRate => "throughput-vs-rate",
+            Chart::P50VsRate => "p50-vs-rate",
+            Chart::P999VsRate => "p999-vs-rate",
+            Chart::RingOccupancy => "ring-occupancy",
+            Chart::NdrVsRing => "ndr-vs-ring",
         })
     }
 }
@@ -176,42 +210,169 @@ impl Plan {
 fn plan(report: &SweepReport, chart: Chart) -> Plan {
     match chart {
         Chart::LossVsRate => Plan::Lines(
-            lines(report, |s| {
-                s.points
-                    .iter()
-                    .map(|p| (p.rate, p.lost_pct))
-                    .filter(|&(_, lost)| lost >= 0.0)
-                    .collect()
-            }),
+            {
+                // A log axis cannot place 0% (report.loss_log leaves them out).
+                let keep = |lost: f64| lost > 0.0 || (!report.loss_log && lost >= 0.0);
+                let mut ls = lines(report, |s| {
+                    s.points
+                        .iter()
+                        .map(|p| (p.rate, p.lost_pct))
+                        .filter(|&(_, lost)| keep(lost))
+                        .collect()
+                });
+                for (l, s) in ls.iter_mut().zip(&report.series) {
+                    l.bars = s
+                        .points
+                        .iter()
+                        .filter_map(|p| p.lost_pct_interval.map(|(lo, hi)| (p.rate, lo, hi)))
+                        .filter(|&(x, lo, hi)| {
+                            x.is_finite() && x > 0.0 && keep(hi) && lo.is_finite() && hi >= lo
+                        })
+                        .map(|(x, lo, hi)| {
+                            (
+                                x,
+                                if report.loss_log {
+                                    lo.max(hi / 1e3)
+                                } else {
+                                    lo
+                                },
+                                hi,
+                            )
+                        })
+                        .collect();
+                    l.marks = [(s.zero_loss_rate, Mark::Ndr), (s.pdr, Mark::Pdr)]
+                        .into_iter()
+                        .filter_map(|(r, m)| {
+                            r.filter(|r| r.is_finite() && *r > 0.0).map(|r| (r, m))
+                        })
+                        .collect();
+                }
+                ls
+            },
             LineSpec {
-                title: Chart::LossVsRate.title(),
+                title: chart.title(),
                 y_desc: "lost (% of offered)",
                 y_tick: format::percent_tick,
                 // Loss is 0 below saturation and climbs to tens of % past
-                // it; a log axis would hide exactly the zeros that matter.
-                y_log_above: None,
+                // it; a log axis would hide exactly the zeros that matter, so
+                // it is an option (`harness report --log-loss`): from any span.
+                y_log_above: report.loss_log.then_some(1.0),
+                ..LineSpec::RATE_X
             },
         ),
-        Chart::P99VsRate => Plan::Lines(
+        Chart::P99VsRate => latency_plan(report, chart, "p99 latency", |p| p.p99_ns),
+        Chart::P50VsRate => latency_plan(report, chart, "p50 latency", |p| p.p50_ns),
+        Chart::P999VsRate => latency_plan(report, chart, "p99.9 latency", |p| p.p999_ns),
+        Chart::ThroughputVsRate => Plan::Lines(
             lines(report, |s| {
-                s.points
-                    .iter()
-                    // No delivered event, no latency: p99 is 0 by convention then.
-                    .filter(|p| p.delivered > 0)
-                    .map(|p| (p.rate, p.p99_ns as f64))
-                    .collect()
+                s.points.iter().map(|p| (p.rate, p.throughput)).collect()
             }),
             LineSpec {
-                title: Chart::P99VsRate.title(),
-                y_desc: "p99 latency",
-                y_tick: format::nanos_tick,
-                // Past saturation p99 jumps from µs to ms (queues fill), so
-                // spans over 100x go logarithmic to keep the low end readable.
-                y_log_above: Some(100.0),
+                title: chart.title(),
+                y_desc: "delivered (events/s)",
+                y_tick: format::rate_tick,
+                y_log_above: None,
+                ..LineSpec::RATE_X
+            },
+        ),
+        Chart::RingOccupancy => Plan::Lines(
+            lines(report, |s| s.occupancy.clone()),
+            LineSpec {
+                title: chart.title(),
+                y_desc: "waiting in the rings (bytes)",
+                y_tick: format::bytes_tick,
+                y_log_above: None,
+                x_desc: "time since the trial's first record (s)",
+                x_desc_log: "time since the trial's first record (s)",
+                x_tick: format::seconds_tick,
+                x_log_above: None,
+                goal: false,
+            },
+        ),
+        Chart::NdrVsRing => Plan::Lines(
+            ring_lines(report),
+            LineSpec {
+                title: chart.title(),
+                y_desc: "zero-loss rate (events/s)",
+                y_tick: format::rate_tick,
+                y_log_above: None,
+                x_desc: "ring size (per CPU for perf, whole for the ring buffer)",
+                x_desc_log: "ring size (per CPU for perf, whole for the ring buffer; log scale)",
+                x_tick: format::bytes_tick,
+                // Ring sizes step by powers of two.
+                x_log_above: Some(4.0),
+                goal: false,
             },
         ),
         Chart::ZeroLossRate => Plan::Bars,
     }
+}
+
+/// One line per variant (and capture, layout, transport, mode): its zero-loss
+/// rate at each ring size. Series without a zero-loss rate are left out.
+fn ring_lines(report: &SweepReport) -> Vec<Line> {
+    let group = |s: &Series| {
+        format!(
+            "{} · {} · {} · {} · {}",
+            s.variant, s.capture, s.layout, s.transport, s.mode
+        )
+    };
+    let mut out: Vec<(String, Line)> = Vec::new();
+    for (i, s) in report.series.iter().enumerate() {
+        let g = group(s);
+        let at = out.iter().position(|(k, _)| *k == g).unwrap_or_else(|| {
+            out.push((
+                g.clone(),
+                Line {
+                    index: i,
+                    label: s.variant.clone(),
+                    invalid: !s.valid,
+                    points: Vec::new(),
+                    bars: Vec::new(),
+                    marks: Vec::new(),
+                },
+            ));
+            out.len() - 1
+        });
+        let line = &mut out[at].1;
+        line.invalid |= !s.valid;
+        if let Some(r) = s.zero_loss_rate.filter(|r| r.is_finite() && *r > 0.0) {
+            line.points.push((s.ring_bytes as f64, r));
+        }
+    }
+    let mut lines: Vec<Line> = out.into_iter().map(|(_, l)| l).collect();
+    for l in &mut lines {
+        l.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    lines
+}
+
+/// A latency percentile against offered rate.
+fn latency_plan(
+    report: &SweepReport,
+    chart: Chart,
+    y_desc: &'static str,
+    pick: fn(&crate::model::Point) -> u64,
+) -> Plan {
+    Plan::Lines(
+        lines(report, |s| {
+            s.points
+                .iter()
+                // No delivered event, no latency: it is 0 by convention then.
+                .filter(|p| p.delivered > 0)
+                .map(|p| (p.rate, pick(p) as f64))
+                .collect()
+        }),
+        LineSpec {
+            title: chart.title(),
+            y_desc,
+            y_tick: format::nanos_tick,
+            // Past saturation latency jumps from µs to ms (queues fill), so
+            // spans over 100x go logarithmic to keep the low end readable.
+            y_log_above: Some(100.0),
+            ..LineSpec::RATE_X
+        },
+    )
 }
 
 fn draw(report: &SweepReport, plan: &Plan, root: &Area) -> Result<(), DrawError> {
@@ -228,6 +389,17 @@ struct Line {
     label: String,
     invalid: bool,
     points: Vec<(f64, f64)>,
+    /// Vertical interval bars: (x, low, high).
+    bars: Vec<(f64, f64, f64)>,
+    /// Vertical marks at these x values: (x, dashed = NDR / dotted = PDR).
+    marks: Vec<(f64, Mark)>,
+}
+
+/// A rate marked on the loss chart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Ndr,
+    Pdr,
 }
 
 /// Collects each series' plottable points: rate > 0 and both coordinates
@@ -250,6 +422,8 @@ fn lines(report: &SweepReport, pick: impl Fn(&Series) -> Vec<(f64, f64)>) -> Vec
                 label,
                 invalid: !s.valid,
                 points,
+                bars: Vec::new(),
+                marks: Vec::new(),
             }
         })
         .collect()
@@ -505,6 +679,29 @@ struct LineSpec {
     y_tick: fn(f64) -> String,
     /// Make y logarithmic when max/min exceeds this (and all values are > 0).
     y_log_above: Option<f64>,
+    x_desc: &'static str,
+    x_desc_log: &'static str,
+    x_tick: fn(f64) -> String,
+    /// Make x logarithmic when max/min exceeds this.
+    x_log_above: Option<f64>,
+    /// Mark the goal rate (x is an offered rate).
+    goal: bool,
+}
+
+impl LineSpec {
+    /// x is the offered rate: log-scaled past a 10x span (sweeps step
+    /// geometrically), the goal marked.
+    const RATE_X: LineSpec = LineSpec {
+        title: "",
+        y_desc: "",
+        y_tick: format::rate_tick,
+        y_log_above: None,
+        x_desc: "offered rate (events/s)",
+        x_desc_log: "offered rate (events/s, log scale)",
+        x_tick: format::rate_tick,
+        x_log_above: Some(10.0),
+        goal: true,
+    };
 }
 
 fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec) -> DrawResult {
@@ -520,7 +717,12 @@ fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec
         .collect();
     let ys: Vec<f64> = lines
         .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .flat_map(|l| {
+            l.points
+                .iter()
+                .map(|p| p.1)
+                .chain(l.bars.iter().flat_map(|b| [b.1, b.2]))
+        })
         .collect();
     if xs.is_empty() {
         let why = if n == 0 {
@@ -531,12 +733,13 @@ fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec
         return no_data(&plot, spec.title, why);
     }
 
-    let goal = report.goal_rate.filter(|g| g.is_finite() && *g > 0.0);
+    let goal = report
+        .goal_rate
+        .filter(|g| spec.goal && g.is_finite() && *g > 0.0);
     // The goal joins the x range so its marker is always visible.
     let mut x_values = xs;
     x_values.extend(goal);
-    // Rates are log-scaled past a 10x span: sweeps step geometrically.
-    let x = Axis::fit(&x_values, Some(10.0), false, 1.0);
+    let x = Axis::fit(&x_values, spec.x_log_above, false, 1.0);
     let y = Axis::fit(&ys, spec.y_log_above, true, 1.0);
 
     let mut chart = ChartBuilder::on(&plot)
@@ -546,13 +749,9 @@ fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec
         .y_label_area_size(70)
         .build_cartesian_2d(x.coord(), y.coord())?;
 
-    let x_fmt = |v: &f64| format::rate_tick(x.to_data(*v));
+    let x_fmt = |v: &f64| (spec.x_tick)(x.to_data(*v));
     let y_fmt = |v: &f64| (spec.y_tick)(y.to_data(*v));
-    let x_desc = if x.log {
-        "offered rate (events/s, log scale)"
-    } else {
-        "offered rate (events/s)"
-    };
+    let x_desc = if x.log { spec.x_desc_log } else { spec.x_desc };
     let y_desc = if y.log {
         format!("{} (log scale)", spec.y_desc)
     } else {
@@ -604,6 +803,31 @@ fn line_chart(root: &Area, report: &SweepReport, lines: &[Line], spec: &LineSpec
             chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
         }
         draw_markers(&mut chart, &pts, line.index)?;
+        for &(bx, lo, hi) in &line.bars {
+            if !x.contains(bx) {
+                continue;
+            }
+            let (lo, hi) = (y.to_plot(lo.max(y.lo)), y.to_plot(hi.min(y.hi)));
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(x.to_plot(bx), lo), (x.to_plot(bx), hi)],
+                color.stroke_width(1),
+            )))?;
+        }
+        let Range { start, end } = y.plot_range();
+        for &(mx, mark) in &line.marks {
+            if !x.contains(mx) {
+                continue;
+            }
+            let mx = x.to_plot(mx);
+            // NDR dashed, PDR dotted, both thin and in the series' colour.
+            let (dash, gap) = if mark == Mark::Ndr { (6, 4) } else { (2, 3) };
+            chart.draw_series(DashedLineSeries::new(
+                [(mx, start), (mx, end)],
+                dash,
+                gap,
+                color.mix(0.7).stroke_width(1),
+            ))?;
+        }
     }
     // Drawn last, on a white backing, so lines passing the label don't cross it.
     if let Some((gx, top, label)) = goal_label {
@@ -808,7 +1032,7 @@ fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
                     )))?;
                 }
                 let mut note = format!("{}/s", format::rate(r));
-                if i == 0 {
+                if s.baseline == Some(i) {
                     note.push_str(" · baseline");
                 } else if let Some(ratio) = format::baseline_ratio(report, i) {
                     note.push_str(&format!(" · {} baseline", format::ratio(ratio)));

@@ -1,6 +1,8 @@
 //! A real browser opens the written report: headless Chromium parses
-//! index.html (the DOM must hold the summary rows and three inline SVG charts,
-//! and an HTML-injection attempt must stay text) and takes a screenshot.
+//! index.html (the DOM must hold the summary rows and every inline SVG chart,
+//! and an HTML-injection attempt must stay text), lays it out at 1280 px (no
+//! console errors, every chart a non-zero size, nothing wider than the page)
+//! and takes a screenshot.
 //!
 //! Outside CI the test skips, with the reason printed, when no Chromium is
 //! installed; under CI=true a missing Chromium fails it. `CHROMIUM=/path`
@@ -90,6 +92,21 @@ fn chromium(bin: &Path, page: &Path, extra: &[String], work: &Path) -> String {
     std::fs::read_to_string(&out_path).unwrap()
 }
 
+/// Runs first in the probe copy's <head>: collects errors, then on load
+/// measures the charts and finds elements past the viewport's right edge.
+const PROBE: &str = r#"
+window.__errors = [];
+addEventListener('error', e => __errors.push(String(e.message || (e.target && e.target.outerHTML) || 'error')), true);
+const __ce = console.error; console.error = (...a) => { __errors.push(a.join(' ')); __ce(...a); };
+addEventListener('load', () => {
+  const cw = document.documentElement.clientWidth;
+  const charts = [...document.querySelectorAll('figure svg')].map(s => { const r = s.getBoundingClientRect(); return [r.width, r.height]; });
+  const wide = [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > cw + 0.5)
+    .map(e => e.tagName + '.' + e.getAttribute('class') + ' right=' + Math.round(e.getBoundingClientRect().right)).slice(0, 12);
+  document.body.setAttribute('data-probe', JSON.stringify({errors: __errors, charts, clientWidth: cw, scrollWidth: document.documentElement.scrollWidth, wide}));
+});
+"#;
+
 #[test]
 fn chromium_renders_report() {
     let Some(bin) = chromium_or_skip() else {
@@ -97,7 +114,13 @@ fn chromium_renders_report() {
     };
     let work = tempfile::tempdir().unwrap();
     let report_dir = work.path().join("report");
-    let report = common::fixture();
+    let mut report = common::fixture();
+    // Every optional summary column, with long values: the table must still
+    // fit 1280 px.
+    for (i, s) in report.series.iter_mut().enumerate() {
+        s.capture = format!("real-programs-burst-capture-{i}-fixed4k-perf.pcapng");
+        s.wakeup = "no-wakeup, poll every 1 ms".into();
+    }
     let files = reports::write_report(&report_dir, &report).unwrap();
     let index = &files[0];
 
@@ -117,9 +140,62 @@ fn chromium_renders_report() {
         );
     }
     assert_eq!(body.matches("<tr class=\"invalid\">").count(), 1);
-    assert_eq!(dom.matches("<svg ").count(), 3, "three inline charts");
+    assert_eq!(
+        dom.matches("<svg ").count(),
+        reports::Chart::ALL.len(),
+        "every chart inline"
+    );
     assert!(dom.matches("<polyline").count() > 10, "charts have lines");
     assert!(dom.contains("<h1>dropbench sweep: fixed4k capture, perf vs ring buffer</h1>"));
+
+    // Laid out at 1280 px: a copy of the page with a measuring script first
+    // in <head> (the report itself has none) records console errors and
+    // error events, each chart's size, and every element past the page's
+    // right edge, into an attribute the dumped DOM carries.
+    let html = std::fs::read_to_string(index).unwrap();
+    let probe = report_dir.join("probe.html");
+    std::fs::write(
+        &probe,
+        html.replacen("<head>", &format!("<head><script>{PROBE}</script>"), 1),
+    )
+    .unwrap();
+    let dom = chromium(
+        &bin,
+        &probe,
+        &[
+            "--dump-dom".to_string(),
+            "--window-size=1280,2000".to_string(),
+        ],
+        work.path(),
+    );
+    let attr = dom
+        .split("data-probe=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("the probe did not run:\n{}", &dom[..dom.len().min(400)]))
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    let m: serde_json::Value = serde_json::from_str(&attr).unwrap();
+    println!("layout at 1280 px: {m}");
+    assert_eq!(m["errors"], serde_json::json!([]), "console errors");
+    let charts = m["charts"].as_array().unwrap();
+    assert_eq!(charts.len(), reports::Chart::ALL.len());
+    for c in charts {
+        assert!(
+            c[0].as_f64().unwrap() > 0.0 && c[1].as_f64().unwrap() > 0.0,
+            "a chart of zero size: {m}"
+        );
+    }
+    assert_eq!(m["clientWidth"], 1280, "{m}");
+    assert!(
+        m["scrollWidth"].as_f64().unwrap() <= 1280.0,
+        "the page scrolls sideways: {m}"
+    );
+    assert_eq!(
+        m["wide"],
+        serde_json::json!([]),
+        "elements past the right edge"
+    );
 
     // A screenshot of the page as a person sees it.
     let png = work.path().join("report.png");

@@ -83,8 +83,12 @@ fn page_is_self_contained() {
     }
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.contains("<meta charset=\"utf-8\">"));
-    assert_eq!(page.matches("<svg ").count(), 3, "three inline charts");
-    assert_eq!(page.matches("</svg>").count(), 3);
+    assert_eq!(
+        page.matches("<svg ").count(),
+        Chart::ALL.len(),
+        "every chart inline"
+    );
+    assert_eq!(page.matches("</svg>").count(), Chart::ALL.len());
     for chart in Chart::ALL {
         assert!(page.contains(&format!("<figure id=\"chart-{chart}\">")));
     }
@@ -205,7 +209,8 @@ fn narrow_rate_span_uses_linear_axis_and_no_goal_means_no_marker() {
     for svg in svgs(&r) {
         is_svg_document(&svg);
         assert!(!svg.contains("goal"));
-        assert!(!svg.contains("log scale") || svg.contains("p99 latency (log scale)"));
+        // Only latency axes go logarithmic over this narrow span.
+        assert!(!svg.contains("log scale") || svg.contains("latency (log scale)"));
     }
     let loss = render_svg(&r, Chart::LossVsRate).unwrap();
     assert!(
@@ -223,7 +228,7 @@ fn empty_sweep_renders_placeholders() {
     }
     let page = html(&r);
     assert!(page.contains("No series in this sweep."));
-    assert_eq!(page.matches("<svg ").count(), 3);
+    assert_eq!(page.matches("<svg ").count(), Chart::ALL.len());
 }
 
 #[test]
@@ -371,7 +376,7 @@ fn write_report_overwrites_and_reports_bad_directories() {
         .contains("<h1>second run</h1>"));
     assert_eq!(
         std::fs::read_dir(&out).unwrap().count(),
-        4,
+        1 + Chart::ALL.len(),
         "no temp files left"
     );
 
@@ -437,4 +442,41 @@ fn read_sweep_round_trips_and_names_bad_files() {
     let missing = dir.path().join("missing.json");
     let err = read_sweep(&missing).unwrap_err();
     assert!(matches!(err, ReportError::Read { ref path, .. } if *path == missing));
+}
+
+#[test]
+fn replay_against_live_and_minimum_ring() {
+    let mut r = fixture();
+    // Without live cells the section says what is missing.
+    let page = html(&r);
+    assert!(page.contains("No cell ran both replayed and live"));
+    // A live twin of series 1 at half its rate, and series 2 again with a
+    // bigger ring that holds the goal.
+    let mut live = r.series[0].clone();
+    live.mode = "live".into();
+    live.zero_loss_rate = r.series[0].zero_loss_rate.map(|x| x / 2.0);
+    let mut bigger = r.series[1].clone();
+    bigger.ring_bytes *= 4;
+    bigger.zero_loss_rate = Some(700_000.0);
+    r.series.push(live);
+    r.series.push(bigger);
+    let page = html(&r);
+    let section = &page[page.find("id=\"replay-vs-live\"").unwrap()..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert!(section.contains("<td>seed-baseline</td>"), "{section}");
+    assert!(section.contains("0.50×"), "live ÷ replay: {section}");
+    let min = &page[page.find("id=\"minimum-ring\"").unwrap()..];
+    let min = &min[..min.find("</ul>").unwrap()];
+    assert!(min.contains("<li>batched: 140 MiB</li>"), "{min}");
+    assert!(
+        min.contains("<li>seed-baseline: none of the sizes tried</li>"),
+        "{min}"
+    );
+    // The chart has a two-point line for batched.
+    let svg = render_svg(&r, Chart::NdrVsRing).unwrap();
+    assert!(
+        svg.contains("ring size (per CPU for perf"),
+        "x axis named with its unit"
+    );
+    assert!(svg.contains("zero-loss rate (events/s)"));
 }

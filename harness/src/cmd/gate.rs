@@ -1,32 +1,46 @@
-//! `harness gate`: fail CI when a sweep's zero-loss rates regress against a baseline.
+//! `harness gate`: judge a sweep's results files against a rules file and a baseline.
 //!
 //! ```text
-//! harness gate --results results/sweep.json --baseline ci/baselines/default.json --max-drop 25%
-//! harness gate --results results/sweep.json --baseline ci/baselines/default.json --update
+//! harness gate results/latest --rules ci/gates.toml --baseline ci/baseline/sweep.json
+//! harness gate results/latest --baseline old/sweep.json --max-drop 25%   # no rules file
+//! harness gate results/latest --baseline ci/baseline/sweep.json --update
 //! ```
-//! Exit 0 when every baseline series holds; exit 1 (one error line after the
-//! table) on any regression, invalid ledger or missing series.
+//! Prints a table of every rule and cell; each failure again with its
+//! numbers and the command that reproduces it. Exit 0 when nothing fails, 1
+//! when a rule fails, 2 on bad input (docs/gate.md).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::sweep::{judge, SweepResults, Verdict};
+use crate::gate::{judge, load_baseline, load_current, GateInputError, RulesFile, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct GateArgs {
-    /// The sweep results to check (`harness sweep` writes results/sweep.json).
-    #[arg(long, default_value = "results/sweep.json")]
-    pub results: PathBuf,
-    /// The baseline: an earlier sweep's results file.
+    /// The results to check: a run folder (e.g. results/latest) or its sweep.json.
+    #[arg(value_name = "RESULTS", conflicts_with = "results")]
+    pub positional: Option<PathBuf>,
+    /// The same as RESULTS.
     #[arg(long)]
-    pub baseline: PathBuf,
-    /// Largest allowed fall of a zero-loss rate, e.g. 10% or 0.1. Replay-based
-    /// rates on shared 2-core VMs move by about 10% run to run; allow for it.
+    pub results: Option<PathBuf>,
+    /// The rules file (e.g. ci/gates.toml; format in docs/gate.md). Without
+    /// it, every cell's NDR is compared to the baseline's (--max-drop).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// The baseline: an earlier sweep's results (run folder or sweep.json).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Without --rules: the largest allowed fall of a cell's NDR, e.g. 25% or
+    /// 0.25, judged on the search's brackets (docs/gate.md).
     #[arg(long, default_value = "25%", value_parser = parse_fraction)]
     pub max_drop: f64,
+    /// A repeat of the same plan (e.g. the failing variants swept again):
+    /// trials are pooled and each cell keeps its most favourable bracket, so
+    /// a rule fails only when it fails in every repeat. May be given again.
+    #[arg(long = "also", value_name = "RESULTS")]
+    pub also: Vec<PathBuf>,
     /// Write the results as the new baseline instead of checking.
-    #[arg(long)]
+    #[arg(long, requires = "baseline")]
     pub update: bool,
 }
 
@@ -44,62 +58,140 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 }
 
 pub fn run(args: GateArgs) -> anyhow::Result<()> {
-    let current = SweepResults::read(&args.results)?;
+    let path = args
+        .positional
+        .or(args.results)
+        .unwrap_or_else(|| PathBuf::from("results/latest"));
+    let current = load_current(&path)?;
     if args.update {
-        if let Some(dir) = args.baseline.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let target = args
+            .baseline
+            .expect("clap requires --baseline with --update");
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        current.write(&args.baseline)?;
+        current.results.write(&target)?;
         println!(
             "baseline {} updated from {} ({} series)",
-            args.baseline.display(),
-            args.results.display(),
-            current.series.len()
+            target.display(),
+            current.file.display(),
+            current.results.series.len()
         );
         return Ok(());
     }
-    let baseline = SweepResults::read(&args.baseline)?;
-    let verdicts = judge(&baseline, &current, args.max_drop);
-    println!(
-        "gate: {} against {} (max drop {:.0}%)",
-        args.results.display(),
-        args.baseline.display(),
-        args.max_drop * 100.0
-    );
-    let rate = |r: Option<f64>| r.map_or("none".to_string(), |r| format!("{:.0}/s", r));
-    let mut failed = 0;
-    for (key, v) in &verdicts {
-        let (mark, what) = match v {
-            Verdict::Holds { ratio } => ("ok  ", format!("{:+.1}%", (ratio - 1.0) * 100.0)),
-            Verdict::Improved { ratio } => (
-                "ok+ ",
-                if ratio.is_finite() {
-                    format!("{:+.1}% (consider --update)", (ratio - 1.0) * 100.0)
-                } else {
-                    "now has a zero-loss rate".into()
-                },
-            ),
-            Verdict::Regressed { baseline, current } => (
-                "FAIL",
-                format!("zero-loss rate {} -> {}", rate(*baseline), rate(*current)),
-            ),
-            Verdict::Invalid { problems } => {
-                ("FAIL", format!("invalid run: {}", problems.join("; ")))
+    let rules = match &args.rules {
+        Some(r) => RulesFile::load(r)?,
+        None => RulesFile::default_regression(args.max_drop),
+    };
+    let baseline = match &args.baseline {
+        Some(b) => Some(load_baseline(b)?),
+        None => None,
+    };
+    let mut repeats = Vec::new();
+    for a in &args.also {
+        let r = load_current(a)?;
+        if r.results.plan_hash != current.results.plan_hash {
+            return Err(GateInputError::Results {
+                path: r.file.display().to_string(),
+                what: format!(
+                    "--also needs a repeat of the same plan (plan {:?}, results {:?})",
+                    r.results.plan_hash, current.results.plan_hash
+                ),
             }
-            Verdict::Missing => ("FAIL", "missing from the results".into()),
-            Verdict::New => ("new ", "not in the baseline".into()),
-        };
-        if v.fails() {
-            failed += 1;
+            .into());
         }
-        println!("  {mark} {key}: {what}");
+        repeats.push(r.results);
     }
-    if failed > 0 {
-        anyhow::bail!(
-            "gate failed: {failed} of {} series regressed, were invalid or missing",
-            verdicts.len()
+    let combined = crate::gate::combine_repeats(&current.results, &repeats);
+    let cur_name = current.file.display().to_string();
+    let base_name = baseline.as_ref().map(|b| b.file.display().to_string());
+    let outcomes = judge(
+        &rules,
+        &combined,
+        &cur_name,
+        baseline
+            .as_ref()
+            .zip(base_name.as_deref())
+            .map(|(b, n)| (&b.results, n)),
+    )?;
+
+    println!(
+        "gate: {cur_name}{} by {}{}",
+        if repeats.is_empty() {
+            String::new()
+        } else {
+            format!(" with {} repeat(s)", repeats.len())
+        },
+        rules.path,
+        base_name
+            .as_deref()
+            .map_or(String::new(), |b| format!(" against {b}"))
+    );
+    println!("  {:<5} rule  {:<44} numbers", "", "cell");
+    for o in &outcomes {
+        println!(
+            "  {:<5} {:>4}  {:<44} {}",
+            o.status.mark(),
+            o.rule,
+            cell_name(&o.cell),
+            o.numbers
         );
     }
-    println!("gate passed: {} series hold", verdicts.len());
-    Ok(())
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.status.fails()).collect();
+    if failed.is_empty() {
+        let unclear = outcomes
+            .iter()
+            .filter(|o| o.status == Status::Unclear)
+            .count();
+        println!(
+            "gate passed: {} checks of {} rules{}",
+            outcomes.len(),
+            rules.rules.len(),
+            if unclear > 0 {
+                format!(" ({unclear} within noise of their threshold, marked pass?)")
+            } else {
+                String::new()
+            }
+        );
+        return Ok(());
+    }
+    let profile = if cfg!(debug_assertions) {
+        ""
+    } else {
+        " --release"
+    };
+    for o in &failed {
+        eprintln!("\nFAILED rule {} ({}): {}", o.rule, o.rule_text, o.cell);
+        eprintln!("  {}", o.numbers);
+        let plan = current
+            .plan()
+            .map_or("PLAN.toml".to_string(), |p| p.display().to_string());
+        eprintln!(
+            "  reproduce: cargo run{profile} -p harness -- sweep --config {plan} --variants {} --out /tmp/dropbench-repro && cargo run{profile} -p harness -- gate /tmp/dropbench-repro/latest{}{}",
+            o.cell.variant,
+            args.rules
+                .as_ref()
+                .map_or(String::new(), |r| format!(" --rules {}", r.display())),
+            base_name
+                .as_deref()
+                .map_or(String::new(), |b| format!(" --baseline {b}"))
+        );
+    }
+    anyhow::bail!(
+        "gate failed: {} of {} checks failed (rules file {})",
+        failed.len(),
+        outcomes.len(),
+        rules.path
+    )
+}
+
+/// A cell in the table's width: variant, capture, ring, mode.
+fn cell_name(k: &crate::sweep::SeriesKey) -> String {
+    format!(
+        "{} {} {}K {}",
+        k.variant,
+        k.capture.trim_end_matches(".pcapng"),
+        k.ring_bytes >> 10,
+        k.mode
+    )
 }

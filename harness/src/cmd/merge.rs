@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::cmd::sweep::to_report;
+use crate::cmd::report::to_report;
 use crate::experiment::results::SweepResults;
 use crate::experiment::run_folder::RunFolder;
 

@@ -1,9 +1,11 @@
 //! One module per subcommand: its clap options and its `run`.
 
+pub mod export;
 pub mod gate;
 pub mod inspect;
 pub mod live;
 pub mod merge;
 pub mod record;
 pub mod replay;
+pub mod report;
 pub mod sweep;

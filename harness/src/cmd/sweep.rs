@@ -319,7 +319,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     results.peak_rss_bytes = crate::capture::peak_rss_bytes();
     results.write(&folder.sweep_json())?;
     let report_dir = folder.report_dir();
-    reports::write_report(&report_dir, &to_report(&results, plan.goal_rate()))?;
+    // The report reads the file just written, as `harness report` does.
+    crate::cmd::report::write(&folder.sweep_json(), None, Some(&report_dir), false)?;
     folder.link_latest(&args.out)?;
     print_table(&results, plan.goal_rate());
     if let Some(b) = results.peak_rss_bytes {
@@ -553,11 +554,8 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
     );
     for s in &r.series {
         // The seed's design on the same capture is the baseline of each ratio.
-        let base = r
-            .series
-            .iter()
-            .find(|b| b.key.variant == "seed-baseline" && b.key.capture == s.key.capture)
-            .and_then(|b| b.zero_loss_rate);
+        let base =
+            crate::cmd::report::baseline_of(r, &s.key).and_then(|b| r.series[b].zero_loss_rate);
         let rate = match (s.zero_loss_rate, s.reached_hi) {
             (Some(x), true) => format!(">={x:.0}"),
             (Some(x), false) => format!("{x:.0}"),
@@ -644,87 +642,5 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
     }
     for s in &r.skipped {
         println!("skipped  {}: {}", s.key, s.reason);
-    }
-}
-
-/// The report's view of a sweep: computed results only.
-pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepReport {
-    let e = &r.environment;
-    reports::SweepReport {
-        title: "dropbench sweep: highest zero-loss rate per pipeline variant".into(),
-        generated_unix_s: r.started_unix_s,
-        environment: vec![
-            ("kernel".into(), e.kernel.clone()),
-            ("cpus".into(), e.cpus.to_string()),
-            ("cpu model".into(), e.cpu_model.clone()),
-            ("hostname".into(), e.hostname.clone()),
-            ("dropbench".into(), e.version.clone()),
-            ("sink".into(), r.sink_note.clone()),
-        ],
-        capture: r.captures.first().map(|c| {
-            format!(
-                "{} ({} {}, {} samples)",
-                c.file, c.probe, c.transport, c.samples
-            )
-        }),
-        notes: {
-            let mut n = vec![
-                "Each point is a trial: a paced replay of the capture into emulated kernel rings that drop samples as the kernel does, read by the variant, into the sink.".to_string(),
-                "A rate holds when, over the trial, nothing was lost anywhere (ring, pipeline, sink), the replay offered what its schedule asked, and over the measured window the pipeline kept pace with the offer and its backlog did not grow (a short trial that merely ended before the buffers filled does not count).".to_string(),
-            ];
-            let mut rules: Vec<String> = r
-                .series
-                .iter()
-                .map(|s| format!("{} (pacing: {})", s.verdict_rule, s.shape))
-                .collect();
-            rules.dedup();
-            n.extend(rules);
-            n
-        },
-        goal_rate,
-        series: r
-            .series
-            .iter()
-            .map(|s| reports::Series {
-                variant: s.key.variant.clone(),
-                layout: s.key.layout.clone(),
-                transport: s.key.transport.clone(),
-                ring_bytes: s.key.ring_bytes,
-                wakeup: s.key.wakeup.clone(),
-                capture: s.key.capture.clone(),
-                sink: s.key.sink.clone(),
-                zero_loss_rate: s.zero_loss_rate,
-                valid: s.valid,
-                problems: s.problems.clone(),
-                points: s
-                    .points
-                    .iter()
-                    .map(|p| {
-                        let lat = p.latency.clone().unwrap_or_default();
-                        reports::Point {
-                            rate: p.config.target_rate.unwrap_or(p.rates.offered_per_s),
-                            offered: p.counts.offered,
-                            delivered: p
-                                .ledger
-                                .as_ref()
-                                .map(|l| l.sink.delivered)
-                                .unwrap_or(p.counts.read),
-                            lost: p.counts.lost,
-                            lost_pct: p.counts.lost_pct,
-                            throughput: p.rates.read_per_s,
-                            p50_ns: lat.p50_ns,
-                            p99_ns: lat.p99_ns,
-                            p999_ns: lat.p999_ns,
-                            high_water_bytes: p
-                                .rings
-                                .iter()
-                                .map(|r| r.high_water_bytes)
-                                .max()
-                                .unwrap_or(0),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect(),
     }
 }

@@ -32,6 +32,36 @@ pub struct SeriesKey {
     /// for its defaults (and in files written before knobs were settable).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub knobs: String,
+    /// What stood behind a `kafka` sink: `mock` (librdkafka's embedded mock
+    /// cluster) or `broker` (a real one, `--brokers`); empty for other sinks
+    /// and in files written before it was recorded.
+    #[serde(default)]
+    pub broker: String,
+    /// The harness build's profile, `debug` or `release`; empty in files
+    /// written before it was recorded.
+    #[serde(default)]
+    pub profile: String,
+}
+
+impl SeriesKey {
+    /// `broker` for a sink and its brokers (see the field).
+    pub fn broker_of(sink: &str, brokers: Option<&str>) -> String {
+        match (sink, brokers) {
+            ("kafka", Some(_)) => "broker".into(),
+            ("kafka", None) => "mock".into(),
+            _ => String::new(),
+        }
+    }
+
+    /// This build's `profile`.
+    pub fn this_profile() -> String {
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+        .into()
+    }
 }
 
 fn replay_mode() -> String {
@@ -249,6 +279,8 @@ pub(crate) mod fixtures {
             sink: "null".into(),
             mode: "replay".into(),
             knobs: String::new(),
+            broker: String::new(),
+            profile: "debug".into(),
         }
     }
     pub(crate) fn series(v: &str, rate: Option<f64>, valid: bool) -> Series {

@@ -17,6 +17,12 @@ pub fn point(rate: u64, lost: u64, p50_ns: u64, p99_ns: u64, p999_ns: u64, hw: u
         delivered,
         lost,
         lost_pct: lost as f64 * 100.0 / offered as f64,
+        // A fixed, made-up interval around the figure (the harness computes
+        // the real one; the reports only draw it).
+        lost_pct_interval: (lost > 0).then(|| {
+            let pct = lost as f64 * 100.0 / offered as f64;
+            (pct * 0.8, pct * 1.25)
+        }),
         throughput: delivered as f64 / RUN_S as f64,
         p50_ns,
         p99_ns,
@@ -31,6 +37,9 @@ pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> 
         layout: layout.to_string(),
         transport: transport.to_string(),
         ring_bytes,
+        baseline: Some(0),
+        mode: "replay".to_string(),
+        pdr: None,
         wakeup: "watermark 50%".to_string(),
         capture: String::new(),
         sink: "kafka (mock cluster)".to_string(),
@@ -38,6 +47,8 @@ pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> 
         valid: true,
         problems: Vec::new(),
         points: Vec::new(),
+        occupancy: Vec::new(),
+        cpu_per_stage: Vec::new(),
     }
 }
 
@@ -47,6 +58,7 @@ pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> 
 pub fn fixture() -> SweepReport {
     let mut baseline = series("seed-baseline", "fixed4k", "perf", 35 * MIB);
     baseline.zero_loss_rate = Some(150_000.0);
+    baseline.pdr = Some(200_000.0);
     baseline.points = vec![
         point(100_000, 0, 18_000, 95_000, 240_000, 9 * MIB),
         point(150_000, 0, 21_000, 130_000, 410_000, 14 * MIB),
@@ -103,6 +115,21 @@ pub fn fixture() -> SweepReport {
         point(600_000, 9_000, 44_000, 3_100_000, 7_700_000, 35 * MIB),
     ];
 
+    // Ring occupancy over the zero-loss trial: the baseline's reader keeps
+    // up, the zero-copy one's backlog climbs and drains.
+    baseline.occupancy = (0..=10)
+        .map(|i| (f64::from(i) * 0.1, f64::from(i % 3) * 64.0 * 1024.0))
+        .collect();
+    baseline.cpu_per_stage = vec![("reader".into(), 0.25), ("classify+publish".into(), 0.5)];
+    zero_copy.occupancy = (0..=10)
+        .map(|i| {
+            (
+                f64::from(i) * 0.1,
+                f64::from(5 - (i - 5_i32).abs()) * 4.0 * MIB as f64,
+            )
+        })
+        .collect();
+
     SweepReport {
         title: "dropbench sweep: fixed4k capture, perf vs ring buffer".to_string(),
         generated_unix_s: 1_795_550_237, // 2026-11-24 19:57:17 UTC
@@ -124,5 +151,8 @@ pub fn fixture() -> SweepReport {
         notes: vec!["Replay of a recorded capture into emulated rings; 2 s per rate.".to_string()],
         goal_rate: Some(600_000.0),
         series: vec![baseline, batched, ringbuf, zero_copy],
+        missing: Vec::new(),
+        loss_log: false,
+        comparison: None,
     }
 }

@@ -1,0 +1,409 @@
+//! The rules file (`ci/gates.toml`; format in docs/gate.md), parsed once into
+//! typed [`Rule`]s.
+//!
+//! ```toml
+//! [[rule]]
+//! kind = "loss"          # loss <= max_loss at offered `rate` (events/s)
+//! variant = "batched"    # "*": every variant
+//! ring = "32MiB"         # optional; also capture, layout, transport, wakeup, mode
+//! rate = 20000
+//! max_loss = "0.1%"
+//!
+//! [[rule]]
+//! kind = "ndr"           # or "pdr": the rate is at least `at_least`
+//! variant = "*"
+//! at_least = 10000
+//!
+//! [[rule]]
+//! kind = "regression"    # the NDR (or `measure = "pdr"`) fell by no more than max_drop
+//! variant = "*"
+//! max_drop = "50%"
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::GateInputError;
+use crate::sweep::SeriesKey;
+
+/// Which of a cell's rates a rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// The no-drop rate: the highest rate with nothing lost.
+    Ndr,
+    /// The partial-drop rate: loss within the sweep's `pdr_loss`.
+    Pdr,
+}
+
+impl std::fmt::Display for Measure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Measure::Ndr => "NDR",
+            Measure::Pdr => "PDR",
+        })
+    }
+}
+
+/// What a rule asserts about each cell it selects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleKind {
+    /// Loss (a fraction of offered) is at most `max_loss` at offered `rate`.
+    Loss { rate: f64, max_loss: f64 },
+    /// The measure is at least `at_least` events/s.
+    AtLeast { measure: Measure, at_least: f64 },
+    /// The measure fell by no more than `max_drop` (a fraction) from the baseline's.
+    Regression { measure: Measure, max_drop: f64 },
+}
+
+/// Which cells a rule applies to; an absent field matches anything.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Selector {
+    /// `None`: every variant (`"*"`).
+    pub variant: Option<String>,
+    pub capture: Option<String>,
+    pub layout: Option<String>,
+    pub transport: Option<String>,
+    /// Ring memory of the cell (the whole of it, as the series key holds it).
+    pub ring_bytes: Option<u64>,
+    pub wakeup: Option<String>,
+    pub mode: Option<String>,
+}
+
+impl Selector {
+    pub fn matches(&self, k: &SeriesKey) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        eq(&self.variant, &k.variant)
+            && eq(&self.capture, &k.capture)
+            && eq(&self.layout, &k.layout)
+            && eq(&self.transport, &k.transport)
+            && self.ring_bytes.is_none_or(|b| b == k.ring_bytes)
+            && eq(&self.wakeup, &k.wakeup)
+            && eq(&self.mode, &k.mode)
+    }
+}
+
+/// One rule: its place in the file (1-based), the cells and the assertion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub number: usize,
+    pub select: Selector,
+    pub kind: RuleKind,
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.select;
+        match &self.kind {
+            RuleKind::Loss { rate, max_loss } => {
+                write!(f, "loss <= {}% at {rate:.0}/s", fmt_pct(*max_loss))?
+            }
+            RuleKind::AtLeast { measure, at_least } => write!(f, "{measure} >= {at_least:.0}/s")?,
+            RuleKind::Regression { measure, max_drop } => {
+                write!(f, "{measure} drop <= {}% vs baseline", fmt_pct(*max_drop))?
+            }
+        }
+        write!(
+            f,
+            " for {}",
+            s.variant.as_deref().unwrap_or("every variant")
+        )?;
+        if let Some(b) = s.ring_bytes {
+            write!(f, ", ring {} KiB", b >> 10)?;
+        }
+        for (name, v) in [
+            ("capture", &s.capture),
+            ("layout", &s.layout),
+            ("transport", &s.transport),
+            ("wakeup", &s.wakeup),
+            ("mode", &s.mode),
+        ] {
+            if let Some(v) = v {
+                write!(f, ", {name} {v}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A percentage for display: `0.1` -> `10`, `0.001` -> `0.1`.
+pub fn fmt_pct(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    let s = format!("{p:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The parsed rules file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RulesFile {
+    pub path: String,
+    pub rules: Vec<Rule>,
+}
+
+/// A fraction written as `"10%"` or `0.1`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Fraction {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    kind: String,
+    variant: String,
+    capture: Option<String>,
+    layout: Option<String>,
+    transport: Option<String>,
+    ring: Option<String>,
+    wakeup: Option<String>,
+    mode: Option<String>,
+    rate: Option<f64>,
+    max_loss: Option<Fraction>,
+    at_least: Option<f64>,
+    measure: Option<String>,
+    max_drop: Option<Fraction>,
+}
+
+fn fraction(f: &Fraction, key: &str) -> Result<f64, String> {
+    let v = match f {
+        Fraction::Number(v) => Some(*v),
+        Fraction::Text(t) => match t.trim().strip_suffix('%') {
+            Some(p) => p.trim().parse::<f64>().ok().map(|p| p / 100.0),
+            None => t.trim().parse::<f64>().ok(),
+        },
+    };
+    match v {
+        Some(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{key}: {f:?} is not a fraction in [0%, 100%) (e.g. \"10%\" or 0.1)"
+        )),
+    }
+}
+
+fn rate(v: Option<f64>, key: &str, kind: &str) -> Result<f64, String> {
+    match v {
+        Some(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Some(v) => Err(format!("{key}: {v} is not a positive rate in events/s")),
+        None => Err(format!("a {kind} rule needs {key}")),
+    }
+}
+
+impl RawRule {
+    fn into_rule(self, number: usize) -> Result<Rule, String> {
+        let measure = match self.measure.as_deref() {
+            None | Some("ndr") => Measure::Ndr,
+            Some("pdr") => Measure::Pdr,
+            Some(m) => return Err(format!("measure: {m:?}; expected ndr or pdr")),
+        };
+        let unused = |present: bool, key: &str| {
+            if present {
+                Err(format!("{key} does not apply to a {} rule", self.kind))
+            } else {
+                Ok(())
+            }
+        };
+        let kind = match self.kind.as_str() {
+            "loss" => {
+                unused(self.at_least.is_some(), "at_least")?;
+                unused(self.max_drop.is_some(), "max_drop")?;
+                unused(self.measure.is_some(), "measure")?;
+                RuleKind::Loss {
+                    rate: rate(self.rate, "rate", "loss")?,
+                    max_loss: fraction(
+                        self.max_loss.as_ref().ok_or("a loss rule needs max_loss")?,
+                        "max_loss",
+                    )?,
+                }
+            }
+            "ndr" | "pdr" => {
+                unused(self.rate.is_some(), "rate")?;
+                unused(self.max_loss.is_some(), "max_loss")?;
+                unused(self.max_drop.is_some(), "max_drop")?;
+                unused(self.measure.is_some(), "measure")?;
+                RuleKind::AtLeast {
+                    measure: if self.kind == "ndr" {
+                        Measure::Ndr
+                    } else {
+                        Measure::Pdr
+                    },
+                    at_least: rate(self.at_least, "at_least", &self.kind)?,
+                }
+            }
+            "regression" => {
+                unused(self.rate.is_some(), "rate")?;
+                unused(self.max_loss.is_some(), "max_loss")?;
+                unused(self.at_least.is_some(), "at_least")?;
+                RuleKind::Regression {
+                    measure,
+                    max_drop: fraction(
+                        self.max_drop
+                            .as_ref()
+                            .ok_or("a regression rule needs max_drop")?,
+                        "max_drop",
+                    )?,
+                }
+            }
+            k => {
+                return Err(format!(
+                    "kind: {k:?}; expected loss, ndr, pdr or regression"
+                ))
+            }
+        };
+        let ring_bytes = self
+            .ring
+            .as_deref()
+            .map(|r| probes::units::parse_bytes(r).map_err(|e| format!("ring: {e}")))
+            .transpose()?;
+        Ok(Rule {
+            number,
+            select: Selector {
+                variant: (self.variant != "*").then_some(self.variant),
+                capture: self.capture,
+                layout: self.layout,
+                transport: self.transport,
+                ring_bytes,
+                wakeup: self.wakeup,
+                mode: self.mode,
+            },
+            kind,
+        })
+    }
+}
+
+impl RulesFile {
+    pub fn load(path: &Path) -> Result<RulesFile, GateInputError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| GateInputError::Rules {
+            path: p.clone(),
+            what: e.to_string(),
+        })?;
+        Self::parse(&text, &p)
+    }
+
+    /// Parses rules text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<RulesFile, GateInputError> {
+        let err = |what: String| GateInputError::Rules {
+            path: origin.to_string(),
+            what,
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| err(e.message().replace('\n', " ")))?;
+        if raw.rule.is_empty() {
+            return Err(err("no [[rule]] entries".into()));
+        }
+        let rules = raw
+            .rule
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.into_rule(i + 1)
+                    .map_err(|e| err(format!("rule {}: {e}", i + 1)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RulesFile {
+            path: origin.to_string(),
+            rules,
+        })
+    }
+
+    /// The rules `harness gate` applies without a rules file: every cell's
+    /// NDR against the baseline, with the given allowed drop.
+    pub fn default_regression(max_drop: f64) -> RulesFile {
+        RulesFile {
+            path: "(built-in: --max-drop)".into(),
+            rules: vec![Rule {
+                number: 1,
+                select: Selector::default(),
+                kind: RuleKind::Regression {
+                    measure: Measure::Ndr,
+                    max_drop,
+                },
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_kind_and_names_bad_keys() {
+        let f = RulesFile::parse(
+            r#"
+[[rule]]
+kind = "loss"
+variant = "batched"
+ring = "32MiB"
+rate = 20000
+max_loss = "0.1%"
+[[rule]]
+kind = "pdr"
+variant = "*"
+at_least = 1e4
+[[rule]]
+kind = "regression"
+variant = "*"
+measure = "pdr"
+max_drop = 0.5
+"#,
+            "g.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            f.rules[0].kind,
+            RuleKind::Loss {
+                rate: 20000.0,
+                max_loss: 0.001
+            }
+        );
+        assert_eq!(f.rules[0].select.ring_bytes, Some(32 << 20));
+        assert_eq!(f.rules[1].select.variant, None);
+        assert_eq!(
+            f.rules[2].kind,
+            RuleKind::Regression {
+                measure: Measure::Pdr,
+                max_drop: 0.5
+            }
+        );
+        assert_eq!(
+            f.rules[0].to_string(),
+            "loss <= 0.1% at 20000/s for batched, ring 32768 KiB"
+        );
+        for (text, want) in [
+            (
+                "[[rule]]\nkind = \"loss\"\nvariant = \"a\"\nrate = 1\n",
+                "rule 1: a loss rule needs max_loss",
+            ),
+            (
+                "[[rule]]\nkind = \"ndr\"\nvariant = \"a\"\nat_least = 1\nmax_drop = 0.1\n",
+                "rule 1: max_drop does not apply",
+            ),
+            (
+                "[[rule]]\nkind = \"regression\"\nvariant = \"a\"\nmax_drop = \"150%\"\n",
+                "rule 1: max_drop",
+            ),
+            (
+                "[[rule]]\nkind = \"speed\"\nvariant = \"a\"\n",
+                "rule 1: kind",
+            ),
+            (
+                "[[rule]]\nkind = \"ndr\"\nvariant = \"a\"\nat_least = 1\nbogus = 2\n",
+                "bogus",
+            ),
+            ("", "no [[rule]]"),
+        ] {
+            let e = RulesFile::parse(text, "g.toml").unwrap_err().to_string();
+            assert!(e.starts_with("rules g.toml: ") && e.contains(want), "{e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+}

@@ -1059,3 +1059,66 @@ fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
         }
     }
 }
+
+#[test]
+fn a_sweep_runs_kernel_backed_cells_beside_replayed_ones() {
+    if !privileged() {
+        return;
+    }
+    let _pins = PINS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("kernel.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "captures = [{:?}]\nvariants = [\"compact\", \"ringbuf\"]\n\
+             modes = [\"replay\", \"kernel\"]\nsink = \"null\"\nwarmup = \"100ms\"\n\
+             window = \"300ms\"\nlo = 5000.0\nhi = 20000.0\nmax_trials = 3\n",
+            fixture("fixed4k-perf.pcapng")
+        ),
+    )
+    .unwrap();
+    let out = harness()
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r =
+        harness::sweep::SweepResults::read(&dir.path().join("results/latest/sweep.json")).unwrap();
+    let modes: Vec<(&str, &str)> = r
+        .series
+        .iter()
+        .map(|s| (s.key.variant.as_str(), s.key.mode.as_str()))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("compact", "replay"),
+            ("compact", "kernel"),
+            ("ringbuf", "replay"),
+            ("ringbuf", "kernel")
+        ]
+    );
+    for s in r.series.iter().filter(|s| s.key.mode == "kernel") {
+        assert!(s.valid, "{:?}", s.problems);
+        // 5 k/s of compact events is far below what either reader holds.
+        assert!(s.zero_loss_rate.is_some_and(|z| z >= 5000.0), "{s:?}");
+        for p in &s.points {
+            assert_eq!(p.trial.as_ref().unwrap().mode, "kernel");
+            assert!(p.counts.offered > 0);
+            assert!(p.ledger.as_ref().is_some_and(|l| l.kernel.is_some()));
+        }
+    }
+    assert!(
+        stdout.contains(" kernel "),
+        "the table names the mode:\n{stdout}"
+    );
+}

@@ -255,6 +255,9 @@ pub enum Mode {
     Replay,
     /// The load generator through the real probes and rings (root).
     Live,
+    /// The capture injected into the kernel's real rings by a BPF program
+    /// (`BPF_PROG_TEST_RUN`), read by the variant (root).
+    Kernel,
 }
 
 impl Mode {
@@ -262,6 +265,7 @@ impl Mode {
         match self {
             Mode::Replay => "replay",
             Mode::Live => "live",
+            Mode::Kernel => "kernel",
         }
     }
 }
@@ -272,7 +276,10 @@ impl std::str::FromStr for Mode {
         match s {
             "replay" => Ok(Mode::Replay),
             "live" => Ok(Mode::Live),
-            _ => Err(format!("unknown mode {s:?}; expected replay or live")),
+            "kernel" => Ok(Mode::Kernel),
+            _ => Err(format!(
+                "unknown mode {s:?}; expected replay, live or kernel"
+            )),
         }
     }
 }
@@ -442,7 +449,7 @@ impl Plan {
             .map_err(|e| bad("shape", e))?;
         let loading = cfg.load.parse::<Loading>().map_err(|e| bad("load", e))?;
         if cfg.modes.is_empty() {
-            return Err(bad("modes", "needs at least one of replay, live"));
+            return Err(bad("modes", "needs at least one of replay, live, kernel"));
         }
         let modes = cfg
             .modes

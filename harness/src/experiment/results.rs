@@ -25,7 +25,7 @@ pub struct SeriesKey {
     pub ring_bytes: u64,
     pub wakeup: String,
     pub sink: String,
-    /// `replay` (emulated rings). Live and kernel-backed cells come later.
+    /// `replay` (emulated rings), `live` (real probes) or `kernel` (the injector into real rings).
     #[serde(default = "replay_mode")]
     pub mode: String,
     /// The knobs set away from the variant's defaults (`workers=4`); empty

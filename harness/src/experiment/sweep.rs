@@ -44,8 +44,17 @@ pub enum TrialError {
     /// Boxed: a live trial's errors carry the probes' large load errors.
     #[error(transparent)]
     Live(Box<LiveError>),
+    /// Boxed: the injector's load errors are large.
+    #[error(transparent)]
+    Kernel(Box<crate::replay::kernel::KernelError>),
     #[error(transparent)]
     Sink(#[from] SinkError),
+}
+
+impl From<crate::replay::kernel::KernelError> for TrialError {
+    fn from(e: crate::replay::kernel::KernelError) -> Self {
+        TrialError::Kernel(Box::new(e))
+    }
 }
 
 impl From<LiveError> for TrialError {
@@ -207,11 +216,14 @@ pub fn run_sweep(
             .iter()
             .find(|(c, l, _)| *c == cell.capture && *l == cell.layout)
             .map_or(capture, |r| &r.2);
-        if cell.mode == Mode::Live {
+        if cell.mode != Mode::Replay {
             if let Err(e) = probes::loader::check_privileges() {
                 observer.series_skipped(
                     &cell.key,
-                    &format!("live cells need root or CAP_BPF + CAP_PERFMON: {e}"),
+                    &format!(
+                        "{} cells need root or CAP_BPF + CAP_PERFMON: {e}",
+                        cell.mode.name()
+                    ),
                 );
                 continue;
             }
@@ -232,7 +244,7 @@ pub fn run_sweep(
                         source: TrialError::from(e),
                     },
                 })?),
-                Mode::Replay => None,
+                Mode::Replay | Mode::Kernel => None,
             },
         };
         let series = runner.run(&mut seq, observer)?;
@@ -320,6 +332,13 @@ impl SeriesRunner<'_> {
                 *seq += 1;
                 let (sink, desc) = open_sink(&self.spec, cell.variant, *seq)?;
                 let (result, clean, unsure) = match &live_setup {
+                    None if cell.mode == Mode::Kernel => {
+                        let ks = crate::experiment::kernel::KernelSetup::of_trial(&setup);
+                        let t = crate::experiment::kernel::run_kernel_trial(&ks, rate, sink)?;
+                        let mut result = t.to_run_result(self.cap, &desc);
+                        result.kind = "sweep".into();
+                        (result, t.clean(), t.inconclusive())
+                    }
                     Some(ls) => {
                         let t = run_live_trial(ls, rate, sink)?;
                         let unsure = matches!(

@@ -479,6 +479,33 @@ pub fn describe_series(s: &Series) -> String {
             s.trials_per_rate
         ));
     }
+    if !s.edges.is_empty() {
+        let ends: Vec<String> = s
+            .edges
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} of {} clean at {:.0}/s",
+                    e.tally.passed,
+                    e.tally.total(),
+                    e.rate
+                )
+            })
+            .collect();
+        out.push_str(&format!("\n  re-measured at the edge: {}", ends.join(", ")));
+        if s.reruns > 0 {
+            out.push_str(&format!(
+                " (the search ran again {} time(s) when an end turned over)",
+                s.reruns
+            ));
+        }
+    }
+    match s.strict_zero_loss_rate {
+        Some(x) if Some(x) != s.zero_loss_rate => out.push_str(&format!(
+            "\n  every trial clean up to {x:.0} events/s (the NDR if one lossy trial counted)"
+        )),
+        _ => {}
+    }
     match (s.pdr, s.pdr_first_over) {
         (Some(p), Some(o)) => out.push_str(&format!(
             "\n  partial-drop (PDR, loss <= {}%) {p:.0} events/s, interval [{p:.0}, {o:.0})",
@@ -534,7 +561,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         }
     }
     println!(
-        "\n{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}{}  goal",
+        "\n{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>7} {:>10} {:>8}{}  goal",
         "variant",
         "capture",
         "layout",
@@ -544,6 +571,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         "rule",
         "zero-loss ev/s",
         "bracket",
+        "edge",
         "PDR ev/s",
         "vs seed",
         if with_min_ring {
@@ -569,6 +597,14 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             ),
             _ => "-".into(),
         };
+        // Clean trials of those run at the NDR, then at the first failing rate.
+        let edge = s
+            .edges
+            .iter()
+            .map(|e| format!("{}/{}", e.tally.passed, e.tally.total()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let edge = if edge.is_empty() { "-".into() } else { edge };
         let ratio = match (s.zero_loss_rate, base) {
             (Some(x), Some(b)) if b > 0.0 => format!("{:.1}x", x / b),
             _ => "-".into(),
@@ -595,7 +631,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             None => String::new(),
         };
         println!(
-            "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>10} {:>8}{}  {}{}",
+            "{:<18} {:<22} {:<8} {:<8} {:>5} {:<7} {:>4} {:>15} {:>8} {:>7} {:>10} {:>8}{}  {}{}",
             // A variant with knobs of its own is marked; they are listed below.
             if s.key.knobs.is_empty() {
                 s.key.variant.clone()
@@ -610,6 +646,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             format!("[{rule}]"),
             rate,
             bracket,
+            edge,
             pdr,
             ratio,
             min_ring,
@@ -621,6 +658,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
         println!("[{}] {rule}", i + 1);
     }
     println!("bracket: how far above the zero-loss rate the first failing trial was (* = cut short by the trial cap)");
+    println!("edge: clean trials of those run at the zero-loss rate, then at the first failing rate; a rate holds when most are clean (docs/tuning.md, \"Re-measuring at the edge\")");
     if let Some(s) = r.series.first() {
         println!(
             "PDR: the highest rate whose steady-state loss stayed within {}%; {} trial(s) per rate",

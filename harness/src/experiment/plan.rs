@@ -64,8 +64,13 @@ pub struct SweepConfig {
     /// `capture` (replay the capture's inter-arrival times scaled to each
     /// rate: its bursts kept) or `uniform` (evenly spaced).
     pub shape: String,
-    /// Trials at each rate; a rate holds only if every one is clean.
+    /// Trials first run at each rate; a rate holds when most of its trials
+    /// are clean.
     pub trials: usize,
+    /// Trials a majority of which settles each of the two rates that bound
+    /// a search's answer (docs/tuning.md, "Re-measuring at the edge"); 1
+    /// believes every single trial.
+    pub edge_trials: usize,
     /// The partial-drop rate's threshold: the steady-state loss fraction
     /// allowed (0.001 = 0.1%).
     pub pdr_loss: f64,
@@ -116,6 +121,9 @@ impl Default for SweepConfig {
             // One trial per rate keeps the default sweep under 3 minutes;
             // repeatability comes from the steady-state window instead.
             trials: 1,
+            // Two agreeing trials settle an end, a split takes a third:
+            // 2-4 more trials per series (docs/tuning.md, "Re-measuring at the edge").
+            edge_trials: 3,
             pdr_loss: 0.001,
             // Start at 40 k/s (about the seed's design's edge; the search
             // halves below it when that fails): doubling reaches 1.28 M/s in 6
@@ -314,6 +322,7 @@ pub struct Plan {
     pub(crate) modes: Vec<Mode>,
     pub(crate) search: ZeroLossSearch,
     pub(crate) trials: usize,
+    pub(crate) edge_trials: usize,
     pub(crate) pdr_loss: f64,
     pub(crate) goal_rate: Option<f64>,
     pub(crate) min_ring: Option<MinRingSearch>,
@@ -483,6 +492,15 @@ impl Plan {
         if cfg.trials == 0 || cfg.trials > 100 {
             return Err(bad("trials", format!("{}: must be 1..=100", cfg.trials)));
         }
+        if cfg.edge_trials == 0 || cfg.edge_trials > 99 || cfg.edge_trials.is_multiple_of(2) {
+            return Err(bad(
+                "edge_trials",
+                format!(
+                    "{}: must be odd, 1..=99 (a majority must settle)",
+                    cfg.edge_trials
+                ),
+            ));
+        }
         if !(cfg.pdr_loss > 0.0 && cfg.pdr_loss < 1.0) {
             return Err(bad(
                 "pdr_loss",
@@ -543,6 +561,7 @@ impl Plan {
                 max_trials: cfg.max_trials,
             },
             trials: cfg.trials,
+            edge_trials: cfg.edge_trials,
             pdr_loss: cfg.pdr_loss,
             goal_rate: cfg.goal_rate,
             min_ring,

@@ -101,6 +101,18 @@ pub struct Series {
     pub zero_loss_rate: Option<f64>,
     /// Lowest rate that failed the verdict; `None` if the highest rate tried was clean.
     pub first_lossy_rate: Option<f64>,
+    /// The highest rate at which every trial was clean, below every rate at
+    /// which any trial lost: what `zero_loss_rate` would be if one lossy
+    /// trial anywhere counted (from the same trials).
+    #[serde(default)]
+    pub strict_zero_loss_rate: Option<f64>,
+    /// The two rates that bound `zero_loss_rate`, each with the trials that
+    /// settled it (a majority of the plan's `edge_trials`).
+    #[serde(default)]
+    pub edges: Vec<crate::experiment::search::EdgeTally>,
+    /// Times re-measuring an end turned it over and the search ran again.
+    #[serde(default)]
+    pub reruns: usize,
     /// The rule that judged every trial (steady-state: warm-up, window, tolerance).
     #[serde(default)]
     pub verdict_rule: String,
@@ -113,7 +125,8 @@ pub struct Series {
     /// The highest rate searched was clean: the true zero-loss rate is at least that.
     #[serde(default)]
     pub reached_hi: bool,
-    /// Trials run at each rate; a rate holds only if every one is clean.
+    /// Trials first run at each rate; a rate holds when most of its trials
+    /// are clean (the bracket's ends are re-measured: `edges`).
     #[serde(default = "one")]
     pub trials_per_rate: usize,
     /// The offered rate the trials at the zero-loss rate actually achieved:
@@ -289,6 +302,9 @@ pub(crate) mod fixtures {
             key: key(v),
             zero_loss_rate: rate,
             first_lossy_rate: None,
+            strict_zero_loss_rate: rate,
+            edges: Vec::new(),
+            reruns: 0,
             verdict_rule: String::new(),
             shape: String::new(),
             capped: false,

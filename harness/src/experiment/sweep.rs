@@ -12,7 +12,7 @@ use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
 use crate::experiment::plan::{ring_split, Mode, Plan, PlannedSeries};
 use crate::experiment::relayout::relayout;
 use crate::experiment::results::{Series, SeriesKey};
-use crate::experiment::search::SearchError;
+use crate::experiment::search::{SearchError, Tally};
 use crate::experiment::trial::{annotate, replayed_result, run_trial, TrialSetup};
 use crate::experiment::verdict::VerdictKind;
 use crate::pipeline::replayed::ReplayedError;
@@ -97,25 +97,32 @@ fn open_sink(
 }
 
 /// What the trials at one rate of a series found.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct RateOutcome {
     rate: f64,
-    trials: usize,
-    clean: usize,
+    /// Each trial, in order: clean, and its steady-state loss.
+    marks: Vec<Mark>,
     /// Samples lost anywhere and offered, summed over the trials.
     lost: u64,
     offered: u64,
-    /// The worst steady-state loss of a trial: lost over offered, or, for a
-    /// trial that fell behind, the share of intake it did not finish.
-    worst_steady: f64,
     achieved_min: f64,
     achieved_max: f64,
 }
 
+/// What one trial said, for the searches' predicates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Mark {
+    clean: bool,
+    /// Seconds its window measured (stretched over a whole pass of the
+    /// capture at low rates).
+    seconds: f64,
+    /// Lost over offered, or, for a trial that fell behind, the share of
+    /// intake it did not finish; 1 when the trial was inconclusive.
+    steady: f64,
+}
+
 impl RateOutcome {
-    fn add(&mut self, r: &RunResult, clean: bool, inconclusive: bool) {
-        self.trials += 1;
-        self.clean += usize::from(clean);
+    fn add(&mut self, r: &RunResult, clean: bool, inconclusive: bool, window_s: f64) {
         let lost = r.counts.lost + r.ledger.as_ref().map_or(0, |l| l.sink.failed);
         self.lost += lost;
         self.offered += r.counts.offered;
@@ -137,20 +144,37 @@ impl RateOutcome {
             }
             s
         };
-        self.worst_steady = self.worst_steady.max(steady);
+        let span = r.verdict.as_ref().map_or(0, |v| v.window.span_ns) as f64 / 1e9;
+        // An unmeasured window counts as the plan's.
+        let seconds = if span > 0.0 { span } else { window_s };
+        self.marks.push(Mark {
+            clean,
+            seconds,
+            steady,
+        });
         let a = r.rates.offered_per_s;
-        self.achieved_min = if self.trials == 1 {
+        self.achieved_min = if self.marks.len() == 1 {
             a
         } else {
             self.achieved_min.min(a)
         };
         self.achieved_max = self.achieved_max.max(a);
     }
-    fn all_clean(&self) -> bool {
-        self.trials > 0 && self.clean == self.trials
+    /// The trials that were clean (the NDR's predicate).
+    fn clean(&self) -> Tally {
+        self.tally(|m| m.clean)
     }
-    fn steady_loss(&self) -> f64 {
-        self.worst_steady
+    /// The trials whose steady-state loss stayed within `loss` (the PDR's and
+    /// the minimum ring's predicate).
+    fn within(&self, loss: f64) -> Tally {
+        self.tally(|m| m.clean || m.steady <= loss)
+    }
+    fn tally(&self, pass: impl Fn(&Mark) -> bool) -> Tally {
+        let mut t = Tally::default();
+        for m in &self.marks {
+            t.add(pass(m), m.seconds);
+        }
+        t
     }
 }
 
@@ -277,19 +301,22 @@ struct Ring {
 }
 
 impl SeriesRunner<'_> {
-    /// The trials at `rate` with `ring`: `trials` of them, each run again
-    /// while inconclusive, up to INCONCLUSIVE_TRIES times. Every result goes
-    /// to `points`; rates no try could offer to `inconclusive`.
+    /// `count` more trials at `m.rate` with `ring`, added to `m`, each run
+    /// again while inconclusive, up to INCONCLUSIVE_TRIES times. Every result
+    /// goes to `points`; rates no try could offer to `inconclusive`.
+    #[allow(clippy::too_many_arguments)]
     fn measure(
         &self,
-        rate: f64,
+        m: &mut RateOutcome,
+        count: usize,
         ring: Ring,
         seq: &mut usize,
         observer: &mut dyn SweepObserver,
         points: &mut Vec<RunResult>,
         inconclusive: &mut Vec<f64>,
-    ) -> Result<RateOutcome, TrialError> {
+    ) -> Result<(), TrialError> {
         let (plan, cell) = (self.plan, self.cell);
+        let rate = m.rate;
         let setup = TrialSetup {
             variant: cell.variant,
             knobs: cell.knobs,
@@ -317,11 +344,7 @@ impl SeriesRunner<'_> {
             rule: plan.rule,
             load_cpu: None,
         });
-        let mut m = RateOutcome {
-            rate,
-            ..Default::default()
-        };
-        for _ in 0..plan.trials {
+        for _ in 0..count {
             // A trial the producer could not offer (a busy machine) says
             // nothing about the pipeline: run it again, up to
             // INCONCLUSIVE_TRIES times, then count it as failing (the series
@@ -365,14 +388,14 @@ impl SeriesRunner<'_> {
                     if unsure && !inconclusive.contains(&rate) {
                         inconclusive.push(rate);
                     }
-                    m.add(&result, clean, unsure);
+                    m.add(&result, clean, unsure, plan.rule.window_ns as f64 / 1e9);
                     points.push(result);
                     break;
                 }
                 points.push(result);
             }
         }
-        Ok(m)
+        Ok(())
     }
 
     fn run(&self, seq: &mut usize, observer: &mut dyn SweepObserver) -> Result<Series, SweepError> {
@@ -387,34 +410,66 @@ impl SeriesRunner<'_> {
         };
         let mut points: Vec<RunResult> = Vec::new();
         let mut inconclusive: Vec<f64> = Vec::new();
-        // Every rate measured so far at the cell's ring: both rate searches share it.
+        // Every rate measured so far at the cell's ring: both rate searches
+        // share its trials. A rate's first visit runs the plan's `trials`;
+        // re-measuring an end of a bracket adds one at a time.
         let mut measured: Vec<RateOutcome> = Vec::new();
         let mut at = |rate: f64,
+                      at_least: usize,
                       observer: &mut dyn SweepObserver,
                       seq: &mut usize|
          -> Result<RateOutcome, TrialError> {
-            if let Some(m) = measured.iter().find(|m| m.rate == rate) {
-                return Ok(*m);
+            let i = match measured.iter().position(|m| m.rate == rate) {
+                Some(i) => i,
+                None => {
+                    measured.push(RateOutcome {
+                        rate,
+                        ..Default::default()
+                    });
+                    measured.len() - 1
+                }
+            };
+            let m = &mut measured[i];
+            let have = m.marks.len();
+            let want = if have == 0 {
+                at_least.max(plan.trials)
+            } else {
+                at_least
+            };
+            if want > have {
+                self.measure(
+                    m,
+                    want - have,
+                    own,
+                    seq,
+                    observer,
+                    &mut points,
+                    &mut inconclusive,
+                )?;
             }
-            let m = self.measure(rate, own, seq, observer, &mut points, &mut inconclusive)?;
-            measured.push(m);
-            Ok(m)
+            Ok(measured[i].clone())
         };
-        let outcome = plan
+        // The measured seconds that settle an end: edge_trials windows.
+        let goal_s = plan.edge_trials.max(plan.trials) as f64 * plan.rule.window_ns as f64 / 1e9;
+        let ndr = plan
             .search
-            .run(|rate| at(rate, observer, seq).map(|m| u64::from(!m.all_clean())))
-            .map_err(trial_error)?;
-        // PDR: the highest rate whose steady-state loss stays within
-        // pdr_loss (the trials already run are reused).
-        let pdr = plan
-            .search
-            .run(|rate| {
-                at(rate, observer, seq)
-                    .map(|m| u64::from(m.steady_loss() > plan.pdr_loss || m.steady_loss().is_nan()))
+            .run_confirmed(goal_s, |rate, n| {
+                at(rate, n, observer, seq).map(|m| m.clean())
             })
             .map_err(trial_error)?;
+        // PDR: the highest rate whose steady-state loss stays within
+        // pdr_loss in most trials (the trials already run are reused).
+        let pdr = plan
+            .search
+            .run_confirmed(goal_s, |rate, n| {
+                at(rate, n, observer, seq).map(|m| m.within(plan.pdr_loss))
+            })
+            .map_err(trial_error)?;
+        let outcome = &ndr.outcome;
         // The minimum ring: its trials are kept apart from `points` (they
-        // ran at other ring sizes); their ledger problems still count.
+        // ran at other ring sizes); their ledger problems still count. A
+        // size's loss is its trials' median steady-state loss (0 when most
+        // were clean), so one stalled trial does not double the ring.
         let mut ring_points: Vec<RunResult> = Vec::new();
         let min_ring = match &plan.min_ring {
             None => None,
@@ -422,21 +477,20 @@ impl SeriesRunner<'_> {
                 search
                     .run(|total| {
                         let (bytes, rings) = ring_split(cell.transport, self.capture, total);
+                        let mut m = RateOutcome {
+                            rate: search.rate,
+                            ..Default::default()
+                        };
                         self.measure(
-                            search.rate,
+                            &mut m,
+                            plan.trials,
                             Ring { bytes, rings },
                             seq,
                             observer,
                             &mut ring_points,
                             &mut inconclusive,
                         )
-                        .map(|m| {
-                            if m.all_clean() {
-                                0.0
-                            } else {
-                                m.steady_loss()
-                            }
-                        })
+                        .map(|()| median_loss(&m))
                     })
                     .map_err(trial_error)?,
             ),
@@ -472,6 +526,9 @@ impl SeriesRunner<'_> {
             key: cell.key.clone(),
             zero_loss_rate: outcome.zero_loss_rate,
             first_lossy_rate: outcome.first_lossy_rate,
+            strict_zero_loss_rate: strict_zero_loss_rate(&measured),
+            edges: ndr.edges.clone(),
+            reruns: ndr.reruns,
             verdict_rule: plan.rule.describe(),
             shape: plan.shape.name().into(),
             capped: outcome.capped,
@@ -479,9 +536,9 @@ impl SeriesRunner<'_> {
             trials_per_rate: plan.trials,
             ndr_achieved: spread(outcome.zero_loss_rate),
             pdr_loss: plan.pdr_loss,
-            pdr: pdr.zero_loss_rate,
-            pdr_first_over: pdr.first_lossy_rate,
-            loss_at_pdr: loss_at(pdr.zero_loss_rate),
+            pdr: pdr.outcome.zero_loss_rate,
+            pdr_first_over: pdr.outcome.first_lossy_rate,
+            loss_at_pdr: loss_at(pdr.outcome.zero_loss_rate),
             loss_at_first_failing: loss_at(outcome.first_lossy_rate),
             min_ring,
             valid,
@@ -489,4 +546,31 @@ impl SeriesRunner<'_> {
             points,
         })
     }
+}
+
+/// The median of the trials' steady-state losses (clean trials count 0).
+fn median_loss(m: &RateOutcome) -> f64 {
+    let mut l: Vec<f64> = m
+        .marks
+        .iter()
+        .map(|k| if k.clean { 0.0 } else { k.steady })
+        .collect();
+    l.sort_by(f64::total_cmp);
+    l.get(l.len() / 2).copied().unwrap_or(1.0)
+}
+
+/// The highest rate measured at which every trial was clean, below every
+/// rate at which any trial lost: the NDR if a single lossy trial anywhere
+/// counted (the trials the confirmed search ran, no new ones).
+fn strict_zero_loss_rate(measured: &[RateOutcome]) -> Option<f64> {
+    let first_loss = measured
+        .iter()
+        .filter(|m| m.clean().failed > 0)
+        .map(|m| m.rate)
+        .fold(f64::INFINITY, f64::min);
+    measured
+        .iter()
+        .filter(|m| m.rate < first_loss && m.clean().failed == 0 && !m.marks.is_empty())
+        .map(|m| m.rate)
+        .fold(None, |a: Option<f64>, r| Some(a.map_or(r, |a| a.max(r))))
 }

@@ -7,6 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod support;
+
+use support::byo::build_example_reader;
+
 fn privileged() -> bool {
     match probes::loader::check_privileges() {
         Ok(()) => true,
@@ -20,46 +24,22 @@ fn privileged() -> bool {
     }
 }
 
-/// Under CI=true a missing tool the test needs is a failure (ci/test.sh installs it).
-fn required(what: &str, why: String) -> Option<PathBuf> {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {what}: {why} (ci/test.sh installs it)");
-    }
-    eprintln!("skipping: {what}: {why}");
-    None
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/captures")
         .join(name)
 }
 
-/// Builds the example reader with its Makefile's command into `dir`.
-fn build_example_reader(dir: &Path) -> Option<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/byo-reader/reader.c");
-    let bin = dir.join("reader");
-    let out = Command::new("cc")
-        .args(["-O2", "-Wall", "-Werror", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .args(["-lbpf", "-lelf", "-lz"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(bin),
-        Ok(o) => required(
-            "the example reader does not build",
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        ),
-        Err(e) => required("the example reader does not build", e.to_string()),
-    }
-}
-
+/// Whether Debian's bpftool is here; under CI=true it must be (ci/test.sh installs it).
 fn bpftool_installed() -> bool {
-    match Command::new("bpftool").arg("version").output() {
-        Ok(o) if o.status.success() => true,
-        _ => required("bpftool is missing", "no bpftool on PATH".into()).is_some(),
+    let ok = Command::new("bpftool")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
     }
+    ok
 }
 
 /// The small, fast plan every run here shares: kernel mode, short evenly

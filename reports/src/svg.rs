@@ -1001,6 +1001,54 @@ impl LabelColumn {
     }
 }
 
+/// A zero-loss bar chart's plot: its caption, the label column's room, the
+/// rate axis (`x`, with its description) and one row per unit of `y`.
+fn ndr_bar_axes<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    column: &LabelColumn,
+    x: &Axis,
+    y: &Axis,
+) -> Result<Cart<'a, 'b>, DrawError> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, CAPTION_SIZE))
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(column.width)
+        .build_cartesian_2d(x.coord(), AxisCoord::new(y.plot_range(), Vec::new()))?;
+    let x_fmt = |v: &f64| format::rate_tick(*v);
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc(NDR_DESC)
+        .x_label_formatter(&x_fmt)
+        .bold_line_style(GRID_COLOR)
+        .light_line_style(TRANSPARENT)
+        .axis_style(TEXT_COLOR)
+        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
+        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
+        .draw()?;
+    Ok(chart)
+}
+
+/// One bar filled with `color`; an invalid series' bar is a washed-out fill
+/// inside a red frame.
+fn draw_bar(chart: &mut Cart, bar: [(f64, f64); 2], color: RGBColor, valid: bool) -> DrawResult {
+    if valid {
+        chart.draw_series(std::iter::once(Rectangle::new(bar, color.filled())))?;
+    } else {
+        chart.draw_series(std::iter::once(Rectangle::new(
+            bar,
+            color.mix(0.3).filled(),
+        )))?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            bar,
+            GOAL_COLOR.stroke_width(2),
+        )))?;
+    }
+    Ok(())
+}
+
 /// The goal rate as a dashed vertical line over the whole `y` range, labelled at its top.
 fn draw_goal(chart: &mut Cart, g: f64, y: &Axis) -> DrawResult {
     chart.draw_series(DashedLineSeries::new(
@@ -1051,24 +1099,7 @@ fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
         hi: n as f64 + 0.6,
     };
 
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, CAPTION_SIZE))
-        .margin(14)
-        .x_label_area_size(48)
-        .y_label_area_size(column.width)
-        .build_cartesian_2d(x.coord(), AxisCoord::new(y.plot_range(), Vec::new()))?;
-    let x_fmt = |v: &f64| format::rate_tick(*v);
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .x_desc(NDR_DESC)
-        .x_label_formatter(&x_fmt)
-        .bold_line_style(GRID_COLOR)
-        .light_line_style(TRANSPARENT)
-        .axis_style(TEXT_COLOR)
-        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
-        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
-        .draw()?;
+    let mut chart = ndr_bar_axes(root, title, &column, &x, &y)?;
 
     let mut notes = Vec::with_capacity(n);
     for (i, s) in report.series.iter().enumerate() {
@@ -1087,20 +1118,12 @@ fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
 
         let (mut note, note_x) = match s.zero_loss_rate {
             Some(r) if r.is_finite() && r >= 0.0 => {
-                let bar = [(0.0, yc - 0.32), (r, yc + 0.32)];
-                if s.valid {
-                    chart.draw_series(std::iter::once(Rectangle::new(bar, color.filled())))?;
-                } else {
-                    // Invalid: washed-out fill inside a red frame.
-                    chart.draw_series(std::iter::once(Rectangle::new(
-                        bar,
-                        color.mix(0.3).filled(),
-                    )))?;
-                    chart.draw_series(std::iter::once(Rectangle::new(
-                        bar,
-                        GOAL_COLOR.stroke_width(2),
-                    )))?;
-                }
+                draw_bar(
+                    &mut chart,
+                    [(0.0, yc - 0.32), (r, yc + 0.32)],
+                    color,
+                    s.valid,
+                )?;
                 let mut note = format!("{}/s", format::rate(r));
                 if s.baseline == Some(i) {
                     note.push_str(" · baseline");

@@ -70,24 +70,7 @@ pub(super) fn draw(root: &Area, report: &SweepReport) -> DrawResult {
         lo: 0.0,
         hi: n as f64 + 0.4,
     };
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(title, (FONT, CAPTION_SIZE))
-        .margin(14)
-        .x_label_area_size(48)
-        .y_label_area_size(column.width)
-        .build_cartesian_2d(x.coord(), AxisCoord::new(y.plot_range(), Vec::new()))?;
-    let x_fmt = |v: &f64| format::rate_tick(*v);
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .x_desc(NDR_DESC)
-        .x_label_formatter(&x_fmt)
-        .bold_line_style(GRID_COLOR)
-        .light_line_style(TRANSPARENT)
-        .axis_style(TEXT_COLOR)
-        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
-        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
-        .draw()?;
+    let mut chart = ndr_bar_axes(&plot, title, &column, &x, &y)?;
 
     let mut notes = Vec::new();
     for (i, c) in cells.iter().enumerate() {
@@ -109,20 +92,7 @@ pub(super) fn draw(root: &Area, report: &SweepReport) -> DrawResult {
             let (mut note, at, color) = match s.zero_loss_rate {
                 Some(r) if r.is_finite() && r >= 0.0 => {
                     let bar = [(0.0, yb - BAR_HALF), (r, yb + BAR_HALF)];
-                    let fill = mode_color(mode);
-                    if s.valid {
-                        chart.draw_series(std::iter::once(Rectangle::new(bar, fill.filled())))?;
-                    } else {
-                        // Invalid: washed-out fill inside a red frame, as in the NDR chart.
-                        chart.draw_series(std::iter::once(Rectangle::new(
-                            bar,
-                            fill.mix(0.3).filled(),
-                        )))?;
-                        chart.draw_series(std::iter::once(Rectangle::new(
-                            bar,
-                            GOAL_COLOR.stroke_width(2),
-                        )))?;
-                    }
+                    draw_bar(&mut chart, bar, mode_color(mode), s.valid)?;
                     (format!("{}/s", format::rate(r)), r, TEXT_COLOR)
                 }
                 _ => (format!("{}: none", mode.name()), 0.0, GOAL_COLOR),

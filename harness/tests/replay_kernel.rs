@@ -26,24 +26,11 @@ use harness::replay::{kernel_order, Bound, ConsumerReport, Pacing, ReplayOptions
 use harness::results::RunResult;
 use harness::sink::{NullSink, SinkSpec};
 use probes::record::{Batch, RecordRef, RecordSource};
-use support::byo::build_example_reader;
+use support::byo::{bpftool_installed, build_example_reader, privileged};
 
 /// Runs that pin on bpffs (exec readers) one at a time: a test that kills a
 /// run on purpose expects its stale directory to be found by its own next run.
 static PINS: Mutex<()> = Mutex::new(());
-
-fn privileged() -> bool {
-    match probes::loader::check_privileges() {
-        Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but the privileged test cannot run: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping privileged test: {e}");
-            false
-        }
-    }
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -395,15 +382,6 @@ fn example_reader() -> Option<(
     let dir = tempfile::tempdir().unwrap();
     let reader = build_example_reader(dir.path())?;
     Some((guard, dir, reader))
-}
-
-/// Whether Debian's bpftool is here; under CI=true it must be.
-fn bpftool_installed() -> bool {
-    let ok = Command::new("bpftool").arg("version").output().is_ok();
-    if !ok && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
-    }
-    ok
 }
 
 fn exec_spec(command: String) -> ExecSpec {

@@ -9,37 +9,12 @@ use std::process::{Command, Output};
 
 mod support;
 
-use support::byo::build_example_reader;
-
-fn privileged() -> bool {
-    match probes::loader::check_privileges() {
-        Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but the privileged test cannot run: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping privileged test: {e}");
-            false
-        }
-    }
-}
+use support::byo::{bpftool_installed, build_example_reader, privileged};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/captures")
         .join(name)
-}
-
-/// Whether Debian's bpftool is here; under CI=true it must be (ci/test.sh installs it).
-fn bpftool_installed() -> bool {
-    let ok = Command::new("bpftool")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
-    }
-    ok
 }
 
 /// The small, fast plan every run here shares: kernel mode, short evenly

@@ -1,4 +1,5 @@
-//! The example outside reader (examples/byo-reader), built for the tests that run it.
+//! For the tests that run outside readers on the kernel's pinned rings: the
+//! privilege check, the example reader (examples/byo-reader) and bpftool.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,4 +28,31 @@ pub fn build_example_reader(dir: &Path) -> Option<PathBuf> {
     }
     eprintln!("skipping: the example reader does not build: {why}");
     None
+}
+
+/// Whether this process may load BPF (root or CAP_BPF + CAP_PERFMON); a
+/// skip, said on stderr, except under CI=true, where it is a failure.
+pub fn privileged() -> bool {
+    match probes::loader::check_privileges() {
+        Ok(()) => true,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but the privileged test cannot run: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping privileged test: {e}");
+            false
+        }
+    }
+}
+
+/// Whether Debian's bpftool is here; under CI=true it must be (ci/test.sh installs it).
+pub fn bpftool_installed() -> bool {
+    let ok = Command::new("bpftool")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
+    }
+    ok
 }

@@ -10,6 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use harness::capture::{Capture, Transport};
 use harness::classify::Classifier;
 use harness::experiment::kernel::{
@@ -24,23 +26,11 @@ use harness::replay::{kernel_order, Bound, ConsumerReport, Pacing, ReplayOptions
 use harness::results::RunResult;
 use harness::sink::{NullSink, SinkSpec};
 use probes::record::{Batch, RecordRef, RecordSource};
+use support::byo::{bpftool_installed, build_example_reader, privileged};
 
 /// Runs that pin on bpffs (exec readers) one at a time: a test that kills a
 /// run on purpose expects its stale directory to be found by its own next run.
 static PINS: Mutex<()> = Mutex::new(());
-
-fn privileged() -> bool {
-    match probes::loader::check_privileges() {
-        Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but the privileged test cannot run: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping privileged test: {e}");
-            false
-        }
-    }
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -364,32 +354,6 @@ fn replay_kernel_on_the_command_line_writes_a_valid_kernel_replay_result() {
     assert_eq!(injected, 12_051);
 }
 
-/// Builds the example reader with `cc ... -lbpf -lelf -lz` into `dir`.
-fn build_example_reader(dir: &Path) -> Option<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/byo-reader/reader.c");
-    let bin = dir.join("reader");
-    let out = Command::new("cc")
-        .args(["-O2", "-Wall", "-Werror", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .args(["-lbpf", "-lelf", "-lz"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(bin),
-        other => {
-            let why = match other {
-                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("CI=true but the example reader does not build (ci/test.sh installs libbpf-dev): {why}");
-            }
-            eprintln!("skipping: the example reader does not build: {why}");
-            None
-        }
-    }
-}
-
 /// `byo-reader: events N lost L ...` -> the named numbers.
 fn reader_line(path: &Path) -> BTreeMap<String, u64> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -418,15 +382,6 @@ fn example_reader() -> Option<(
     let dir = tempfile::tempdir().unwrap();
     let reader = build_example_reader(dir.path())?;
     Some((guard, dir, reader))
-}
-
-/// Whether Debian's bpftool is here; under CI=true it must be.
-fn bpftool_installed() -> bool {
-    let ok = Command::new("bpftool").arg("version").output().is_ok();
-    if !ok && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but bpftool is missing (ci/test.sh installs it)");
-    }
-    ok
 }
 
 fn exec_spec(command: String) -> ExecSpec {

@@ -6,7 +6,7 @@ fn main() -> Result<(), reports::ReportError> {
     let dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "report".to_string());
-    for f in reports::write_report(std::path::Path::new(&dir), &common::fixture())? {
+    for f in reports::write_report(std::path::Path::new(&dir), &common::fixture_three_modes())? {
         println!("{}", f.display());
     }
     Ok(())

@@ -7,6 +7,7 @@
 use crate::error::ReportError;
 use crate::format;
 use crate::model::{Point, Series, SweepReport};
+use crate::modes::{mode_cells, Mode};
 use crate::svg::{render_svg, series_color_hex, Chart};
 
 /// Escapes text for HTML element content and double- or single-quoted attributes.
@@ -62,6 +63,7 @@ ul.notes { color: var(--muted); margin: 4px 0; padding-left: 20px; }
 figure { margin: 16px 0; }
 figure svg { display: block; width: 100%; max-width: 960px; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 0.9em; margin-top: 4px; max-width: 960px; }
+span.muted { color: var(--muted); font-size: 0.9em; }
 article.series { border: 1px solid var(--line); border-radius: 4px; padding: 12px 14px; margin: 12px 0; overflow-x: auto; }
 article.series.invalid { border: 2px solid var(--bad); background: linear-gradient(var(--bad-bg), #fff 120px); }
 dl.facts { display: flex; flex-wrap: wrap; gap: 4px 24px; margin: 0 0 8px; }
@@ -136,7 +138,7 @@ fn page(report: &SweepReport, charts: &[(Chart, String)]) -> String {
     }
     out.push_str("</section>\n");
 
-    replay_vs_live(&mut out, report);
+    modes_side_by_side(&mut out, report);
     details(&mut out, report);
 
     out.push_str(
@@ -181,6 +183,13 @@ fn caption(chart: Chart) -> &'static str {
             "Each variant's highest zero-loss rate at each ring size the sweep tried (one point per \
              variant when it tried one size). The smallest ring that holds the goal rate is listed \
              under the chart."
+        }
+        Chart::NdrByMode => {
+            "Each cell run in more than one mode: its highest zero-loss rate with the rings emulated \
+             (replay), with the capture injected into the kernel's real rings (kernel), and under \
+             the real probes and load (live), one bar per mode it ran. \"none\": the mode lost events \
+             even at the lowest rate tried; a missing bar: the mode did not run that cell. The table \
+             under \"Replay, kernel and live\" has the ratios to live."
         }
         Chart::ZeroLossRate => {
             "Highest offered rate at which each series lost nothing, with its ratio to the \
@@ -443,50 +452,55 @@ fn minimum_rings(out: &mut String, report: &SweepReport) {
     out.push_str("</ul>\n");
 }
 
-/// Cells run both replayed and live, side by side.
-fn replay_vs_live(out: &mut String, report: &SweepReport) {
-    out.push_str("<section id=\"replay-vs-live\">\n<h2>Replay against live</h2>\n");
-    let pairs: Vec<(&Series, &Series)> = report
-        .series
-        .iter()
-        .filter(|s| s.mode == "replay")
-        .filter_map(|r| {
-            report
-                .series
-                .iter()
-                .find(|l| {
-                    l.mode == "live"
-                        && l.variant == r.variant
-                        && l.capture == r.capture
-                        && l.ring_bytes == r.ring_bytes
-                        && l.transport == r.transport
-                })
-                .map(|l| (r, l))
-        })
-        .collect();
-    if pairs.is_empty() {
+/// Cells run in more than one mode (emulated replay, kernel-backed replay,
+/// live), side by side: each mode's NDR and its ratio to live's.
+fn modes_side_by_side(out: &mut String, report: &SweepReport) {
+    out.push_str("<section id=\"modes\">\n<h2>Replay, kernel and live</h2>\n");
+    let cells = mode_cells(report);
+    if cells.is_empty() {
         out.push_str(
-            "<p class=\"empty\">No cell ran both replayed and live in these results \
-             (a plan's <code>modes = [\"replay\", \"live\"]</code> runs both; live cells need root).</p>\n</section>\n",
+            "<p class=\"empty\">No cell ran in more than one mode in these results \
+             (a plan's <code>modes = [\"replay\", \"kernel\", \"live\"]</code> runs each cell in each; \
+             kernel and live cells need root).</p>\n</section>\n",
         );
         return;
     }
     out.push_str(
-        "<div class=\"scroll\">\n<table class=\"summary\">\n<thead><tr><th>variant</th><th class=\"num\">ring</th>\
-         <th class=\"num\">replay (events/s)</th><th class=\"num\">live (events/s)</th><th class=\"num\">live ÷ replay</th></tr></thead>\n<tbody>\n",
+        "<p>Each cell's highest zero-loss rate (NDR) in each mode it ran, and each mode's NDR over \
+         live's (1.00× = the mode predicts live exactly). A dash: the mode did not run that cell, \
+         or the ratio has no live NDR to divide by. The chart <a href=\"#chart-ndr-by-mode\">NDR by \
+         mode</a> draws the same figures.</p>\n",
     );
-    let rate = |r: Option<f64>| r.map_or("none".to_string(), format::rate);
-    for (r, l) in pairs {
-        let ratio = match (r.zero_loss_rate, l.zero_loss_rate) {
-            (Some(a), Some(b)) if a > 0.0 => format::ratio(b / a),
-            _ => "—".to_string(),
+    out.push_str(
+        "<div class=\"scroll\">\n<table class=\"summary\">\n<thead><tr><th>cell</th>\
+         <th class=\"num\">replay (events/s)</th><th class=\"num\">kernel (events/s)</th>\
+         <th class=\"num\">live (events/s)</th><th class=\"num\">replay ÷ live</th>\
+         <th class=\"num\">kernel ÷ live</th></tr></thead>\n<tbody>\n",
+    );
+    let dash = || "—".to_string();
+    for c in &cells {
+        let ndr = |m: Mode| match c.series(m) {
+            None => dash(),
+            Some(s) => s.zero_loss_rate.map_or("none".to_string(), format::rate),
+        };
+        let ratio = |m: Mode| c.ratio_to_live(m).map_or_else(dash, format::ratio);
+        let cell = if c.detail.is_empty() {
+            escape(&c.head)
+        } else {
+            format!(
+                "{}<br><span class=\"muted\">{}</span>",
+                escape(&c.head),
+                escape(&c.detail)
+            )
         };
         out.push_str(&format!(
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{ratio}</td></tr>\n",
-            escape(&r.variant),
-            format::bytes(r.ring_bytes),
-            rate(r.zero_loss_rate),
-            rate(l.zero_loss_rate),
+            "<tr><td>{cell}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+            ndr(Mode::Replay),
+            ndr(Mode::Kernel),
+            ndr(Mode::Live),
+            ratio(Mode::Replay),
+            ratio(Mode::Kernel),
         ));
     }
     out.push_str("</tbody>\n</table>\n</div>\n</section>\n");

@@ -32,6 +32,7 @@ mod error;
 pub mod format;
 mod html;
 mod model;
+mod modes;
 mod svg;
 
 use std::fs;

@@ -21,6 +21,8 @@ use crate::error::ReportError;
 use crate::format;
 use crate::model::{Series, SweepReport};
 
+mod mode_bars;
+
 /// Which chart to draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Chart {
@@ -40,14 +42,18 @@ pub enum Chart {
     RingOccupancy,
     /// Each variant's zero-loss rate against ring size.
     NdrVsRing,
+    /// Grouped bars: each cell's zero-loss rate in each mode it ran
+    /// (replay, kernel, live).
+    NdrByMode,
 }
 
 impl Chart {
     /// Every chart, in the order the report shows them.
-    pub const ALL: [Chart; 8] = [
+    pub const ALL: [Chart; 9] = [
         Chart::LossVsRate,
         Chart::ZeroLossRate,
         Chart::NdrVsRing,
+        Chart::NdrByMode,
         Chart::ThroughputVsRate,
         Chart::P50VsRate,
         Chart::P99VsRate,
@@ -66,6 +72,7 @@ impl Chart {
             Chart::P999VsRate => "p999-vs-rate.svg",
             Chart::RingOccupancy => "ring-occupancy.svg",
             Chart::NdrVsRing => "ndr-vs-ring.svg",
+            Chart::NdrByMode => "ndr-by-mode.svg",
         }
     }
 
@@ -80,6 +87,7 @@ impl Chart {
             Chart::P999VsRate => "p99.9 latency vs offered rate",
             Chart::RingOccupancy => "Ring occupancy over the zero-loss trial",
             Chart::NdrVsRing => "Zero-loss rate vs ring size",
+            Chart::NdrByMode => "Zero-loss rate by mode",
         }
     }
 }
@@ -95,6 +103,7 @@ impl fmt::Display for Chart {
             Chart::P999VsRate => "p999-vs-rate",
             Chart::RingOccupancy => "ring-occupancy",
             Chart::NdrVsRing => "ndr-vs-ring",
+            Chart::NdrByMode => "ndr-by-mode",
         })
     }
 }
@@ -192,6 +201,7 @@ pub fn render_svg(report: &SweepReport, chart: Chart) -> Result<String, ReportEr
 enum Plan {
     Lines(Vec<Line>, LineSpec),
     Bars,
+    ModeBars,
 }
 
 impl Plan {
@@ -203,6 +213,7 @@ impl Plan {
                 WIDTH,
                 BAR_CHROME + BAR_ROW * (report.series.len() as u32).max(1),
             ),
+            Plan::ModeBars => (WIDTH, mode_bars::height(report)),
         }
     }
 }
@@ -305,6 +316,7 @@ fn plan(report: &SweepReport, chart: Chart) -> Plan {
             },
         ),
         Chart::ZeroLossRate => Plan::Bars,
+        Chart::NdrByMode => Plan::ModeBars,
     }
 }
 
@@ -380,6 +392,7 @@ fn draw(report: &SweepReport, plan: &Plan, root: &Area) -> Result<(), DrawError>
     match plan {
         Plan::Lines(lines, spec) => line_chart(root, report, lines, spec),
         Plan::Bars => bar_chart(root, report),
+        Plan::ModeBars => mode_bars::draw(root, report),
     }
 }
 
@@ -932,6 +945,129 @@ fn no_data(area: &Area, title: &str, why: &str) -> DrawResult {
     ))
 }
 
+/// The x axis of both zero-loss bar charts.
+const NDR_DESC: &str = "highest offered rate with zero loss (events/s)";
+
+/// The label column left of a bar chart: two-line labels (`1. variant` over
+/// the fields that tell the rows apart), cut to fit.
+struct LabelColumn {
+    width: u32,
+    head_chars: usize,
+    detail_chars: usize,
+}
+
+impl LabelColumn {
+    /// Wide enough for the widest line at CHAR_PX per char, 96..=340 px.
+    fn fit(labels: &[(String, String)]) -> LabelColumn {
+        let widest = labels
+            .iter()
+            .map(|(head, detail)| {
+                (head.chars().count() as u32 * CHAR_PX)
+                    .max(detail.chars().count() as u32 * DETAIL_CHAR_PX)
+            })
+            .max()
+            .unwrap_or(0);
+        let width = (widest + 20).clamp(96, 340);
+        LabelColumn {
+            width,
+            head_chars: ((width - 20) / CHAR_PX) as usize,
+            detail_chars: ((width - 20) / DETAIL_CHAR_PX) as usize,
+        }
+    }
+
+    /// One row's label, right-aligned left of the plot's pixel `(px, py)`.
+    fn draw(
+        &self,
+        root: &Area,
+        (px, py): (i32, i32),
+        head: &str,
+        detail: &str,
+        color: RGBColor,
+    ) -> DrawResult {
+        let head_y = if detail.is_empty() { py } else { py - 7 };
+        root.draw(&Text::new(
+            format::truncate(head, self.head_chars),
+            (px - 8, head_y),
+            text(LABEL_SIZE, color, HPos::Right, VPos::Center),
+        ))?;
+        if !detail.is_empty() {
+            root.draw(&Text::new(
+                format::truncate(detail, self.detail_chars),
+                (px - 8, py + 8),
+                text(DETAIL_SIZE, MUTED_COLOR, HPos::Right, VPos::Center),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// A zero-loss bar chart's plot: its caption, the label column's room, the
+/// rate axis (`x`, with its description) and one row per unit of `y`.
+fn ndr_bar_axes<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    column: &LabelColumn,
+    x: &Axis,
+    y: &Axis,
+) -> Result<Cart<'a, 'b>, DrawError> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, CAPTION_SIZE))
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(column.width)
+        .build_cartesian_2d(x.coord(), AxisCoord::new(y.plot_range(), Vec::new()))?;
+    let x_fmt = |v: &f64| format::rate_tick(*v);
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc(NDR_DESC)
+        .x_label_formatter(&x_fmt)
+        .bold_line_style(GRID_COLOR)
+        .light_line_style(TRANSPARENT)
+        .axis_style(TEXT_COLOR)
+        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
+        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
+        .draw()?;
+    Ok(chart)
+}
+
+/// One bar filled with `color`; an invalid series' bar is a washed-out fill
+/// inside a red frame.
+fn draw_bar(chart: &mut Cart, bar: [(f64, f64); 2], color: RGBColor, valid: bool) -> DrawResult {
+    if valid {
+        chart.draw_series(std::iter::once(Rectangle::new(bar, color.filled())))?;
+    } else {
+        chart.draw_series(std::iter::once(Rectangle::new(
+            bar,
+            color.mix(0.3).filled(),
+        )))?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            bar,
+            GOAL_COLOR.stroke_width(2),
+        )))?;
+    }
+    Ok(())
+}
+
+/// The goal rate as a dashed vertical line over the whole `y` range, labelled at its top.
+fn draw_goal(chart: &mut Cart, g: f64, y: &Axis) -> DrawResult {
+    chart.draw_series(DashedLineSeries::new(
+        [(g, y.lo), (g, y.hi)],
+        6,
+        4,
+        GOAL_COLOR.stroke_width(2),
+    ))?;
+    chart.draw_series(std::iter::once(
+        EmptyElement::at((g, y.hi))
+            + Text::new(
+                format!("goal {}/s", format::rate_tick(g)),
+                (5, 4),
+                text(LABEL_SIZE, GOAL_COLOR, HPos::Left, VPos::Top),
+            ),
+    ))?;
+    Ok(())
+}
+
 fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
     let title = Chart::ZeroLossRate.title();
     let n = report.series.len();
@@ -940,18 +1076,7 @@ fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
     }
     // Two-line labels: "1. variant" over the fields that differ between series.
     let labels = format::series_label_parts(&report.series);
-    // Left label column: widest line at CHAR_PX per char, 96..=340 px.
-    let widest = labels
-        .iter()
-        .map(|(head, detail)| {
-            (head.chars().count() as u32 * CHAR_PX)
-                .max(detail.chars().count() as u32 * DETAIL_CHAR_PX)
-        })
-        .max()
-        .unwrap_or(0);
-    let label_w = (widest + 20).clamp(96, 340);
-    let head_chars = ((label_w - 20) / CHAR_PX) as usize;
-    let detail_chars = ((label_w - 20) / DETAIL_CHAR_PX) as usize;
+    let column = LabelColumn::fit(&labels);
 
     let goal = report.goal_rate.filter(|g| g.is_finite() && *g > 0.0);
     let mut values: Vec<f64> = report
@@ -974,63 +1099,31 @@ fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
         hi: n as f64 + 0.6,
     };
 
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, CAPTION_SIZE))
-        .margin(14)
-        .x_label_area_size(48)
-        .y_label_area_size(label_w)
-        .build_cartesian_2d(x.coord(), AxisCoord::new(y.plot_range(), Vec::new()))?;
-    let x_fmt = |v: &f64| format::rate_tick(*v);
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .x_desc("highest offered rate with zero loss (events/s)")
-        .x_label_formatter(&x_fmt)
-        .bold_line_style(GRID_COLOR)
-        .light_line_style(TRANSPARENT)
-        .axis_style(TEXT_COLOR)
-        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
-        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
-        .draw()?;
+    let mut chart = ndr_bar_axes(root, title, &column, &x, &y)?;
 
     let mut notes = Vec::with_capacity(n);
     for (i, s) in report.series.iter().enumerate() {
         // First series on top.
         let yc = (n - i) as f64 - 0.5;
         let color = series_color(i);
-        let (px, py) = chart.backend_coord(&(x.lo, yc));
         let label_color = if s.valid { TEXT_COLOR } else { GOAL_COLOR };
         let (head, detail) = &labels[i];
-        let head_y = if detail.is_empty() { py } else { py - 7 };
-        root.draw(&Text::new(
-            format::truncate(head, head_chars),
-            (px - 8, head_y),
-            text(LABEL_SIZE, label_color, HPos::Right, VPos::Center),
-        ))?;
-        if !detail.is_empty() {
-            root.draw(&Text::new(
-                format::truncate(detail, detail_chars),
-                (px - 8, py + 8),
-                text(DETAIL_SIZE, MUTED_COLOR, HPos::Right, VPos::Center),
-            ))?;
-        }
+        column.draw(
+            root,
+            chart.backend_coord(&(x.lo, yc)),
+            head,
+            detail,
+            label_color,
+        )?;
 
         let (mut note, note_x) = match s.zero_loss_rate {
             Some(r) if r.is_finite() && r >= 0.0 => {
-                let bar = [(0.0, yc - 0.32), (r, yc + 0.32)];
-                if s.valid {
-                    chart.draw_series(std::iter::once(Rectangle::new(bar, color.filled())))?;
-                } else {
-                    // Invalid: washed-out fill inside a red frame.
-                    chart.draw_series(std::iter::once(Rectangle::new(
-                        bar,
-                        color.mix(0.3).filled(),
-                    )))?;
-                    chart.draw_series(std::iter::once(Rectangle::new(
-                        bar,
-                        GOAL_COLOR.stroke_width(2),
-                    )))?;
-                }
+                draw_bar(
+                    &mut chart,
+                    [(0.0, yc - 0.32), (r, yc + 0.32)],
+                    color,
+                    s.valid,
+                )?;
                 let mut note = format!("{}/s", format::rate(r));
                 if s.baseline == Some(i) {
                     note.push_str(" · baseline");
@@ -1055,20 +1148,7 @@ fn bar_chart(root: &Area, report: &SweepReport) -> DrawResult {
 
     // The goal line goes over the bars but under the notes.
     if let Some(g) = goal {
-        chart.draw_series(DashedLineSeries::new(
-            [(g, y.lo), (g, y.hi)],
-            6,
-            4,
-            GOAL_COLOR.stroke_width(2),
-        ))?;
-        chart.draw_series(std::iter::once(
-            EmptyElement::at((g, y.hi))
-                + Text::new(
-                    format!("goal {}/s", format::rate_tick(g)),
-                    (5, 4),
-                    text(LABEL_SIZE, GOAL_COLOR, HPos::Left, VPos::Top),
-                ),
-        ))?;
+        draw_goal(&mut chart, g, &y)?;
     }
     // Notes last, on a backing, so the goal line doesn't strike them through.
     for (note, x_at, yc, color) in notes {

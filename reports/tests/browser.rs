@@ -114,11 +114,15 @@ fn chromium_renders_report() {
     };
     let work = tempfile::tempdir().unwrap();
     let report_dir = work.path().join("report");
-    let mut report = common::fixture();
+    // Cells in all three modes and an exec reader among the variants.
+    let mut report = common::fixture_three_modes();
     // Every optional summary column, with long values: the table must still
-    // fit 1280 px.
-    for (i, s) in report.series.iter_mut().enumerate() {
-        s.capture = format!("real-programs-burst-capture-{i}-fixed4k-perf.pcapng");
+    // fit 1280 px. (A cell's modes keep one capture, so they stay one cell.)
+    for s in report.series.iter_mut() {
+        s.capture = format!(
+            "real-programs-burst-capture-{}-fixed4k-perf.pcapng",
+            s.variant
+        );
         s.wakeup = "no-wakeup, poll every 1 ms".into();
     }
     let files = reports::write_report(&report_dir, &report).unwrap();
@@ -146,7 +150,14 @@ fn chromium_renders_report() {
         "every chart inline"
     );
     assert!(dom.matches("<polyline").count() > 10, "charts have lines");
-    assert!(dom.contains("<h1>dropbench sweep: fixed4k capture, perf vs ring buffer</h1>"));
+    assert!(dom.contains("<h1>dropbench sweep: replay, kernel and live</h1>"));
+    // The modes side by side: three cells (batched in all three modes), and
+    // the exec reader in the summary like any variant.
+    let modes = &dom[dom.find("<section id=\"modes\">").expect("a modes section")..];
+    let modes = &modes[..modes.find("</section>").unwrap()];
+    assert_eq!(modes.matches("<tr><td>").count(), 3, "{modes}");
+    assert!(modes.contains("2. batched"), "{modes}");
+    assert!(body.contains(">exec:libbpf-example</a>"), "{body}");
 
     // Laid out at 1280 px: a copy of the page with a measuring script first
     // in <head> (the report itself has none) records console errors and

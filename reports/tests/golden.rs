@@ -57,7 +57,8 @@ fn check(name: &str, actual: &[u8]) {
 fn written_report_matches_golden_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let report = common::fixture();
+    // Every mode side by side, and an exec reader among the variants.
+    let report = common::fixture_three_modes();
     let files = write_report(&out, &report).unwrap();
 
     let mut expected_names = vec![INDEX_FILE];
@@ -86,7 +87,7 @@ fn written_report_matches_golden_files() {
 #[test]
 fn written_files_equal_in_memory_renders() {
     let dir = tempfile::tempdir().unwrap();
-    let report = common::fixture();
+    let report = common::fixture_three_modes();
     let files = write_report(dir.path(), &report).unwrap();
     assert_eq!(
         std::fs::read(&files[0]).unwrap(),

@@ -38,7 +38,8 @@ fn is_svg_document(svg: &str) {
 #[test]
 fn every_input_string_is_escaped() {
     let evil = "<script>alert(1)</script>";
-    let mut r = fixture();
+    // Cells in several modes, so the NDR-by-mode chart has labels too.
+    let mut r = common::fixture_three_modes();
     r.title = format!("title {evil}");
     r.capture = Some(format!("cap {evil}"));
     r.notes = vec![format!("note {evil}")];
@@ -445,11 +446,14 @@ fn read_sweep_round_trips_and_names_bad_files() {
 }
 
 #[test]
-fn replay_against_live_and_minimum_ring() {
+fn modes_side_by_side_and_minimum_ring() {
     let mut r = fixture();
-    // Without live cells the section says what is missing.
+    // Without cells in more than one mode the section says what is missing,
+    // and so does the chart.
     let page = html(&r);
-    assert!(page.contains("No cell ran both replayed and live"));
+    assert!(page.contains("No cell ran in more than one mode"));
+    let svg = render_svg(&r, Chart::NdrByMode).unwrap();
+    assert!(svg.contains("no cell ran in more than one mode"), "{svg}");
     // A live twin of series 1 at half its rate, and series 2 again with a
     // bigger ring that holds the goal.
     let mut live = r.series[0].clone();
@@ -461,10 +465,21 @@ fn replay_against_live_and_minimum_ring() {
     r.series.push(live);
     r.series.push(bigger);
     let page = html(&r);
-    let section = &page[page.find("id=\"replay-vs-live\"").unwrap()..];
+    let section = &page[page.find("id=\"modes\"").unwrap()..];
     let section = &section[..section.find("</section>").unwrap()];
-    assert!(section.contains("<td>seed-baseline</td>"), "{section}");
-    assert!(section.contains("0.50×"), "live ÷ replay: {section}");
+    // One cell, replay and live only: the kernel column and its ratio are dashes.
+    assert_eq!(section.matches("<tr><td>").count(), 1, "{section}");
+    assert!(section.contains("<td>1. seed-baseline</td>"), "{section}");
+    assert!(
+        section.contains(
+            "<td class=\"num\">150.0 k</td><td class=\"num\">—</td><td class=\"num\">75.0 k</td>"
+        ),
+        "{section}"
+    );
+    assert!(
+        section.contains("2.00×</td><td class=\"num\">—</td>"),
+        "replay ÷ live: {section}"
+    );
     let min = &page[page.find("id=\"minimum-ring\"").unwrap()..];
     let min = &min[..min.find("</ul>").unwrap()];
     assert!(min.contains("<li>batched: 140 MiB</li>"), "{min}");

@@ -42,6 +42,16 @@ pub struct SweepArgs {
     /// Variants to run instead of the configured ones (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub variants: Vec<String>,
+    /// One variant to run instead of the configured ones, repeatable and
+    /// taken whole (commas kept): a name, or `exec:'COMMAND'`, your own
+    /// reader of the kernel's pinned rings (kernel mode only;
+    /// docs/byo-reader.md). Added after --variants.
+    #[arg(long = "variant")]
+    pub variant: Vec<String>,
+    /// How cells run instead of the configured modes (comma-separated):
+    /// replay, live, kernel.
+    #[arg(long, value_delimiter = ',')]
+    pub modes: Vec<String>,
     /// Kafka brokers (host:port,...). Without it the sink is the embedded mock cluster.
     #[arg(long)]
     pub brokers: Option<String>,
@@ -66,7 +76,7 @@ pub struct SweepArgs {
     pub out: PathBuf,
     /// Re-run only the series an earlier (interrupted) run folder has no
     /// result for, with that folder's plan; writes a new folder.
-    #[arg(long, conflicts_with_all = ["config", "captures", "variants", "sink", "brokers", "window", "warmup", "shape", "load"])]
+    #[arg(long, conflicts_with_all = ["config", "captures", "variants", "variant", "modes", "sink", "brokers", "window", "warmup", "shape", "load"])]
     pub resume: Option<PathBuf>,
     /// Run only shard I of N (1-based): every Nth series of the plan.
     /// `harness merge` combines the shards' folders.
@@ -147,8 +157,17 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     if !args.captures.is_empty() {
         cfg.captures = args.captures.clone();
     }
-    if !args.variants.is_empty() {
-        cfg.variants = args.variants.iter().cloned().map(Into::into).collect();
+    if !args.variants.is_empty() || !args.variant.is_empty() {
+        cfg.variants = args
+            .variants
+            .iter()
+            .chain(&args.variant)
+            .cloned()
+            .map(Into::into)
+            .collect();
+    }
+    if !args.modes.is_empty() {
+        cfg.modes = args.modes.clone();
     }
     if args.brokers.is_some() {
         cfg.brokers = args.brokers.clone();
@@ -181,7 +200,15 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let plan = Plan::from_config(cfg, "the command line")?;
 
     // 1. What is in the captures (and the other bundled ones, for orientation).
-    println!("dropbench sweep: replaying recorded kernel event streams (no root needed)\n");
+    use crate::experiment::plan::Mode;
+    println!(
+        "dropbench sweep: replaying recorded kernel event streams ({})\n",
+        if plan.modes.iter().all(|m| *m == Mode::Replay) {
+            "no root needed"
+        } else {
+            "live and kernel cells need root or CAP_BPF + CAP_PERFMON"
+        }
+    );
     if cfg!(debug_assertions) {
         println!("note: this is a debug build, so the rates below are a smoke run; for real figures use\n      cargo run --release -p harness -- sweep\n");
     }

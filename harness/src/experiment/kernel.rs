@@ -351,3 +351,48 @@ pub fn search_ndr(
     })?;
     Ok(KernelSearch { outcome, trials })
 }
+
+/// The registry-shaped entry an `exec:` cell of a sweep plan carries where a
+/// dropbench cell carries its variant: an outside program reads any layout
+/// from either transport (it is told which in its environment), has no
+/// knobs, and has no sink of dropbench's. It is not in the registry, and its
+/// pipeline cannot be built in this process: an exec cell's trials run the
+/// program on the pinned rings ([`KernelReader::Exec`]); a plan never gives
+/// one a replay or live cell.
+pub static EXEC_READER: Variant = Variant {
+    name: "exec",
+    summary: "an outside program reading the kernel's pinned rings",
+    layout: probes::abi::Layout::Fixed4k,
+    transport: Transport::Perf,
+    layouts: probes::abi::Layout::ALL,
+    transports: &[Transport::Perf, Transport::Ringbuf],
+    sharded: false,
+    knobs: Knobs::default,
+    build: |_| Box::new(OutOfProcess),
+    tune_kafka: |_| {},
+};
+
+/// [`EXEC_READER`]'s pipeline: refuses to run, naming why.
+struct OutOfProcess;
+
+impl crate::pipeline::Pipeline for OutOfProcess {
+    fn name(&self) -> &'static str {
+        EXEC_READER.name
+    }
+    fn run(
+        &self,
+        _input: crate::pipeline::Input,
+        _ctx: &crate::pipeline::Context,
+    ) -> Result<crate::pipeline::RunReport, crate::pipeline::PipelineError> {
+        Err(crate::pipeline::PipelineError::Source {
+            variant: EXEC_READER.name,
+            source: probes::record::SourceError::Wait {
+                ring: 0,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "an exec: reader runs in its own process on the kernel's pinned rings (kernel mode only)",
+                ),
+            },
+        })
+    }
+}

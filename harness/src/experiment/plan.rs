@@ -13,12 +13,14 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::capture::{Capture, Loading};
+use crate::experiment::kernel::EXEC_READER;
 use crate::experiment::results::{SeriesKey, SkippedSeries};
 use crate::experiment::search::{MinRingSearch, ZeroLossSearch};
 use crate::experiment::sweep::SweepError;
 use crate::experiment::trial::RateShape;
 use crate::experiment::verdict::VerdictRule;
 use crate::pipeline::{Knobs, Variant};
+use crate::replay::kernel::{ExecSpec, Ready};
 use crate::replay::Wakeup;
 use crate::sink::SinkSpec;
 use probes::abi::Layout;
@@ -165,14 +167,19 @@ impl OneOrMany {
 #[serde(untagged)]
 pub enum VariantEntry {
     Name(String),
-    Set(VariantSettings),
+    Set(Box<VariantSettings>),
 }
 
 impl VariantEntry {
+    /// The name as written (`exec:COMMAND` for an exec reader given as a
+    /// string; a table's `name`, or its command when it has none).
     pub fn name(&self) -> &str {
         match self {
             VariantEntry::Name(n) => n,
-            VariantEntry::Set(s) => &s.name,
+            VariantEntry::Set(s) => match &s.exec {
+                Some(c) if s.name.is_empty() => c,
+                _ => &s.name,
+            },
         }
     }
 }
@@ -188,7 +195,25 @@ impl From<String> for VariantEntry {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSettings {
+    /// The variant's registry name; with `exec`, the name the reader's series
+    /// go by (`exec:<name>`), the command when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// An outside reader instead of a dropbench variant: the command, run
+    /// with `sh -c` on the kernel's pinned rings (kernel mode only;
+    /// docs/byo-reader.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<String>,
+    /// exec readers: how dropbench learns the reader is ready: `auto`,
+    /// `file` or `after:DURATION` (as `harness replay --exec-ready`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+    /// exec readers: how long to wait for the ready signal, e.g. `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_timeout: Option<String>,
+    /// exec readers: time to catch up after the last injection, e.g. `500ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<String>,
     /// Layouts to run it on; each must be one the variant can read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layouts: Vec<String>,
@@ -217,7 +242,7 @@ impl<'de> Deserialize<'de> for VariantEntry {
         match toml::Value::deserialize(d)? {
             toml::Value::String(s) => Ok(VariantEntry::Name(s)),
             t @ toml::Value::Table(_) => VariantSettings::deserialize(t)
-                .map(VariantEntry::Set)
+                .map(|s| VariantEntry::Set(Box::new(s)))
                 // The knob's own message ("unknown field `x`, expected one of ...").
                 .map_err(|e| D::Error::custom(format!("variants: {}", e.message().trim()))),
             other => Err(D::Error::custom(format!(
@@ -292,10 +317,45 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// An outside program that reads the kernel's pinned rings in a plan's
+/// kernel cells (`exec:COMMAND`, or a table with `exec`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecReader {
+    /// Its series go by `exec:<name>`: the table's `name`, else the command.
+    pub name: String,
+    pub command: String,
+    pub ready: Ready,
+    pub ready_timeout: Duration,
+    pub drain: Duration,
+}
+
+impl ExecReader {
+    /// The prefix that marks an exec reader among variant names.
+    pub const PREFIX: &'static str = "exec:";
+
+    /// The name its series carry as their variant.
+    pub fn series_name(&self) -> String {
+        format!("{}{}", Self::PREFIX, self.name)
+    }
+
+    /// How a kernel trial runs it.
+    pub fn spec(&self) -> ExecSpec {
+        ExecSpec {
+            ready: self.ready,
+            ready_timeout: self.ready_timeout,
+            drain: self.drain,
+            ..ExecSpec::new(self.command.clone())
+        }
+    }
+}
+
 /// A variant as the plan runs it.
 #[derive(Debug, Clone)]
 pub struct PlanVariant {
+    /// The dropbench variant; [`EXEC_READER`] for an outside reader.
     pub variant: &'static Variant,
+    /// The outside reader, for an `exec:` entry.
+    pub exec: Option<ExecReader>,
     pub knobs: Knobs,
     /// The knobs set away from the variant's defaults (`workers=4`), empty if none.
     pub knobs_label: String,
@@ -465,6 +525,20 @@ impl Plan {
             .iter()
             .map(|m| m.parse::<Mode>().map_err(|e| bad("modes", e)))
             .collect::<Result<Vec<_>, _>>()?;
+        // An outside reader can only read the kernel's real rings.
+        if !modes.contains(&Mode::Kernel) {
+            if let Some(x) = variants.iter().find_map(|v| v.exec.as_ref()) {
+                return Err(Bad {
+                    key: "variants".into(),
+                    near: vec![x.command.clone()],
+                    what: format!(
+                        "{} reads the kernel's real rings, so it needs kernel mode: add \"kernel\" to modes (it has {})",
+                        x.series_name(),
+                        cfg.modes.join(", ")
+                    ),
+                });
+            }
+        }
         let rate = |key: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(v)
@@ -612,8 +686,22 @@ impl Plan {
             for &total in &self.ring_bytes {
                 for pv in &self.variants {
                     let v = pv.variant;
-                    let layouts = pick(&pv.layouts, &self.layouts, v.layout);
-                    let transports = pick(&pv.transports, &self.transports, v.transport);
+                    // An outside reader defaults to the capture's own layout and transport.
+                    let (layout, transport) = match &pv.exec {
+                        Some(_) => (capture.meta.probe, capture.meta.transport),
+                        None => (v.layout, v.transport),
+                    };
+                    let layouts = pick(&pv.layouts, &self.layouts, layout);
+                    let transports = pick(&pv.transports, &self.transports, transport);
+                    // An outside reader writes to no sink of dropbench's.
+                    let (variant, sink, broker) = match &pv.exec {
+                        Some(x) => (x.series_name(), "none".to_string(), String::new()),
+                        None => (
+                            v.name.to_string(),
+                            self.config.sink.clone(),
+                            SeriesKey::broker_of(&self.config.sink, self.config.brokers.as_deref()),
+                        ),
+                    };
                     for &layout in &layouts {
                         for &transport in &transports {
                             let wakeups = match transport {
@@ -624,25 +712,32 @@ impl Plan {
                                 let (ring_bytes, rings) = ring_split(transport, capture, total);
                                 for &mode in &self.modes {
                                     let key = SeriesKey {
-                                        variant: v.name.to_string(),
+                                        variant: variant.clone(),
                                         capture: capture_name.clone(),
                                         layout: layout.to_string(),
                                         transport: transport.to_string(),
                                         ring_bytes: ring_bytes * rings.unwrap_or(1) as u64,
                                         wakeup: wakeup.to_string(),
-                                        sink: self.config.sink.clone(),
+                                        sink: sink.clone(),
                                         mode: mode.name().into(),
                                         knobs: pv.knobs_label.clone(),
-                                        broker: SeriesKey::broker_of(
-                                            &self.config.sink,
-                                            self.config.brokers.as_deref(),
-                                        ),
+                                        broker: broker.clone(),
                                         profile: SeriesKey::this_profile(),
                                     };
                                     if !v.supports(layout, transport) {
                                         skipped.push(SkippedSeries {
                                             key,
                                             reason: unsupported(v, layout, transport),
+                                        });
+                                        continue;
+                                    }
+                                    if pv.exec.is_some() && mode != Mode::Kernel {
+                                        skipped.push(SkippedSeries {
+                                            key,
+                                            reason: format!(
+                                                "an exec: reader reads only the kernel's real rings (pinned on bpffs): it runs in kernel mode, not {}",
+                                                mode.name()
+                                            ),
                                         });
                                         continue;
                                     }
@@ -658,6 +753,7 @@ impl Plan {
                                         rings,
                                         wakeup,
                                         mode,
+                                        exec: pv.exec.clone(),
                                     });
                                 }
                             }
@@ -706,6 +802,7 @@ fn plan_variants(entries: &[VariantEntry]) -> Result<Vec<PlanVariant>, Bad> {
             .iter()
             .map(|v| PlanVariant {
                 variant: v,
+                exec: None,
                 knobs: (v.knobs)(),
                 knobs_label: String::new(),
                 layouts: Vec::new(),
@@ -726,6 +823,49 @@ fn plan_variants(entries: &[VariantEntry]) -> Result<Vec<PlanVariant>, Bad> {
                 .collect(),
             what,
         };
+        if let Some(exec) = exec_reader(e).map_err(|(w, knob)| at(w, knob))? {
+            let settings = match e {
+                VariantEntry::Set(s) => Some(s.as_ref()),
+                VariantEntry::Name(_) => None,
+            };
+            let (layouts, transports) = match settings {
+                Some(s) => (
+                    s.layouts
+                        .iter()
+                        .map(|l| l.parse::<Layout>().map_err(|w| at(w, Some("layouts"))))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    s.transports
+                        .iter()
+                        .map(|t| {
+                            t.parse::<Transport>()
+                                .map_err(|w| at(w, Some("transports")))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+                None => (Vec::new(), Vec::new()),
+            };
+            if out
+                .iter()
+                .any(|o| o.exec.as_ref().is_some_and(|x| x.name == exec.name))
+            {
+                return Err(at(format!("{} is listed twice", exec.series_name()), None));
+            }
+            out.push(PlanVariant {
+                variant: &EXEC_READER,
+                exec: Some(exec),
+                knobs: (EXEC_READER.knobs)(),
+                knobs_label: String::new(),
+                layouts,
+                transports,
+            });
+            continue;
+        }
+        if matches!(e, VariantEntry::Set(s) if s.name.is_empty()) {
+            return Err(at(
+                "a variant table needs a name (or exec = \"COMMAND\" for your own reader)".into(),
+                None,
+            ));
+        }
         let v = crate::pipeline::variant(name).map_err(|e| at(e.to_string(), None))?;
         let defaults = (v.knobs)();
         let mut knobs = defaults;
@@ -788,6 +928,7 @@ fn plan_variants(entries: &[VariantEntry]) -> Result<Vec<PlanVariant>, Bad> {
         }
         out.push(PlanVariant {
             variant: v,
+            exec: None,
             knobs,
             knobs_label,
             layouts,
@@ -795,6 +936,72 @@ fn plan_variants(entries: &[VariantEntry]) -> Result<Vec<PlanVariant>, Bad> {
         });
     }
     Ok(out)
+}
+
+/// The outside reader an entry names (`exec:COMMAND`, or a table with
+/// `exec`), checked; `None` for a dropbench variant. An error is its text and
+/// the knob it is about.
+fn exec_reader(e: &VariantEntry) -> Result<Option<ExecReader>, (String, Option<&'static str>)> {
+    let (command, s) = match e {
+        VariantEntry::Name(n) => match n.strip_prefix(ExecReader::PREFIX) {
+            Some(c) => (c, None),
+            None => return Ok(None),
+        },
+        VariantEntry::Set(s) => match &s.exec {
+            Some(c) => (c.as_str(), Some(s)),
+            None => return Ok(None),
+        },
+    };
+    let command = command.trim();
+    if command.is_empty() {
+        return Err((
+            "an exec reader needs a command, e.g. \"exec:./reader\"".into(),
+            None,
+        ));
+    }
+    let defaults = ExecSpec::new(command);
+    let mut reader = ExecReader {
+        name: command.to_string(),
+        command: command.to_string(),
+        ready: defaults.ready,
+        ready_timeout: defaults.ready_timeout,
+        drain: defaults.drain,
+    };
+    let Some(s) = s else {
+        return Ok(Some(reader));
+    };
+    // dropbench's pipeline knobs mean nothing to an outside program.
+    for (knob, set) in [
+        ("workers", s.workers.is_some()),
+        ("channel_depth", s.channel_depth.is_some()),
+        ("batch_size", s.batch_size.is_some()),
+        ("read_timeout", s.read_timeout.is_some()),
+        ("sync_publish", s.sync_publish.is_some()),
+        ("extra_work", s.extra_work.is_some()),
+    ] {
+        if set {
+            return Err((
+                "a pipeline knob of dropbench's variants; an exec reader has none (set it in your program)".into(),
+                Some(knob),
+            ));
+        }
+    }
+    if !s.name.is_empty() {
+        reader.name = s.name.trim().to_string();
+    }
+    let duration = |knob: &'static str, text: &str| {
+        probes::units::parse_duration(text).map_err(|w| (w, Some(knob)))
+    };
+    if let Some(r) = &s.ready {
+        reader.ready = r.parse::<Ready>().map_err(|w| (w, Some("ready")))?;
+    }
+    if let Some(t) = &s.ready_timeout {
+        reader.ready_timeout = duration("ready_timeout", t)?;
+    }
+    if let Some(d) = &s.drain {
+        reader.drain = duration("drain", d)?;
+    }
+    Ok(Some(reader))
 }
 
 /// The knobs that differ from the variant's defaults, as `workers=4,batch_size=64`.
@@ -913,6 +1120,8 @@ pub struct PlannedSeries {
     pub(crate) rings: Option<u32>,
     pub(crate) wakeup: Wakeup,
     pub(crate) mode: Mode,
+    /// The outside reader of an `exec:` cell (its `variant` is [`EXEC_READER`]).
+    pub(crate) exec: Option<ExecReader>,
 }
 
 /// One ring's bytes and the number of perf rings for `total` bytes of ring
@@ -1133,6 +1342,100 @@ mod tests {
         };
         let e = Plan::from_config(cfg, "code").unwrap_err().to_string();
         assert!(e.contains("code") && e.contains("warp-drive"), "{e}");
+    }
+
+    #[test]
+    fn exec_readers_run_in_kernel_mode_only_and_go_by_their_name() {
+        let text = format!(
+            "captures = [{:?}]\nmodes = [\"replay\", \"kernel\"]\nsink = \"null\"\n\
+             variants = [\"batched\", \"exec:./reader --x, y\",\n  \
+             {{ exec = \"bpftool map event_pipe pinned $DROPBENCH_PIN_EVENTS\", name = \"bpftool\", transports = [\"perf\"], drain = \"1s\", ready = \"after:200ms\" }}]\n",
+            fixture("fixed4k-perf.pcapng")
+        );
+        let (run, skipped) = cells(&text);
+        let names: Vec<(&str, &str)> = run
+            .iter()
+            .map(|c| (c.key.variant.as_str(), c.key.mode.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("batched", "replay"),
+                ("batched", "kernel"),
+                ("exec:./reader --x, y", "kernel"),
+                ("exec:bpftool", "kernel"),
+            ]
+        );
+        // Their replay cells are skipped, saying why.
+        assert_eq!(skipped.len(), 2);
+        for s in &skipped {
+            assert!(s.key.variant.starts_with("exec:"), "{:?}", s.key);
+            assert_eq!(s.key.mode, "replay");
+            assert!(s.reason.contains("kernel mode"), "{}", s.reason);
+        }
+        let bpftool = &run[3];
+        let x = bpftool.exec.as_ref().unwrap();
+        assert_eq!(
+            x.command,
+            "bpftool map event_pipe pinned $DROPBENCH_PIN_EVENTS"
+        );
+        assert_eq!(x.drain, Duration::from_secs(1));
+        assert_eq!(x.ready, Ready::After(Duration::from_millis(200)));
+        // The capture's own layout and transport; no sink of dropbench's.
+        assert_eq!(
+            (bpftool.layout, bpftool.transport),
+            (Layout::Fixed4k, Transport::Perf)
+        );
+        assert_eq!(
+            (bpftool.key.sink.as_str(), bpftool.key.broker.as_str()),
+            ("none", "")
+        );
+        assert!(run[1].exec.is_none() && run[1].key.sink == "null");
+        // It round-trips through plan.toml.
+        let cfg = parse_config_str(&text, "t.toml").unwrap();
+        let again = toml::to_string(&cfg).unwrap();
+        assert_eq!(parse_config_str(&again, "t.toml").unwrap(), cfg, "{again}");
+    }
+
+    #[test]
+    fn a_bad_exec_reader_is_an_error_naming_key_and_line() {
+        for (text, needles) in [
+            (
+                "sink = \"null\"\nvariants = [\"batched\", \"exec:./r\"]\n",
+                &["line 2", "variants", "exec:./r", "kernel mode", "modes"][..],
+            ),
+            (
+                "modes = [\"kernel\"]\nvariants = [\"exec:  \"]\n",
+                &["line 2", "variants", "needs a command"][..],
+            ),
+            (
+                "modes = [\"kernel\"]\n[[variants]]\nexec = \"./r\"\nworkers = 2\n",
+                &["line 4", "variants: ./r: workers", "has none"][..],
+            ),
+            (
+                "modes = [\"kernel\"]\n[[variants]]\nexec = \"./r\"\nready = \"soon\"\n",
+                &["line 4", "ready", "soon"][..],
+            ),
+            (
+                "modes = [\"kernel\"]\n[[variants]]\nexec = \"./r\"\ndrain = \"long\"\n",
+                &["line 4", "drain"][..],
+            ),
+            (
+                "modes = [\"kernel\"]\nvariants = [\"exec:./r\", {{ exec = \"./r\" }}]\n",
+                &["line 2", "exec:./r is listed twice"][..],
+            ),
+            (
+                "modes = [\"kernel\"]\nvariants = [{{ workers = 2 }}]\n",
+                &["line 2", "needs a name"][..],
+            ),
+        ] {
+            let text = text.replace("{{", "{").replace("}}", "}");
+            let e = Plan::parse(&text, "t.toml").unwrap_err().to_string();
+            for n in needles {
+                assert!(e.contains(n), "{text:?}: {n:?} missing from {e}");
+            }
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
     }
 
     #[test]

@@ -258,7 +258,11 @@ pub fn run_sweep(
             cell: &cell,
             capture,
             cap,
-            spec: sink_spec(plan, cell.variant),
+            // An exec reader is its own sink: its trials open none of dropbench's.
+            spec: match cell.exec {
+                Some(_) => SinkSpec::Null,
+                None => sink_spec(plan, cell.variant),
+            },
             classifier: classifier.clone(),
             traffic: match cell.mode {
                 Mode::Live => Some(Traffic::of(capture).map_err(|e| SweepError::Trial {
@@ -356,10 +360,16 @@ impl SeriesRunner<'_> {
                 let (sink, desc) = open_sink(&self.spec, cell.variant, *seq)?;
                 let (result, clean, unsure) = match &live_setup {
                     None if cell.mode == Mode::Kernel => {
-                        let ks = crate::experiment::kernel::KernelSetup::of_trial(&setup);
+                        use crate::experiment::kernel::{KernelReader, KernelSetup};
+                        let mut ks = KernelSetup::of_trial(&setup);
+                        if let Some(x) = &cell.exec {
+                            ks.reader = KernelReader::Exec(x.spec());
+                        }
                         let t = crate::experiment::kernel::run_kernel_trial(&ks, rate, sink)?;
                         let mut result = t.to_run_result(self.cap, &desc);
                         result.kind = "sweep".into();
+                        // The series' name for it (`exec:<name>`, not its command).
+                        result.variant = cell.key.variant.clone();
                         (result, t.clean(), t.inconclusive())
                     }
                     Some(ls) => {

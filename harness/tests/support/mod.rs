@@ -2,6 +2,7 @@
 //! privileged ones.
 #![allow(dead_code)]
 
+pub mod byo;
 pub mod root;
 
 use std::path::Path;

@@ -156,3 +156,34 @@ pub fn fixture() -> SweepReport {
         comparison: None,
     }
 }
+
+/// [`fixture`] with cells run in more than one mode: batched in all three
+/// (kernel-backed replay a little under emulated replay, live under both),
+/// the seed's baseline replayed and kernel-backed but not live, ringbuf
+/// replayed and live, and an outside reader (`exec:`), which runs in kernel
+/// mode only and so is in the NDR chart but not among the modes.
+pub fn fixture_three_modes() -> SweepReport {
+    let mut r = fixture();
+    let twin = |s: &Series, mode: &str, ndr: Option<f64>| {
+        let mut t = s.clone();
+        t.mode = mode.to_string();
+        t.zero_loss_rate = ndr;
+        t.pdr = None;
+        t
+    };
+    let (baseline, batched, ringbuf) = (&r.series[0], &r.series[1], &r.series[2]);
+    let mut more = [
+        twin(batched, "kernel", Some(270_000.0)),
+        twin(batched, "live", Some(240_000.0)),
+        twin(baseline, "kernel", Some(140_000.0)),
+        twin(ringbuf, "live", Some(900_000.0)),
+    ]
+    .to_vec();
+    let mut exec = twin(baseline, "kernel", Some(180_000.0));
+    exec.variant = "exec:libbpf-example".to_string();
+    exec.sink = "none".to_string();
+    more.push(exec);
+    r.series.extend(more);
+    r.title = "dropbench sweep: replay, kernel and live".to_string();
+    r
+}

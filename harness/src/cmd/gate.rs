@@ -166,9 +166,19 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
         let plan = current
             .plan()
             .map_or("PLAN.toml".to_string(), |p| p.display().to_string());
+        // An exec: reader's series name is not a command line (a table entry
+        // goes by its name): its plan is swept whole.
+        let only = if o
+            .cell
+            .variant
+            .starts_with(crate::experiment::plan::ExecReader::PREFIX)
+        {
+            String::new()
+        } else {
+            format!(" --variants {}", o.cell.variant)
+        };
         eprintln!(
-            "  reproduce: cargo run{profile} -p harness -- sweep --config {plan} --variants {} --out /tmp/dropbench-repro && cargo run{profile} -p harness -- gate /tmp/dropbench-repro/latest{}{}",
-            o.cell.variant,
+            "  reproduce: cargo run{profile} -p harness -- sweep --config {plan}{only} --out /tmp/dropbench-repro && cargo run{profile} -p harness -- gate /tmp/dropbench-repro/latest{}{}",
             args.rules
                 .as_ref()
                 .map_or(String::new(), |r| format!(" --rules {}", r.display())),

@@ -127,12 +127,15 @@ impl Default for SweepConfig {
             // 2-4 more trials per series (docs/tuning.md, "Re-measuring at the edge").
             edge_trials: 3,
             pdr_loss: 0.001,
-            // Start at 40 k/s (about the seed's design's edge; the search
-            // halves below it when that fails): doubling reaches 1.28 M/s in 6
-            // trials, and a 10% bracket takes about 3 more, ~9 trials x 1.25 s
-            // per series. (With the capture's shape a trial covers one whole
-            // pass: 2.3 s at 20 k/s for the 47 k-sample real-programs capture.)
-            lo: 40_000.0,
+            // Start at 160 k/s, about the median edge of the default grid
+            // (7 k to 830 k): doubling or halving from there takes 0-5
+            // trials per series, ~10 fewer over the default sweep than from
+            // 40 k, which pays for re-measuring the edges. Halving goes down
+            // to 160 k / 64 = 2.5 k (the seed's design on the real-programs
+            // capture holds ~7 k). A 10% bracket then takes 3 more trials.
+            // (With the capture's shape a trial covers one whole pass: 2.3 s
+            // at 20 k/s for the 47 k-sample real-programs capture.)
+            lo: 160_000.0,
             hi: 2_000_000.0,
             resolution: 0.10,
             max_trials: 14,

@@ -166,13 +166,13 @@ impl ZeroLossSearch {
             steps.push(Step { rate, lost });
             Ok(lost == 0)
         };
-        // Below `lo`: halve while lossy, down to lo / 32 (a design that fails
+        // Below `lo`: halve while lossy, down to lo / 64 (a design that fails
         // there is reported as having no zero-loss rate in range).
         let mut start = self.lo;
         let mut first_bad = None;
         while !run(start, &mut steps)? {
             first_bad = Some(start);
-            if start <= self.lo / 32.0 || steps.len() >= self.max_trials {
+            if start <= self.lo / 64.0 || steps.len() >= self.max_trials {
                 return Ok(SearchOutcome {
                     zero_loss_rate: None,
                     first_lossy_rate: Some(start),
@@ -248,7 +248,10 @@ impl ZeroLossSearch {
             })?;
             let mut edges = Vec::new();
             let mut turned = false;
-            let ends = [outcome.zero_loss_rate, outcome.first_lossy_rate];
+            // The failing end first: a stall turns it over far more often
+            // than luck turns a clean one, and once an end has turned the
+            // search runs again without settling the other.
+            let ends = [outcome.first_lossy_rate, outcome.zero_loss_rate];
             for rate in ends.into_iter().flatten() {
                 let before = seen.iter().rev().find(|(r, _)| *r == rate).map(|x| x.1);
                 let mut t = before.unwrap_or_default();
@@ -256,9 +259,13 @@ impl ZeroLossSearch {
                     t = tally(rate, t.total() + 1)
                         .map_err(|source| SearchError::Trial { rate, source })?;
                 }
-                turned |= before.is_some_and(|b| b.holds() != t.holds());
                 edges.push(EdgeTally { rate, tally: t });
+                if before.is_some_and(|b| b.holds() != t.holds()) {
+                    turned = true;
+                    break;
+                }
             }
+            edges.sort_by(|a, b| a.rate.total_cmp(&b.rate));
             if !turned || reruns >= MAX_RERUNS {
                 outcome.capped |= turned;
                 return Ok(ConfirmedOutcome {
@@ -436,11 +443,11 @@ mod tests {
 
         assert!(out.reached_hi && !out.capped);
 
-        // Lossy at lo: halves down to lo / 32, then gives up.
+        // Lossy at lo: halves down to lo / 64, then gives up.
         let out = s.run(pipeline(10.0)).unwrap();
         assert_eq!(out.zero_loss_rate, None);
-        assert_eq!(out.first_lossy_rate, Some(1_000.0 / 32.0));
-        assert_eq!(out.steps.len(), 6);
+        assert_eq!(out.first_lossy_rate, Some(1_000.0 / 64.0));
+        assert_eq!(out.steps.len(), 7);
         // Clean below lo: the edge is found under it.
         let out = s.run(pipeline(300.0)).unwrap();
         let z = out.zero_loss_rate.unwrap();

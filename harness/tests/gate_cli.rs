@@ -94,8 +94,8 @@ fn a_variant_slowed_through_a_knob_fails_the_gate_with_the_rules_numbers() {
         .into_iter()
         .find(|s| s.key.variant == "batched")
         .unwrap();
-    // ci/gates.toml, rule 3: max_drop 90%.
-    let floor = b.zero_loss_rate.unwrap() * 0.1;
+    // ci/gates.toml, rule 3: max_drop 75%.
+    let floor = b.zero_loss_rate.unwrap() * 0.25;
     assert!(
         line.contains(&format!("fails below {floor:.0}/s")),
         "the rule's threshold from the baseline's NDR: {line}"
@@ -106,7 +106,7 @@ fn a_variant_slowed_through_a_knob_fails_the_gate_with_the_rules_numbers() {
         .expect("the slowed variant fails somewhere");
     assert!(top < floor, "slowed NDR bracket top {top} vs floor {floor}");
     assert!(
-        err.contains("FAILED rule 3 (NDR drop <= 90% vs baseline for every variant): batched"),
+        err.contains("FAILED rule 3 (NDR drop <= 75% vs baseline for every variant): batched"),
         "{err}"
     );
     assert!(

@@ -311,7 +311,7 @@ fn the_report_builds_from_results_files_alone() {
     );
     assert!(html.contains("build profile") && html.contains("debug"));
     assert!(
-        html.contains("plan that ran") && html.contains("max_probes = 8"),
+        html.contains("plan that ran") && html.contains("max_trials = 8"),
         "the plan"
     );
     assert!(

@@ -55,6 +55,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(ns.round() as u64))
 }
 
+/// The shortest exact spelling of `n` bytes that [`parse_bytes`] reads back.
+pub fn format_bytes(n: u64) -> String {
+    match n {
+        0 => "0".into(),
+        n if n.is_multiple_of(1 << 30) => format!("{}GiB", n >> 30),
+        n if n.is_multiple_of(1 << 20) => format!("{}MiB", n >> 20),
+        n if n.is_multiple_of(1 << 10) => format!("{}KiB", n >> 10),
+        n => n.to_string(),
+    }
+}
+
 /// The shortest exact spelling of `d` that [`parse_duration`] reads back.
 pub fn format_duration(d: Duration) -> String {
     let ns = d.as_nanos();
@@ -72,6 +83,15 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_format_back_to_themselves() {
+        for n in [0u64, 1, 1000, 4096, 35 << 20, 3 << 30, (1 << 20) + 1] {
+            assert_eq!(parse_bytes(&format_bytes(n)).unwrap(), n, "{n}");
+        }
+        assert_eq!(format_bytes(4 << 20), "4MiB");
+        assert_eq!(format_bytes(1536), "1536");
+    }
 
     #[test]
     fn bytes() {

@@ -237,6 +237,9 @@ pub struct VariantSettings {
     /// e.g. `2us`: CPU spun per event, to slow a variant on purpose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_work: Option<String>,
+    /// e.g. `4MiB`: bytes of paths each classifying thread remembers (`0`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_cache: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for VariantEntry {
@@ -896,6 +899,11 @@ fn plan_variants(entries: &[VariantEntry]) -> Result<Vec<PlanVariant>, Bad> {
             if let Some(x) = &s.extra_work {
                 knobs.extra_work = duration("extra_work", x)?;
             }
+            if let Some(x) = &s.path_cache {
+                let bytes = probes::units::parse_bytes(x).map_err(|w| at(w, Some("path_cache")))?;
+                knobs.path_cache = usize::try_from(bytes)
+                    .map_err(|_| at(format!("{x}: too large"), Some("path_cache")))?;
+            }
             if let Err(crate::pipeline::PipelineError::Knob {
                 knob, value, why, ..
             }) = knobs.check(v.name)
@@ -981,6 +989,7 @@ fn exec_reader(e: &VariantEntry) -> Result<Option<ExecReader>, (String, Option<&
         ("read_timeout", s.read_timeout.is_some()),
         ("sync_publish", s.sync_publish.is_some()),
         ("extra_work", s.extra_work.is_some()),
+        ("path_cache", s.path_cache.is_some()),
     ] {
         if set {
             return Err((
@@ -1036,6 +1045,11 @@ fn knobs_label(defaults: &Knobs, k: &Knobs) -> String {
         "sync_publish",
         defaults.sync_publish.to_string(),
         k.sync_publish.to_string(),
+    );
+    diff(
+        "path_cache",
+        probes::units::format_bytes(defaults.path_cache as u64),
+        probes::units::format_bytes(k.path_cache as u64),
     );
     // extra_work is left out: it stands for a slower build of the same
     // variant (the gate's regression test), so the cell stays the same cell.
@@ -1207,7 +1221,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_plan_keeps_its_ten_series() {
+    fn the_default_plan_keeps_its_twelve_series() {
         let text = format!(
             "captures = [{:?}, {:?}]\n",
             fixture("fixed4k-perf.pcapng"),
@@ -1221,6 +1235,7 @@ mod tests {
             "batched",
             "zero-copy-sharded",
             "compact",
+            "tuned",
             "ringbuf",
         ];
         assert_eq!(names, [v, v].concat());
@@ -1240,7 +1255,7 @@ mod tests {
     fn axes_cross_variants_and_skip_what_a_variant_cannot_read() {
         let text = format!(
             "captures = [{:?}]\nlayouts = [\"fixed4k\", \"compact\"]\nperf_wakeup = [\"events:1\", \"events:64\"]\n\
-             variants = [\"batched\", \"compact\", {{ name = \"batched\", workers = 4, extra_work = \"1us\" }}]\n",
+             variants = [\"batched\", \"compact\", {{ name = \"batched\", workers = 4, extra_work = \"1us\", path_cache = \"1MiB\" }}]\n",
             fixture("fixed4k-perf.pcapng")
         );
         let (run, skipped) = cells(&text);
@@ -1257,8 +1272,9 @@ mod tests {
         let tuned: Vec<_> = run.iter().filter(|c| !c.key.knobs.is_empty()).collect();
         assert_eq!(tuned.len(), 4);
         for c in tuned {
-            assert_eq!(c.key.knobs, "workers=4");
+            assert_eq!(c.key.knobs, "workers=4,path_cache=1MiB");
             assert_eq!(c.knobs.workers, 4);
+            assert_eq!(c.knobs.path_cache, 1 << 20);
             assert_eq!(c.knobs.extra_work, Duration::from_micros(1));
             assert_eq!(c.knobs.channel_depth, (c.variant.knobs)().channel_depth);
         }
@@ -1283,6 +1299,10 @@ mod tests {
             (
                 "variants = [{ name = \"batched\", workers = 0 }]\n".into(),
                 &["line 1", "variants: batched: workers", "0"][..],
+            ),
+            (
+                "variants = [{ name = \"tuned\", path_cache = \"lots\" }]\n".into(),
+                &["line 1", "variants: tuned: path_cache", "lots"][..],
             ),
             (
                 "sink = \"null\"\n[[variants]]\nname = \"compact\"\nlayouts = [\"fixed4k\"]\n"

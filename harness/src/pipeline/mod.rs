@@ -11,6 +11,7 @@
 //! | `batched` | 1 thread, drains up to `batch_size` per wakeup into pooled buffers | bounded channel of batches to N workers; async publish | no |
 //! | `zero-copy-sharded` | 1 thread per ring, decodes in place | classifies in the reader thread, rings in parallel | no |
 //! | `compact` | as `zero-copy-sharded`, on the compact event layout | | no |
+//! | `tuned` | as `compact`, with a path cache per reader and the producer batched for throughput | | no |
 //! | `ringbuf` | 1 reader on the shared BPF ring buffer, decodes in place, copies only header + path | pooled small batches to N workers | no |
 
 mod batched;
@@ -60,6 +61,11 @@ pub struct Knobs {
     /// makes a variant slower on purpose, to check that the verdicts and the
     /// gate notice (a regression made through a knob, not by editing numbers).
     pub extra_work: Duration,
+    /// Bytes of paths each classifying thread may remember with their rule
+    /// (0: no cache; every path runs the full rule set). Real traffic repeats
+    /// paths heavily, so a hit replaces the prefix, glob and regex passes by
+    /// one hash of the full path (docs/tuning.md, "Path cache").
+    pub path_cache: usize,
 }
 
 impl Default for Knobs {
@@ -73,6 +79,8 @@ impl Default for Knobs {
             read_timeout: Duration::from_millis(10),
             sync_publish: false,
             extra_work: Duration::ZERO,
+            // Off: the cache is a remedy of its own, switched on per variant.
+            path_cache: 0,
         }
     }
 }
@@ -297,6 +305,7 @@ pub static VARIANTS: &[Variant] = &[
     batched::VARIANT,
     zero_copy::VARIANT_SHARDED,
     zero_copy::VARIANT_COMPACT,
+    zero_copy::VARIANT_TUNED,
     ringbuf::VARIANT,
 ];
 
@@ -378,10 +387,12 @@ pub(crate) struct EventProcessor {
 }
 
 impl EventProcessor {
-    /// A processor that also spins `knobs.extra_work` per event.
+    /// A processor that also spins `knobs.extra_work` per event and keeps a
+    /// path cache of `knobs.path_cache` bytes.
     pub fn with_knobs(classifier: Arc<Classifier>, knobs: &Knobs) -> Self {
         let mut p = Self::new(classifier);
         p.extra_work = knobs.extra_work;
+        p.scratch = p.classifier.scratch_with_cache(knobs.path_cache);
         p
     }
 

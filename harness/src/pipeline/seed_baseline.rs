@@ -77,7 +77,7 @@ impl Pipeline for SeedBaseline {
                 .map(|_| {
                     let rx = rx.clone();
                     let ctx = ctx.clone();
-                    s.spawn(move || worker(rx, &ctx.classifier, &*ctx.sink, knobs.sync_publish))
+                    s.spawn(move || worker(rx, &ctx.classifier, &*ctx.sink, &knobs))
                 })
                 .collect();
             drop(rx);
@@ -137,11 +137,12 @@ fn worker(
     rx: crossbeam_channel::Receiver<(u64, Vec<u8>)>,
     classifier: &Arc<Classifier>,
     sink: &dyn crate::sink::Sink,
-    sync_publish: bool,
+    knobs: &Knobs,
 ) -> (StageCounts, std::time::Duration, Histogram<u64>) {
     let mut counts = StageCounts::default();
     let mut latency = crate::replay::latency_histogram();
-    let mut scratch = classifier.scratch();
+    let sync_publish = knobs.sync_publish;
+    let mut scratch = classifier.scratch_with_cache(knobs.path_cache);
     for (origin_ns, rec) in rx {
         let owned = match Event::decode(&rec) {
             Ok(ev) => OwnedEvent {

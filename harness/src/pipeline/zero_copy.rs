@@ -12,7 +12,9 @@
 //! bytes instead of 4144), which shrinks what the kernel writes and the reader
 //! touches.
 //!
-//! Knobs: batch_size (records per drain), read_timeout. workers and
+//! `tuned` adds the path cache and producer settings for throughput.
+//!
+//! Knobs: batch_size (records per drain), read_timeout, path_cache. workers and
 //! channel_depth are not used: the rings set the parallelism.
 
 use std::time::Instant;
@@ -65,6 +67,43 @@ pub const VARIANT_COMPACT: Variant = Variant {
         })
     },
 };
+
+/// Every remedy the seed names that a perf-buffer tracer can apply, in one
+/// variant: small events (`compact`), per-ring readers decoding in place with
+/// no hand-off (`zero-copy-sharded`), classification that is cheap for paths
+/// seen before (the path cache), and a producer batched for throughput. Each
+/// piece is also a variant or knob of its own, so a sweep can show what each
+/// one buys (docs/tuning.md, "What each remedy buys").
+pub const VARIANT_TUNED: Variant = Variant {
+    name: "tuned",
+    summary: "compact plus a path cache per reader and a producer batched for throughput",
+    layout: probes::abi::Layout::Compact,
+    transport: Transport::Perf,
+    layouts: &[probes::abi::Layout::Compact],
+    transports: &[Transport::Perf, Transport::Ringbuf],
+    sharded: true,
+    knobs: || Knobs {
+        batch_size: 512,
+        // The bundled fixed4k capture holds 4 103 distinct paths of ~163
+        // bytes (670 KB of keys); the real-programs one fewer. 4 MiB per
+        // reader thread keeps every one of them with room for traffic 6x as
+        // varied before the cache starts over.
+        path_cache: 4 << 20,
+        ..Knobs::default()
+    },
+    tune_kafka: tune_for_throughput,
+    build: |k| {
+        Box::new(ZeroCopy {
+            name: "tuned",
+            knobs: k,
+        })
+    },
+};
+
+/// Producer settings for throughput (docs/tuning.md, "Kafka").
+fn tune_for_throughput(k: &mut crate::sink::KafkaConfig) {
+    k.linger_ms = 20;
+}
 
 pub struct ZeroCopy {
     name: &'static str,

@@ -1,7 +1,7 @@
 //! Live benchmark: dropbench's readers against libbpf's own readers, same
-//! settings, same run. For each transport and wakeup policy, a C loop of
-//! openat+close+fstatat runs at top speed pinned to CPU 0, traced by the
-//! fixed4k probe filtered to its pid; the reader is pinned to CPU 1. Prints
+//! settings, same run. For each event layout (fixed4k, compact), transport
+//! and wakeup policy, a C loop of openat+close+fstatat runs at top speed
+//! pinned to CPU 0, traced by the probe filtered to its pid; the reader is pinned to CPU 1. Prints
 //! traced ops/s, lost, and reader CPU for both, plus the untraced loop.
 //!
 //! `sudo cargo bench -p probes --bench live_peer` (root; builds the C peer with
@@ -29,41 +29,61 @@ const SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy)]
 struct Setting {
+    layout: Layout,
     transport: Transport,
     wakeup: Wakeup,
     /// The libbpf reader's spelling of the same policy.
     peer: &'static str,
 }
 
+/// Every wakeup setting of both transports, on both event layouts.
 fn settings() -> Vec<Setting> {
+    [Layout::Fixed4k, Layout::Compact]
+        .into_iter()
+        .flat_map(|layout| {
+            wakeups().into_iter().map(move |mut s| {
+                s.layout = layout;
+                s
+            })
+        })
+        .collect()
+}
+
+fn wakeups() -> Vec<Setting> {
     let half = (PERF_BYTES / 2) as u32;
     vec![
         Setting {
+            layout: Layout::Fixed4k,
             transport: Transport::Perf,
             wakeup: Wakeup::Events(1),
             peer: "events:1",
         },
         Setting {
+            layout: Layout::Fixed4k,
             transport: Transport::Perf,
             wakeup: Wakeup::Events(64),
             peer: "events:64",
         },
         Setting {
+            layout: Layout::Fixed4k,
             transport: Transport::Perf,
             wakeup: Wakeup::Watermark(half as u64),
             peer: "watermark:4194304",
         },
         Setting {
+            layout: Layout::Fixed4k,
             transport: Transport::Ringbuf,
             wakeup: Wakeup::Adaptive,
             peer: "adaptive",
         },
         Setting {
+            layout: Layout::Fixed4k,
             transport: Transport::Ringbuf,
             wakeup: Wakeup::NoWakeupPoll(Duration::from_millis(1)),
             peer: "no-wakeup:1000",
         },
         Setting {
+            layout: Layout::Fixed4k,
             transport: Transport::Ringbuf,
             wakeup: Wakeup::Forced,
             peer: "forced",
@@ -192,7 +212,7 @@ fn thread_cpu_s() -> f64 {
 
 fn run_dropbench(lp: &Path, s: Setting, secs: f64) -> Outcome {
     let lo = start_loop(lp, secs);
-    let mut spec = ProbeSpec::new(Layout::Fixed4k, s.transport);
+    let mut spec = ProbeSpec::new(s.layout, s.transport);
     spec.ring_bytes = match s.transport {
         Transport::Perf => PERF_BYTES,
         Transport::Ringbuf => RINGBUF_BYTES,
@@ -249,7 +269,7 @@ fn run_dropbench(lp: &Path, s: Setting, secs: f64) -> Outcome {
 
 fn run_libbpf(lp: &Path, rd: &Path, s: Setting, secs: f64) -> Outcome {
     let lo = start_loop(lp, secs);
-    let (obj, _) = probes::loader::object_bytes(Layout::Fixed4k, s.transport);
+    let (obj, _) = probes::loader::object_bytes(s.layout, s.transport);
     let obj = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("bpf/obj")
         .join(obj);
@@ -313,12 +333,13 @@ fn main() {
     let (lp, rd) = build_peers(&out);
     let base = start_loop(&lp, secs).go();
     println!(
-        "\nlive_peer: fixed4k events, traced loop on cpu{LOAD_CPU}, readers on cpu{READER_CPU}{}, {secs} s per run",
+        "\nlive_peer: fixed4k and compact events, traced loop on cpu{LOAD_CPU}, readers on cpu{READER_CPU}{}, {secs} s per run",
         if fifo() { " (both SCHED_FIFO 10)" } else { "" }
     );
     println!("untraced loop: {:.3} M ops/s\n", base / 1e6);
     println!(
-        "{:<9} {:<22} {:<10} | {:>9} {:>9} {:>8} {:>7} | {:>9} {:>9} {:>8} {:>7} | {:>5} {:>6}",
+        "{:<7} {:<9} {:<22} {:<10} | {:>9} {:>9} {:>8} {:>7} | {:>9} {:>9} {:>8} {:>7} | {:>5} {:>6}",
+        "layout",
         "transport",
         "wakeup",
         "",
@@ -340,6 +361,7 @@ fn main() {
         only.as_deref()
             .is_none_or(|o| o == s.transport.name() || s.wakeup.to_string().starts_with(o))
     };
+    let mut runs = Vec::new();
     for s in settings().into_iter().filter(wanted) {
         let (mut db_all, mut lb_all) = (Vec::new(), Vec::new());
         for round in 0..rounds {
@@ -359,6 +381,7 @@ fn main() {
                 (run_dropbench(&lp, s, secs), l)
             };
             row(&s, &format!("round {}", round + 1), &db, &lb);
+            runs.push((s, db, lb));
             db_all.push(db);
             lb_all.push(lb);
         }
@@ -366,6 +389,7 @@ fn main() {
             row(&s, "all rounds", &total(&db_all), &total(&lb_all));
         }
     }
+    summary(base, &runs);
 }
 
 /// Every round of one side summed: lost over emitted, mean traced rate, CPU summed.
@@ -386,12 +410,56 @@ fn pct(o: &Outcome) -> f64 {
     }
 }
 
-fn row(s: &Setting, label: &str, db: &Outcome, lb: &Outcome) {
-    // "holds": dropbench loses no larger share than libbpf and slows the load no
-    // more. The traced rate gets a 3% allowance for run-to-run noise on a shared VM.
-    let holds = pct(db) <= pct(lb) + 1e-9 && db.ops_per_s >= lb.ops_per_s * 0.97;
+/// dropbench loses no larger share than libbpf and slows the load no more.
+/// The traced rate gets a 3% allowance for run-to-run noise on a shared VM.
+fn holds(db: &Outcome, lb: &Outcome) -> bool {
+    pct(db) <= pct(lb) + 1e-9 && db.ops_per_s >= lb.ops_per_s * 0.97
+}
+
+/// The fastest zero-loss traced rate among `outcomes` (0 when every one lost).
+fn best_zero_loss(outcomes: impl Iterator<Item = Outcome>) -> f64 {
+    outcomes
+        .filter(|o| o.lost == 0)
+        .map(|o| o.ops_per_s)
+        .fold(0.0, f64::max)
+}
+
+/// Issue 12's live figures from one run: compact's best zero-loss traced rate
+/// against the untraced loop, fixed4k's against libbpf's best setting, and
+/// whether dropbench's reader held against libbpf's on every setting.
+fn summary(base: f64, runs: &[(Setting, Outcome, Outcome)]) {
+    let side = |layout: Layout, db: bool| {
+        best_zero_loss(
+            runs.iter()
+                .filter(|(s, _, _)| s.layout == layout)
+                .map(|(_, d, l)| if db { *d } else { *l }),
+        )
+    };
+    let compact = side(Layout::Compact, true);
+    let (fixed_db, fixed_lb) = (side(Layout::Fixed4k, true), side(Layout::Fixed4k, false));
     println!(
-        "{:<9} {:<22} {:<10} | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>5.2} {:>6}",
+        "\ncompact, dropbench's best zero-loss setting: {:.3} M ops/s = {:.2}x untraced (goal >= 0.8)",
+        compact / 1e6,
+        compact / base
+    );
+    println!(
+        "fixed4k, best zero-loss setting: dropbench {:.3} M ops/s, libbpf {:.3} M ops/s: {:.2}x (goal >= 1, 0.97 with noise)",
+        fixed_db / 1e6,
+        fixed_lb / 1e6,
+        if fixed_lb > 0.0 { fixed_db / fixed_lb } else { f64::NAN }
+    );
+    let held = runs.iter().filter(|(_, d, l)| holds(d, l)).count();
+    println!(
+        "dropbench's reader held against libbpf's (lost no more, slowed the load no more) on {held} of {} runs",
+        runs.len()
+    );
+}
+
+fn row(s: &Setting, label: &str, db: &Outcome, lb: &Outcome) {
+    let holds = holds(db, lb);
+    println!(
+        "{:<7} {:<9} {:<22} {:<10} | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>5.2} {:>6}",
+        s.layout.name(),
         s.transport.name(),
         s.wakeup.to_string(),
         label,

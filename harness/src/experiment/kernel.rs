@@ -367,6 +367,7 @@ pub static EXEC_READER: Variant = Variant {
     layouts: probes::abi::Layout::ALL,
     transports: &[Transport::Perf, Transport::Ringbuf],
     sharded: false,
+    in_default_sweep: false,
     knobs: Knobs::default,
     build: |_| Box::new(OutOfProcess),
     tune_kafka: |_| {},

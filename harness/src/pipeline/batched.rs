@@ -30,6 +30,7 @@ pub const VARIANT: Variant = Variant {
     layouts: &[probes::abi::Layout::Fixed4k, probes::abi::Layout::Compact],
     transports: &[Transport::Perf, Transport::Ringbuf],
     sharded: false,
+    in_default_sweep: true,
     knobs: || Knobs {
         workers: 2,
         channel_depth: 16,

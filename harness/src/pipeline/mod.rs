@@ -11,7 +11,7 @@
 //! | `batched` | 1 thread, drains up to `batch_size` per wakeup into pooled buffers | bounded channel of batches to N workers; async publish | no |
 //! | `zero-copy-sharded` | 1 thread per ring, decodes in place | classifies in the reader thread, rings in parallel | no |
 //! | `compact` | as `zero-copy-sharded`, on the compact event layout | | no |
-//! | `tuned` | as `compact`, with a path cache per reader and the producer batched for throughput | | no |
+//! | `tuned` | as `compact`, with a path cache per reader | | no |
 //! | `ringbuf` | 1 reader on the shared BPF ring buffer, decodes in place, copies only header + path | pooled small batches to N workers | no |
 
 mod batched;
@@ -285,6 +285,9 @@ pub struct Variant {
     pub transports: &'static [Transport],
     /// Whether it wants one [`RecordSource`] per ring ([`Input::Shards`]).
     pub sharded: bool,
+    /// Whether a sweep whose plan names no variants runs it (docs/tuning.md,
+    /// "What each remedy buys", says why one is left out).
+    pub in_default_sweep: bool,
     /// Default knobs.
     pub knobs: fn() -> Knobs,
     pub build: fn(Knobs) -> Box<dyn Pipeline>,

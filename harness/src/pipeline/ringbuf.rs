@@ -27,6 +27,7 @@ pub const VARIANT: Variant = Variant {
     layouts: &[probes::abi::Layout::Compact],
     transports: &[Transport::Ringbuf],
     sharded: false,
+    in_default_sweep: true,
     knobs: || Knobs {
         workers: 2,
         channel_depth: 64,

@@ -37,6 +37,7 @@ pub const VARIANT: Variant = Variant {
     layouts: &[probes::abi::Layout::Fixed4k, probes::abi::Layout::Compact],
     transports: &[Transport::Perf, Transport::Ringbuf],
     sharded: false,
+    in_default_sweep: true,
     knobs: || Knobs {
         workers: 4,
         // A Go `make(chan []byte, 1024)`.

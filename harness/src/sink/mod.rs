@@ -138,10 +138,22 @@ impl SinkSpec {
         match self {
             SinkSpec::Null => "null (discards messages)".into(),
             SinkSpec::File(p) => format!("file {}", p.display()),
-            SinkSpec::Kafka(k) => match &k.brokers {
-                Some(b) => format!("kafka {b} topic {}", k.topic),
-                None => format!("kafka: {}, topic {}", kafka::MOCK_LABEL, k.topic),
-            },
+            SinkSpec::Kafka(k) => {
+                // The producer settings go with every result, so a figure
+                // says which settings it was measured with.
+                let settings = format!(
+                    "linger.ms {}, batch.num.messages {}, compression {}, acks {}",
+                    k.linger_ms, k.batch_size, k.compression, k.acks
+                );
+                match &k.brokers {
+                    Some(b) => format!("kafka {b} topic {} ({settings})", k.topic),
+                    None => format!(
+                        "kafka: {}, topic {} ({settings})",
+                        kafka::MOCK_LABEL,
+                        k.topic
+                    ),
+                }
+            }
         }
     }
 }

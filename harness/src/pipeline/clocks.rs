@@ -205,9 +205,7 @@ mod tests {
     #[test]
     fn one_event_in_sample_every_is_timed_starting_with_the_first() {
         let mut c = StageClocks::default();
-        let timed: Vec<u64> = (0..3 * SAMPLE_EVERY)
-            .filter(|_| c.start().on())
-            .collect();
+        let timed: Vec<u64> = (0..3 * SAMPLE_EVERY).filter(|_| c.start().on()).collect();
         assert_eq!(timed, vec![0, SAMPLE_EVERY, 2 * SAMPLE_EVERY]);
         assert_eq!(c.events, 3 * SAMPLE_EVERY);
     }

@@ -15,7 +15,11 @@
 
 use std::time::Instant;
 
-/// Time 1 event in 64. A timed event costs 5 clock reads, ~20 ns each on the
+/// Time 1 event in 64 on average. The gaps between timed events are random
+/// (uniform over 0..=126 events skipped, mean 63): a fixed stride would alias
+/// with the readers' own period (a perf wakeup every 64 samples makes every
+/// 64th event the first of a drain, cache-cold after the sleep, measured
+/// here at 4x the mean cost). A timed event costs 5 clock reads, ~20 ns each on the
 /// vDSO: 100 ns / 64 = ~1.5 ns per event on average, under 0.1 % of the
 /// ~2-3 us an event costs end to end. 64 still gives ~4 700 samples per
 /// second at 300 k events/s, so a 1 s window's means are tight.
@@ -57,6 +61,12 @@ pub struct StageClocks {
     pub classify: u64,
     pub serialize: u64,
     pub send: u64,
+    /// Events to skip before the next timed one.
+    #[serde(skip)]
+    skip: u64,
+    /// The gaps' xorshift64 state (0: not seeded yet).
+    #[serde(skip)]
+    rng: u64,
 }
 
 /// The stages' estimated time over every event, ns.
@@ -85,14 +95,35 @@ impl StageEstimate {
 
 impl StageClocks {
     /// Counts one event and starts its stopwatch: running for the first
-    /// event and every [`SAMPLE_EVERY`]th after it, idle (no clock read) otherwise.
+    /// event and then after a random gap (1 in [`SAMPLE_EVERY`] on average),
+    /// idle (no clock read) otherwise.
     #[inline]
     pub fn start(&mut self) -> Stopwatch {
-        let on = self.events % SAMPLE_EVERY == 0;
         self.events += 1;
+        let on = self.skip == 0;
+        if on {
+            self.skip = self.gap();
+        } else {
+            self.skip -= 1;
+        }
         Stopwatch {
             last: if on { Some(Instant::now()) } else { None },
         }
+    }
+
+    /// Events to skip before the next timed one: uniform over
+    /// 0..=2 x SAMPLE_EVERY - 2, so one event in SAMPLE_EVERY is timed.
+    fn gap(&mut self) -> u64 {
+        if self.rng == 0 {
+            // Any odd constant seeds it; the gaps need no secrecy, only no period.
+            self.rng = 0x9E37_79B9_7F4A_7C15;
+        }
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x % (2 * SAMPLE_EVERY - 1)
     }
 
     /// Adds a timed event's laps, or counts it as discarded when they ran
@@ -203,19 +234,33 @@ mod tests {
     }
 
     #[test]
-    fn one_event_in_sample_every_is_timed_starting_with_the_first() {
+    fn one_event_in_sample_every_is_timed_starting_with_the_first_without_a_period() {
         let mut c = StageClocks::default();
-        let timed: Vec<u64> = (0..3 * SAMPLE_EVERY).filter(|_| c.start().on()).collect();
-        assert_eq!(timed, vec![0, SAMPLE_EVERY, 2 * SAMPLE_EVERY]);
-        assert_eq!(c.events, 3 * SAMPLE_EVERY);
+        let n = 640 * SAMPLE_EVERY;
+        let timed: Vec<u64> = (0..n).filter(|_| c.start().on()).collect();
+        assert_eq!(c.events, n);
+        assert_eq!(timed[0], 0);
+        // 640 expected; the gaps are random, so within 10%.
+        assert!((576..=704).contains(&timed.len()), "{}", timed.len());
+        // No stride: timed events fall on every position of a 64-event drain.
+        let mut seen = [false; SAMPLE_EVERY as usize];
+        for t in &timed {
+            seen[(t % SAMPLE_EVERY) as usize] = true;
+        }
+        assert!(seen.iter().filter(|s| **s).count() > 48, "{seen:?}");
     }
 
     #[test]
     fn the_estimate_scales_the_sample_mean_to_every_event() {
-        let mut c = StageClocks::default();
-        for _ in 0..640 {
+        let mut c = StageClocks {
+            events: 630,
+            ..Default::default()
+        };
+        for _ in 0..10 {
             let sw = c.start();
+            assert!(sw.on());
             sw.finish(&mut c, lap(100), 0);
+            c.skip = 0;
         }
         assert_eq!((c.events, c.sampled), (640, 10));
         let e = c.estimate();
@@ -230,8 +275,10 @@ mod tests {
 
     #[test]
     fn a_lap_over_the_limit_is_discarded_not_scaled() {
-        let mut c = StageClocks::default();
-        c.events = 2 * SAMPLE_EVERY;
+        let mut c = StageClocks {
+            events: 2 * SAMPLE_EVERY,
+            ..Default::default()
+        };
         c.record(lap(100), 0);
         // 16 x 7_000 = 112_000 ns > MAX_LAP_NS: a preemption, not work.
         c.record(lap(7_000), 0);
@@ -245,14 +292,18 @@ mod tests {
 
     #[test]
     fn merged_threads_add_up_and_nothing_timed_estimates_zero() {
-        let mut a = StageClocks::default();
-        assert_eq!(a.estimate(), StageEstimate::default());
-        let mut b = StageClocks::default();
-        a.events = 64;
+        assert_eq!(StageClocks::default().estimate(), StageEstimate::default());
+        let mut a = StageClocks {
+            events: 64,
+            ..Default::default()
+        };
         a.record(lap(1), 0);
-        b.events = 128;
+        let mut b = StageClocks {
+            events: 128,
+            discarded: 1,
+            ..Default::default()
+        };
         b.record(lap(3), 0);
-        b.discarded = 1;
         a.merge(&b);
         assert_eq!((a.events, a.sampled, a.discarded), (192, 2, 1));
         assert_eq!(a.decode, 4);
@@ -264,6 +315,7 @@ mod tests {
     fn an_idle_stopwatch_reads_no_clock_and_books_nothing() {
         let mut c = StageClocks::default();
         let _first = c.start();
+        c.skip = 5;
         let mut sw = c.start();
         assert!(!sw.on());
         assert_eq!(sw.split(), 0);

@@ -28,6 +28,17 @@ pub const CLASSIFY: &str = "classify";
 pub const SERIALIZE: &str = "serialize";
 pub const SINK_CLIENT: &str = "sink client";
 pub const BROKER: &str = "broker";
+/// Every stage the table can have, in pipeline order.
+pub const STAGE_ORDER: &[&str] = &[
+    PRODUCER,
+    READER,
+    HAND_OFF,
+    DECODE,
+    CLASSIFY,
+    SERIALIZE,
+    SINK_CLIENT,
+    BROKER,
+];
 
 /// The Kafka broker's process on this machine, whose CPU the table charges
 /// to the `broker` stage.
@@ -325,10 +336,8 @@ mod tests {
     use std::time::Duration;
 
     fn figures(inline: bool, sink: SinkKind) -> StageFigures {
-        let mut clocks = StageClocks {
-            events: 1000,
-            ..Default::default()
-        };
+        let mut clocks = StageClocks::default();
+        clocks.events = 1000;
         // 10 samples over 1000 events: decode 10, classify 100, serialize
         // 20, send 30 ns each -> 10 000, 100 000, 20 000, 30 000 ns in all.
         for _ in 0..10 {

@@ -957,6 +957,27 @@ fn no_data(area: &Area, title: &str, why: &str) -> DrawResult {
     ))
 }
 
+/// A legend under a bar chart: per item a filled square in its colour, then
+/// its name, `cols` items to a row of [`LEGEND_ROW`] px.
+fn draw_swatches(area: &Area, items: &[(&str, RGBColor)], cols: usize) -> DrawResult {
+    let cols = cols.max(1);
+    let col_w = ((WIDTH - 32) / cols as u32) as i32;
+    for (k, (name, color)) in items.iter().enumerate() {
+        let x0 = 16 + (k % cols) as i32 * col_w;
+        let y = (LEGEND_ROW / 2 + LEGEND_ROW * (k / cols) as u32) as i32;
+        area.draw(&Rectangle::new(
+            [(x0, y - 6), (x0 + 12, y + 6)],
+            color.filled(),
+        ))?;
+        area.draw(&Text::new(
+            name.to_string(),
+            (x0 + 20, y),
+            text(LABEL_SIZE, TEXT_COLOR, HPos::Left, VPos::Center),
+        ))?;
+    }
+    Ok(())
+}
+
 /// The x axis of both zero-loss bar charts.
 const NDR_DESC: &str = "highest offered rate with zero loss (events/s)";
 

@@ -122,19 +122,10 @@ pub(super) fn draw(root: &Area, report: &SweepReport) -> DrawResult {
 
 /// The stages' swatches, [`LEGEND_COLS`] to a row, in pipeline order.
 fn draw_legend_rows(area: &Area, names: &[&str]) -> DrawResult {
-    let col_w = ((WIDTH - 32) / LEGEND_COLS as u32) as i32;
-    for (k, name) in names.iter().enumerate() {
-        let x0 = 16 + (k % LEGEND_COLS) as i32 * col_w;
-        let y = (LEGEND_ROW / 2 + LEGEND_ROW * (k / LEGEND_COLS) as u32) as i32;
-        area.draw(&Rectangle::new(
-            [(x0, y - 6), (x0 + 12, y + 6)],
-            stage_color(k).filled(),
-        ))?;
-        area.draw(&Text::new(
-            name.to_string(),
-            (x0 + 20, y),
-            text(LABEL_SIZE, TEXT_COLOR, HPos::Left, VPos::Center),
-        ))?;
-    }
-    Ok(())
+    let items: Vec<(&str, RGBColor)> = names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| (*n, stage_color(k)))
+        .collect();
+    draw_swatches(area, &items, LEGEND_COLS)
 }

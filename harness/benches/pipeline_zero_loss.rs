@@ -13,6 +13,8 @@
 //! - `DROPBENCH_BENCH_VARIANTS`: comma-separated variant names (default: all).
 //! - `DROPBENCH_BENCH_PROBE`: length of one probe's replay (default 2s).
 //! - `DROPBENCH_BENCH_COMPRESSION`: the producer's compression.type (default lz4).
+//! - `DROPBENCH_BROKER_PID` (or `DROPBENCH_BENCH_BROKER_PID`; else ci/kafka-up.sh's
+//!   pid file): the broker's process, whose CPU is the table's `broker` stage.
 //!
 //! Rings: the seed's 35 MB buffer. Ring sizes must be powers of two (perf and
 //! the ring buffer both), so the closest the kernel allows without exceeding
@@ -42,29 +44,6 @@ use probes::record::RecordRef;
 
 const TOPIC: &str = "dropbench-bench";
 static PROBE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// CPU seconds the broker process has used, from /proc/PID/stat (utime +
-/// stime, fields 14 and 15, in clock ticks). The pid comes from
-/// `DROPBENCH_BENCH_BROKER_PID` or ci/kafka-up.sh's pid file.
-fn broker_cpu_ns() -> Option<u64> {
-    let pid = std::env::var("DROPBENCH_BENCH_BROKER_PID")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kafka/tansu.pid"),
-            )
-            .ok()
-        })?;
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
-    // Fields after the parenthesised command name, which may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    // rest starts at field 3 (state): utime is field 14 -> index 11, stime index 12.
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(ticks * 1_000_000_000 / hz)
-}
 
 /// One replayed run at `rate` and its CPU profile, ns per event by stage.
 struct Probed {
@@ -99,9 +78,6 @@ fn probe_once(
         kc.topic = t.clone();
     }
     let sink = Arc::new(KafkaSink::new(kc)?);
-    let proc0 = harness::results::CpuTime::process().total_ns();
-    // The mock cluster runs inside this process: its CPU is in `librdkafka`.
-    let broker0 = brokers.as_ref().and_then(|_| broker_cpu_ns());
     let r = run_replayed(
         v,
         (v.knobs)(),
@@ -111,22 +87,16 @@ fn probe_once(
         sink,
         Duration::from_secs(120),
     )?;
-    let proc_ns = harness::results::CpuTime::process().total_ns() - proc0;
-    let broker_ns = broker0.and_then(|b0| Some(broker_cpu_ns()? - b0));
-    let n = r.run.stages.read.max(1) as f64;
-    let replay_ns = r.replay.producer_cpu.total_ns();
-    let reader_ns = r.run.cpu.reader.as_nanos() as u64;
-    let workers_ns = r.run.cpu.workers.as_nanos() as u64;
-    // What the process used beyond our own threads: librdkafka's threads
-    // (batching, lz4, sockets) and the read-back consumer.
-    let kafka_ns = proc_ns.saturating_sub(replay_ns + reader_ns + workers_ns);
+    // The library's stage table (docs/tuning.md, "Where the time goes"):
+    // the mock cluster runs inside this process, so its CPU is in the sink
+    // client; a real broker's is its own stage.
     let profile = format!(
-        "cpu ns/event: replay {:>5.0} reader {:>5.0} workers {:>5.0} librdkafka {:>5.0} broker {}",
-        replay_ns as f64 / n,
-        reader_ns as f64 / n,
-        workers_ns as f64 / n,
-        kafka_ns as f64 / n,
-        broker_ns.map_or("n/a".into(), |b| format!("{:>5.0}", b as f64 / n)),
+        "cpu ns/event: {}",
+        r.stage_table()
+            .iter()
+            .map(|s| format!("{} {:.0}", s.name, s.ns_per_event))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let behind = r.replay.achieved_rate() < rate * 0.99;
     if let Some((b, t)) = &fresh {

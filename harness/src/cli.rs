@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the configuration matrix and find each variant's highest zero-loss rate.
     Sweep(cmd::sweep::SweepArgs),
+    /// One trial per variant at a rate: CPU per stage (ns per event, % CPU) and peak memory.
+    Stages(cmd::stages::StagesArgs),
     /// Attach the probes and capture what the kernel emits into a pcapng file (root).
     Record(cmd::record::RecordArgs),
     /// Summarise a capture: counts per ring and syscall, lost, rate over time.
@@ -48,6 +50,7 @@ pub fn run() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Sweep(a) => cmd::sweep::run(a),
+        Command::Stages(a) => cmd::stages::run(a),
         Command::Record(a) => cmd::record::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Replay(a) => cmd::replay::run(a),
@@ -68,6 +71,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             e.downcast_ref::<crate::experiment::sweep::SweepError>(),
             Some(crate::experiment::sweep::SweepError::Config { .. })
         ) || e.downcast_ref::<crate::gate::GateInputError>().is_some()
+            || e.downcast_ref::<crate::cmd::stages::StagesInputError>()
+                .is_some()
             || e.downcast_ref::<crate::gate::input::ResultsInputError>()
                 .is_some()
     });

@@ -51,6 +51,10 @@ pub struct RunResult {
     /// finished, ring bytes (the report's occupancy over time).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub progress: Vec<crate::replay::ProgressSample>,
+    /// The process's peak resident memory over the run (`VmHWM` after a
+    /// reset at its start); absent when the reset was refused or not tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// How a sweep trial was run and judged.
@@ -90,6 +94,7 @@ impl RunResult {
             verdict: None,
             trial: None,
             progress: Vec::new(),
+            peak_rss_bytes: None,
         }
     }
 
@@ -292,8 +297,18 @@ pub struct StageResult {
     pub records_in: u64,
     pub records_out: u64,
     pub dropped: u64,
-    /// CPU time of the stage's threads (getrusage RUSAGE_THREAD).
+    /// CPU time of the stage: its threads' clocks, or, for a stage that
+    /// shares threads with others, its estimate (the total in `user_ns`).
     pub cpu: CpuTime,
+    /// CPU ns per event read (0 in results older than the stage table).
+    #[serde(default)]
+    pub ns_per_event: f64,
+    /// Share of the machine: CPU ns / (wall ns x online CPUs) over the run.
+    #[serde(default)]
+    pub cpu_share: f64,
+    /// How the stage was measured, when it is not simply its threads' clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// CPU time in ns.

@@ -123,9 +123,63 @@ pub struct Series {
     /// `(seconds since its first record, bytes waiting in the rings)`.
     #[serde(default)]
     pub occupancy: Vec<(f64, f64)>,
-    /// CPU time per pipeline stage over that trial: `(stage, seconds)`.
+    /// CPU per pipeline stage over that trial, in pipeline order.
     #[serde(default)]
-    pub cpu_per_stage: Vec<(String, f64)>,
+    pub cpu_per_stage: Vec<StageCpu>,
+}
+
+/// One pipeline stage's CPU over a series' chosen trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StageCpuForm")]
+pub struct StageCpu {
+    /// `producer`, `reader`, `decode`, `classify`, `serialize`, `sink client`, `broker`...
+    pub stage: String,
+    /// CPU seconds over the trial.
+    pub seconds: f64,
+    /// CPU ns per event read; 0 when not recorded.
+    pub ns_per_event: f64,
+    /// Share of all CPUs over the trial (0..=1); 0 when not recorded.
+    pub share: f64,
+}
+
+/// What `cpu_per_stage` entries have been written as: this struct, or the
+/// older `[stage, seconds]` pairs.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StageCpuForm {
+    Full {
+        stage: String,
+        seconds: f64,
+        #[serde(default)]
+        ns_per_event: f64,
+        #[serde(default)]
+        share: f64,
+    },
+    Pair(String, f64),
+}
+
+impl From<StageCpuForm> for StageCpu {
+    fn from(f: StageCpuForm) -> StageCpu {
+        match f {
+            StageCpuForm::Full {
+                stage,
+                seconds,
+                ns_per_event,
+                share,
+            } => StageCpu {
+                stage,
+                seconds,
+                ns_per_event,
+                share,
+            },
+            StageCpuForm::Pair(stage, seconds) => StageCpu {
+                stage,
+                seconds,
+                ns_per_event: 0.0,
+                share: 0.0,
+            },
+        }
+    }
 }
 
 /// The outcome of replaying at one offered rate.
@@ -155,4 +209,32 @@ pub struct Point {
     pub p999_ns: u64,
     /// Most bytes the ring held at any moment during the run.
     pub high_water_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_cpu_reads_its_own_form_and_the_older_pairs() {
+        let full: Vec<StageCpu> = serde_json::from_str(
+            r#"[{"stage":"decode","seconds":0.5,"ns_per_event":12.5,"share":0.01}]"#,
+        )
+        .unwrap();
+        assert_eq!(full[0].ns_per_event, 12.5);
+        assert_eq!(
+            serde_json::from_value::<Vec<StageCpu>>(serde_json::to_value(&full).unwrap()).unwrap(),
+            full
+        );
+        let old: Vec<StageCpu> = serde_json::from_str(r#"[["reader", 0.25]]"#).unwrap();
+        assert_eq!(
+            old,
+            vec![StageCpu {
+                stage: "reader".into(),
+                seconds: 0.25,
+                ns_per_event: 0.0,
+                share: 0.0
+            }]
+        );
+    }
 }

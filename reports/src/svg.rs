@@ -22,6 +22,7 @@ use crate::format;
 use crate::model::{Series, SweepReport};
 
 mod mode_bars;
+mod stage_bars;
 
 /// Which chart to draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,15 +46,19 @@ pub enum Chart {
     /// Grouped bars: each cell's zero-loss rate in each mode it ran
     /// (replay, kernel, live).
     NdrByMode,
+    /// Stacked bars: each series' CPU per event by pipeline stage, at its
+    /// zero-loss trial.
+    CpuPerStage,
 }
 
 impl Chart {
     /// Every chart, in the order the report shows them.
-    pub const ALL: [Chart; 9] = [
+    pub const ALL: [Chart; 10] = [
         Chart::LossVsRate,
         Chart::ZeroLossRate,
         Chart::NdrVsRing,
         Chart::NdrByMode,
+        Chart::CpuPerStage,
         Chart::ThroughputVsRate,
         Chart::P50VsRate,
         Chart::P99VsRate,
@@ -73,6 +78,7 @@ impl Chart {
             Chart::RingOccupancy => "ring-occupancy.svg",
             Chart::NdrVsRing => "ndr-vs-ring.svg",
             Chart::NdrByMode => "ndr-by-mode.svg",
+            Chart::CpuPerStage => "cpu-per-stage.svg",
         }
     }
 
@@ -88,6 +94,7 @@ impl Chart {
             Chart::RingOccupancy => "Ring occupancy over the zero-loss trial",
             Chart::NdrVsRing => "Zero-loss rate vs ring size",
             Chart::NdrByMode => "Zero-loss rate by mode",
+            Chart::CpuPerStage => "CPU per event by stage at the zero-loss rate",
         }
     }
 }
@@ -104,6 +111,7 @@ impl fmt::Display for Chart {
             Chart::RingOccupancy => "ring-occupancy",
             Chart::NdrVsRing => "ndr-vs-ring",
             Chart::NdrByMode => "ndr-by-mode",
+            Chart::CpuPerStage => "cpu-per-stage",
         })
     }
 }
@@ -202,6 +210,7 @@ enum Plan {
     Lines(Vec<Line>, LineSpec),
     Bars,
     ModeBars,
+    StageBars,
 }
 
 impl Plan {
@@ -214,6 +223,7 @@ impl Plan {
                 BAR_CHROME + BAR_ROW * (report.series.len() as u32).max(1),
             ),
             Plan::ModeBars => (WIDTH, mode_bars::height(report)),
+            Plan::StageBars => (WIDTH, stage_bars::height(report)),
         }
     }
 }
@@ -317,6 +327,7 @@ fn plan(report: &SweepReport, chart: Chart) -> Plan {
         ),
         Chart::ZeroLossRate => Plan::Bars,
         Chart::NdrByMode => Plan::ModeBars,
+        Chart::CpuPerStage => Plan::StageBars,
     }
 }
 
@@ -393,6 +404,7 @@ fn draw(report: &SweepReport, plan: &Plan, root: &Area) -> Result<(), DrawError>
         Plan::Lines(lines, spec) => line_chart(root, report, lines, spec),
         Plan::Bars => bar_chart(root, report),
         Plan::ModeBars => mode_bars::draw(root, report),
+        Plan::StageBars => stage_bars::draw(root, report),
     }
 }
 
@@ -945,6 +957,27 @@ fn no_data(area: &Area, title: &str, why: &str) -> DrawResult {
     ))
 }
 
+/// A legend under a bar chart: per item a filled square in its colour, then
+/// its name, `cols` items to a row of [`LEGEND_ROW`] px.
+fn draw_swatches(area: &Area, items: &[(&str, RGBColor)], cols: usize) -> DrawResult {
+    let cols = cols.max(1);
+    let col_w = ((WIDTH - 32) / cols as u32) as i32;
+    for (k, (name, color)) in items.iter().enumerate() {
+        let x0 = 16 + (k % cols) as i32 * col_w;
+        let y = (LEGEND_ROW / 2 + LEGEND_ROW * (k / cols) as u32) as i32;
+        area.draw(&Rectangle::new(
+            [(x0, y - 6), (x0 + 12, y + 6)],
+            color.filled(),
+        ))?;
+        area.draw(&Text::new(
+            name.to_string(),
+            (x0 + 20, y),
+            text(LABEL_SIZE, TEXT_COLOR, HPos::Left, VPos::Center),
+        ))?;
+    }
+    Ok(())
+}
+
 /// The x axis of both zero-loss bar charts.
 const NDR_DESC: &str = "highest offered rate with zero loss (events/s)";
 
@@ -1010,17 +1043,29 @@ fn ndr_bar_axes<'a, 'b>(
     x: &Axis,
     y: &Axis,
 ) -> Result<Cart<'a, 'b>, DrawError> {
+    bar_axes(area, title, column, (x, NDR_DESC, format::rate_tick), y)
+}
+
+/// A horizontal bar chart's plot: its caption, the label column's room, the
+/// value axis (`x`, its description and tick format) and one row per unit of `y`.
+fn bar_axes<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    column: &LabelColumn,
+    (x, desc, tick): (&Axis, &str, fn(f64) -> String),
+    y: &Axis,
+) -> Result<Cart<'a, 'b>, DrawError> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, CAPTION_SIZE))
         .margin(14)
         .x_label_area_size(48)
         .y_label_area_size(column.width)
         .build_cartesian_2d(x.coord(), AxisCoord::new(y.plot_range(), Vec::new()))?;
-    let x_fmt = |v: &f64| format::rate_tick(*v);
+    let x_fmt = |v: &f64| tick(*v);
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .x_desc(NDR_DESC)
+        .x_desc(desc)
         .x_label_formatter(&x_fmt)
         .bold_line_style(GRID_COLOR)
         .light_line_style(TRANSPARENT)

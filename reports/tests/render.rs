@@ -495,3 +495,53 @@ fn modes_side_by_side_and_minimum_ring() {
     );
     assert!(svg.contains("zero-loss rate (events/s)"));
 }
+
+#[test]
+fn cpu_per_stage_stacks_each_series_stages_and_the_tables_show_per_event_and_share() {
+    let mut r = fixture();
+    let svg = render_svg(&r, Chart::CpuPerStage).unwrap();
+    // Every recorded stage in the legend, in pipeline order.
+    let mut at = 0;
+    for stage in [
+        "producer",
+        "reader",
+        "hand-off",
+        "decode",
+        "classify",
+        "serialize",
+        "sink client",
+        "broker",
+    ] {
+        let i = svg[at..]
+            .find(&format!("\n{stage}\n"))
+            .unwrap_or_else(|| panic!("{stage} missing or out of order in the legend"));
+        at += i;
+    }
+    // The baseline's total: 1.8 s of CPU over 300 000 events = 6.0 µs.
+    assert!(svg.contains("6.0 µs/event"), "{svg}");
+    assert!(svg.contains("INVALID"), "the invalid series is marked");
+    assert!(
+        svg.contains("not recorded"),
+        "series without figures say so"
+    );
+    assert!(svg.contains("CPU per event (ns"), "axis description");
+
+    // The per-series table has the new columns; an older result's pairs show dashes.
+    let page = html(&r);
+    assert!(
+        page.contains("<th class=\"num\">per event</th>"),
+        "per-event column"
+    );
+    // classify: 0.57 s over 300 000 events = 1.9 µs, 0.57 / 4 = 14.2% of 2 CPUs x 2 s.
+    assert!(
+        page.contains("<td>classify</td><td class=\"num\">570.00 ms</td><td class=\"num\">1.9 µs</td><td class=\"num\">14.2%</td>"),
+        "{page}"
+    );
+    for s in &mut r.series {
+        s.cpu_per_stage = serde_json::from_str(r#"[["reader", 0.25]]"#).unwrap();
+    }
+    let page = html(&r);
+    assert!(page.contains("<td>reader</td><td class=\"num\">250.00 ms</td><td class=\"num\">—</td><td class=\"num\">—</td>"), "{page}");
+    let svg = render_svg(&r, Chart::CpuPerStage).unwrap();
+    assert!(svg.contains("no CPU per event was recorded"), "{svg}");
+}

@@ -19,7 +19,10 @@ mod writer;
 
 pub use reader::{CaptureReader, Entry};
 pub(crate) use source::Body;
-pub use source::{fits, memory_budget, peak_rss_bytes, Capture, Loading, StoredRecord, Summary};
+pub use source::{
+    current_hwm, fits, memory_budget, peak_rss_bytes, reset_peak_rss, Capture, Loading,
+    StoredRecord, Summary,
+};
 pub use writer::{cpu_model, CaptureOutput, CaptureSummary, CaptureWriter, RingCount, RingStats};
 
 use std::path::Path;

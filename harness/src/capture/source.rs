@@ -405,10 +405,31 @@ fn address_space_headroom() -> Option<u64> {
     Some(lim.rlim_cur.saturating_sub(mapped))
 }
 
-/// This process's peak resident memory so far (`VmHWM`), in bytes.
+/// This process's peak resident memory so far, in bytes: `VmHWM`, or the
+/// highest it reached before a [`reset_peak_rss`], whichever is more.
 pub fn peak_rss_bytes() -> Option<u64> {
+    let hwm = current_hwm()?;
+    Some(hwm.max(PEAK_BEFORE_RESET.load(std::sync::atomic::Ordering::Relaxed)))
+}
+
+/// `VmHWM` as the kernel has it now (since the last reset), in bytes.
+pub fn current_hwm() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     kib_field(&status, "VmHWM:")
+}
+
+/// The process's peak before the last [`reset_peak_rss`] (so
+/// [`peak_rss_bytes`] still answers for the whole process).
+static PEAK_BEFORE_RESET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Resets `VmHWM` to the current RSS (writing `5` to `/proc/self/clear_refs`),
+/// so [`current_hwm`] then measures from here. False if the kernel refused;
+/// the process-wide peak is kept either way.
+pub fn reset_peak_rss() -> bool {
+    if let Some(h) = current_hwm() {
+        PEAK_BEFORE_RESET.fetch_max(h, std::sync::atomic::Ordering::Relaxed);
+    }
+    std::fs::write("/proc/self/clear_refs", b"5").is_ok()
 }
 
 #[cfg(test)]

@@ -8,4 +8,5 @@ pub mod merge;
 pub mod record;
 pub mod replay;
 pub mod report;
+pub mod stages;
 pub mod sweep;

@@ -296,11 +296,11 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
                 cpu_per_stage: chosen_trial(s).map_or(Vec::new(), |p| {
                     p.stages
                         .iter()
-                        .map(|st| {
-                            (
-                                st.name.clone(),
-                                (st.cpu.user_ns + st.cpu.sys_ns) as f64 / 1e9,
-                            )
+                        .map(|st| reports::StageCpu {
+                            stage: st.name.clone(),
+                            seconds: st.cpu.total_ns() as f64 / 1e9,
+                            ns_per_event: st.ns_per_event,
+                            share: st.cpu_share,
                         })
                         .collect()
                 }),

@@ -99,7 +99,7 @@ pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
 }
 
 /// The bundled fixtures, found from the working directory or the source tree.
-fn fixtures_dir() -> PathBuf {
+pub(crate) fn fixtures_dir() -> PathBuf {
     let here = PathBuf::from("fixtures/captures");
     if here.is_dir() {
         return here;

@@ -183,6 +183,8 @@ impl KernelTrial {
         r.config.probe = capture.meta.probe.to_string();
         r.config.extra = serde_json::json!({ "sink": sink_desc, "rules": "default" });
         if let KernelRun::Variant(run) = &self.run {
+            r.stages = run.stage_table();
+            r.peak_rss_bytes = run.cost.peak_rss_bytes;
             for i in run.ledger.check() {
                 r.problem(format!("ledger: {}: {}", i.check, i.detail));
             }

@@ -209,37 +209,19 @@ pub fn run_sweep(
     observer: &mut dyn SweepObserver,
 ) -> Result<Vec<Series>, SweepError> {
     let classifier = Arc::new(Classifier::default_rules());
-    let tmp = tempfile::tempdir().map_err(|e| {
-        SweepError::Capture(CaptureError::Io {
-            file: "temp dir".into(),
-            op: "create",
-            source: e,
-        })
-    })?;
     let (cells, skipped) = plan.cells(captures);
     for s in &skipped {
         observer.series_skipped(&s.key, &s.reason);
     }
     let mut out = Vec::new();
     let mut seq = 0usize;
-    let mut relaid: Vec<(usize, Layout, Capture)> = Vec::new();
+    let mut relaid = Relaid::new()?;
     for cell in cells {
         if !select(&cell) {
             continue;
         }
         let capture = &captures[cell.capture];
-        if cell.layout != capture.meta.probe
-            && !relaid
-                .iter()
-                .any(|(c, l, _)| *c == cell.capture && *l == cell.layout)
-        {
-            let r = relayout(capture, cell.layout, tmp.path())?;
-            relaid.push((cell.capture, cell.layout, r));
-        }
-        let cap = relaid
-            .iter()
-            .find(|(c, l, _)| *c == cell.capture && *l == cell.layout)
-            .map_or(capture, |r| &r.2);
+        let cap = relaid.of(captures, &cell)?;
         if cell.mode != Mode::Replay {
             if let Err(e) = probes::loader::check_privileges() {
                 observer.series_skipped(
@@ -253,28 +235,7 @@ pub fn run_sweep(
             }
         }
         observer.series_start(&cell.key);
-        let runner = SeriesRunner {
-            plan,
-            cell: &cell,
-            capture,
-            cap,
-            // An exec reader is its own sink: its trials open none of dropbench's.
-            spec: match cell.exec {
-                Some(_) => SinkSpec::Null,
-                None => sink_spec(plan, cell.variant),
-            },
-            classifier: classifier.clone(),
-            traffic: match cell.mode {
-                Mode::Live => Some(Traffic::of(capture).map_err(|e| SweepError::Trial {
-                    series: cell.key.to_string(),
-                    source: SearchError::Trial {
-                        rate: 0.0,
-                        source: TrialError::from(e),
-                    },
-                })?),
-                Mode::Replay | Mode::Kernel => None,
-            },
-        };
+        let runner = SeriesRunner::new(plan, &cell, capture, cap, classifier.clone())?;
         let series = runner.run(&mut seq, observer)?;
         observer.series_done(&series);
         out.push(series);
@@ -282,9 +243,51 @@ pub fn run_sweep(
     Ok(out)
 }
 
+/// The captures relaid out into the layouts cells ask for, each made once
+/// (in a temporary folder that lives as long as this).
+pub(crate) struct Relaid {
+    tmp: tempfile::TempDir,
+    made: Vec<(usize, Layout, Capture)>,
+}
+
+impl Relaid {
+    pub(crate) fn new() -> Result<Relaid, SweepError> {
+        let tmp = tempfile::tempdir().map_err(|e| {
+            SweepError::Capture(CaptureError::Io {
+                file: "temp dir".into(),
+                op: "create",
+                source: e,
+            })
+        })?;
+        Ok(Relaid {
+            tmp,
+            made: Vec::new(),
+        })
+    }
+
+    /// The cell's capture in the cell's layout: the capture itself, or its
+    /// relaid copy (made on first use).
+    pub(crate) fn of<'a>(
+        &'a mut self,
+        captures: &'a [Capture],
+        cell: &PlannedSeries,
+    ) -> Result<&'a Capture, SweepError> {
+        let capture = &captures[cell.capture];
+        if cell.layout == capture.meta.probe {
+            return Ok(capture);
+        }
+        let at = |(c, l, _): &(usize, Layout, Capture)| *c == cell.capture && *l == cell.layout;
+        if !self.made.iter().any(at) {
+            let r = relayout(capture, cell.layout, self.tmp.path())?;
+            self.made.push((cell.capture, cell.layout, r));
+        }
+        Ok(self.made.iter().find(|m| at(m)).map_or(capture, |m| &m.2))
+    }
+}
+
 /// One series as it runs: its cell, its capture (relaid out if the cell's
 /// layout is not the capture's) and its sink.
-struct SeriesRunner<'a> {
+pub(crate) struct SeriesRunner<'a> {
     plan: &'a Plan,
     cell: &'a PlannedSeries,
     /// The capture as recorded (live traffic comes from it).
@@ -296,31 +299,68 @@ struct SeriesRunner<'a> {
     traffic: Option<Traffic>,
 }
 
-/// A ring memory other than the cell's (the minimum-ring search).
+/// A ring memory: the cell's own, or another (the minimum-ring search).
 #[derive(Clone, Copy)]
-struct Ring {
+pub(crate) struct Ring {
     /// Data bytes of one ring.
     bytes: u64,
     rings: Option<u32>,
 }
 
+impl<'a> SeriesRunner<'a> {
+    /// The runner of `cell`: `capture` as recorded (live traffic comes from
+    /// it) and `cap`, the same in the cell's layout.
+    pub(crate) fn new(
+        plan: &'a Plan,
+        cell: &'a PlannedSeries,
+        capture: &'a Capture,
+        cap: &'a Capture,
+        classifier: Arc<Classifier>,
+    ) -> Result<SeriesRunner<'a>, SweepError> {
+        Ok(SeriesRunner {
+            plan,
+            cell,
+            capture,
+            cap,
+            // An exec reader is its own sink: its trials open none of dropbench's.
+            spec: match cell.exec {
+                Some(_) => SinkSpec::Null,
+                None => sink_spec(plan, cell.variant),
+            },
+            classifier,
+            traffic: match cell.mode {
+                Mode::Live => Some(Traffic::of(capture).map_err(|e| SweepError::Trial {
+                    series: cell.key.to_string(),
+                    source: SearchError::Trial {
+                        rate: 0.0,
+                        source: TrialError::from(e),
+                    },
+                })?),
+                Mode::Replay | Mode::Kernel => None,
+            },
+        })
+    }
+
+    /// The cell's own ring memory.
+    pub(crate) fn own_ring(&self) -> Ring {
+        Ring {
+            bytes: self.cell.ring_bytes,
+            rings: self.cell.rings,
+        }
+    }
+}
+
 impl SeriesRunner<'_> {
-    /// `count` more trials at `m.rate` with `ring`, added to `m`, each run
-    /// again while inconclusive, up to INCONCLUSIVE_TRIES times. Every result
-    /// goes to `points`; rates no try could offer to `inconclusive`.
-    #[allow(clippy::too_many_arguments)]
-    fn measure(
+    /// One trial of the cell at `rate` with `ring`, in the cell's mode, into
+    /// a sink opened for it: its result, whether it was clean, and whether it
+    /// was inconclusive (the producer could not offer the rate).
+    pub(crate) fn trial(
         &self,
-        m: &mut RateOutcome,
-        count: usize,
         ring: Ring,
+        rate: f64,
         seq: &mut usize,
-        observer: &mut dyn SweepObserver,
-        points: &mut Vec<RunResult>,
-        inconclusive: &mut Vec<f64>,
-    ) -> Result<(), TrialError> {
+    ) -> Result<(RunResult, bool, bool), TrialError> {
         let (plan, cell) = (self.plan, self.cell);
-        let rate = m.rate;
         let setup = TrialSetup {
             variant: cell.variant,
             knobs: cell.knobs,
@@ -348,6 +388,60 @@ impl SeriesRunner<'_> {
             rule: plan.rule,
             load_cpu: None,
         });
+        *seq += 1;
+        let (sink, desc) = open_sink(&self.spec, cell.variant, *seq)?;
+        Ok(match &live_setup {
+            None if cell.mode == Mode::Kernel => {
+                use crate::experiment::kernel::{KernelReader, KernelSetup};
+                let mut ks = KernelSetup::of_trial(&setup);
+                if let Some(x) = &cell.exec {
+                    ks.reader = KernelReader::Exec(x.spec());
+                }
+                let t = crate::experiment::kernel::run_kernel_trial(&ks, rate, sink)?;
+                let mut result = t.to_run_result(self.cap, &desc);
+                result.kind = "sweep".into();
+                // The series' name for it (`exec:<name>`, not its command).
+                result.variant = cell.key.variant.clone();
+                (result, t.clean(), t.inconclusive())
+            }
+            Some(ls) => {
+                let t = run_live_trial(ls, rate, sink)?;
+                let unsure = matches!(
+                    t.verdict.kind,
+                    VerdictKind::ProducerShort | VerdictKind::Unmeasured
+                );
+                (
+                    t.to_run_result(ls, &self.capture.file, &desc),
+                    t.clean(),
+                    unsure,
+                )
+            }
+            None => {
+                let trial = run_trial(&setup, rate, sink)?;
+                let mut result = replayed_result(&trial.run, self.cap, &desc);
+                result.kind = "sweep".into();
+                annotate(&mut result, &trial, &plan.rule, plan.shape);
+                (result, trial.clean(), trial.inconclusive())
+            }
+        })
+    }
+
+    /// `count` more trials at `m.rate` with `ring`, added to `m`, each run
+    /// again while inconclusive, up to INCONCLUSIVE_TRIES times. Every result
+    /// goes to `points`; rates no try could offer to `inconclusive`.
+    #[allow(clippy::too_many_arguments)]
+    fn measure(
+        &self,
+        m: &mut RateOutcome,
+        count: usize,
+        ring: Ring,
+        seq: &mut usize,
+        observer: &mut dyn SweepObserver,
+        points: &mut Vec<RunResult>,
+        inconclusive: &mut Vec<f64>,
+    ) -> Result<(), TrialError> {
+        let (plan, cell) = (self.plan, self.cell);
+        let rate = m.rate;
         for _ in 0..count {
             // A trial the producer could not offer (a busy machine) says
             // nothing about the pipeline: run it again, up to
@@ -356,42 +450,7 @@ impl SeriesRunner<'_> {
             let mut tries = 0;
             loop {
                 tries += 1;
-                *seq += 1;
-                let (sink, desc) = open_sink(&self.spec, cell.variant, *seq)?;
-                let (result, clean, unsure) = match &live_setup {
-                    None if cell.mode == Mode::Kernel => {
-                        use crate::experiment::kernel::{KernelReader, KernelSetup};
-                        let mut ks = KernelSetup::of_trial(&setup);
-                        if let Some(x) = &cell.exec {
-                            ks.reader = KernelReader::Exec(x.spec());
-                        }
-                        let t = crate::experiment::kernel::run_kernel_trial(&ks, rate, sink)?;
-                        let mut result = t.to_run_result(self.cap, &desc);
-                        result.kind = "sweep".into();
-                        // The series' name for it (`exec:<name>`, not its command).
-                        result.variant = cell.key.variant.clone();
-                        (result, t.clean(), t.inconclusive())
-                    }
-                    Some(ls) => {
-                        let t = run_live_trial(ls, rate, sink)?;
-                        let unsure = matches!(
-                            t.verdict.kind,
-                            VerdictKind::ProducerShort | VerdictKind::Unmeasured
-                        );
-                        (
-                            t.to_run_result(ls, &self.capture.file, &desc),
-                            t.clean(),
-                            unsure,
-                        )
-                    }
-                    None => {
-                        let trial = run_trial(&setup, rate, sink)?;
-                        let mut result = replayed_result(&trial.run, self.cap, &desc);
-                        result.kind = "sweep".into();
-                        annotate(&mut result, &trial, &plan.rule, plan.shape);
-                        (result, trial.clean(), trial.inconclusive())
-                    }
-                };
+                let (result, clean, unsure) = self.trial(ring, rate, seq)?;
                 let again = unsure && tries < INCONCLUSIVE_TRIES;
                 observer.trial_done(&cell.key, rate, clean, &result);
                 if !again {
@@ -414,10 +473,7 @@ impl SeriesRunner<'_> {
             series: cell.key.to_string(),
             source,
         };
-        let own = Ring {
-            bytes: cell.ring_bytes,
-            rings: cell.rings,
-        };
+        let own = self.own_ring();
         let mut points: Vec<RunResult> = Vec::new();
         let mut inconclusive: Vec<f64> = Vec::new();
         // Every rate measured so far at the cell's ring: both rate searches

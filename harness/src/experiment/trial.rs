@@ -256,6 +256,8 @@ pub fn replayed_result(r: &ReplayedRun, capture: &Capture, sink: &str) -> RunRes
     let mut result = r.replay.to_run_result();
     result.config.probe = capture.meta.probe.to_string();
     result.config.extra = serde_json::json!({ "sink": sink, "rules": "default" });
+    result.stages = r.stage_table();
+    result.peak_rss_bytes = r.cost.peak_rss_bytes;
     for imbalance in r.ledger.check() {
         result.problem(format!("ledger: {}: {}", imbalance.check, imbalance.detail));
     }

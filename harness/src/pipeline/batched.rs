@@ -16,6 +16,7 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use probes::record::{Batch, RecordRef};
 
+use super::clocks::StageClocks;
 use super::{
     check_knobs, count_lost, join, merge_latency, thread_cpu, Context, EventProcessor, Input,
     Knobs, Pipeline, PipelineError, RunReport, StageCpu, Transport, Variant,
@@ -148,7 +149,7 @@ pub(crate) fn run_batched(
                         batch.clear();
                         let _ = free.send(batch);
                     }
-                    (p.counts, thread_cpu(), p.latency)
+                    (p.counts, thread_cpu(), p.latency, p.clocks)
                 })
             })
             .collect();
@@ -194,11 +195,13 @@ pub(crate) fn run_batched(
             ..Default::default()
         };
         let mut latency = None;
+        let mut stage_ns = StageClocks::default();
         for w in workers {
-            let (c, t, l) = join(variant, "worker", w)?;
+            let (c, t, l, k) = join(variant, "worker", w)?;
             counts.add(&c);
             cpu.workers += t;
             merge_latency(&mut latency, &l);
+            stage_ns.merge(&k);
         }
         res.map_err(|source| PipelineError::Source { variant, source })?;
         Ok(RunReport {
@@ -206,6 +209,7 @@ pub(crate) fn run_batched(
             stages: counts,
             wall: started.elapsed(),
             cpu,
+            stage_ns,
             latency,
         })
     })

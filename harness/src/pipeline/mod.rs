@@ -15,6 +15,8 @@
 //! | `ringbuf` | 1 reader on the shared BPF ring buffer, decodes in place, copies only header + path | pooled small batches to N workers | no |
 
 mod batched;
+pub mod clocks;
+pub mod cost;
 pub mod memory;
 pub mod replayed;
 mod ringbuf;
@@ -33,6 +35,7 @@ use hdrhistogram::Histogram;
 use probes::abi::{Event, Layout};
 use probes::record::{Batch, RecordRef, RecordSource, SourceError};
 
+use self::clocks::{Lap, StageClocks};
 use crate::classify::{Classifier, Scratch};
 use crate::ledger::StageCounts;
 use crate::sink::message::{encode_key, encode_value};
@@ -221,6 +224,9 @@ pub struct RunReport {
     pub stages: StageCounts,
     pub wall: Duration,
     pub cpu: StageCpu,
+    /// Decode, classify, serialize and send, timed for 1 event in
+    /// [`clocks::SAMPLE_EVERY`] on whichever threads processed events.
+    pub stage_ns: StageClocks,
     /// Origin-to-produced latency of every produced event, ns: from the
     /// record's `origin_ns` (kernel timestamp live, due time in replay) to
     /// the moment the sink accepted its message.
@@ -386,6 +392,7 @@ pub(crate) struct EventProcessor {
     value: Vec<u8>,
     pub counts: StageCounts,
     pub latency: Histogram<u64>,
+    pub clocks: StageClocks,
     extra_work: Duration,
 }
 
@@ -408,12 +415,14 @@ impl EventProcessor {
             value: Vec::with_capacity(4096 + 64),
             counts: StageCounts::default(),
             latency: crate::replay::latency_histogram(),
+            clocks: StageClocks::default(),
             extra_work: Duration::ZERO,
         }
     }
 
     #[inline]
     pub fn process(&mut self, data: &[u8], origin_ns: u64, sink: &dyn Sink) {
+        let mut sw = self.clocks.start();
         let ev = match Event::decode(data) {
             Ok(ev) => ev,
             Err(_) => {
@@ -422,6 +431,8 @@ impl EventProcessor {
             }
         };
         self.counts.decoded += 1;
+        let decode = sw.split();
+        // The extra work stands for a slower classifier: it is timed as classify.
         if !self.extra_work.is_zero() {
             let until = Instant::now() + self.extra_work;
             while Instant::now() < until {
@@ -430,9 +441,23 @@ impl EventProcessor {
         }
         let verdict = self.classifier.classify(&ev, &mut self.scratch);
         self.counts.classified += 1;
+        let classify = sw.split();
         let key = encode_key(&ev);
         encode_value(&ev, &verdict, &mut self.value);
-        match sink.send(&key, &self.value) {
+        let serialize = sw.split();
+        let sent = sink.send(&key, &self.value);
+        let send = sw.split();
+        sw.finish(
+            &mut self.clocks,
+            Lap {
+                decode,
+                classify,
+                serialize,
+                send,
+            },
+            self.extra_work.as_nanos() as u64,
+        );
+        match sent {
             Ok(()) => {
                 self.counts.produced += 1;
                 record_latency(&mut self.latency, origin_ns);

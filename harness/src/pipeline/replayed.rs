@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use probes::record::ShardedSource;
 
+use super::cost::{stage_table, Cost, CostWatch, SinkKind, StageFigures};
 use super::{Context, Input, Knobs, PipelineError, RunReport, StageCpu, Variant};
 use crate::capture::Capture;
 use crate::classify::Classifier;
@@ -24,6 +25,9 @@ pub struct ReplayedRun {
     pub replay: ReplayReport,
     pub run: RunReport,
     pub ledger: Ledger,
+    /// The process's (and the broker's) CPU, the wall time and the peak RSS
+    /// from the consumer's start until the pipeline had drained.
+    pub cost: Cost,
 }
 
 impl ReplayedRun {
@@ -35,6 +39,25 @@ impl ReplayedRun {
             + self.run.stages.decode_errors
             + self.ledger.sink.failed
             + self.ledger.sink.unresolved
+    }
+
+    /// The run's stages in pipeline order with their CPU, ns per event and
+    /// share of the machine ([`stage_table`]).
+    pub fn stage_table(&self) -> Vec<StageResult> {
+        let sink = &self.ledger.sink;
+        stage_table(&StageFigures {
+            producer: self.replay.producer_cpu,
+            offered: self.replay.offered,
+            accepted: self.replay.accepted,
+            lost: self.replay.lost,
+            counts: self.run.stages.clone(),
+            cpu: self.run.cpu,
+            clocks: self.run.stage_ns,
+            cost: self.cost,
+            sink: SinkKind::of_label(&sink.label),
+            delivered: sink.delivered,
+            undelivered: sink.failed + sink.unresolved,
+        })
     }
 }
 
@@ -89,6 +112,7 @@ pub struct Consumer<'v> {
     ctx: Context,
     sink: Arc<dyn Sink>,
     slot: Mutex<Option<Result<RunReport, PipelineError>>>,
+    watch: CostWatch,
 }
 
 impl<'v> Consumer<'v> {
@@ -104,6 +128,8 @@ impl<'v> Consumer<'v> {
             ctx: Context::new(classifier, sink.clone()),
             sink,
             slot: Mutex::new(None),
+            // Last, so building the pipeline is not in the run's cost.
+            watch: CostWatch::start(),
         }
     }
 
@@ -134,6 +160,9 @@ impl<'v> Consumer<'v> {
             .into_inner()
             .unwrap_or_else(|p| p.into_inner())
             .expect("the consumer ran")?;
+        // Before the sink's final flush and read-back: those check the run,
+        // they are not the pipeline's cost.
+        let cost = self.watch.stop();
         let sink_report = self.sink.finish(finish_timeout)?;
         let ledger = Ledger {
             kernel: Some(kernel),
@@ -144,6 +173,7 @@ impl<'v> Consumer<'v> {
             replay,
             run,
             ledger,
+            cost,
         })
     }
 }
@@ -162,6 +192,7 @@ pub fn consumer_report(variant: &str, run: Option<&RunReport>) -> ConsumerReport
                         records_out: s.read,
                         dropped: 0,
                         cpu: cpu(reader),
+                        ..Default::default()
                     },
                     StageResult {
                         name: "classify+publish".into(),
@@ -169,6 +200,7 @@ pub fn consumer_report(variant: &str, run: Option<&RunReport>) -> ConsumerReport
                         records_out: s.produced,
                         dropped: s.dropped_total() + s.decode_errors,
                         cpu: cpu(workers),
+                        ..Default::default()
                     },
                 ],
                 s.read,

@@ -21,6 +21,7 @@ use hdrhistogram::Histogram;
 use probes::abi::Event;
 use probes::record::{Batch, RecordRef};
 
+use super::clocks::{cpu_clock_cost, Lap, StageClocks};
 use super::{
     check_knobs, count_lost, join, merge_latency, record_latency, thread_cpu, Context, Input,
     Knobs, Pipeline, PipelineError, RunReport, StageCpu, Transport, Variant,
@@ -113,11 +114,13 @@ impl Pipeline for SeedBaseline {
                 ..Default::default()
             };
             let mut latency = None;
+            let mut stage_ns = StageClocks::default();
             for w in workers {
-                let (c, t, l) = join(VARIANT.name, "worker", w)?;
+                let (c, t, l, k) = join(VARIANT.name, "worker", w)?;
                 counts.add(&c);
                 cpu.workers += t;
                 merge_latency(&mut latency, &l);
+                stage_ns.merge(&k);
             }
             res.map_err(|source| PipelineError::Source {
                 variant: VARIANT.name,
@@ -128,6 +131,7 @@ impl Pipeline for SeedBaseline {
                 stages: counts,
                 wall: started.elapsed(),
                 cpu,
+                stage_ns,
                 latency,
             })
         })
@@ -139,12 +143,22 @@ fn worker(
     classifier: &Arc<Classifier>,
     sink: &dyn crate::sink::Sink,
     knobs: &Knobs,
-) -> (StageCounts, std::time::Duration, Histogram<u64>) {
+) -> (
+    StageCounts,
+    std::time::Duration,
+    Histogram<u64>,
+    StageClocks,
+) {
     let mut counts = StageCounts::default();
     let mut latency = crate::replay::latency_histogram();
+    let mut clocks = StageClocks::default();
     let sync_publish = knobs.sync_publish;
+    // A synchronous send blocks until delivery: it is timed on this thread's
+    // CPU clock (wall time would count the wait), less what reading it costs.
+    let cpu_read_ns = if sync_publish { cpu_clock_cost() } else { 0 };
     let mut scratch = classifier.scratch_with_cache(knobs.path_cache);
     for (origin_ns, rec) in rx {
+        let mut sw = clocks.start();
         let owned = match Event::decode(&rec) {
             Ok(ev) => OwnedEvent {
                 event: ev.header,
@@ -160,16 +174,36 @@ fn worker(
             header: owned.event,
             path: &owned.path,
         };
+        let decode = sw.split();
         let verdict = classifier.classify(&ev, &mut scratch);
         counts.classified += 1;
+        let classify = sw.split();
         // A fresh message buffer per event.
         let mut value = Vec::new();
         encode_value(&ev, &verdict, &mut value);
-        let sent = if sync_publish {
-            sink.send_sync(&encode_key(&ev), &value)
+        let key = encode_key(&ev);
+        let serialize = sw.split();
+        let (sent, send) = if sync_publish {
+            let cpu0 = sw.on().then(thread_cpu);
+            let sent = sink.send_sync(&key, &value);
+            let send = cpu0.map_or(0, |c0| {
+                (thread_cpu().saturating_sub(c0).as_nanos() as u64).saturating_sub(cpu_read_ns)
+            });
+            (sent, send)
         } else {
-            sink.send(&encode_key(&ev), &value)
+            let sent = sink.send(&key, &value);
+            (sent, sw.split())
         };
+        sw.finish(
+            &mut clocks,
+            Lap {
+                decode,
+                classify,
+                serialize,
+                send,
+            },
+            0,
+        );
         match sent {
             Ok(()) => {
                 counts.produced += 1;
@@ -178,5 +212,5 @@ fn worker(
             Err(r) => counts.drop_one(r),
         }
     }
-    (counts, thread_cpu(), latency)
+    (counts, thread_cpu(), latency, clocks)
 }

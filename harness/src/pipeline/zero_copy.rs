@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use probes::record::{Batch, RecordRef};
 
+use super::clocks::StageClocks;
 use super::{
     check_knobs, count_lost, join, merge_latency, thread_cpu, Context, EventProcessor, Input,
     Knobs, Pipeline, PipelineError, RunReport, StageCpu, Transport, Variant,
@@ -157,7 +158,7 @@ impl Pipeline for ZeroCopy {
                                 Err(e) => break Err(e),
                             }
                         };
-                        (p.counts, thread_cpu(), p.latency, res)
+                        (p.counts, thread_cpu(), p.latency, p.clocks, res)
                     })
                 })
                 .collect();
@@ -165,11 +166,13 @@ impl Pipeline for ZeroCopy {
             let mut cpu = StageCpu::default();
             let mut first_err = None;
             let mut latency = None;
+            let mut stage_ns = StageClocks::default();
             for h in readers {
-                let (c, t, l, res) = join(name, "reader", h)?;
+                let (c, t, l, k, res) = join(name, "reader", h)?;
                 stages.add(&c);
                 cpu.reader += t;
                 merge_latency(&mut latency, &l);
+                stage_ns.merge(&k);
                 if let Err(e) = res {
                     first_err.get_or_insert(e);
                 }
@@ -185,6 +188,7 @@ impl Pipeline for ZeroCopy {
                 stages,
                 wall: started.elapsed(),
                 cpu,
+                stage_ns,
                 latency,
             })
         })

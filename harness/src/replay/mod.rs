@@ -345,6 +345,7 @@ pub fn drain_noop(mut src: impl RecordSource) -> ConsumerReport {
             records_out: read,
             dropped: 0,
             cpu: CpuTime::thread().since(cpu0),
+            ..Default::default()
         }],
         end_ns: monotonic_ns(),
         ledger: None,
@@ -521,6 +522,7 @@ impl ReplayReport {
             records_out: self.accepted,
             dropped: self.lost,
             cpu: self.producer_cpu,
+            ..Default::default()
         });
         r.stages.extend(c.stages.iter().cloned());
         r.rings = self.per_ring.clone();

@@ -114,19 +114,6 @@ pub(super) fn draw(root: &Area, report: &SweepReport) -> DrawResult {
 
 /// The modes' swatches in one row: a filled square, then what the mode runs on.
 fn draw_legend_row(area: &Area) -> DrawResult {
-    let col_w = ((WIDTH - 32) / Mode::ALL.len() as u32) as i32;
-    let y = (LEGEND_ROW / 2) as i32;
-    for (k, mode) in Mode::ALL.into_iter().enumerate() {
-        let x0 = 16 + k as i32 * col_w;
-        area.draw(&Rectangle::new(
-            [(x0, y - 6), (x0 + 12, y + 6)],
-            mode_color(mode).filled(),
-        ))?;
-        area.draw(&Text::new(
-            mode.describe(),
-            (x0 + 20, y),
-            text(LABEL_SIZE, TEXT_COLOR, HPos::Left, VPos::Center),
-        ))?;
-    }
-    Ok(())
+    let items = Mode::ALL.map(|m| (m.describe(), mode_color(m)));
+    draw_swatches(area, &items, Mode::ALL.len())
 }

@@ -31,6 +31,19 @@ pub fn point(rate: u64, lost: u64, p50_ns: u64, p99_ns: u64, p999_ns: u64, hw: u
     }
 }
 
+/// Stages with their CPU seconds over a 2 s trial that read 300 000 events on 2 CPUs.
+pub fn stage_cpu(stages: &[(&str, f64)]) -> Vec<reports::StageCpu> {
+    stages
+        .iter()
+        .map(|&(stage, seconds)| reports::StageCpu {
+            stage: stage.to_string(),
+            seconds,
+            ns_per_event: seconds * 1e9 / 300_000.0,
+            share: seconds / (RUN_S as f64 * 2.0),
+        })
+        .collect()
+}
+
 pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> Series {
     Series {
         variant: variant.to_string(),
@@ -120,7 +133,27 @@ pub fn fixture() -> SweepReport {
     baseline.occupancy = (0..=10)
         .map(|i| (f64::from(i) * 0.1, f64::from(i % 3) * 64.0 * 1024.0))
         .collect();
-    baseline.cpu_per_stage = vec![("reader".into(), 0.25), ("classify+publish".into(), 0.5)];
+    // 300 000 events read over the 2 s trial on 2 CPUs: ns/event = s x 1e9 / 3e5,
+    // share = s / 4.
+    baseline.cpu_per_stage = stage_cpu(&[
+        ("producer", 0.42),
+        ("reader", 0.3),
+        ("hand-off", 0.06),
+        ("decode", 0.012),
+        ("classify", 0.57),
+        ("serialize", 0.018),
+        ("sink client", 0.33),
+        ("broker", 0.09),
+    ]);
+    // An inline variant: no hand-off, classify in the readers.
+    zero_copy.cpu_per_stage = stage_cpu(&[
+        ("producer", 0.4),
+        ("reader", 0.15),
+        ("decode", 0.009),
+        ("classify", 0.54),
+        ("serialize", 0.015),
+        ("sink client", 0.3),
+    ]);
     zero_copy.occupancy = (0..=10)
         .map(|i| {
             (

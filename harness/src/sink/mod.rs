@@ -207,12 +207,14 @@ mod tests {
         let mock = SinkSpec::parse("kafka", None, Some("t1".into())).unwrap();
         assert_eq!(
             mock.describe(),
-            "kafka: embedded mock Kafka (librdkafka MockCluster), not a real broker, topic t1"
+            "kafka: embedded mock Kafka (librdkafka MockCluster), not a real broker, topic t1 \
+             (linger.ms 5, batch.num.messages 10000, compression lz4, acks 1)"
         );
         let real = SinkSpec::parse("kafka", Some("127.0.0.1:9092".into()), None).unwrap();
         assert_eq!(
             real.describe(),
-            "kafka 127.0.0.1:9092 topic dropbench-events"
+            "kafka 127.0.0.1:9092 topic dropbench-events \
+             (linger.ms 5, batch.num.messages 10000, compression lz4, acks 1)"
         );
         let e = SinkSpec::parse("file:", None, None).unwrap_err();
         assert!(e.contains("unknown sink \"file:\""), "{e}");

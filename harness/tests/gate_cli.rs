@@ -46,7 +46,14 @@ fn baseline() -> SweepResults {
 /// The CI sweep, with `extra` lines appended to its config.
 fn ci_sweep(out: &Path, extra: &str, variants: Option<&str>) -> PathBuf {
     let cfg = out.with_extension("toml");
-    let config = std::fs::read_to_string(root().join("ci/sweep-ci.toml")).unwrap() + extra;
+    let base = std::fs::read_to_string(root().join("ci/sweep-ci.toml")).unwrap();
+    // `extra` may name its own variants: it replaces the CI sweep's list.
+    let config = base
+        .lines()
+        .filter(|l| !(extra.starts_with("variants") && l.starts_with("variants")))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + extra;
     std::fs::write(&cfg, config).unwrap();
     let mut c = harness();
     c.args(["sweep", "--config"])

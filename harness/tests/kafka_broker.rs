@@ -169,6 +169,47 @@ fn topics_are_created_and_deleted_through_the_admin_api() {
     assert!(e.to_string().contains("does not exist"), "{e}");
 }
 
+#[test]
+fn a_sweep_into_a_real_broker_deletes_every_trial_topic_it_made() {
+    let Some(brokers) = brokers() else { return };
+    let t = Duration::from_secs(10);
+    let before = harness::sink::kafka::topics(&brokers, "dropbench-sweep-", t).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    // A few short trials of one variant, each into its own topic.
+    std::fs::write(
+        &plan,
+        format!(
+            "captures = [{:?}]\nvariants = [\"compact\"]\nsink = \"kafka\"\nbrokers = {brokers:?}\n\
+             window = \"300ms\"\nwarmup = \"100ms\"\nlo = 5000.0\nhi = 20000.0\nmax_trials = 3\nedge_trials = 1\n",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures/captures/fixed4k-perf.pcapng")
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["sweep", "--config"])
+        .arg(&plan)
+        .arg("--out")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The trials wrote to the broker (one topic each, named in their results)...
+    let results = std::fs::read_to_string(dir.path().join("results/latest/sweep.json")).unwrap();
+    let made = results.matches("topic dropbench-sweep-").count();
+    assert!(made >= 2, "trial topics named in the results: {made}");
+    // ...and none of those topics is left.
+    let after = harness::sink::kafka::topics(&brokers, "dropbench-sweep-", t).unwrap();
+    let left: Vec<_> = after.iter().filter(|n| !before.contains(n)).collect();
+    assert!(left.is_empty(), "topics the sweep left behind: {left:?}");
+}
+
 /// Hands out a memory source's records at most `per_call` at a time with a
 /// pause in between, so a run lasts long enough to kill the broker during it.
 struct Paced {

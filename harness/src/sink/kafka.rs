@@ -478,6 +478,26 @@ pub fn create_topic(
     topic_results(brokers, "creating", results)
 }
 
+/// The broker's topics whose names start with `prefix`, sorted.
+pub fn topics(brokers: &str, prefix: &str, timeout: Duration) -> Result<Vec<String>, SinkError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("socket.connection.setup.timeout.ms", "3000")
+        .create()
+        .map_err(|e| kerr(brokers, format!("creating a metadata client: {e}")))?;
+    let md = consumer
+        .fetch_metadata(None, timeout)
+        .map_err(|e| kerr(brokers, format!("listing topics: {e}")))?;
+    let mut names: Vec<String> = md
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Deletes `topic` through the Kafka admin API.
 pub fn delete_topic(brokers: &str, topic: &str, timeout: Duration) -> Result<(), SinkError> {
     let admin = admin_client(brokers)?;

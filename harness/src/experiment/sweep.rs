@@ -101,11 +101,7 @@ impl Drop for TrialTopic {
 /// topic: tansu's cost per produce grows with what a partition already holds,
 /// so history would leak from one trial into the next.
 /// Returns the sink, its description (naming that topic) and the topic's guard.
-fn open_sink(
-    spec: &SinkSpec,
-    v: &Variant,
-    seq: usize,
-) -> Result<(Arc<dyn Sink>, String, Option<TrialTopic>), SinkError> {
+fn open_sink(spec: &SinkSpec, v: &Variant, seq: usize) -> Result<TrialSink, SinkError> {
     let mut spec = spec.clone();
     let mut guard = None;
     if let SinkSpec::Kafka(k) = &mut spec {
@@ -118,7 +114,19 @@ fn open_sink(
             });
         }
     }
-    Ok((spec.open()?, spec.describe(), guard))
+    Ok(TrialSink {
+        sink: spec.open()?,
+        desc: spec.describe(),
+        _topic: guard,
+    })
+}
+
+/// One trial's sink, as [`open_sink`] made it.
+struct TrialSink {
+    sink: Arc<dyn Sink>,
+    desc: String,
+    /// Deletes the trial's topic when the trial is done.
+    _topic: Option<TrialTopic>,
 }
 
 /// What the trials at one rate of a series found.
@@ -414,7 +422,8 @@ impl SeriesRunner<'_> {
             load_cpu: None,
         });
         *seq += 1;
-        let (sink, desc, _topic) = open_sink(&self.spec, cell.variant, *seq)?;
+        // `_topic` lives to the end of the trial, then deletes its topic.
+        let TrialSink { sink, desc, _topic } = open_sink(&self.spec, cell.variant, *seq)?;
         Ok(match &live_setup {
             None if cell.mode == Mode::Kernel => {
                 use crate::experiment::kernel::{KernelReader, KernelSetup};

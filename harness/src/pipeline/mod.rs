@@ -509,4 +509,27 @@ mod tests {
             .unwrap()
             .supports(Layout::Compact, Transport::Perf));
     }
+
+    #[test]
+    fn tuned_is_compact_with_a_path_cache_and_the_cache_is_off_elsewhere() {
+        let (compact, tuned) = (variant("compact").unwrap(), variant("tuned").unwrap());
+        assert_eq!(
+            (tuned.layout, tuned.transport),
+            (compact.layout, compact.transport)
+        );
+        assert_eq!(
+            (tuned.knobs)(),
+            Knobs {
+                path_cache: 4 << 20,
+                ..(compact.knobs)()
+            }
+        );
+        for v in VARIANTS.iter().filter(|v| v.name != "tuned") {
+            assert_eq!((v.knobs)().path_cache, 0, "{}", v.name);
+        }
+        // The default sweep leaves out only zero-copy-sharded.
+        let left_out: Vec<_> = VARIANTS.iter().filter(|v| !v.in_default_sweep).collect();
+        assert_eq!(left_out.len(), 1);
+        assert_eq!(left_out[0].name, "zero-copy-sharded");
+    }
 }

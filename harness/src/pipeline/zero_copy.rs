@@ -56,22 +56,15 @@ pub const VARIANT_COMPACT: Variant = Variant {
     name: "compact",
     summary: "zero-copy-sharded on the compact event layout (header + path only)",
     layout: probes::abi::Layout::Compact,
-    transport: Transport::Perf,
     layouts: &[probes::abi::Layout::Compact],
-    transports: &[Transport::Perf, Transport::Ringbuf],
-    sharded: true,
     in_default_sweep: true,
-    knobs: || Knobs {
-        batch_size: 512,
-        ..Knobs::default()
-    },
-    tune_kafka: |_| {},
     build: |k| {
         Box::new(ZeroCopy {
             name: "compact",
             knobs: k,
         })
     },
+    ..VARIANT_SHARDED
 };
 
 /// Every remedy the seed names that a perf-buffer tracer can apply, in one
@@ -84,30 +77,23 @@ pub const VARIANT_COMPACT: Variant = Variant {
 pub const VARIANT_TUNED: Variant = Variant {
     name: "tuned",
     summary: "compact plus a path cache per reader: every remedy a perf-buffer tracer can apply",
-    layout: probes::abi::Layout::Compact,
-    transport: Transport::Perf,
-    layouts: &[probes::abi::Layout::Compact],
-    transports: &[Transport::Perf, Transport::Ringbuf],
-    sharded: true,
-    in_default_sweep: true,
     knobs: || Knobs {
-        batch_size: 512,
         // The bundled fixed4k capture holds 4 103 distinct paths of ~163
         // bytes (670 KB of keys); the real-programs one fewer. 4 MiB per
         // reader thread keeps every one of them with room for traffic 6x as
         // varied before the cache starts over.
         path_cache: 4 << 20,
-        ..Knobs::default()
+        ..(VARIANT_COMPACT.knobs)()
     },
     // librdkafka's threads cost the same ~1.1 us/event at linger 5 and 20 ms
     // (pipeline_zero_loss, real broker): the default producer is kept.
-    tune_kafka: |_| {},
     build: |k| {
         Box::new(ZeroCopy {
             name: "tuned",
             knobs: k,
         })
     },
+    ..VARIANT_COMPACT
 };
 
 pub struct ZeroCopy {

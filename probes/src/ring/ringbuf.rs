@@ -41,6 +41,13 @@ use super::perf::origin_of;
 use super::wait::{Pollable, Stop, Waiter};
 use crate::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
 
+/// How much a drain reads before it releases the space to the writer
+/// ([`RingBufReader::drain`]). 256 KiB is 1/128 of a 32 MiB ring, 63 fixed4k
+/// records or ~2 000 compact ones; the drain copies it out in ~30 us
+/// (docs/tuning.md, "Drain"), so the writer sees freed space at most that
+/// late, while a reader that keeps pace stops drawing a wakeup per record.
+pub const PUBLISH_BYTES: u64 = 256 << 10;
+
 /// How the reader is woken; must match the flags the probe passes to `bpf_ringbuf_output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingBufWakeup {
@@ -280,11 +287,20 @@ impl RingBufReader {
         self.stop = Stop::on(stop);
     }
 
-    /// Hands up to `max` committed records to `f` and releases each one's
-    /// space right after its callback, as libbpf's `ringbuf_process_ring`
-    /// does (re-reading `producer_pos` until nothing new has arrived). Stops
-    /// at a record still BUSY (reserved, not committed), keeping order; skips
-    /// discarded ones.
+    /// Hands up to `max` committed records to `f`, re-reading `producer_pos`
+    /// until nothing new has arrived, as libbpf's `ringbuf_process_ring` does.
+    /// Stops at a record still BUSY (reserved, not committed), keeping order;
+    /// skips discarded ones.
+    ///
+    /// Unlike libbpf, which stores `consumer_pos` after every record, this
+    /// publishes it every [`PUBLISH_BYTES`] and once before returning. The
+    /// kernel's adaptive wakeup fires on a commit that finds `consumer_pos`
+    /// equal to the new record's position, that is, whenever the reader has
+    /// caught up; with a store per record, a reader that keeps pace while it
+    /// is still draining makes the kernel queue a wakeup for nearly every
+    /// record, each one paid on the traced CPU (docs/tuning.md, "Wakeup
+    /// policy"). The last store comes before the caller's next wait, whose
+    /// poll re-checks for data, so no wakeup is lost.
     pub fn drain(
         &mut self,
         max: usize,
@@ -302,28 +318,38 @@ impl RingBufReader {
             });
         }
         let mut n = 0;
+        let mut published = cons;
+        // Releases the space read so far to the writer.
+        let publish = |cons: u64| mem.consumer_pos().store(cons, Ordering::Release);
         loop {
             let mut got_new_data = false;
             // Pairs with the writer's store-release of producer_pos.
             let prod = mem.producer_pos().load(Ordering::Acquire);
             while cons < prod {
                 if n >= max {
+                    publish(cons);
                     return Ok(n);
                 }
                 // Acquire pairs with the commit's xchg: the sample bytes are
                 // visible once the header says committed.
                 let word = LenWord::decode(area.atomic_u32(cons).load(Ordering::Acquire));
                 if word.busy {
+                    publish(cons);
                     return Ok(n);
                 }
                 got_new_data = true;
-                let step = word
-                    .checked_record_len((prod - cons).min(area.size() as u64))
-                    .map_err(|what| SourceError::Corrupt {
-                        ring: 0,
-                        offset: cons,
-                        what,
-                    })?;
+                let step = match word.checked_record_len((prod - cons).min(area.size() as u64)) {
+                    Ok(step) => step,
+                    Err(what) => {
+                        // The good records before it are released all the same.
+                        publish(cons);
+                        return Err(SourceError::Corrupt {
+                            ring: 0,
+                            offset: cons,
+                            what,
+                        });
+                    }
+                };
                 if !word.discard {
                     // SAFETY: a committed record inside [cons, prod); the area
                     // is mirrored and len < size, so it is contiguous.
@@ -338,9 +364,13 @@ impl RingBufReader {
                     n += 1;
                 }
                 cons += step as u64;
-                mem.consumer_pos().store(cons, Ordering::Release);
+                if cons - published >= PUBLISH_BYTES {
+                    publish(cons);
+                    published = cons;
+                }
             }
             if !got_new_data {
+                publish(cons);
                 return Ok(n);
             }
         }
@@ -586,6 +616,29 @@ mod tests {
         }
         // The good record was released.
         assert_eq!(fake.mem.consumer_pos().load(Ordering::Relaxed), 16);
+    }
+
+    #[test]
+    fn a_drain_releases_space_every_publish_bytes_and_once_at_the_end() {
+        // 1 MiB holds 70 records of 4 KiB: past one PUBLISH_BYTES, short of two.
+        let (mut fake, mut r) = Fake::new(1 << 20, RingBufWakeup::Adaptive);
+        let rec = fmt::record_len(4096) as u64;
+        for i in 0..70u8 {
+            fake.put(&bytes(i, 4096), false, false);
+        }
+        let mem = fake.mem.clone();
+        let mut seen = Vec::new();
+        let n = r
+            .drain(usize::MAX, &mut |_| {
+                seen.push(mem.consumer_pos().load(Ordering::Relaxed))
+            })
+            .unwrap();
+        assert_eq!(n, 70);
+        // The first store follows the record that crosses PUBLISH_BYTES.
+        let first = PUBLISH_BYTES.div_ceil(rec) as usize;
+        assert!(seen[..first].iter().all(|&c| c == 0), "{seen:?}");
+        assert!(seen[first..].iter().all(|&c| c == first as u64 * rec), "{seen:?}");
+        assert_eq!(fake.mem.consumer_pos().load(Ordering::Relaxed), 70 * rec);
     }
 
     #[test]

@@ -82,14 +82,30 @@ impl StageEstimate {
     pub fn total(&self) -> f64 {
         self.decode + self.classify + self.serialize + self.send
     }
-    /// Every stage times `k`.
-    pub fn scaled(&self, k: f64) -> StageEstimate {
-        StageEstimate {
-            decode: self.decode * k,
-            classify: self.classify * k,
-            serialize: self.serialize * k,
-            send: self.send * k,
+    /// The estimate cut down to `cpu_ns`, the CPU the threads that ran the
+    /// stages used. The send lap is wall time and can include waiting (a full
+    /// queue, a lock, a blocked synchronous send), so any excess comes out of
+    /// `send` first; only if decode, classify and serialize alone still exceed
+    /// `cpu_ns` (sampling noise) are those three scaled down to fit.
+    pub fn fitted(&self, cpu_ns: f64) -> StageEstimate {
+        let mut e = *self;
+        let over = e.total() - cpu_ns;
+        if over <= 0.0 {
+            return e;
         }
+        e.send = (e.send - over).max(0.0);
+        let cpu_bound = e.decode + e.classify + e.serialize;
+        if cpu_bound > cpu_ns {
+            let k = if cpu_bound > 0.0 {
+                cpu_ns.max(0.0) / cpu_bound
+            } else {
+                0.0
+            };
+            e.decode *= k;
+            e.classify *= k;
+            e.serialize *= k;
+        }
+        e
     }
 }
 
@@ -290,7 +306,29 @@ mod tests {
         assert_eq!(e.serialize, 128_000.0);
         assert_eq!(e.send, 192_000.0);
         assert_eq!(e.total(), 1_024_000.0);
-        assert_eq!(e.scaled(0.5).classify, 320_000.0);
+        // Within the threads' CPU: unchanged.
+        assert_eq!(e.fitted(2_000_000.0), e);
+    }
+
+    #[test]
+    fn an_estimate_over_the_threads_cpu_loses_its_send_wait_first() {
+        let e = StageEstimate {
+            decode: 100.0,
+            classify: 500.0,
+            serialize: 100.0,
+            send: 400.0,
+        };
+        // 100 over: it all comes out of send, the rest is as measured.
+        let f = e.fitted(1_000.0);
+        assert_eq!(
+            (f.decode, f.classify, f.serialize, f.send),
+            (100.0, 500.0, 100.0, 300.0)
+        );
+        // More over than send holds: send is 0, the rest scaled to fit.
+        let f = e.fitted(350.0);
+        assert_eq!(f.send, 0.0);
+        assert_eq!((f.decode, f.classify, f.serialize), (50.0, 250.0, 50.0));
+        assert!((f.total() - 350.0).abs() < 1e-9);
     }
 
     #[test]

@@ -204,9 +204,9 @@ fn ns(d: std::time::Duration) -> u64 {
 ///   in its readers (no workers), less the sampled stages' estimate.
 /// - `hand-off` (variants with workers): the workers' CPU less the sampled
 ///   stages' estimate: channel receive, batch return, latency bookkeeping.
-/// - `decode`, `classify`, `serialize`: the sampled estimates. If they add up
-///   to more than the threads that ran them used (sampling noise), they are
-///   scaled down to fit.
+/// - `decode`, `classify`, `serialize`: the sampled estimates. If the sampled
+///   stages add up to more than the threads that ran them used, the send
+///   lap's waiting comes off first ([`StageEstimate::fitted`]).
 /// - `sink client`: the sampled send (enqueue) on our threads plus everything
 ///   else the process used: librdkafka's threads (and the mock cluster's).
 /// - `broker`: the broker process's CPU, for a real Kafka broker whose pid
@@ -216,10 +216,7 @@ pub fn stage_table(f: &StageFigures) -> Vec<StageResult> {
     let inline = f.cpu.workers.is_zero();
     // The threads the sampled stages ran on.
     let host_ns = ns(if inline { f.cpu.reader } else { f.cpu.workers });
-    let mut est: StageEstimate = f.clocks.estimate();
-    if est.total() > host_ns as f64 {
-        est = est.scaled(host_ns as f64 / est.total());
-    }
+    let est: StageEstimate = f.clocks.estimate().fitted(host_ns as f64);
     let host_rest = (host_ns as f64 - est.total()).max(0.0) as u64;
     let ours = f.producer.total_ns() + ns(f.cpu.reader) + ns(f.cpu.workers);
     let rest_of_process = f.cost.process_ns.saturating_sub(ours);
@@ -444,12 +441,19 @@ mod tests {
     }
 
     #[test]
-    fn estimates_larger_than_their_threads_are_scaled_to_fit() {
+    fn estimates_larger_than_their_threads_lose_the_send_wait_first() {
         let mut f = figures(true, SinkKind::Local);
-        // The sampled stages add up to 160 000 ns; the readers used 80 000.
-        f.cpu.reader = Duration::from_nanos(80_000);
+        // The sampled stages add up to 160 000 ns, 30 000 of it send; the
+        // readers used 140 000: the 20 000 over comes out of send alone.
+        f.cpu.reader = Duration::from_nanos(140_000);
         let t = stage_table(&f);
         assert_eq!(by_name(&t, READER).cpu.total_ns(), 0);
+        assert_eq!(by_name(&t, CLASSIFY).cpu.total_ns(), 100_000);
+        assert_eq!(by_name(&t, DECODE).cpu.total_ns(), 10_000);
+        // The readers used 65 000: send is gone and the other 130 000 are
+        // halved to fit.
+        f.cpu.reader = Duration::from_nanos(65_000);
+        let t = stage_table(&f);
         assert_eq!(by_name(&t, CLASSIFY).cpu.total_ns(), 50_000);
         assert_eq!(by_name(&t, DECODE).cpu.total_ns(), 5_000);
     }

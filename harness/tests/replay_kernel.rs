@@ -26,7 +26,8 @@ use harness::replay::{kernel_order, Bound, ConsumerReport, Pacing, ReplayOptions
 use harness::results::RunResult;
 use harness::sink::{NullSink, SinkSpec};
 use probes::record::{Batch, RecordRef, RecordSource};
-use support::byo::{bpftool_installed, build_example_reader, privileged};
+use support::byo::{bpftool_installed, build_example_reader};
+use support::root::may_load_bpf;
 
 /// Runs that pin on bpffs (exec readers) one at a time: a test that kills a
 /// run on purpose expects its stale directory to be found by its own next run.
@@ -131,7 +132,7 @@ fn assert_books(k: &KernelReport, what: &str) {
 
 #[test]
 fn the_rings_receive_the_capture_byte_for_byte_on_its_recorded_cpus() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let capture = Capture::load(&fixture("compact-perf.pcapng")).unwrap();
@@ -217,7 +218,7 @@ fn the_rings_receive_the_capture_byte_for_byte_on_its_recorded_cpus() {
 
 #[test]
 fn a_tiny_ring_loses_a_roomy_one_does_not_and_both_balance_per_cpu() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let capture = Capture::load(&fixture("fixed4k-perf.pcapng")).unwrap();
@@ -284,7 +285,7 @@ fn a_tiny_ring_loses_a_roomy_one_does_not_and_both_balance_per_cpu() {
 
 #[test]
 fn a_pipeline_variant_reads_the_kernel_rings_through_the_same_ledger() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let capture = Capture::load(&fixture("fixed4k-perf.pcapng")).unwrap();
@@ -331,7 +332,7 @@ fn a_pipeline_variant_reads_the_kernel_rings_through_the_same_ledger() {
 
 #[test]
 fn replay_kernel_on_the_command_line_writes_a_valid_kernel_replay_result() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -375,7 +376,7 @@ fn example_reader() -> Option<(
     tempfile::TempDir,
     PathBuf,
 )> {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return None;
     }
     let guard = PINS.lock().unwrap_or_else(|e| e.into_inner());
@@ -448,7 +449,7 @@ fn the_example_libbpf_reader_reads_every_output_and_the_books_balance() {
 
 #[test]
 fn bpftool_event_pipe_prints_exactly_the_successful_outputs() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
@@ -522,7 +523,7 @@ fn bpftool_event_pipe_prints_exactly_the_successful_outputs() {
 
 #[test]
 fn pins_are_private_documented_in_the_environment_and_removed() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
@@ -635,7 +636,7 @@ fn gone(pid: u32) -> bool {
 
 #[test]
 fn ctrl_c_stops_the_reader_and_removes_the_pins() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
@@ -654,7 +655,7 @@ fn ctrl_c_stops_the_reader_and_removes_the_pins() {
 
 #[test]
 fn a_killed_runs_stale_pins_are_found_removed_and_reported() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
@@ -745,7 +746,7 @@ fn bad_kernel_replay_input_gets_one_clear_line() {
         &run(&["--kernel", "--exec-ready", "soon"]),
         "bad ready handshake",
     );
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     assert_clear_error(&run(&["--kernel", "--rings", "99"]), "one per online CPU");
@@ -809,7 +810,7 @@ fn short_rule() -> VerdictRule {
 
 #[test]
 fn a_kernel_trial_at_a_low_rate_is_clean_sampled_and_balances_against_the_kernel_counters() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let capture = Capture::load(&fixture("compact-perf.pcapng")).unwrap();
@@ -1017,7 +1018,7 @@ fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
 
 #[test]
 fn a_sweep_runs_kernel_backed_cells_beside_replayed_ones() {
-    if !privileged() {
+    if !may_load_bpf("loading BPF") {
         return;
     }
     let _pins = PINS.lock().unwrap_or_else(|e| e.into_inner());

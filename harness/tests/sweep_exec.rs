@@ -9,7 +9,8 @@ use std::process::{Command, Output};
 
 mod support;
 
-use support::byo::{bpftool_installed, build_example_reader, privileged};
+use support::byo::{bpftool_installed, build_example_reader};
+use support::root::may_load_bpf;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,7 +54,7 @@ fn sweep(cfg: &Path, out: &Path, variants: &[String]) -> (Output, u32) {
 
 #[test]
 fn the_example_reader_and_bpftool_get_an_ndr_from_harness_sweep_beside_a_variant() {
-    if !privileged() || !bpftool_installed() {
+    if !may_load_bpf("loading BPF") || !bpftool_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

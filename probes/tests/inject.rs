@@ -3,26 +3,16 @@
 //! Privileged: runs in CI (root, CI=true); elsewhere skips with a reason, and
 //! under CI=true a skip fails.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
 use probes::inject::{Injector, InjectorSpec};
-use probes::loader::{check_privileges, Transport, Wakeup};
+use probes::loader::{Transport, Wakeup};
 use probes::record::{Batch, RecordRef, RecordSource};
-
-fn privileged() -> bool {
-    match check_privileges() {
-        Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but the privileged test cannot run: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping privileged test: {e}");
-            false
-        }
-    }
-}
+use support::privileged;
 
 fn event(layout: Layout, i: usize) -> Vec<u8> {
     let h = EventHeader {

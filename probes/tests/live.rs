@@ -1,30 +1,20 @@
 //! Privileged tests against the real kernel. They run in CI (root, CI=true).
 //! Outside CI without root they skip with a reason; under CI=true a skip fails.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use probes::abi::{Event, Kind, Layout, Syscall};
-use probes::loader::{check_privileges, Filter, Probe, ProbeSpec, Transport, Wakeup};
+use probes::loader::{Filter, Probe, ProbeSpec, Transport, Wakeup};
 use probes::record::{Batch, RecordRef};
+use support::privileged;
 
 /// Probes share the same tracepoints; run one live test at a time.
 static LIVE: Mutex<()> = Mutex::new(());
-
-fn privileged() -> bool {
-    match check_privileges() {
-        Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but the privileged test cannot run: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping privileged test: {e}");
-            false
-        }
-    }
-}
 
 /// Issues one syscall of `sys` on `path` directly, so the tracepoint that fires is exactly that one.
 fn issue(sys: Syscall, path: &CString) {

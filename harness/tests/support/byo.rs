@@ -30,21 +30,6 @@ pub fn build_example_reader(dir: &Path) -> Option<PathBuf> {
     None
 }
 
-/// Whether this process may load BPF (root or CAP_BPF + CAP_PERFMON); a
-/// skip, said on stderr, except under CI=true, where it is a failure.
-pub fn privileged() -> bool {
-    match probes::loader::check_privileges() {
-        Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but the privileged test cannot run: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping privileged test: {e}");
-            false
-        }
-    }
-}
-
 /// Whether Debian's bpftool is here; under CI=true it must be (ci/test.sh installs it).
 pub fn bpftool_installed() -> bool {
     let ok = Command::new("bpftool")

@@ -11,10 +11,25 @@ pub fn privileged(what: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {what} needs root");
+    skip(what, "needs root")
+}
+
+/// True when this process may load BPF (root, or CAP_BPF + CAP_PERFMON);
+/// otherwise a skip, as [`privileged`].
+pub fn may_load_bpf(what: &str) -> bool {
+    match probes::loader::check_privileges() {
+        Ok(()) => true,
+        Err(e) => skip(what, &e.to_string()),
     }
-    eprintln!("skipping {what}: needs root");
+}
+
+/// Says why `what` is skipped and returns false; under `CI=true` a skip is a
+/// failure.
+fn skip(what: &str, why: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but {what} cannot run: {why}");
+    }
+    eprintln!("skipping {what}: {why}");
     false
 }
 

@@ -230,26 +230,26 @@ impl Stopwatch {
 pub fn mono_clock_cost() -> u64 {
     static COST: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *COST.get_or_init(|| {
-        (0..64)
-            .map(|_| {
-                let a = Instant::now();
-                let b = Instant::now();
-                b.duration_since(a).as_nanos() as u64
-            })
-            .min()
-            .unwrap_or(0)
+        let origin = Instant::now();
+        read_cost(64, || origin.elapsed())
     })
 }
 
 /// What one read of this thread's CPU clock (CLOCK_THREAD_CPUTIME_ID, a
 /// system call: ~300 ns here, against ~30 ns for the vDSO's monotonic clock)
 /// adds to an interval timed with it: the least of 16 back-to-back
-/// differences (the least is the read itself, without preemption noise).
+/// differences.
 pub fn cpu_clock_cost() -> u64 {
-    (0..16)
+    read_cost(16, super::thread_cpu)
+}
+
+/// The least of `n` differences between two back-to-back reads of a clock:
+/// the read itself, without preemption noise.
+fn read_cost(n: usize, read: impl Fn() -> std::time::Duration) -> u64 {
+    (0..n)
         .map(|_| {
-            let a = super::thread_cpu();
-            let b = super::thread_cpu();
+            let a = read();
+            let b = read();
             b.saturating_sub(a).as_nanos() as u64
         })
         .min()

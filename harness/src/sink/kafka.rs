@@ -480,12 +480,8 @@ pub fn create_topic(
 
 /// The broker's topics whose names start with `prefix`, sorted.
 pub fn topics(brokers: &str, prefix: &str, timeout: Duration) -> Result<Vec<String>, SinkError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("socket.connection.setup.timeout.ms", "3000")
-        .create()
-        .map_err(|e| kerr(brokers, format!("creating a metadata client: {e}")))?;
-    let md = consumer
+    let md = admin_client(brokers)?
+        .inner()
         .fetch_metadata(None, timeout)
         .map_err(|e| kerr(brokers, format!("listing topics: {e}")))?;
     let mut names: Vec<String> = md

@@ -82,6 +82,16 @@ impl RingBufWakeup {
             RingBufWakeup::Forced => fmt::BPF_RB_FORCE_WAKEUP,
         }
     }
+
+    /// How long the reader lets records gather between a wakeup and its
+    /// drain: [`ADAPTIVE_GATHER`] under adaptive wakeups, whose count falls
+    /// with it; none when the kernel wakes per record anyway (forced) or never.
+    pub fn gather(self) -> Option<Duration> {
+        match self {
+            RingBufWakeup::Adaptive => Some(ADAPTIVE_GATHER),
+            RingBufWakeup::NoWakeup { .. } | RingBufWakeup::Forced => None,
+        }
+    }
 }
 
 impl std::fmt::Display for RingBufWakeup {
@@ -458,10 +468,8 @@ impl RecordSource for RingBufReader {
                         if self.ready.is_empty() {
                             0
                         } else {
-                            if self.wakeup == RingBufWakeup::Adaptive {
-                                // The wakeup's cost is paid; let records gather
-                                // while no more are due (ADAPTIVE_GATHER).
-                                self.waiter.pause(ADAPTIVE_GATHER);
+                            if let Some(pause) = self.wakeup.gather() {
+                                self.waiter.pause(pause);
                             }
                             self.drain(max, f)?
                         }

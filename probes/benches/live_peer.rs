@@ -374,13 +374,11 @@ fn main() {
         let mut rounds_of = Vec::new();
         for round in 0..rounds {
             let r = run_round(&lp, &rd, s, secs, round);
-            row(
-                &s,
-                &format!("round {}", round + 1),
-                &r.db,
-                &r.lb,
-                r.untraced,
-            );
+            let one = SettingRuns {
+                setting: s,
+                rounds: vec![r],
+            };
+            row(&one, &format!("round {}", round + 1));
             rounds_of.push(r);
         }
         let sr = SettingRuns {
@@ -388,9 +386,7 @@ fn main() {
             rounds: rounds_of,
         };
         if rounds > 1 {
-            let untraced =
-                sr.rounds.iter().map(|r| r.untraced).sum::<f64>() / sr.rounds.len() as f64;
-            row(&s, "all rounds", &sr.db(), &sr.lb(), untraced);
+            row(&sr, "all rounds");
             println!(
                 "{:<40} | paired rounds: db/lb {}, db/untraced {}",
                 "",
@@ -443,6 +439,11 @@ impl SettingRuns {
 
     fn lb(&self) -> Outcome {
         total(&self.rounds.iter().map(|r| r.lb).collect::<Vec<_>>())
+    }
+
+    /// The untraced loop's mean rate over the rounds.
+    fn untraced(&self) -> f64 {
+        self.rounds.iter().map(|r| r.untraced).sum::<f64>() / self.rounds.len() as f64
     }
 
     /// dropbench's traced rate over libbpf's, round by round.
@@ -624,8 +625,10 @@ fn summary(runs: &[SettingRuns]) {
     }
 }
 
-fn row(s: &Setting, label: &str, db: &Outcome, lb: &Outcome, untraced: f64) {
-    let holds = pct(db) <= pct(lb) + 1e-9 && db.ops_per_s >= lb.ops_per_s * NOISE_FLOOR;
+/// One line of the table: a round, or every round of a setting, judged by
+/// [`SettingRuns::holds`].
+fn row(sr: &SettingRuns, label: &str) {
+    let (s, db, lb) = (&sr.setting, &sr.db(), &sr.lb());
     println!(
         "{:<7} {:<9} {:<22} {:<10} | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>9.3} {:>9} {:>7.3}% {:>6.2}s | {:>9.3} | {:>5.2} {:>6}",
         s.layout.name(),
@@ -640,8 +643,8 @@ fn row(s: &Setting, label: &str, db: &Outcome, lb: &Outcome, untraced: f64) {
         lb.lost,
         pct(lb),
         lb.reader_cpu_s,
-        untraced / 1e6,
-        db.ops_per_s / lb.ops_per_s,
-        if holds { "yes" } else { "NO" }
+        sr.untraced() / 1e6,
+        sr.vs_libbpf().mean,
+        if sr.holds() { "yes" } else { "NO" }
     );
 }

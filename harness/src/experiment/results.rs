@@ -113,6 +113,10 @@ pub struct Series {
     /// Times re-measuring an end turned it over and the search ran again.
     #[serde(default)]
     pub reruns: usize,
+    /// Failed trials run again because the host was disturbed around them
+    /// (docs/tuning.md, "The host between trials"); each try is in `points`.
+    #[serde(default)]
+    pub host_reruns: usize,
     /// The rule that judged every trial (steady-state: warm-up, window, tolerance).
     #[serde(default)]
     pub verdict_rule: String,
@@ -305,6 +309,7 @@ pub(crate) mod fixtures {
             strict_zero_loss_rate: rate,
             edges: Vec::new(),
             reruns: 0,
+            host_reruns: 0,
             verdict_rule: String::new(),
             shape: String::new(),
             capped: false,

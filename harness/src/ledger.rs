@@ -186,9 +186,9 @@ impl Ledger {
             };
             eq(
                 "read back = delivered",
-                rb.messages,
+                rb.events,
                 k.delivered,
-                format!("{} read back, {} delivered", rb.messages, k.delivered),
+                format!("{} read back, {} delivered", rb.events, k.delivered),
             );
             eq(
                 "read-back checksum = delivered checksum",
@@ -259,7 +259,7 @@ impl Ledger {
         match (&k.read_back, &k.read_back_error) {
             (Some(rb), _) => s.push_str(&format!(
                 "read back {} messages, checksum {:#x} (delivered {:#x})\n",
-                rb.messages, rb.crc_sum, k.delivered_crc_sum
+                rb.events, rb.crc_sum, k.delivered_crc_sum
             )),
             (None, Some(e)) => s.push_str(&format!("read back FAILED: {e}\n")),
             (None, None) => {}
@@ -302,7 +302,7 @@ mod tests {
                 failed: 8,
                 delivered_crc_sum: 0xabc,
                 read_back: Some(ReadBack {
-                    messages: 880,
+                    events: 880,
                     crc_sum: 0xabc,
                 }),
                 ..Default::default()
@@ -335,7 +335,7 @@ mod tests {
                     l.stages.produced -= 1;
                     l.sink.accepted -= 1;
                     l.sink.delivered -= 1;
-                    l.sink.read_back.as_mut().unwrap().messages -= 1;
+                    l.sink.read_back.as_mut().unwrap().events -= 1;
                 }),
             ),
             (
@@ -375,7 +375,7 @@ mod tests {
             ),
             (
                 "read back = delivered",
-                Box::new(|l| l.sink.read_back.as_mut().unwrap().messages -= 1),
+                Box::new(|l| l.sink.read_back.as_mut().unwrap().events -= 1),
             ),
             (
                 "read back = delivered",

@@ -9,7 +9,7 @@ use harness::classify::Classifier;
 use harness::ledger::{KernelCounts, Ledger};
 use harness::pipeline::memory::{MemoryRecord, MemorySink, MemorySource};
 use harness::pipeline::{Context, Input, Knobs, VARIANTS};
-use harness::sink::message::decode_value;
+use harness::sink::message::{decode_batch, decode_value, BATCH_VERSION};
 use harness::sink::Sink;
 use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
 use probes::record::ShardedSource;
@@ -102,30 +102,51 @@ fn run(variant: &harness::pipeline::Variant, knobs: Knobs) -> (Output, Ledger) {
     };
     let mut out = Output::new();
     for (_, v) in sink.take() {
-        let d = decode_value(&v).unwrap();
-        *out.entry((d.path.to_vec(), d.syscall, d.category as u8))
-            .or_default() += 1;
+        let events = match v.first() {
+            Some(&BATCH_VERSION) => decode_batch(&v).unwrap(),
+            _ => vec![decode_value(&v).unwrap()],
+        };
+        for d in events {
+            *out.entry((d.path.to_vec(), d.syscall, d.category as u8))
+                .or_default() += 1;
+        }
     }
     (out, ledger)
 }
 
 #[test]
 fn all_variants_produce_the_same_classified_multiset() {
-    let mut reference: Option<(&str, Output)> = None;
-    for v in VARIANTS {
+    let mut reference: Option<(String, Output)> = None;
+    // Every variant as it is, then packing 5 events a message (seed-baseline
+    // does not batch messages: the same output either way).
+    for (v, message_events) in VARIANTS
+        .iter()
+        .map(|v| (v, 1))
+        .chain(VARIANTS.iter().map(|v| (v, 5)))
+    {
+        let name = format!("{} message_events={message_events}", v.name);
+        let name = name.as_str();
         // Small batches and channels so hand-offs and pool recycling happen often.
         let knobs = Knobs {
             workers: 3,
             channel_depth: 2,
             batch_size: 7,
+            message_events,
             ..(v.knobs)()
         };
         let (out, ledger) = run(v, knobs);
-        assert!(ledger.is_balanced(), "{}: {:?}", v.name, ledger.check());
-        assert_eq!(ledger.stages.decode_errors, 2, "{}", v.name);
+        assert!(ledger.is_balanced(), "{name}: {:?}", ledger.check());
+        assert_eq!(ledger.stages.decode_errors, 2, "{name}");
         // Markers at events 0, 997, 1994 and 2991, 3 each.
-        assert_eq!(ledger.stages.lost_reported, 12, "{}", v.name);
-        assert_eq!(out.values().sum::<u64>(), 3000, "{}", v.name);
+        assert_eq!(ledger.stages.lost_reported, 12, "{name}");
+        assert_eq!(out.values().sum::<u64>(), 3000, "{name}");
+        if message_events > 1 && v.name != "seed-baseline" {
+            assert!(
+                ledger.sink.messages < 3000,
+                "{name}: {} messages",
+                ledger.sink.messages
+            );
+        }
         // Several categories, not everything unmatched.
         assert!(
             out.keys()
@@ -133,12 +154,11 @@ fn all_variants_produce_the_same_classified_multiset() {
                 .collect::<std::collections::BTreeSet<_>>()
                 .len()
                 >= 8,
-            "{}",
-            v.name
+            "{name}"
         );
         match &reference {
-            None => reference = Some((v.name, out)),
-            Some((name, r)) => assert!(*r == out, "{} and {} differ", name, v.name),
+            None => reference = Some((name.to_string(), out)),
+            Some((first, r)) => assert!(*r == out, "{first} and {name} differ"),
         }
     }
 }

@@ -30,9 +30,14 @@ pub struct StagesArgs {
     /// suffix (300k, 1.5M).
     #[arg(long)]
     pub rate: String,
-    /// A variant to run (repeatable). Default: every variant.
+    /// A variant to run (repeatable). Default: every variant (or the
+    /// `--config` plan's).
     #[arg(long = "variant")]
     pub variants: Vec<String>,
+    /// A sweep plan (TOML) whose `variants` entries, knobs included, are the
+    /// rows: e.g. a variant beside itself with one knob changed.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// The capture to replay. Default: the bundled fixed4k capture.
     #[arg(long)]
     pub capture: Option<PathBuf>,
@@ -112,9 +117,13 @@ pub fn run(args: StagesArgs) -> anyhow::Result<()> {
         .capture
         .clone()
         .unwrap_or_else(|| crate::cmd::sweep::fixtures_dir().join("fixed4k-perf.pcapng"));
+    let variants = match (&args.config, args.variants.is_empty()) {
+        (Some(p), true) => SweepConfig::load(p)?.variants,
+        _ => args.variants.iter().cloned().map(Into::into).collect(),
+    };
     let mut cfg = SweepConfig {
         captures: vec![capture],
-        variants: args.variants.iter().cloned().map(Into::into).collect(),
+        variants,
         brokers: args.brokers.clone(),
         window: format!("{}ms", (seconds * 1e3).round() as u64),
         ..SweepConfig::default()
@@ -159,6 +168,11 @@ pub fn run(args: StagesArgs) -> anyhow::Result<()> {
             .trial(runner.own_ring(), rate, &mut seq)
             .map_err(|e| anyhow::anyhow!("{}: {e}", cell.key))?;
         result.kind = "stages".into();
+        // The row's knobs away from the variant's defaults (a plan may list
+        // one variant twice with a knob changed).
+        if !cell.key.knobs.is_empty() {
+            result.config.extra["knobs"] = cell.key.knobs.clone().into();
+        }
         println!("{}: {}", cell.key, verdict_of(&result));
         runs.push(result);
     }
@@ -207,13 +221,23 @@ pub fn table(runs: &[RunResult]) -> String {
     }
     const W: usize = 15;
     let mut out = String::new();
-    let _ = write!(out, "{:<18}", "variant");
+    let label = |r: &RunResult| match r.config.extra.get("knobs").and_then(|k| k.as_str()) {
+        Some(k) => format!("{} {{{k}}}", r.variant),
+        None => r.variant.clone(),
+    };
+    let lw = runs
+        .iter()
+        .map(|r| label(r).len())
+        .max()
+        .unwrap_or(0)
+        .max(18);
+    let _ = write!(out, "{:<lw$}", "variant");
     for n in &names {
         let _ = write!(out, " {n:>W$}");
     }
     let _ = writeln!(out, " {:>9} {:>8}  verdict", "total", "RSS MiB");
     for r in runs {
-        let _ = write!(out, "{:<18}", r.variant);
+        let _ = write!(out, "{:<lw$}", label(r));
         let mut total = 0.0;
         for n in &names {
             match r.stages.iter().find(|s| s.name == *n) {

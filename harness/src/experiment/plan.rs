@@ -76,6 +76,11 @@ pub struct SweepConfig {
     /// The partial-drop rate's threshold: the steady-state loss fraction
     /// allowed (0.001 = 0.1%).
     pub pdr_loss: f64,
+    /// The host check (docs/tuning.md, "The host between trials"): before
+    /// and after each trial the sweep reads the host's memory speed; below
+    /// this fraction of the best reading a trial waits (up to 3 s) before
+    /// it starts, and a failed trial is run again. 0 turns it off.
+    pub host_check: f64,
     /// How each cell runs: `replay` (emulated rings, no root) and/or `live`
     /// (the load generator issues the capture's traffic through the real
     /// probes and rings; root). Live cells are skipped, with the reason, when
@@ -127,6 +132,7 @@ impl Default for SweepConfig {
             // 2-4 more trials per series (docs/tuning.md, "Re-measuring at the edge").
             edge_trials: 3,
             pdr_loss: 0.001,
+            host_check: crate::experiment::host::DEFAULT_THRESHOLD,
             // Start at 160 k/s, about the median edge of the default grid
             // (7 k to 830 k): doubling or halving from there takes 0-5
             // trials per series, ~10 fewer over the default sweep than from
@@ -240,6 +246,9 @@ pub struct VariantSettings {
     /// e.g. `4MiB`: bytes of paths each classifying thread remembers (`0`: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_cache: Option<String>,
+    /// Events packed into one Kafka message (1: one message per event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_events: Option<usize>,
 }
 
 impl<'de> Deserialize<'de> for VariantEntry {
@@ -390,6 +399,7 @@ pub struct Plan {
     pub(crate) trials: usize,
     pub(crate) edge_trials: usize,
     pub(crate) pdr_loss: f64,
+    pub(crate) host_check: f64,
     pub(crate) goal_rate: Option<f64>,
     pub(crate) min_ring: Option<MinRingSearch>,
 }
@@ -590,6 +600,15 @@ impl Plan {
                 ),
             ));
         }
+        if !(0.0..1.0).contains(&cfg.host_check) {
+            return Err(bad(
+                "host_check",
+                format!(
+                    "{}: must be a fraction in [0, 1), e.g. 0.7 (0 turns the check off)",
+                    cfg.host_check
+                ),
+            ));
+        }
         if let Some(g) = cfg.goal_rate {
             rate("goal_rate", g)?;
         }
@@ -643,6 +662,7 @@ impl Plan {
             trials: cfg.trials,
             edge_trials: cfg.edge_trials,
             pdr_loss: cfg.pdr_loss,
+            host_check: cfg.host_check,
             goal_rate: cfg.goal_rate,
             min_ring,
             config: cfg,
@@ -894,6 +914,9 @@ fn plan_variants(entries: &[VariantEntry]) -> Result<Vec<PlanVariant>, Bad> {
             if let Some(x) = s.sync_publish {
                 knobs.sync_publish = x;
             }
+            if let Some(x) = s.message_events {
+                knobs.message_events = x;
+            }
             if let Some(x) = &s.read_timeout {
                 knobs.read_timeout = duration("read_timeout", x)?;
             }
@@ -991,6 +1014,7 @@ fn exec_reader(e: &VariantEntry) -> Result<Option<ExecReader>, (String, Option<&
         ("sync_publish", s.sync_publish.is_some()),
         ("extra_work", s.extra_work.is_some()),
         ("path_cache", s.path_cache.is_some()),
+        ("message_events", s.message_events.is_some()),
     ] {
         if set {
             return Err((
@@ -1051,6 +1075,11 @@ fn knobs_label(defaults: &Knobs, k: &Knobs) -> String {
         "path_cache",
         probes::units::format_bytes(defaults.path_cache as u64),
         probes::units::format_bytes(k.path_cache as u64),
+    );
+    diff(
+        "message_events",
+        defaults.message_events.to_string(),
+        k.message_events.to_string(),
     );
     // extra_work is left out: it stands for a slower build of the same
     // variant (the gate's regression test), so the cell stays the same cell.
@@ -1297,6 +1326,14 @@ mod tests {
             (
                 "variants = [{ name = \"tuned\", path_cache = \"lots\" }]\n".into(),
                 &["line 1", "variants: tuned: path_cache", "lots"][..],
+            ),
+            (
+                "variants = [{ name = \"tuned\", message_events = 0 }]\n".into(),
+                &["line 1", "variants: tuned: message_events", "0"][..],
+            ),
+            (
+                "sink = \"null\"\nhost_check = 1.5\n".into(),
+                &["line 2", "host_check", "1.5"][..],
             ),
             (
                 "sink = \"null\"\n[[variants]]\nname = \"compact\"\nlayouts = [\"fixed4k\"]\n"

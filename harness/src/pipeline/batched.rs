@@ -9,7 +9,8 @@
 //!   that decode in place in the batch buffer, classify, serialize into a
 //!   reused buffer and publish asynchronously, then return the batch to the pool.
 //!
-//! Knobs: workers, channel_depth, batch_size, read_timeout.
+//! Knobs: workers, channel_depth, batch_size, read_timeout, path_cache,
+//! message_events (each batch's events packed into batch messages).
 
 use std::time::Instant;
 
@@ -146,6 +147,8 @@ pub(crate) fn run_batched(
                         for (rec, origin) in batch.records() {
                             p.process(rec, origin, &*ctx.sink);
                         }
+                        // The batch's messages go before the next batch is awaited.
+                        p.flush(&*ctx.sink);
                         batch.clear();
                         let _ = free.send(batch);
                     }

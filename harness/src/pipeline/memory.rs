@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use probes::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
 
-use crate::sink::message::message_crc;
+use crate::sink::message::{events_in, message_crc};
 use crate::sink::{DropReason, ReadBack, Sink, SinkError, SinkReport};
 
 /// One prepared item of a ring.
@@ -134,7 +134,9 @@ impl Sink for MemorySink {
             .messages
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .len() as u64;
+            .iter()
+            .map(|(_, v)| events_in(v))
+            .sum();
         crate::sink::SinkProgress {
             accepted: n,
             done: n,
@@ -152,19 +154,17 @@ impl Sink for MemorySink {
 
     fn finish(&self, _timeout: Duration) -> Result<SinkReport, SinkError> {
         let msgs = self.messages.lock().unwrap_or_else(|p| p.into_inner());
-        let n = msgs.len() as u64;
+        let n = msgs.iter().map(|(_, v)| events_in(v)).sum();
         let crc_sum = msgs
             .iter()
             .fold(0u64, |a, (k, v)| a.wrapping_add(message_crc(k, v) as u64));
         Ok(SinkReport {
             label: "memory".into(),
             accepted: n,
+            messages: msgs.len() as u64,
             delivered: n,
             delivered_crc_sum: self.crc.load(Relaxed),
-            read_back: Some(ReadBack {
-                messages: n,
-                crc_sum,
-            }),
+            read_back: Some(ReadBack { events: n, crc_sum }),
             ..Default::default()
         })
     }

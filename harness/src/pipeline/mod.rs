@@ -15,6 +15,7 @@
 //! | `ringbuf` | 1 reader on the shared BPF ring buffer, decodes in place, copies only header + path | pooled small batches to N workers | no |
 
 mod batched;
+mod batches;
 pub mod clocks;
 pub mod cost;
 pub mod memory;
@@ -69,6 +70,10 @@ pub struct Knobs {
     /// paths heavily, so a hit replaces the prefix, glob and regex passes by
     /// one hash of the full path (docs/tuning.md, "Path cache").
     pub path_cache: usize,
+    /// Events packed into one Kafka message (1: one message per event, the
+    /// version-1 value; more: batch values, docs/kafka-message-format.md).
+    /// librdkafka's cost is per message, so this divides it.
+    pub message_events: usize,
 }
 
 impl Default for Knobs {
@@ -84,6 +89,8 @@ impl Default for Knobs {
             extra_work: Duration::ZERO,
             // Off: the cache is a remedy of its own, switched on per variant.
             path_cache: 0,
+            // Off: one message per event, as the seed's publisher sends them.
+            message_events: 1,
         }
     }
 }
@@ -369,6 +376,13 @@ fn check_knobs(variant: &'static str, k: &Knobs) -> Result<(), PipelineError> {
             "a zero-depth channel would deadlock the pool",
         );
     }
+    if k.message_events == 0 || k.message_events > batches::MAX_MESSAGE_EVENTS {
+        return bad(
+            "message_events",
+            k.message_events,
+            "must be 1..=65535 (1: one message per event)",
+        );
+    }
     Ok(())
 }
 
@@ -394,6 +408,8 @@ pub(crate) struct EventProcessor {
     pub latency: Histogram<u64>,
     pub clocks: StageClocks,
     extra_work: Duration,
+    /// Open batch messages (`message_events` > 1), else `None`.
+    batches: Option<batches::MessageBatches>,
 }
 
 impl EventProcessor {
@@ -403,6 +419,8 @@ impl EventProcessor {
         let mut p = Self::new(classifier);
         p.extra_work = knobs.extra_work;
         p.scratch = p.classifier.scratch_with_cache(knobs.path_cache);
+        p.batches =
+            (knobs.message_events > 1).then(|| batches::MessageBatches::new(knobs.message_events));
         p
     }
 
@@ -417,6 +435,7 @@ impl EventProcessor {
             latency: crate::replay::latency_histogram(),
             clocks: StageClocks::default(),
             extra_work: Duration::ZERO,
+            batches: None,
         }
     }
 
@@ -442,6 +461,27 @@ impl EventProcessor {
         let verdict = self.classifier.classify(&ev, &mut self.scratch);
         self.counts.classified += 1;
         let classify = sw.split();
+        if let Some(b) = &mut self.batches {
+            // Batched: the event joins its lane's message; a full lane is
+            // sent now, the rest when the drain ends (`flush`).
+            let full = b.push(&ev, &verdict, origin_ns);
+            let serialize = sw.split();
+            if let Some(lane) = full {
+                b.send(lane, sink, &mut self.counts, &mut self.latency);
+            }
+            let send = sw.split();
+            sw.finish(
+                &mut self.clocks,
+                Lap {
+                    decode,
+                    classify,
+                    serialize,
+                    send,
+                },
+                self.extra_work.as_nanos() as u64,
+            );
+            return;
+        }
         let key = encode_key(&ev);
         encode_value(&ev, &verdict, &mut self.value);
         let serialize = sw.split();
@@ -463,6 +503,15 @@ impl EventProcessor {
                 record_latency(&mut self.latency, origin_ns);
             }
             Err(r) => self.counts.drop_one(r),
+        }
+    }
+
+    /// Sends every open batch message: call it when a drain ends and when
+    /// the run does. Nothing to do without `message_events`.
+    #[inline]
+    pub fn flush(&mut self, sink: &dyn Sink) {
+        if let Some(b) = &mut self.batches {
+            b.send_all(sink, &mut self.counts, &mut self.latency);
         }
     }
 }

@@ -9,7 +9,7 @@
 //! a header check and one small copy. Records that fail to decode are passed
 //! through unchanged so the workers count them as decode errors.
 //!
-//! Knobs: workers, channel_depth, batch_size, read_timeout.
+//! Knobs: workers, channel_depth, batch_size, read_timeout, message_events.
 
 use probes::abi::{Event, HEADER_LEN};
 

@@ -11,7 +11,8 @@
 //!
 //! Knobs: workers, channel_depth, read_timeout, sync_publish (default on;
 //! off publishes asynchronously, to separate the two costs). batch_size is not used: the
-//! seed reads one record per call.
+//! seed reads one record per call; nor is message_events: the seed publishes
+//! one message per event.
 
 use std::sync::Arc;
 use std::time::Instant;

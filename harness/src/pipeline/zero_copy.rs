@@ -14,8 +14,9 @@
 //!
 //! `tuned` adds a path cache per reader thread.
 //!
-//! Knobs: batch_size (records per drain), read_timeout, path_cache. workers and
-//! channel_depth are not used: the rings set the parallelism.
+//! Knobs: batch_size (records per drain), read_timeout, path_cache,
+//! message_events (each drain's events packed into batch messages). workers
+//! and channel_depth are not used: the rings set the parallelism.
 
 use std::time::Instant;
 
@@ -138,12 +139,15 @@ impl Pipeline for ZeroCopy {
                                         }
                                     }
                                 });
+                            // A drain's batch messages go now, not after the next one.
+                            p.flush(sink);
                             match r {
                                 Ok(Batch::Closed) => break Ok(()),
                                 Ok(_) => {}
                                 Err(e) => break Err(e),
                             }
                         };
+                        p.flush(sink);
                         (p.counts, thread_cpu(), p.latency, p.clocks, res)
                     })
                 })

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tempfile::TempPath;
 
-use super::message::message_crc;
+use super::message::{events_in, message_crc};
 use super::{DropReason, ReadBack, Sink, SinkError, SinkProgress, SinkReport};
 
 /// Size of the frame header: u16 key length + u32 value length.
@@ -27,7 +27,10 @@ const FRAME_HEADER: usize = 6;
 pub struct FileSink {
     path: PathBuf,
     out: Mutex<Output>,
+    /// Events (a batch message counts its own), and messages.
     accepted: AtomicU64,
+    messages: AtomicU64,
+    /// Events whose message could not be stored.
     failed: AtomicU64,
     crc_sum: AtomicU64,
 }
@@ -68,6 +71,7 @@ impl FileSink {
                 error: None,
             }),
             accepted: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             crc_sum: AtomicU64::new(0),
         })
@@ -124,7 +128,7 @@ impl FileSink {
                 });
             }
             f(&key, &value);
-            rb.messages += 1;
+            rb.events += events_in(&value);
             rb.crc_sum = rb.crc_sum.wrapping_add(message_crc(&key, &value) as u64);
             offset += (FRAME_HEADER + klen + vlen) as u64;
         }
@@ -160,11 +164,13 @@ impl Sink for FileSink {
         let mut hdr = [0u8; FRAME_HEADER];
         hdr[..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
         hdr[2..].copy_from_slice(&(value.len() as u32).to_le_bytes());
-        self.accepted.fetch_add(1, Relaxed);
+        let events = events_in(value);
+        self.accepted.fetch_add(events, Relaxed);
+        self.messages.fetch_add(1, Relaxed);
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         if out.error.is_some() {
             drop(out);
-            self.failed.fetch_add(1, Relaxed);
+            self.failed.fetch_add(events, Relaxed);
             return Ok(());
         }
         let r = out
@@ -182,7 +188,7 @@ impl Sink for FileSink {
             Err(e) => {
                 out.error = Some(e);
                 drop(out);
-                self.failed.fetch_add(1, Relaxed);
+                self.failed.fetch_add(events, Relaxed);
             }
         }
         Ok(())
@@ -213,6 +219,7 @@ impl Sink for FileSink {
             return Ok(SinkReport {
                 label: format!("file {} (not written)", self.path.display()),
                 accepted,
+                messages: self.messages.load(Relaxed),
                 delivered: 0,
                 failed: accepted,
                 failed_by_error: [(what.clone(), accepted)].into(),
@@ -229,6 +236,7 @@ impl Sink for FileSink {
         Ok(SinkReport {
             label: format!("file {}", self.path.display()),
             accepted,
+            messages: self.messages.load(Relaxed),
             delivered: accepted - failed,
             failed,
             delivered_crc_sum: self.crc_sum.load(Relaxed),
@@ -260,7 +268,7 @@ mod tests {
         assert_eq!(bytes, want);
         assert_eq!((r.accepted, r.delivered, r.failed), (2, 2, 0));
         let rb = r.read_back.unwrap();
-        assert_eq!(rb.messages, 2);
+        assert_eq!(rb.events, 2);
         assert_eq!(rb.crc_sum, r.delivered_crc_sum);
         assert_eq!(
             rb.crc_sum,

@@ -30,7 +30,7 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::message::message_crc;
+use super::message::{events_in, message_crc};
 use super::{DropReason, ReadBack, Sink, SinkError, SinkReport};
 
 /// How the sink's label names the embedded broker, wherever it is used.
@@ -126,8 +126,9 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, r: &DeliveryResult<'_>, opaque: usize) {
         match r {
             Ok(m) => {
-                self.delivered.fetch_add(1, Relaxed);
-                let crc = message_crc(m.key().unwrap_or(&[]), m.payload().unwrap_or(&[]));
+                let payload = m.payload().unwrap_or(&[]);
+                self.delivered.fetch_add(events_in(payload), Relaxed);
+                let crc = message_crc(m.key().unwrap_or(&[]), payload);
                 self.crc_sum.fetch_add(crc as u64, Relaxed);
                 let mut offs = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
                 let r = offs
@@ -135,10 +136,11 @@ impl ProducerContext for Deliveries {
                     .or_insert((m.offset(), m.offset()));
                 *r = (r.0.min(m.offset()), r.1.max(m.offset()));
             }
-            Err((e, _)) => {
-                self.failed.fetch_add(1, Relaxed);
+            Err((e, m)) => {
+                let events = events_in(m.payload().unwrap_or(&[]));
+                self.failed.fetch_add(events, Relaxed);
                 let mut errs = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-                *errs.entry(e.to_string()).or_default() += 1;
+                *errs.entry(e.to_string()).or_default() += events;
             }
         }
         release_slot(opaque, true);
@@ -168,7 +170,10 @@ pub struct KafkaSink {
     bootstrap: String,
     label: String,
     partitions: Vec<i32>,
+    /// Events in the messages enqueued (a batch message counts its own),
+    /// and the messages.
     accepted: AtomicU64,
+    messages: AtomicU64,
     rejected: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -262,6 +267,7 @@ impl KafkaSink {
             label,
             partitions,
             accepted: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
             rejected: Mutex::new(BTreeMap::new()),
         })
     }
@@ -281,6 +287,7 @@ impl KafkaSink {
     }
 
     fn enqueue(&self, key: &[u8], value: &[u8], opaque: usize) -> Result<(), DropReason> {
+        let events = events_in(value);
         let mut rec = BaseRecord::with_opaque_to(&self.cfg.topic, opaque)
             .key(key)
             .payload(value);
@@ -288,7 +295,8 @@ impl KafkaSink {
         loop {
             match self.producer.send(rec) {
                 Ok(()) => {
-                    self.accepted.fetch_add(1, Relaxed);
+                    self.accepted.fetch_add(events, Relaxed);
+                    self.messages.fetch_add(1, Relaxed);
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
@@ -356,15 +364,15 @@ impl KafkaSink {
         while !ends.is_empty() {
             if last_progress.elapsed() >= idle_limit {
                 return Err(format!(
-                    "read back {} messages, then nothing for {idle_limit:?} with partitions {:?} unfinished",
-                    rb.messages,
+                    "read back {} events, then nothing for {idle_limit:?} with partitions {:?} unfinished",
+                    rb.events,
                     ends.keys().collect::<Vec<_>>()
                 ));
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "read back {} messages, then timed out after {timeout:?} with partitions {:?} unfinished",
-                    rb.messages,
+                    "read back {} events, then timed out after {timeout:?} with partitions {:?} unfinished",
+                    rb.events,
                     ends.keys().collect::<Vec<_>>()
                 ));
             }
@@ -375,8 +383,9 @@ impl KafkaSink {
                         continue;
                     };
                     if m.offset() < end {
-                        rb.messages += 1;
-                        let crc = message_crc(m.key().unwrap_or(&[]), m.payload().unwrap_or(&[]));
+                        let payload = m.payload().unwrap_or(&[]);
+                        rb.events += events_in(payload);
+                        let crc = message_crc(m.key().unwrap_or(&[]), payload);
                         rb.crc_sum = rb.crc_sum.wrapping_add(crc as u64);
                     }
                     if m.offset() + 1 >= end {
@@ -427,13 +436,20 @@ impl Sink for KafkaSink {
         // A flush that times out leaves messages in flight: counted as unresolved.
         let _ = self.producer.flush(timeout);
         let ctx = self.producer.context();
+        let (accepted, delivered, failed) = (
+            self.accepted.load(Relaxed),
+            ctx.delivered.load(Relaxed),
+            ctx.failed.load(Relaxed),
+        );
         let mut report = SinkReport {
             label: self.label.clone(),
-            accepted: self.accepted.load(Relaxed),
-            delivered: ctx.delivered.load(Relaxed),
-            failed: ctx.failed.load(Relaxed),
+            accepted,
+            messages: self.messages.load(Relaxed),
+            delivered,
+            failed,
             failed_by_error: ctx.errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-            unresolved: self.producer.in_flight_count().max(0) as u64,
+            // In events, as the other counts (librdkafka's in-flight count is of messages).
+            unresolved: accepted.saturating_sub(delivered + failed),
             delivered_crc_sum: ctx.crc_sum.load(Relaxed),
             read_back: None,
             read_back_error: None,
@@ -582,7 +598,7 @@ mod tests {
         assert_eq!(
             r.read_back,
             Some(ReadBack {
-                messages: 500,
+                events: 500,
                 crc_sum: want
             }),
             "{:?}",

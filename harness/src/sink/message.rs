@@ -28,12 +28,34 @@
 //! | 36 | 8 | ret (i64) |
 //! | 44 | 2 | path_len (u16) |
 //! | 46 | path_len | path bytes, no NUL |
+//!
+//! Batch value (version 2, the `message_events` knob): several events in
+//! one message, to pay the Kafka client's per-message cost once for many
+//! events.
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | format version, [`BATCH_VERSION`] |
+//! | 1 | 1 | reserved, 0 |
+//! | 2 | 2 | count (u16), at least 1 |
+//! | 4 | .. | `count` version-1 values back to back (each ends where its path_len says) |
+//!
+//! Its key is a lane's ([`lane_key`]): every event of one (pid, tid) goes to
+//! one lane, so to one partition, in order, as with version 1.
 
 use probes::abi::Event;
 
 use crate::classify::{Category, Sensitivity, Verdict};
 
 pub const FORMAT_VERSION: u8 = 1;
+/// A value that carries several version-1 values.
+pub const BATCH_VERSION: u8 = 2;
+/// Version, reserved byte, count.
+pub const BATCH_HEADER_LEN: usize = 4;
+/// Lanes a batching pipeline thread keeps: events are spread over them by
+/// (pid, tid), so a lane's messages keep one thread's order. 16 lanes over
+/// the sink's 4 partitions spread a many-threaded load about evenly.
+pub const LANES: usize = 16;
 pub const KEY_LEN: usize = 8;
 /// Fixed part of the value before the path.
 pub const VALUE_HEADER_LEN: usize = 46;
@@ -46,9 +68,89 @@ pub fn encode_key(ev: &Event<'_>) -> [u8; KEY_LEN] {
     k
 }
 
-/// Appends the value for `ev` and its verdict to `out` (which it clears first),
-/// reusing `out`'s allocation.
+/// Writes the value for `ev` and its verdict into `out` (which it clears
+/// first), reusing `out`'s allocation.
 pub fn encode_value(ev: &Event<'_>, v: &Verdict, out: &mut Vec<u8>) {
+    out.clear();
+    append_value(ev, v, out);
+}
+
+/// The lane of `ev`'s thread: a hash of (pid, tid), below [`LANES`].
+pub fn lane_of(ev: &Event<'_>) -> usize {
+    let x = (u64::from(ev.header.pid) << 32 | u64::from(ev.header.tid))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 32) as usize % LANES
+}
+
+/// The key of a batch message of `lane`: `ff ff ff ff` (no pid is that
+/// large, so it never equals a version-1 key) then the lane, big-endian.
+pub fn lane_key(lane: usize) -> [u8; KEY_LEN] {
+    let mut k = [0xff; KEY_LEN];
+    k[4..].copy_from_slice(&(lane as u32).to_be_bytes());
+    k
+}
+
+/// Starts a batch value in `out` (cleared first); [`append_value`] adds
+/// events and [`set_batch_count`] writes their number.
+pub fn begin_batch(out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&[BATCH_VERSION, 0, 0, 0]);
+}
+
+/// Writes the batch's event count into its header.
+pub fn set_batch_count(out: &mut [u8], count: u16) {
+    out[2..4].copy_from_slice(&count.to_le_bytes());
+}
+
+/// How many events a message value carries: a batch's count, else 1 (a
+/// version-1 value, or bytes that are not dropbench's: one message each).
+pub fn events_in(value: &[u8]) -> u64 {
+    match value {
+        [BATCH_VERSION, 0, lo, hi, ..] if value.len() > BATCH_HEADER_LEN => {
+            u64::from(u16::from_le_bytes([*lo, *hi]))
+        }
+        _ => 1,
+    }
+}
+
+/// The version-1 values inside a batch value, checked whole: every event
+/// decodes, they fill the value exactly, and there are `count` of them.
+pub fn decode_batch(b: &[u8]) -> Result<Vec<DecodedValue<'_>>, MessageError> {
+    if b.len() < BATCH_HEADER_LEN {
+        return Err(MessageError::Short { len: b.len() });
+    }
+    if b[0] != BATCH_VERSION {
+        return Err(MessageError::Version { found: b[0] });
+    }
+    let count = u16::from_le_bytes([b[2], b[3]]) as usize;
+    let mut out = Vec::with_capacity(count);
+    let mut at = BATCH_HEADER_LEN;
+    while at < b.len() {
+        let rest = &b[at..];
+        if rest.len() < VALUE_HEADER_LEN {
+            return Err(MessageError::Short { len: rest.len() });
+        }
+        let len = VALUE_HEADER_LEN + u16::from_le_bytes([rest[44], rest[45]]) as usize;
+        if len > rest.len() {
+            return Err(MessageError::PathLen {
+                path_len: (len - VALUE_HEADER_LEN) as u16,
+                len: rest.len(),
+            });
+        }
+        out.push(decode_value(&rest[..len])?);
+        at += len;
+    }
+    if out.len() != count || count == 0 {
+        return Err(MessageError::Count {
+            count: count as u16,
+            found: out.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// Appends the version-1 value for `ev` and its verdict to `out`.
+pub fn append_value(ev: &Event<'_>, v: &Verdict, out: &mut Vec<u8>) {
     let h = &ev.header;
     // The fixed part is built in a stack array and appended in one copy: one
     // capacity check instead of fifteen.
@@ -68,7 +170,6 @@ pub fn encode_value(ev: &Event<'_>, v: &Verdict, out: &mut Vec<u8>) {
     b[32..36].copy_from_slice(&h.dfd.to_le_bytes());
     b[36..44].copy_from_slice(&h.ret.to_le_bytes());
     b[44..46].copy_from_slice(&(ev.path.len() as u16).to_le_bytes());
-    out.clear();
     out.reserve(VALUE_HEADER_LEN + ev.path.len());
     out.extend_from_slice(&b);
     out.extend_from_slice(ev.path);
@@ -108,6 +209,8 @@ pub enum MessageError {
     },
     #[error("path_len {path_len} does not match the {len}-byte value")]
     PathLen { path_len: u16, len: usize },
+    #[error("batch header says {count} events, the value holds {found}")]
+    Count { count: u16, found: usize },
 }
 
 pub fn decode_value(b: &[u8]) -> Result<DecodedValue<'_>, MessageError> {
@@ -247,6 +350,79 @@ mod tests {
                 len: 46
             })
         );
+    }
+
+    fn event(pid: u32, tid: u32, path: &[u8], raw: &mut Vec<u8>) {
+        let h = EventHeader {
+            pid,
+            tid,
+            syscall: Syscall::Openat as u8,
+            kind: Kind::Enter as u8,
+            ..Default::default()
+        };
+        encode_event(Layout::Compact, &h, path, raw);
+    }
+
+    #[test]
+    fn a_batch_value_is_a_header_then_version_1_values_back_to_back() {
+        let v = Verdict {
+            category: Category::Temp,
+            sensitivity: Sensitivity::Medium,
+            rule: 7,
+            rule_kind: RuleKind::Glob,
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        event(10, 11, b"/a", &mut a);
+        event(10, 11, b"/etc/passwd", &mut b);
+        let (ea, eb) = (Event::decode(&a).unwrap(), Event::decode(&b).unwrap());
+        let mut batch = Vec::new();
+        begin_batch(&mut batch);
+        append_value(&ea, &v, &mut batch);
+        append_value(&eb, &v, &mut batch);
+        set_batch_count(&mut batch, 2);
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        encode_value(&ea, &v, &mut one);
+        encode_value(&eb, &v, &mut two);
+        assert_eq!(&batch[..4], &[2, 0, 2, 0]);
+        assert_eq!(batch[4..], [one.clone(), two].concat()[..]);
+        assert_eq!(events_in(&batch), 2);
+        assert_eq!(events_in(&one), 1);
+        assert_eq!(events_in(b"not ours"), 1);
+        let d = decode_batch(&batch).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].path, d[1].path), (&b"/a"[..], &b"/etc/passwd"[..]));
+        assert_eq!((d[1].pid, d[1].tid), (10, 11));
+        // A wrong count, a cut value and a stray byte are all refused.
+        set_batch_count(&mut batch, 3);
+        assert_eq!(
+            decode_batch(&batch),
+            Err(MessageError::Count { count: 3, found: 2 })
+        );
+        set_batch_count(&mut batch, 2);
+        assert!(decode_batch(&batch[..batch.len() - 1]).is_err());
+        let mut stray = batch.clone();
+        stray.push(0);
+        assert!(decode_batch(&stray).is_err());
+        assert_eq!(decode_batch(&one), Err(MessageError::Version { found: 1 }));
+    }
+
+    #[test]
+    fn one_thread_keeps_one_lane_and_lane_keys_are_never_event_keys() {
+        let mut raw = Vec::new();
+        let mut seen = [false; LANES];
+        for pid in 1..200u32 {
+            event(pid, pid + 1, b"/x", &mut raw);
+            let ev = Event::decode(&raw).unwrap();
+            let lane = lane_of(&ev);
+            assert!(lane < LANES);
+            seen[lane] = true;
+            let mut again = Vec::new();
+            event(pid, pid + 1, b"/a/much/longer/path", &mut again);
+            assert_eq!(lane_of(&Event::decode(&again).unwrap()), lane);
+            assert_ne!(lane_key(lane), encode_key(&ev));
+        }
+        assert!(seen.iter().all(|&s| s), "199 threads reach every lane");
+        assert_eq!(lane_key(3), [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 3]);
     }
 
     #[test]

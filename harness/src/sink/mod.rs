@@ -44,19 +44,29 @@ impl DropReason {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ReadBack {
-    pub messages: u64,
+    /// Events in the messages read back ([`message::events_in`]: a batch
+    /// message counts its events). Older results called it `messages`.
+    #[serde(alias = "messages")]
+    pub events: u64,
     /// Wrapping sum of [`message::message_crc`] over the messages read back.
     pub crc_sum: u64,
 }
 
-/// A sink's own account of a run, taken by [`Sink::finish`].
+/// A sink's own account of a run, taken by [`Sink::finish`]. Every count is
+/// of events ([`message::events_in`]), so the ledger can set it against the
+/// pipeline's: a version-1 message is one event, a batch message its count.
+/// Checksums are over messages as they were sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct SinkReport {
     /// What the sink is, as a user should read it (e.g. names the mock broker).
     pub label: String,
-    /// Messages the sink accepted (Kafka: enqueued in librdkafka).
+    /// Events in the messages the sink accepted (Kafka: enqueued in librdkafka).
     pub accepted: u64,
+    /// Messages the sink accepted (equal to `accepted` without batching;
+    /// absent in results written before batch messages, read as 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub messages: u64,
     /// Delivery reports that said delivered (null/file: written).
     pub delivered: u64,
     /// Delivery reports that said failed.
@@ -72,6 +82,10 @@ pub struct SinkReport {
     pub read_back: Option<ReadBack>,
     /// Why reading back failed, if it did.
     pub read_back_error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Errors setting up or finishing a sink.
@@ -162,9 +176,9 @@ impl SinkSpec {
 /// verdict watches `done` grow against what the rings took).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SinkProgress {
-    /// Messages accepted so far.
+    /// Events in the messages accepted so far.
     pub accepted: u64,
-    /// Messages whose fate is known: delivered or failed (null/file/memory:
+    /// Events whose message's fate is known: delivered or failed (null/file/memory:
     /// every accepted message, at once).
     pub done: u64,
 }

@@ -3,12 +3,15 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use super::message::events_in;
 use super::{DropReason, Sink, SinkError, SinkProgress, SinkReport};
 
 /// Accepts everything; a message counts as delivered as soon as it is sent.
 #[derive(Debug, Default)]
 pub struct NullSink {
+    /// Events, and the messages that carried them.
     accepted: AtomicU64,
+    messages: AtomicU64,
 }
 
 impl NullSink {
@@ -26,8 +29,9 @@ impl Sink for NullSink {
         }
     }
 
-    fn send(&self, _key: &[u8], _value: &[u8]) -> Result<(), DropReason> {
-        self.accepted.fetch_add(1, Relaxed);
+    fn send(&self, _key: &[u8], value: &[u8]) -> Result<(), DropReason> {
+        self.accepted.fetch_add(events_in(value), Relaxed);
+        self.messages.fetch_add(1, Relaxed);
         Ok(())
     }
 
@@ -36,6 +40,7 @@ impl Sink for NullSink {
         Ok(SinkReport {
             label: "null (discards messages)".into(),
             accepted: n,
+            messages: self.messages.load(Relaxed),
             delivered: n,
             ..Default::default()
         })

@@ -55,10 +55,6 @@ pub struct RunResult {
     /// reset at its start); absent when the reset was refused or not tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
-    /// A sweep trial's host check: the host's memory speed just before and
-    /// after it, relative to the best the sweep saw (absent when off).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<crate::experiment::host::HostCheck>,
 }
 
 /// How a sweep trial was run and judged.
@@ -99,7 +95,6 @@ impl RunResult {
             trial: None,
             progress: Vec::new(),
             peak_rss_bytes: None,
-            host: None,
         }
     }
 

@@ -135,15 +135,7 @@ impl SweepObserver for Printer {
         } else {
             format!(" @{}K", total >> 10)
         };
-        // A failed trial, or one that waited for a quiet host, shows the
-        // host's speed before and after it.
-        let host = match r.host {
-            Some(h) if !clean || h.waited_ms > 0 => {
-                format!(" [host {:.0}%/{:.0}%]", h.before * 100.0, h.after * 100.0)
-            }
-            _ => String::new(),
-        };
-        print!(" {:.0}k{ring} {mark}{host};", rate / 1e3);
+        print!(" {:.0}k{ring} {mark};", rate / 1e3);
         let _ = std::io::stdout().flush();
     }
     fn series_done(&mut self, s: &Series) {
@@ -534,12 +526,6 @@ pub fn describe_series(s: &Series) -> String {
                 s.reruns
             ));
         }
-    }
-    if s.host_reruns > 0 {
-        out.push_str(&format!(
-            "\n  {} failed trial(s) run again: the host was disturbed around them (docs/tuning.md, \"The host between trials\")",
-            s.host_reruns
-        ));
     }
     match s.strict_zero_loss_rate {
         Some(x) if Some(x) != s.zero_loss_rate => out.push_str(&format!(

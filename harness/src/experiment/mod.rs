@@ -5,8 +5,6 @@
 //!   verdict out).
 //! - [`trial`]: one trial of a cell at a rate: a paced replay with a warm-up
 //!   and a measured window, watched as it runs, judged by [`verdict`].
-//! - [`host`]: the host's memory speed read between trials, so a trial run
-//!   while other tenants held the machine is run again, not believed.
 //! - [`live`]: the same trial through the real kernel: the load generator
 //!   issues the capture's traffic, real probes fill real rings, the same
 //!   variant reads them (root).
@@ -18,7 +16,6 @@
 //! - [`results`]: `sweep.json`, the sweep's results types.
 //! - [`relayout`]: a capture rewritten into another event layout.
 
-pub mod host;
 pub mod kernel;
 pub mod live;
 pub mod plan;

@@ -76,11 +76,6 @@ pub struct SweepConfig {
     /// The partial-drop rate's threshold: the steady-state loss fraction
     /// allowed (0.001 = 0.1%).
     pub pdr_loss: f64,
-    /// The host check (docs/tuning.md, "The host between trials"): before
-    /// and after each trial the sweep reads the host's memory speed; below
-    /// this fraction of the best reading a trial waits (up to 3 s) before
-    /// it starts, and a failed trial is run again. 0 turns it off.
-    pub host_check: f64,
     /// How each cell runs: `replay` (emulated rings, no root) and/or `live`
     /// (the load generator issues the capture's traffic through the real
     /// probes and rings; root). Live cells are skipped, with the reason, when
@@ -132,7 +127,6 @@ impl Default for SweepConfig {
             // 2-4 more trials per series (docs/tuning.md, "Re-measuring at the edge").
             edge_trials: 3,
             pdr_loss: 0.001,
-            host_check: crate::experiment::host::DEFAULT_THRESHOLD,
             // Start at 160 k/s, about the median edge of the default grid
             // (7 k to 830 k): doubling or halving from there takes 0-5
             // trials per series, ~10 fewer over the default sweep than from
@@ -399,7 +393,6 @@ pub struct Plan {
     pub(crate) trials: usize,
     pub(crate) edge_trials: usize,
     pub(crate) pdr_loss: f64,
-    pub(crate) host_check: f64,
     pub(crate) goal_rate: Option<f64>,
     pub(crate) min_ring: Option<MinRingSearch>,
 }
@@ -600,15 +593,6 @@ impl Plan {
                 ),
             ));
         }
-        if !(0.0..1.0).contains(&cfg.host_check) {
-            return Err(bad(
-                "host_check",
-                format!(
-                    "{}: must be a fraction in [0, 1), e.g. 0.7 (0 turns the check off)",
-                    cfg.host_check
-                ),
-            ));
-        }
         if let Some(g) = cfg.goal_rate {
             rate("goal_rate", g)?;
         }
@@ -662,7 +646,6 @@ impl Plan {
             trials: cfg.trials,
             edge_trials: cfg.edge_trials,
             pdr_loss: cfg.pdr_loss,
-            host_check: cfg.host_check,
             goal_rate: cfg.goal_rate,
             min_ring,
             config: cfg,
@@ -1330,10 +1313,6 @@ mod tests {
             (
                 "variants = [{ name = \"tuned\", message_events = 0 }]\n".into(),
                 &["line 1", "variants: tuned: message_events", "0"][..],
-            ),
-            (
-                "sink = \"null\"\nhost_check = 1.5\n".into(),
-                &["line 2", "host_check", "1.5"][..],
             ),
             (
                 "sink = \"null\"\n[[variants]]\nname = \"compact\"\nlayouts = [\"fixed4k\"]\n"

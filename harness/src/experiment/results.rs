@@ -113,10 +113,6 @@ pub struct Series {
     /// Times re-measuring an end turned it over and the search ran again.
     #[serde(default)]
     pub reruns: usize,
-    /// Failed trials run again because the host was disturbed around them
-    /// (docs/tuning.md, "The host between trials"); each try is in `points`.
-    #[serde(default)]
-    pub host_reruns: usize,
     /// The rule that judged every trial (steady-state: warm-up, window, tolerance).
     #[serde(default)]
     pub verdict_rule: String,
@@ -309,7 +305,6 @@ pub(crate) mod fixtures {
             strict_zero_loss_rate: rate,
             edges: Vec::new(),
             reruns: 0,
-            host_reruns: 0,
             verdict_rule: String::new(),
             shape: String::new(),
             capped: false,

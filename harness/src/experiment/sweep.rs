@@ -8,7 +8,6 @@ use probes::abi::Layout;
 
 use crate::capture::{Capture, CaptureError};
 use crate::classify::Classifier;
-use crate::experiment::host::HostGauge;
 use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
 use crate::experiment::plan::{ring_split, Mode, Plan, PlannedSeries};
 use crate::experiment::relayout::relayout;
@@ -212,21 +211,9 @@ impl RateOutcome {
     }
 }
 
-/// How often a trial that says nothing about the pipeline (the producer
-/// could not offer it, or it failed on a disturbed host) is run before it
-/// counts as it came out.
+/// How often a trial the producer could not offer is run before it counts
+/// as failing.
 const INCONCLUSIVE_TRIES: usize = 3;
-
-/// What a series' trials could not settle, for its warnings.
-#[derive(Debug, Default)]
-struct Doubts {
-    /// Rates at which every try was inconclusive (producer-short).
-    inconclusive: Vec<f64>,
-    /// Rates at which every try failed on a disturbed host.
-    disturbed: Vec<f64>,
-    /// Failed trials run again because the host was disturbed.
-    host_reruns: usize,
-}
 
 /// Progress lines as the sweep runs.
 pub trait SweepObserver {
@@ -262,7 +249,6 @@ pub fn run_sweep(
     let mut out = Vec::new();
     let mut seq = 0usize;
     let mut relaid = Relaid::new()?;
-    let mut host = HostGauge::new(plan.host_check);
     for cell in cells {
         if !select(&cell) {
             continue;
@@ -283,7 +269,7 @@ pub fn run_sweep(
         }
         observer.series_start(&cell.key);
         let runner = SeriesRunner::new(plan, &cell, capture, cap, classifier.clone())?;
-        let series = runner.run(&mut seq, &mut host, observer)?;
+        let series = runner.run(&mut seq, observer)?;
         observer.series_done(&series);
         out.push(series);
     }
@@ -474,11 +460,9 @@ impl SeriesRunner<'_> {
         })
     }
 
-    /// `count` more trials at `m.rate` with `ring`, added to `m`. A trial
-    /// that says nothing about the pipeline (the producer could not offer
-    /// the rate, or it failed while the host was disturbed: [`HostGauge`])
-    /// is run again, up to INCONCLUSIVE_TRIES times in all, then counted as
-    /// it came out (the series says so). Every result goes to `points`.
+    /// `count` more trials at `m.rate` with `ring`, added to `m`, each run
+    /// again while inconclusive, up to INCONCLUSIVE_TRIES times. Every result
+    /// goes to `points`; rates no try could offer to `inconclusive`.
     #[allow(clippy::too_many_arguments)]
     fn measure(
         &self,
@@ -486,37 +470,30 @@ impl SeriesRunner<'_> {
         count: usize,
         ring: Ring,
         seq: &mut usize,
-        host: &mut HostGauge,
         observer: &mut dyn SweepObserver,
         points: &mut Vec<RunResult>,
-        doubts: &mut Doubts,
+        inconclusive: &mut Vec<f64>,
     ) -> Result<(), TrialError> {
         let (plan, cell) = (self.plan, self.cell);
         let rate = m.rate;
         for _ in 0..count {
+            // A trial the producer could not offer (a busy machine) says
+            // nothing about the pipeline: run it again, up to
+            // INCONCLUSIVE_TRIES times, then count it as failing (the series
+            // says so).
             let mut tries = 0;
             loop {
                 tries += 1;
-                let mut check = host.before_trial();
-                let (mut result, clean, unsure) = self.trial(ring, rate, seq)?;
-                host.after_trial(&mut check);
-                let disturbed = !clean && check.is_some_and(|c| c.disturbed(host.threshold));
-                result.host = check;
-                let again = (unsure || disturbed) && tries < INCONCLUSIVE_TRIES;
+                let (result, clean, unsure) = self.trial(ring, rate, seq)?;
+                let again = unsure && tries < INCONCLUSIVE_TRIES;
                 observer.trial_done(&cell.key, rate, clean, &result);
                 if !again {
-                    if unsure && !doubts.inconclusive.contains(&rate) {
-                        doubts.inconclusive.push(rate);
-                    }
-                    if disturbed && !unsure && !doubts.disturbed.contains(&rate) {
-                        doubts.disturbed.push(rate);
+                    if unsure && !inconclusive.contains(&rate) {
+                        inconclusive.push(rate);
                     }
                     m.add(&result, clean, unsure, plan.rule.window_ns as f64 / 1e9);
                     points.push(result);
                     break;
-                }
-                if disturbed {
-                    doubts.host_reruns += 1;
                 }
                 points.push(result);
             }
@@ -524,12 +501,7 @@ impl SeriesRunner<'_> {
         Ok(())
     }
 
-    fn run(
-        &self,
-        seq: &mut usize,
-        host: &mut HostGauge,
-        observer: &mut dyn SweepObserver,
-    ) -> Result<Series, SweepError> {
+    fn run(&self, seq: &mut usize, observer: &mut dyn SweepObserver) -> Result<Series, SweepError> {
         let (plan, cell) = (self.plan, self.cell);
         let trial_error = |source| SweepError::Trial {
             series: cell.key.to_string(),
@@ -537,7 +509,7 @@ impl SeriesRunner<'_> {
         };
         let own = self.own_ring();
         let mut points: Vec<RunResult> = Vec::new();
-        let mut doubts = Doubts::default();
+        let mut inconclusive: Vec<f64> = Vec::new();
         // Every rate measured so far at the cell's ring: both rate searches
         // share its trials. A rate's first visit runs the plan's `trials`;
         // re-measuring an end of a bracket adds one at a time.
@@ -545,7 +517,6 @@ impl SeriesRunner<'_> {
         let mut at = |rate: f64,
                       at_least: usize,
                       observer: &mut dyn SweepObserver,
-                      host: &mut HostGauge,
                       seq: &mut usize|
          -> Result<RateOutcome, TrialError> {
             let i = match measured.iter().position(|m| m.rate == rate) {
@@ -571,10 +542,9 @@ impl SeriesRunner<'_> {
                     want - have,
                     own,
                     seq,
-                    host,
                     observer,
                     &mut points,
-                    &mut doubts,
+                    &mut inconclusive,
                 )?;
             }
             Ok(measured[i].clone())
@@ -584,7 +554,7 @@ impl SeriesRunner<'_> {
         let ndr = plan
             .search
             .run_confirmed(goal_s, |rate, n| {
-                at(rate, n, observer, host, seq).map(|m| m.clean())
+                at(rate, n, observer, seq).map(|m| m.clean())
             })
             .map_err(trial_error)?;
         // PDR: the highest rate whose steady-state loss stays within
@@ -592,7 +562,7 @@ impl SeriesRunner<'_> {
         let pdr = plan
             .search
             .run_confirmed(goal_s, |rate, n| {
-                at(rate, n, observer, host, seq).map(|m| m.within(plan.pdr_loss))
+                at(rate, n, observer, seq).map(|m| m.within(plan.pdr_loss))
             })
             .map_err(trial_error)?;
         let outcome = &ndr.outcome;
@@ -616,10 +586,9 @@ impl SeriesRunner<'_> {
                             plan.trials,
                             Ring { bytes, rings },
                             seq,
-                            host,
                             observer,
                             &mut ring_points,
-                            &mut doubts,
+                            &mut inconclusive,
                         )
                         .map(|()| median_loss(&m))
                     })
@@ -646,11 +615,9 @@ impl SeriesRunner<'_> {
                     .map(move |x| format!("at {:.0}/s: {x}", p.config.target_rate.unwrap_or(0.0)))
             })
             .collect();
-        let mut warnings: Vec<String> = doubts
-            .inconclusive
+        let mut warnings: Vec<String> = inconclusive
             .iter()
             .map(|r| format!("at {r:.0}/s: every try was inconclusive (the producer could not offer the rate: a busy machine); counted as failing"))
-            .chain(doubts.disturbed.iter().map(|r| format!("at {r:.0}/s: every try failed while the host was disturbed (its memory speed below {:.0}% of its best); counted as failing", host.threshold * 100.0)))
             .collect();
         let valid = problems.is_empty();
         problems.append(&mut warnings);
@@ -662,7 +629,6 @@ impl SeriesRunner<'_> {
             strict_zero_loss_rate: strict_zero_loss_rate(&measured),
             edges: ndr.edges.clone(),
             reruns: ndr.reruns,
-            host_reruns: doubts.host_reruns,
             verdict_rule: plan.rule.describe(),
             shape: plan.shape.name().into(),
             capped: outcome.capped,

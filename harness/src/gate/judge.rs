@@ -416,7 +416,6 @@ mod tests {
             strict_zero_loss_rate: ndr.0,
             edges: Vec::new(),
             reruns: 0,
-            host_reruns: 0,
             verdict_rule: String::new(),
             shape: String::new(),
             capped: false,

@@ -111,8 +111,11 @@ pub struct ConfirmedOutcome {
 }
 
 /// Rounds of re-measuring after which a search that keeps turning its ends
-/// over stops and says it is capped: each round adds at least one rate.
-const MAX_RERUNS: usize = 4;
+/// over stops and says it is capped: each round adds at least one rate and
+/// its edge trials (3-5 trials). 2, not 4: on a host whose speed flips
+/// within seconds (docs/tuning.md, "The host moves under a sweep") a series
+/// took 27 trials with 4 and pushed the default sweep to 220 s.
+const MAX_RERUNS: usize = 2;
 
 /// Search bounds and precision.
 #[derive(Debug, Clone, Copy, PartialEq)]

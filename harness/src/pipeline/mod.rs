@@ -11,7 +11,7 @@
 //! | `batched` | 1 thread, drains up to `batch_size` per wakeup into pooled buffers | bounded channel of batches to N workers; async publish | no |
 //! | `zero-copy-sharded` | 1 thread per ring, decodes in place | classifies in the reader thread, rings in parallel | no |
 //! | `compact` | as `zero-copy-sharded`, on the compact event layout | | no |
-//! | `tuned` | as `compact`, with a path cache per reader | | no |
+//! | `tuned` | as `compact`, with a path cache per reader and 64 events a Kafka message | | no |
 //! | `ringbuf` | 1 reader on the shared BPF ring buffer, decodes in place, copies only header + path | pooled small batches to N workers | no |
 
 mod batched;
@@ -461,32 +461,25 @@ impl EventProcessor {
         let verdict = self.classifier.classify(&ev, &mut self.scratch);
         self.counts.classified += 1;
         let classify = sw.split();
-        if let Some(b) = &mut self.batches {
+        let (serialize, send, sent) = match &mut self.batches {
             // Batched: the event joins its lane's message; a full lane is
-            // sent now, the rest when the drain ends (`flush`).
-            let full = b.push(&ev, &verdict, origin_ns);
-            let serialize = sw.split();
-            if let Some(lane) = full {
-                b.send(lane, sink, &mut self.counts, &mut self.latency);
+            // sent now (counted there), the rest when the drain ends (`flush`).
+            Some(b) => {
+                let full = b.push(&ev, &verdict, origin_ns);
+                let serialize = sw.split();
+                if let Some(lane) = full {
+                    b.send(lane, sink, &mut self.counts, &mut self.latency);
+                }
+                (serialize, sw.split(), None)
             }
-            let send = sw.split();
-            sw.finish(
-                &mut self.clocks,
-                Lap {
-                    decode,
-                    classify,
-                    serialize,
-                    send,
-                },
-                self.extra_work.as_nanos() as u64,
-            );
-            return;
-        }
-        let key = encode_key(&ev);
-        encode_value(&ev, &verdict, &mut self.value);
-        let serialize = sw.split();
-        let sent = sink.send(&key, &self.value);
-        let send = sw.split();
+            None => {
+                let key = encode_key(&ev);
+                encode_value(&ev, &verdict, &mut self.value);
+                let serialize = sw.split();
+                let sent = sink.send(&key, &self.value);
+                (serialize, sw.split(), Some(sent))
+            }
+        };
         sw.finish(
             &mut self.clocks,
             Lap {
@@ -498,11 +491,12 @@ impl EventProcessor {
             self.extra_work.as_nanos() as u64,
         );
         match sent {
-            Ok(()) => {
+            Some(Ok(())) => {
                 self.counts.produced += 1;
                 record_latency(&mut self.latency, origin_ns);
             }
-            Err(r) => self.counts.drop_one(r),
+            Some(Err(r)) => self.counts.drop_one(r),
+            None => {}
         }
     }
 
@@ -560,7 +554,7 @@ mod tests {
     }
 
     #[test]
-    fn tuned_is_compact_with_a_path_cache_and_the_cache_is_off_elsewhere() {
+    fn tuned_is_compact_with_a_path_cache_and_batch_messages_and_both_are_off_elsewhere() {
         let (compact, tuned) = (variant("compact").unwrap(), variant("tuned").unwrap());
         assert_eq!(
             (tuned.layout, tuned.transport),
@@ -570,11 +564,13 @@ mod tests {
             (tuned.knobs)(),
             Knobs {
                 path_cache: 4 << 20,
+                message_events: 64,
                 ..(compact.knobs)()
             }
         );
         for v in VARIANTS.iter().filter(|v| v.name != "tuned") {
             assert_eq!((v.knobs)().path_cache, 0, "{}", v.name);
+            assert_eq!((v.knobs)().message_events, 1, "{}", v.name);
         }
         // The default sweep leaves out only zero-copy-sharded.
         let left_out: Vec<_> = VARIANTS.iter().filter(|v| !v.in_default_sweep).collect();

@@ -12,7 +12,8 @@
 //! bytes instead of 4144), which shrinks what the kernel writes and the reader
 //! touches.
 //!
-//! `tuned` adds a path cache per reader thread.
+//! `tuned` adds a path cache per reader thread and packs 64 events into each
+//! Kafka message.
 //!
 //! Knobs: batch_size (records per drain), read_timeout, path_cache,
 //! message_events (each drain's events packed into batch messages). workers
@@ -71,19 +72,27 @@ pub const VARIANT_COMPACT: Variant = Variant {
 /// Every remedy the seed names that a perf-buffer tracer can apply, in one
 /// variant: small events (`compact`), per-ring readers decoding in place with
 /// no hand-off (`zero-copy-sharded`), classification that is cheap for paths
-/// seen before (the path cache), and an asynchronous producer batched by
+/// seen before (the path cache), events batched into Kafka messages (64 a
+/// message: `message_events`) and an asynchronous producer batched by
 /// librdkafka (linger 5 ms, 10 k messages, lz4: the default sink). Each
 /// piece is also a variant or knob of its own, so a sweep can show what each
 /// one buys (docs/tuning.md, "What each remedy buys").
 pub const VARIANT_TUNED: Variant = Variant {
     name: "tuned",
-    summary: "compact plus a path cache per reader: every remedy a perf-buffer tracer can apply",
+    summary: "compact plus a path cache per reader and 64 events a Kafka message: every remedy a perf-buffer tracer can apply",
     knobs: || Knobs {
         // The bundled fixed4k capture holds 4 103 distinct paths of ~163
         // bytes (670 KB of keys); the real-programs one fewer. 4 MiB per
         // reader thread keeps every one of them with room for traffic 6x as
         // varied before the cache starts over.
         path_cache: 4 << 20,
+        // librdkafka costs ~1.5 us a message (enqueue, delivery report, its
+        // threads), whatever the ~100-byte payload: 64 events a message cut
+        // the sink client from 1 456 to 444 ns/event and the broker from 519
+        // to 311 (harness stages --rate 300k, real broker); 256 gave only
+        // 389 and 296 for four times the batch (docs/tuning.md, "Batch
+        // messages").
+        message_events: 64,
         ..(VARIANT_COMPACT.knobs)()
     },
     // librdkafka's threads cost the same ~1.1 us/event at linger 5 and 20 ms

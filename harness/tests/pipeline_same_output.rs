@@ -9,7 +9,7 @@ use harness::classify::Classifier;
 use harness::ledger::{KernelCounts, Ledger};
 use harness::pipeline::memory::{MemoryRecord, MemorySink, MemorySource};
 use harness::pipeline::{Context, Input, Knobs, VARIANTS};
-use harness::sink::message::{decode_batch, decode_value, BATCH_VERSION};
+use harness::sink::message::decode_events;
 use harness::sink::Sink;
 use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
 use probes::record::ShardedSource;
@@ -102,11 +102,7 @@ fn run(variant: &harness::pipeline::Variant, knobs: Knobs) -> (Output, Ledger) {
     };
     let mut out = Output::new();
     for (_, v) in sink.take() {
-        let events = match v.first() {
-            Some(&BATCH_VERSION) => decode_batch(&v).unwrap(),
-            _ => vec![decode_value(&v).unwrap()],
-        };
-        for d in events {
+        for d in decode_events(&v).unwrap() {
             *out.entry((d.path.to_vec(), d.syscall, d.category as u8))
                 .or_default() += 1;
         }

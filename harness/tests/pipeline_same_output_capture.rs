@@ -12,7 +12,7 @@ use harness::pipeline::memory::MemorySink;
 use harness::pipeline::replayed::run_replayed;
 use harness::pipeline::VARIANTS;
 use harness::replay::{Bound, Pacing, ReplayOptions};
-use harness::sink::message::decode_value;
+use harness::sink::message::decode_events;
 
 type Output = BTreeMap<(Vec<u8>, u8, u8), u64>;
 
@@ -57,9 +57,10 @@ fn check_capture(file: &str) {
         assert_eq!(r.run.stages.produced, samples, "{file} {}", v.name);
         let mut out = Output::new();
         for (_, value) in sink.take() {
-            let d = decode_value(&value).unwrap();
-            *out.entry((d.path.to_vec(), d.syscall, d.category as u8))
-                .or_default() += 1;
+            for d in decode_events(&value).unwrap() {
+                *out.entry((d.path.to_vec(), d.syscall, d.category as u8))
+                    .or_default() += 1;
+            }
         }
         match &reference {
             None => reference = Some((v.name, out)),

@@ -149,6 +149,15 @@ pub fn decode_batch(b: &[u8]) -> Result<Vec<DecodedValue<'_>>, MessageError> {
     Ok(out)
 }
 
+/// The events in a message value of either version: a batch's, or the one
+/// a version-1 value holds.
+pub fn decode_events(b: &[u8]) -> Result<Vec<DecodedValue<'_>>, MessageError> {
+    match b.first() {
+        Some(&BATCH_VERSION) => decode_batch(b),
+        _ => decode_value(b).map(|d| vec![d]),
+    }
+}
+
 /// Appends the version-1 value for `ev` and its verdict to `out`.
 pub fn append_value(ev: &Event<'_>, v: &Verdict, out: &mut Vec<u8>) {
     let h = &ev.header;
@@ -404,6 +413,10 @@ mod tests {
         stray.push(0);
         assert!(decode_batch(&stray).is_err());
         assert_eq!(decode_batch(&one), Err(MessageError::Version { found: 1 }));
+        // Either version through one call.
+        assert_eq!(decode_events(&one).unwrap().len(), 1);
+        assert_eq!(decode_events(&batch).unwrap().len(), 2);
+        assert!(decode_events(&[9; 50]).is_err());
     }
 
     #[test]

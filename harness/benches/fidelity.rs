@@ -158,6 +158,8 @@ impl Cell<'_> {
             classifier: self.classifier.clone(),
             rule: self.rule,
             load_cpu: None,
+            load_threads: 1,
+            run_time_stats: false,
         };
         let t = run_live_trial(&setup, rate, Arc::new(NullSink::new())).expect("live trial");
         let k = t.kernel.total();

@@ -252,6 +252,7 @@ impl Load {
                         tid: self.tids[index],
                         cpu: self.cpus[index],
                         ops: out.tally.ops,
+                        cpu_ns: out.cpu_ns,
                     });
                 }
                 Err(_) => {
@@ -341,6 +342,9 @@ pub struct ThreadReport {
     pub tid: i32,
     pub cpu: Option<usize>,
     pub ops: u64,
+    /// CPU time the thread used while it ran (user + system: the syscalls
+    /// and, when they are traced, the BPF programs they run), in ns.
+    pub cpu_ns: u64,
 }
 
 /// What a run did. Serialized as the JSON the harness reads.

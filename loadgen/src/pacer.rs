@@ -146,6 +146,20 @@ pub(crate) struct WorkerOutcome {
     /// Own slots left when the deadline passed while the worker was behind.
     pub missed: u64,
     pub ran: bool,
+    /// The thread's CPU time over its run (user + system, the traced
+    /// syscalls' BPF programs included), from CLOCK_THREAD_CPUTIME_ID.
+    pub cpu_ns: u64,
+}
+
+/// The calling thread's CPU time so far (user + system), in ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid pointer to a timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Sets up the calling thread (tid, pinning, timer slack), reports it, waits for the gate, runs.
@@ -183,6 +197,7 @@ pub(crate) fn worker_main(
         end_ns: 0,
         missed: 0,
         ran: false,
+        cpu_ns: 0,
     };
     let ok = setup.is_ok();
     let _ = ready.send((plan.index, setup));
@@ -194,7 +209,9 @@ pub(crate) fn worker_main(
         return outcome;
     }
     outcome.ran = true;
+    let cpu0 = thread_cpu_ns();
     run(&plan, &shared, start_ns, &mut outcome);
+    outcome.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
     outcome
 }
 

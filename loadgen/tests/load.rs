@@ -187,3 +187,24 @@ fn dropping_an_unjoined_load_stops_it() {
     drop(load);
     assert!(!dir.exists(), "corpus removed once the workers are gone");
 }
+
+#[test]
+fn each_worker_reports_the_cpu_its_syscalls_took() {
+    // 20 000 ops flat out cost at least ~1 µs of CPU each (a syscall and a
+    // path walk), so each of two threads used well over 1 ms; an idle thread
+    // would report ~0.
+    let mut c = cfg(Rate::Max, RunEnd::Ops(20_000));
+    c.threads = 2;
+    let r = Load::start(c).unwrap().join().unwrap();
+    assert_eq!(r.threads.len(), 2);
+    for t in &r.threads {
+        assert!(t.ops > 0, "{t:?}");
+        assert!(t.cpu_ns > 1_000_000, "{t:?}");
+        // No more CPU than the run's wall time (one thread is on one CPU at a time).
+        assert!(
+            t.cpu_ns <= r.elapsed_ns + 10_000_000,
+            "{t:?} in {} ns",
+            r.elapsed_ns
+        );
+    }
+}

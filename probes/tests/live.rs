@@ -439,3 +439,47 @@ fn cgroup_filter_traces_only_tasks_in_the_cgroup() {
     );
     assert!(probe.counters().unwrap().total().filtered > 0);
 }
+
+#[test]
+fn run_time_stats_count_every_program_run_and_its_time() {
+    if !privileged() {
+        return;
+    }
+    let _g = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    let path = CString::new("/nonexistent/dropbench-run-time").unwrap();
+    let mut spec = ProbeSpec::new(Layout::Compact, Transport::Perf);
+    spec.ring_bytes = 1 << 20;
+    spec.wakeup = Wakeup::Events(1);
+    spec.filter = Filter::Tgids(vec![pid]);
+    spec.emit_exit = true;
+    // Off: the kernel counts nothing (unless another process has them on).
+    let mut probe = Probe::load(&spec).unwrap();
+    let before = probe.program_run_time().unwrap();
+    let stats = probes::loader::RunTimeStats::enable().unwrap();
+    let on = probe.program_run_time().unwrap();
+    const CALLS: u64 = 500;
+    for _ in 0..CALLS {
+        issue(Syscall::Newfstatat, &path);
+    }
+    let after = probe.program_run_time().unwrap().since(&on);
+    drop(stats);
+    let (samples, lost) = drain_all(&mut probe);
+    // Each call runs the enter and the exit program; other processes' stat
+    // calls run them too (and are filtered out), so at least 2 per call.
+    assert!(
+        after.runs >= 2 * CALLS,
+        "{after:?} (before stats {before:?})"
+    );
+    // This process's other file syscalls (loading the probe, the test
+    // harness) are traced too.
+    let ours = samples.len() as u64 + lost;
+    assert!(ours >= 2 * CALLS, "{ours} events for {CALLS} calls");
+    // A run is at least a map lookup and a clock read: > 10 ns each, and far
+    // under the 1 ms a run would take if the clock were misread.
+    let per_run = after.run_ns / after.runs;
+    assert!(
+        (10..1_000_000).contains(&per_run),
+        "{per_run} ns a run: {after:?}"
+    );
+}

@@ -48,9 +48,13 @@ pub struct LiveArgs {
     /// Kafka topic (must exist on a real broker).
     #[arg(long)]
     pub topic: Option<String>,
-    /// Pin the load generator's thread to this CPU.
+    /// Pin the load generator's threads to this CPU.
     #[arg(long)]
     pub load_cpu: Option<usize>,
+    /// The load generator's threads: one issues ~220 k ops/s traced here, so
+    /// faster live cells need two (docs/tuning.md, "What bounds a live cell").
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub load_threads: u16,
     /// Write the result (schema dropbench.run/1, kind live) here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -100,6 +104,8 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
         classifier: Arc::new(crate::classify::Classifier::default_rules()),
         rule,
         load_cpu: args.load_cpu,
+        load_threads: args.load_threads.into(),
+        run_time_stats: true,
     };
     println!(
         "live      {} ({} {}), {} ring(s) of {} bytes, wakeup {}, {:.0} events/s of {}'s traffic",
@@ -140,6 +146,28 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
         p.lateness.p99_ns as f64 / 1e3,
         p.lateness.max_ns as f64 / 1e6
     );
+    if let Some(c) = trial.cpu_split() {
+        // ns of CPU per event emitted, and % of the machine's CPU over the trial.
+        let (events, wall) = (
+            k.emitted.max(1) as f64,
+            trial.duration_ns.max(1) as f64 * cpus as f64,
+        );
+        let part = |ns: u64| {
+            format!(
+                "{:.0} ns/event ({:.0}%)",
+                ns as f64 / events,
+                ns as f64 * 100.0 / wall
+            )
+        };
+        println!(
+            "cpu       probes' programs {} in {} runs; load threads {} (syscalls, programs included); pipeline reader {}, workers {}",
+            part(c.programs.run_ns),
+            c.programs.runs,
+            part(c.load_ns),
+            part(c.reader_ns),
+            part(c.workers_ns),
+        );
+    }
     println!("verdict   {}: {}", trial.verdict.kind, trial.verdict.reason);
     println!("rule      {}", rule.describe());
     let result = trial.to_run_result(&setup, &capture.file, &desc);

@@ -159,8 +159,16 @@ pub struct LiveSetup<'a> {
     pub sink: &'a SinkSpec,
     pub classifier: Arc<Classifier>,
     pub rule: VerdictRule,
-    /// Pin the load's thread here (the pipeline's threads float).
+    /// Pin the load's threads to this CPU (the pipeline's threads float).
     pub load_cpu: Option<usize>,
+    /// The load generator's threads (1..=64). One thread issues ~220 k ops/s
+    /// traced on this kind of machine, so faster live cells need two
+    /// (docs/tuning.md, "What bounds a live cell").
+    pub load_threads: usize,
+    /// Turn on the kernel's BPF run-time statistics for the trial, so the
+    /// result has the probes' own CPU ([`LiveTrial::programs`]). They time
+    /// every BPF program run (tens of ns each), so searches leave them off.
+    pub run_time_stats: bool,
 }
 
 /// What one live trial found.
@@ -177,9 +185,55 @@ pub struct LiveTrial {
     pub duration_ns: u64,
     /// Events each op emits (the traffic's: 2 with exit events).
     pub events_per_op: f64,
+    /// The probes' programs over the trial, when the setup asked for run-time statistics.
+    pub programs: Option<probes::loader::ProgramRunTime>,
+}
+
+/// Where a live trial's CPU went (`harness live` prints it): the probes'
+/// programs (in the traced threads, from the kernel's run-time statistics),
+/// the load threads' own clocks (their syscalls, the programs included), and
+/// the pipeline's threads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LiveCpu {
+    pub programs: probes::loader::ProgramRunTime,
+    pub load_ns: u64,
+    pub reader_ns: u64,
+    pub workers_ns: u64,
+}
+
+impl LiveCpu {
+    /// The kernel as the producer: the probes' programs.
+    fn producer_stage(&self, emitted: u64, wall_ns: u64) -> crate::results::StageResult {
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        crate::results::StageResult {
+            name: crate::pipeline::cost::PRODUCER.into(),
+            records_in: self.programs.runs,
+            records_out: emitted,
+            dropped: 0,
+            cpu: crate::results::CpuTime {
+                user_ns: 0,
+                sys_ns: self.programs.run_ns,
+            },
+            ns_per_event: self.programs.run_ns as f64 / emitted.max(1) as f64,
+            cpu_share: self.programs.run_ns as f64 / (wall_ns.max(1) as f64 * online),
+            note: Some(
+                "the probes' BPF programs in the traced threads (kernel run-time statistics; runs include other processes' filtered syscalls)".into(),
+            ),
+        }
+    }
 }
 
 impl LiveTrial {
+    /// The trial's CPU by role, when it ran with run-time statistics.
+    pub fn cpu_split(&self) -> Option<LiveCpu> {
+        Some(LiveCpu {
+            programs: self.programs?,
+            load_ns: self.load.threads.iter().map(|t| t.cpu_ns).sum(),
+            reader_ns: self.run.cpu.reader.as_nanos() as u64,
+            workers_ns: self.run.cpu.workers.as_nanos() as u64,
+        })
+    }
+
     pub fn clean(&self) -> bool {
         self.verdict.clean()
     }
@@ -212,8 +266,14 @@ pub fn run_live_trial(
     );
     cfg.mix = t.mix.clone();
     cfg.paths = loadgen::PathSource::ListFile(t.paths_file.path().to_path_buf());
+    cfg.threads = setup.load_threads.max(1);
     cfg.cpus = setup.load_cpu.map(|c| vec![c]);
     let mut load = loadgen::Load::spawn(cfg)?;
+    // Before the probe loads, so its programs are timed from their first run.
+    let stats = match setup.run_time_stats {
+        true => Some(probes::loader::RunTimeStats::enable()?),
+        false => None,
+    };
     let mut spec = ProbeSpec::new(setup.layout, setup.transport);
     spec.ring_bytes = setup.ring_bytes as usize;
     spec.wakeup = setup.wakeup;
@@ -264,6 +324,9 @@ pub fn run_live_trial(
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
         let duration_ns = start.elapsed().as_nanos() as u64;
+        let programs = stats
+            .as_ref()
+            .map(|_| probe.program_run_time().map_err(LiveError::from));
         let detached = probe.detach();
         stop.store(true, std::sync::atomic::Ordering::Release);
         load.stop();
@@ -274,13 +337,15 @@ pub fn run_live_trial(
             run,
             progress,
             kernel,
-            load_report.map(|r| (r, detached)),
+            load_report.map(|r| (r, detached, programs)),
             duration_ns,
         )
     });
     let run = run??;
-    let (load_report, detached) = load_report?;
+    let (load_report, detached, programs) = load_report?;
     detached?;
+    let programs = programs.transpose()?;
+    drop(stats);
     let kernel = kernel?;
     let sink_report = sink.finish(Duration::from_secs(60))?;
     let k = kernel.total();
@@ -345,6 +410,7 @@ pub fn run_live_trial(
         rings,
         duration_ns,
         events_per_op: t.events_per_op,
+        programs,
     })
 }
 
@@ -392,6 +458,10 @@ impl LiveTrial {
         r.latency = self.run.latency.as_ref().and_then(Latency::from_histogram);
         r.stages =
             crate::pipeline::replayed::consumer_report(setup.variant.name, Some(&self.run)).stages;
+        if let Some(c) = self.cpu_split() {
+            r.stages
+                .insert(0, c.producer_stage(k.emitted, self.duration_ns));
+        }
         r.ledger = Some(self.ledger.clone());
         for i in self.ledger.check() {
             r.problem(format!("ledger: {}: {}", i.check, i.detail));

@@ -81,6 +81,10 @@ pub struct SweepConfig {
     /// probes and rings; root). Live cells are skipped, with the reason, when
     /// this process may not load BPF.
     pub modes: Vec<String>,
+    /// Live cells: the load generator's threads (1..=64). One thread issues
+    /// ~220 k ops/s traced on these machines, so faster live cells need two
+    /// (docs/tuning.md, "What bounds a live cell").
+    pub live_load_threads: usize,
     /// The rate searches' bounds (events/s) and precision.
     pub lo: f64,
     pub hi: f64,
@@ -120,6 +124,7 @@ impl Default for SweepConfig {
             tolerance: 0.02,
             shape: "capture".into(),
             modes: vec!["replay".into()],
+            live_load_threads: 1,
             // One trial per rate keeps the default sweep under 3 minutes;
             // repeatability comes from the steady-state window instead.
             trials: 1,
@@ -389,6 +394,7 @@ pub struct Plan {
     pub(crate) shape: RateShape,
     pub(crate) loading: Loading,
     pub(crate) modes: Vec<Mode>,
+    pub(crate) live_load_threads: usize,
     pub(crate) search: ZeroLossSearch,
     pub(crate) trials: usize,
     pub(crate) edge_trials: usize,
@@ -558,6 +564,12 @@ impl Plan {
                 ))
             }
         };
+        if !(1..=64).contains(&cfg.live_load_threads) {
+            return Err(bad(
+                "live_load_threads",
+                format!("{}: must be 1..=64", cfg.live_load_threads),
+            ));
+        }
         rate("lo", cfg.lo)?;
         rate("hi", cfg.hi)?;
         if cfg.lo > cfg.hi {
@@ -637,6 +649,7 @@ impl Plan {
             shape,
             loading,
             modes,
+            live_load_threads: cfg.live_load_threads,
             search: ZeroLossSearch {
                 lo: cfg.lo,
                 hi: cfg.hi,
@@ -1340,6 +1353,10 @@ mod tests {
                 &["line 1", "modes", "dream"][..],
             ),
             ("\nlo = -5.0\n".into(), &["line 2", "lo", "-5"][..]),
+            (
+                "modes = [\"live\"]\nlive_load_threads = 0\n".into(),
+                &["line 2", "live_load_threads", "1..=64"][..],
+            ),
             (
                 "min_ring = { rate = -1.0 }\n".into(),
                 &["line 1", "min_ring", "rate"][..],

@@ -420,6 +420,8 @@ impl SeriesRunner<'_> {
             classifier: self.classifier.clone(),
             rule: plan.rule,
             load_cpu: None,
+            load_threads: plan.live_load_threads,
+            run_time_stats: false,
         });
         *seq += 1;
         // `_topic` lives to the end of the trial, then deletes its topic.

@@ -203,22 +203,19 @@ pub struct LiveCpu {
 
 impl LiveCpu {
     /// The kernel as the producer: the probes' programs.
-    fn producer_stage(&self, emitted: u64, wall_ns: u64) -> crate::results::StageResult {
-        let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    fn producer_stage(&self, emitted: u64) -> crate::results::StageResult {
         crate::results::StageResult {
             name: crate::pipeline::cost::PRODUCER.into(),
             records_in: self.programs.runs,
             records_out: emitted,
-            dropped: 0,
             cpu: crate::results::CpuTime {
                 user_ns: 0,
                 sys_ns: self.programs.run_ns,
             },
-            ns_per_event: self.programs.run_ns as f64 / emitted.max(1) as f64,
-            cpu_share: self.programs.run_ns as f64 / (wall_ns.max(1) as f64 * online),
             note: Some(
                 "the probes' BPF programs in the traced threads (kernel run-time statistics; runs include other processes' filtered syscalls)".into(),
             ),
+            ..Default::default()
         }
     }
 }
@@ -266,7 +263,7 @@ pub fn run_live_trial(
     );
     cfg.mix = t.mix.clone();
     cfg.paths = loadgen::PathSource::ListFile(t.paths_file.path().to_path_buf());
-    cfg.threads = setup.load_threads.max(1);
+    cfg.threads = setup.load_threads;
     cfg.cpus = setup.load_cpu.map(|c| vec![c]);
     let mut load = loadgen::Load::spawn(cfg)?;
     // Before the probe loads, so its programs are timed from their first run.
@@ -459,9 +456,15 @@ impl LiveTrial {
         r.stages =
             crate::pipeline::replayed::consumer_report(setup.variant.name, Some(&self.run)).stages;
         if let Some(c) = self.cpu_split() {
-            r.stages
-                .insert(0, c.producer_stage(k.emitted, self.duration_ns));
+            r.stages.insert(0, c.producer_stage(k.emitted));
         }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        crate::pipeline::cost::set_rates(
+            &mut r.stages,
+            self.run.stages.read,
+            self.duration_ns,
+            cpus,
+        );
         r.ledger = Some(self.ledger.clone());
         for i in self.ledger.check() {
             r.problem(format!("ledger: {}: {}", i.check, i.detail));

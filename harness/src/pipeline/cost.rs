@@ -289,8 +289,15 @@ pub fn stage_table(f: &StageFigures) -> Vec<StageResult> {
                 .noted(Some(&format!("broker process {} (/proc/PID/stat)", b.pid))),
         );
     }
-    let capacity = f.cost.wall_ns as f64 * f.cost.cpus.max(1) as f64;
-    for s in &mut out {
+    set_rates(&mut out, events, f.cost.wall_ns, f.cost.cpus);
+    out
+}
+
+/// Fills each stage's `ns_per_event` (its CPU over `events`) and `cpu_share`
+/// (its CPU over `wall_ns` x `cpus`) from its CPU time.
+pub(crate) fn set_rates(stages: &mut [StageResult], events: u64, wall_ns: u64, cpus: u32) {
+    let capacity = wall_ns as f64 * cpus.max(1) as f64;
+    for s in stages {
         let cpu = s.cpu.total_ns() as f64;
         s.ns_per_event = if events == 0 {
             0.0
@@ -299,7 +306,6 @@ pub fn stage_table(f: &StageFigures) -> Vec<StageResult> {
         };
         s.cpu_share = if capacity > 0.0 { cpu / capacity } else { 0.0 };
     }
-    out
 }
 
 fn stage(name: &str, records_in: u64, records_out: u64, dropped: u64, cpu_ns: u64) -> StageResult {

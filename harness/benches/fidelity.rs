@@ -112,6 +112,7 @@ impl Cell<'_> {
             rule: self.rule,
             // The load generator paces evenly: so does replay, for a like comparison.
             shape: RateShape::Uniform,
+            stop_at_loss: None,
         };
         let t = run_trial(&setup, rate, Arc::new(NullSink::new())).expect("replay trial");
         Outcome {

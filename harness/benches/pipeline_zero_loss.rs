@@ -154,6 +154,7 @@ fn replay_options(v: &Variant, rate: f64, probe: Duration) -> ReplayOptions {
         ring_bytes: Some(ring_bytes),
         rings,
         wakeup: Some(wakeup),
+        stop_at_loss: None,
     }
 }
 

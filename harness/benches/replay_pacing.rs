@@ -87,6 +87,7 @@ fn main() {
             ring_bytes: Some(32 << 20),
             rings: Some(1),
             wakeup: Some(Wakeup::Watermark(16 << 20)),
+            stop_at_loss: None,
         };
         let r = replay::run(&cap, &opts, drain_noop).expect("replay");
         let got = r.achieved_rate();

@@ -170,6 +170,7 @@ fn replay_max(cap: &Capture, secs: f64) -> replay::ReplayReport {
         ring_bytes: Some(RING),
         rings: Some(1),
         wakeup: Some(Wakeup::Watermark(RING / 2)),
+        stop_at_loss: None,
     };
     replay::run(cap, &opts, drain_noop).expect("replay")
 }
@@ -189,6 +190,7 @@ fn bench_replay(c: &mut Criterion) {
                 ring_bytes: Some(RING),
                 rings: Some(1),
                 wakeup: Some(Wakeup::Watermark(RING / 2)),
+                stop_at_loss: None,
             };
             let r = replay::run(&cap, &opts, drain_noop).expect("replay");
             Duration::from_nanos(r.last_write_ns - r.start_ns)

@@ -71,6 +71,10 @@ pub struct TrialInfo {
     /// Records of backlog growth the rule allowed for batching.
     pub allowance: u64,
     pub producer: crate::experiment::trial::ProducerStats,
+    /// The trial stopped early: its rings had lost more than its loss limit
+    /// allows, so its verdict was decided (docs/tuning.md, "Trials").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_at_loss: bool,
 }
 
 impl RunResult {

@@ -35,6 +35,7 @@ fn check_capture(file: &str) {
             ring_bytes: Some(64 << 20),
             rings: None,
             wakeup: None,
+            stop_at_loss: None,
         };
         let sink = Arc::new(MemorySink::new());
         let r = run_replayed(

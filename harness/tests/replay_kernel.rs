@@ -60,6 +60,7 @@ fn replay_kernel_ok(args: &[&str]) -> String {
 
 fn opts(pacing: Pacing, transport: Transport, ring_bytes: u64, wakeup: Wakeup) -> KernelOptions {
     KernelOptions::new(ReplayOptions {
+        stop_at_loss: None,
         pacing,
         bound: Bound::Loops(1),
         transport: Some(transport),

@@ -85,6 +85,55 @@ fn a_tiny_ring_at_top_speed_loses_and_every_loss_is_accounted() {
 }
 
 #[test]
+fn a_replay_stops_once_its_rings_have_lost_more_than_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = synthetic(dir.path(), Layout::Fixed4k, Transport::Perf, 1, 3_000);
+    let cap = Capture::load(&p).unwrap();
+    let tiny = |stop_at_loss| ReplayOptions {
+        pacing: Pacing::Max,
+        bound: Bound::Loops(4),
+        transport: Some(Transport::Perf),
+        ring_bytes: Some(16384),
+        wakeup: Some(Wakeup::Watermark(8192)),
+        stop_at_loss,
+        rings: None,
+    };
+    let whole = replay::run(&cap, &tiny(None), drain_noop).unwrap();
+    assert!(whole.lost > 200 && !whole.stopped_at_loss, "{}", whole.lost);
+    assert_eq!(whole.loops_done, 4);
+    let stop = replay::StopAtLoss {
+        lost: 100,
+        after: std::time::Duration::ZERO,
+    };
+    let r = replay::run(&cap, &tiny(Some(stop)), drain_noop).unwrap();
+    assert!(r.stopped_at_loss);
+    // It stops at the first loss past the limit, with every count balanced.
+    assert_eq!(r.lost, 101);
+    assert_eq!(r.offered, r.accepted + r.lost);
+    assert_eq!(r.consumer.read, r.accepted);
+    assert!(
+        r.offered < whole.offered,
+        "{} vs {}",
+        r.offered,
+        whole.offered
+    );
+    // A limit it never reaches changes nothing.
+    let far = replay::StopAtLoss {
+        lost: u64::MAX,
+        ..stop
+    };
+    let r = replay::run(&cap, &tiny(Some(far)), drain_noop).unwrap();
+    assert!(!r.stopped_at_loss && r.loops_done == 4);
+    // Nor does one that may only stop after the run has ended.
+    let late = replay::StopAtLoss {
+        lost: 0,
+        after: std::time::Duration::from_secs(3600),
+    };
+    let r = replay::run(&cap, &tiny(Some(late)), drain_noop).unwrap();
+    assert!(!r.stopped_at_loss && r.loops_done == 4 && r.lost > 0);
+}
+
+#[test]
 fn replay_options_default_to_the_capture_and_reject_mismatches() {
     let dir = tempfile::tempdir().unwrap();
     let p = synthetic(dir.path(), Layout::Compact, Transport::Perf, 2, 10);

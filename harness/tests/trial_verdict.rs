@@ -56,6 +56,7 @@ fn a_pipeline_slower_than_the_offer_fails_even_without_loss() {
             ..VerdictRule::default()
         },
         shape: RateShape::Uniform,
+        stop_at_loss: None,
     };
 
     let over = run_trial(&setup, 40_000.0, Arc::new(NullSink::new())).unwrap();

@@ -122,6 +122,7 @@ impl ReplayArgs {
             (None, n) => Bound::Loops(n.unwrap_or(1)),
         };
         ReplayOptions {
+            stop_at_loss: None,
             pacing,
             bound,
             transport: self.transport,

@@ -119,7 +119,13 @@ impl SweepObserver for Printer {
         let mark = match &r.verdict {
             _ if clean => "ok".to_string(),
             Some(v) if v.kind == VerdictKind::Lost && r.counts.lost > 0 => {
-                format!("lost {:.1}%", r.counts.lost_pct)
+                // Stopped at its loss limit: the share is of what it offered until then.
+                let stopped = r.trial.as_ref().is_some_and(|t| t.stopped_at_loss);
+                format!(
+                    "lost {:.1}%{}",
+                    r.counts.lost_pct,
+                    if stopped { " (stopped)" } else { "" }
+                )
             }
             Some(v) if v.kind == VerdictKind::Lost => "lost downstream".into(),
             Some(v) if v.kind == VerdictKind::Behind => {

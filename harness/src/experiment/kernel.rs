@@ -201,6 +201,7 @@ impl KernelTrial {
             shape: self.shape.name().into(),
             allowance: self.allowance,
             producer: self.producer(),
+            stopped_at_loss: false,
         });
         r.progress = self.run.replay().samples.clone();
         r
@@ -231,6 +232,7 @@ pub fn run_kernel_trial(
     let rule = applied_rule(setup, rate);
     let length = Duration::from_nanos(rule.warmup_ns.saturating_add(rule.window_ns));
     let opts = KernelOptions::new(ReplayOptions {
+        stop_at_loss: None,
         pacing: setup.shape.pacing(rate),
         bound: Bound::Duration(length),
         transport: Some(setup.transport),

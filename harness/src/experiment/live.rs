@@ -478,6 +478,7 @@ impl LiveTrial {
             shape: "load generator (paced, bursts of 8 ops)".into(),
             allowance: self.allowance,
             producer: self.producer(),
+            stopped_at_loss: false,
         });
         r.progress = self.progress.clone();
         r

@@ -26,12 +26,42 @@
 //! (draft-ietf-bmwg-mlrsearch) does with its goal exceed ratio of 0.5: a rate
 //! holds when most of its trials hold, and the search is run again whenever
 //! re-measuring turns one of the bracket's ends over.
+//!
+//! A failing trial also says how fast the pipeline finished samples while it
+//! was failing ([`Answer::finished_per_s`]): with a backlog in its rings the
+//! whole window, roughly the pipeline's throughput. [`ZeroLossSearch::run_guided`]
+//! steps by it where halving or bisecting would overshoot: a design failing
+//! just above its edge is tried a resolution step under its throughput, not
+//! at half the rate. At low rates the capture's shape stretches each trial
+//! over a whole pass, 10-19 s there, so overshooting to half the edge and
+//! bisecting back was half of the default sweep's time. The answer is the
+//! same kind: only the rates tried change, and every rate is still judged by
+//! its own trials.
 
 /// One rate the search tried, and what its trials lost.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
     pub rate: f64,
     pub lost: u64,
+}
+
+/// What a trial (or the trials at one rate) told a guided search.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Answer {
+    /// Samples lost (0: the rate held).
+    pub lost: u64,
+    /// When the rate failed: how fast the pipeline finished samples while
+    /// failing (events/s), if the trial measured it.
+    pub finished_per_s: Option<f64>,
+}
+
+impl From<u64> for Answer {
+    fn from(lost: u64) -> Self {
+        Answer {
+            lost,
+            finished_per_s: None,
+        }
+    }
 }
 
 /// What a search found.
@@ -59,6 +89,11 @@ pub struct Tally {
     pub passed_s: f64,
     #[serde(default)]
     pub failed_s: f64,
+    /// The slowest rate at which the pipeline finished samples in a failing
+    /// trial here (events/s), where the trial measured it: a guided search's
+    /// next step ([`ZeroLossSearch::run_guided`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_per_s: Option<f64>,
 }
 
 impl Tally {
@@ -70,6 +105,17 @@ impl Tally {
         } else {
             self.failed += 1;
             self.failed_s += seconds;
+        }
+    }
+    /// Adds one failing trial that measured `seconds`, during which the
+    /// pipeline finished `finished_per_s` samples a second.
+    pub fn add_failed(&mut self, seconds: f64, finished_per_s: f64) {
+        self.add(false, seconds);
+        if finished_per_s.is_finite() && finished_per_s > 0.0 {
+            self.finished_per_s = Some(
+                self.finished_per_s
+                    .map_or(finished_per_s, |f| f.min(finished_per_s)),
+            );
         }
     }
     pub fn total(&self) -> usize {
@@ -156,6 +202,23 @@ impl ZeroLossSearch {
         E: std::error::Error + 'static,
         F: FnMut(f64) -> Result<u64, E>,
     {
+        self.run_guided(|rate| trial(rate).map(Answer::from))
+    }
+
+    /// [`ZeroLossSearch::run`], stepping by what failing trials measured:
+    /// after a failure whose pipeline finished `f` samples a second, the
+    /// next rate is `f` when that is below the bisecting step, and while no
+    /// rate has held yet a resolution step under `f` when that is above
+    /// half the rate (see the halving loop). It is never
+    /// within a resolution step of the highest clean rate, so every trial
+    /// still narrows the bracket. A throughput is dropped once a rate at or
+    /// above it holds, and one more than a resolution step below the clean
+    /// rate is not used.
+    pub fn run_guided<E, F>(&self, mut trial: F) -> Result<SearchOutcome, SearchError<E>>
+    where
+        E: std::error::Error + 'static,
+        F: FnMut(f64) -> Result<Answer, E>,
+    {
         if !(self.lo > 0.0 && self.lo <= self.hi && self.resolution > 0.0 && self.hi.is_finite()) {
             return Err(SearchError::Bounds {
                 lo: self.lo,
@@ -164,18 +227,44 @@ impl ZeroLossSearch {
             });
         }
         let mut steps = Vec::new();
-        let mut run = |rate: f64, steps: &mut Vec<Step>| -> Result<bool, SearchError<E>> {
-            let lost = trial(rate).map_err(|source| SearchError::Trial { rate, source })?;
-            steps.push(Step { rate, lost });
-            Ok(lost == 0)
+        // The throughput the last failing trial measured.
+        let mut finished: Option<f64> = None;
+        let mut run = |rate: f64,
+                       steps: &mut Vec<Step>,
+                       finished: &mut Option<f64>|
+         -> Result<bool, SearchError<E>> {
+            let a = trial(rate).map_err(|source| SearchError::Trial { rate, source })?;
+            steps.push(Step { rate, lost: a.lost });
+            if a.lost > 0 {
+                *finished = a.finished_per_s.filter(|f| f.is_finite() && *f > 0.0);
+            } else if finished.is_some_and(|f| rate >= f) {
+                // The pipeline held its measured throughput: it is stale.
+                *finished = None;
+            }
+            Ok(a.lost == 0)
         };
+        let floor = self.lo / 64.0;
+        // Wider than the resolution (a hair of slack: a step of exactly one
+        // resolution, as a guided step makes, closes the bracket).
+        let wide = |good: f64, bad: f64| bad / good - 1.0 > self.resolution * (1.0 + 1e-9);
         // Below `lo`: halve while lossy, down to lo / 64 (a design that fails
-        // there is reported as having no zero-loss rate in range).
+        // there is reported as having no zero-loss rate in range). A failing
+        // trial whose pipeline finished more than half the rate sends the
+        // next one a resolution step under that throughput instead: halving
+        // would overshoot to a rate whose trial (stretched over a whole pass
+        // of the capture at low rates) takes twice as long. Such a step is
+        // taken once in a row, so a throughput that keeps tracking the rate
+        // cannot walk the search down a resolution step at a time. A
+        // throughput under half the rate does not step further than halving:
+        // a loss in a burst of the capture makes it read low (the seed's
+        // design on the real-programs capture reads 2.4-2.9 k/s failing at
+        // 5 k/s, and holds 4.2 k/s), and a failing trial stops early anyway.
         let mut start = self.lo;
         let mut first_bad = None;
-        while !run(start, &mut steps)? {
+        let mut gentle = false;
+        while !run(start, &mut steps, &mut finished)? {
             first_bad = Some(start);
-            if start <= self.lo / 64.0 || steps.len() >= self.max_trials {
+            if start <= floor || steps.len() >= self.max_trials {
                 return Ok(SearchOutcome {
                     zero_loss_rate: None,
                     first_lossy_rate: Some(start),
@@ -184,31 +273,46 @@ impl ZeroLossSearch {
                     reached_hi: false,
                 });
             }
-            start /= 2.0;
+            let half = start / 2.0;
+            let under = finished.map(|f| f.min(start) / (1.0 + self.resolution));
+            (start, gentle) = match under {
+                Some(u) if u > half && !gentle => (u, true),
+                _ => (half, false),
+            };
         }
         let mut good = start;
         let mut bad = first_bad;
         while bad.is_none() && good < self.hi && steps.len() < self.max_trials {
             let next = (good * 2.0).min(self.hi);
-            if run(next, &mut steps)? {
+            if run(next, &mut steps, &mut finished)? {
                 good = next;
             } else {
                 bad = Some(next);
             }
         }
         if let Some(mut b) = bad {
-            while b / good - 1.0 > self.resolution && steps.len() < self.max_trials {
+            while wide(good, b) && steps.len() < self.max_trials {
                 let mid = (good * b).sqrt();
-                if run(mid, &mut steps)? {
-                    good = mid;
+                // The throughput a failing trial measured, when it is below
+                // the midpoint, and at least a resolution step above the
+                // clean rate. One far below the clean rate (a stalled
+                // window) is not used.
+                let next = match finished {
+                    Some(f) if f < mid && f * (1.0 + self.resolution) >= good => {
+                        f.max(good * (1.0 + self.resolution))
+                    }
+                    _ => mid,
+                };
+                if run(next, &mut steps, &mut finished)? {
+                    good = next;
                 } else {
-                    b = mid;
+                    b = next;
                 }
             }
             bad = Some(b);
         }
         let capped = match bad {
-            Some(b) => b / good - 1.0 > self.resolution,
+            Some(b) => wide(good, b),
             None => good < self.hi,
         };
         Ok(SearchOutcome {
@@ -244,10 +348,13 @@ impl ZeroLossSearch {
         let mut reruns = 0;
         loop {
             let mut seen: Vec<(f64, Tally)> = Vec::new();
-            let mut outcome = self.run(|rate| {
+            let mut outcome = self.run_guided(|rate| {
                 let t = tally(rate, 1)?;
                 seen.push((rate, t));
-                Ok(u64::from(!t.holds()))
+                Ok(Answer {
+                    lost: u64::from(!t.holds()),
+                    finished_per_s: t.finished_per_s,
+                })
             })?;
             let mut edges = Vec::new();
             let mut turned = false;
@@ -488,6 +595,152 @@ mod tests {
         .run(pipeline(1.0))
         .unwrap_err();
         assert!(e.to_string().contains("need 0 < lo"), "{e}");
+    }
+
+    /// A pipeline that keeps up to `cap` events/s; a failing trial reports
+    /// `finished(rate)` as its throughput.
+    fn measured(
+        cap: f64,
+        finished: impl Fn(f64) -> f64,
+    ) -> impl FnMut(f64) -> Result<Answer, Infallible> {
+        move |rate| {
+            Ok(if rate > cap {
+                Answer {
+                    lost: 1,
+                    finished_per_s: Some(finished(rate)),
+                }
+            } else {
+                Answer::default()
+            })
+        }
+    }
+
+    /// The sweep's bounds: from 160 k, to a 10 % bracket, at most 14 trials.
+    fn sweep_bounds() -> ZeroLossSearch {
+        ZeroLossSearch {
+            lo: 160_000.0,
+            hi: 2_000_000.0,
+            resolution: 0.10,
+            max_trials: 14,
+        }
+    }
+
+    /// The bracket is within the resolution around `cap`, every step on its
+    /// right side, and the steps are returned.
+    fn brackets(out: &SearchOutcome, cap: f64) -> usize {
+        let good = out.zero_loss_rate.unwrap();
+        let bad = out.first_lossy_rate.unwrap();
+        assert!(good <= cap && cap < bad, "cap {cap}: {out:?}");
+        assert!(
+            bad / good - 1.0 <= 0.10 + 1e-9 && !out.capped,
+            "cap {cap}: {out:?}"
+        );
+        for p in &out.steps {
+            assert_eq!(p.lost == 0, p.rate <= cap, "{p:?}");
+        }
+        out.steps.len()
+    }
+
+    #[test]
+    fn a_failing_trials_throughput_is_the_next_step() {
+        let s = sweep_bounds();
+        for cap in [
+            4_600.0,
+            9_000.0,
+            37_000.0,
+            130_000.0,
+            450_000.0,
+            1_300_000.0,
+        ] {
+            let plain = brackets(&s.run(pipeline(cap)).unwrap(), cap);
+            // Throughput a little above what holds (a saturated pipeline
+            // finishes faster than it sustains with an empty ring).
+            let out = s.run_guided(measured(cap, |_| cap * 1.04)).unwrap();
+            let guided = brackets(&out, cap);
+            assert!(guided <= plain, "cap {cap}: {guided} > {plain}");
+            // Below the start, halving overshoots to under 0.75 of the edge
+            // for these caps and bisects back; the guided search's lowest
+            // clean rate is a resolution step or two under the edge.
+            let lowest_clean = |o: &SearchOutcome| {
+                o.steps
+                    .iter()
+                    .filter(|p| p.lost == 0)
+                    .map(|p| p.rate)
+                    .fold(f64::INFINITY, f64::min)
+            };
+            if cap < s.lo {
+                let plain_low = lowest_clean(&s.run(pipeline(cap)).unwrap());
+                assert!(plain_low < cap * 0.75, "cap {cap}: plain {plain_low}");
+                assert!(lowest_clean(&out) >= cap / 1.25, "cap {cap}: {out:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_throughput_costs_trials_but_not_the_answer() {
+        let s = sweep_bounds();
+        for cap in [4_600.0, 60_000.0, 450_000.0] {
+            let plain = s.run(pipeline(cap)).unwrap();
+            // Far too high: a gentle step down at most every other halving,
+            // never above the bisecting step.
+            let rates = |o: &SearchOutcome| o.steps.iter().map(|p| p.rate).collect::<Vec<_>>();
+            let out = s.run_guided(measured(cap, |rate| rate * 2.0)).unwrap();
+            let n = brackets(&out, cap);
+            let halvings = plain
+                .steps
+                .iter()
+                .filter(|p| p.rate < s.lo && p.lost > 0)
+                .count();
+            assert!(
+                n <= plain.steps.len() + halvings.div_ceil(2) + 1,
+                "cap {cap}: {out:?}"
+            );
+            // Far too low (a stalled window): the bracket still closes on the edge.
+            let out = s.run_guided(measured(cap, |_| cap / 10.0)).unwrap();
+            brackets(&out, cap);
+            // Nothing measured: the plain search.
+            let out = s
+                .run_guided(|r| Ok::<_, Infallible>(Answer::from(u64::from(r > cap))))
+                .unwrap();
+            assert_eq!(rates(&out), rates(&plain), "cap {cap}");
+        }
+    }
+
+    #[test]
+    fn a_tally_keeps_its_slowest_failing_throughput() {
+        let mut t = Tally::default();
+        t.add(true, 1.0);
+        assert_eq!(t.finished_per_s, None);
+        t.add_failed(1.0, 5_000.0);
+        t.add_failed(1.0, 4_000.0);
+        t.add_failed(1.0, f64::NAN);
+        t.add_failed(1.0, 0.0);
+        assert_eq!(t.finished_per_s, Some(4_000.0));
+        assert_eq!((t.passed, t.failed), (1, 4));
+        // run_confirmed steps by it too.
+        let cap = 4_600.0;
+        let (plain, _) = tallies(move |rate, _| rate > cap);
+        let s = sweep_bounds();
+        let a = s.run_confirmed(3.0, plain).unwrap();
+        let b = s
+            .run_confirmed(3.0, |rate, n| {
+                let mut t = Tally::default();
+                for _ in 0..n {
+                    if rate > cap {
+                        t.add_failed(1.0, cap);
+                    } else {
+                        t.add(true, 1.0);
+                    }
+                }
+                Ok::<_, Infallible>(t)
+            })
+            .unwrap();
+        brackets(&a.outcome, cap);
+        brackets(&b.outcome, cap);
+        assert!(
+            b.outcome.steps.len() + 2 <= a.outcome.steps.len(),
+            "{b:?} against {a:?}"
+        );
     }
 
     /// Every trial a test's `tally` ran: its rate and its number there.

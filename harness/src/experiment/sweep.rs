@@ -152,6 +152,10 @@ struct Mark {
     /// Lost over offered, or, for a trial that fell behind, the share of
     /// intake it did not finish; 1 when the trial was inconclusive.
     steady: f64,
+    /// How fast the pipeline finished samples over the window, scaled to
+    /// the trial's rate, when the trial measured the pipeline (it lost or
+    /// fell behind): a failing trial's is the search's next step.
+    finished_per_s: Option<f64>,
 }
 
 impl RateOutcome {
@@ -178,12 +182,37 @@ impl RateOutcome {
             s
         };
         let span = r.verdict.as_ref().map_or(0, |v| v.window.span_ns) as f64 / 1e9;
-        // An unmeasured window counts as the plan's.
-        let seconds = if span > 0.0 { span } else { window_s };
+        let seconds = match &r.trial {
+            // Stopped at its loss limit: the whole window would have failed.
+            Some(t) if t.stopped_at_loss => t.window_ns as f64 / 1e9,
+            // An unmeasured window counts as the plan's.
+            _ if span == 0.0 => window_s,
+            _ => span,
+        };
+        // What the pipeline finished as a share of what the window offered,
+        // at the trial's rate: with the capture's shape a window shorter
+        // than a pass offers the capture's local rate, not the trial's.
+        let rate = self.rate;
+        let finished_per_s = r
+            .verdict
+            .as_ref()
+            .filter(|v| {
+                matches!(
+                    v.kind,
+                    VerdictKind::Lost | VerdictKind::Behind | VerdictKind::BacklogGrowing
+                ) && v.window.points >= 3
+                    && v.window.span_ns > 0
+                    && v.window.offered > 0
+            })
+            .map(|v| {
+                let offered_per_s = v.window.offered as f64 / (v.window.span_ns as f64 / 1e9);
+                rate * (v.window.done_per_s / offered_per_s).min(1.0)
+            });
         self.marks.push(Mark {
             clean,
             seconds,
             steady,
+            finished_per_s,
         });
         let a = r.rates.offered_per_s;
         self.achieved_min = if self.marks.len() == 1 {
@@ -205,7 +234,10 @@ impl RateOutcome {
     fn tally(&self, pass: impl Fn(&Mark) -> bool) -> Tally {
         let mut t = Tally::default();
         for m in &self.marks {
-            t.add(pass(m), m.seconds);
+            match (pass(m), m.finished_per_s) {
+                (false, Some(f)) => t.add_failed(m.seconds, f),
+                (passed, _) => t.add(passed, m.seconds),
+            }
         }
         t
     }
@@ -406,6 +438,13 @@ impl SeriesRunner<'_> {
             classifier: self.classifier.clone(),
             rule: plan.rule,
             shape: plan.shape,
+            // A trial past the smallest loss any of its searches allows is
+            // decided: stop it there (trial::stop_at_loss).
+            stop_at_loss: Some(
+                plan.min_ring
+                    .as_ref()
+                    .map_or(plan.pdr_loss, |m| m.loss.min(plan.pdr_loss)),
+            ),
         };
         let live_setup = self.traffic.as_ref().map(|t| LiveSetup {
             variant: cell.variant,

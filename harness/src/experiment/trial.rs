@@ -17,7 +17,7 @@ use crate::capture::Capture;
 use crate::classify::Classifier;
 use crate::pipeline::replayed::{run_replayed, ReplayedError, ReplayedRun};
 use crate::pipeline::{Knobs, Variant};
-use crate::replay::{Bound, Lateness, Pacing, ProgressSample, ReplayOptions, Wakeup};
+use crate::replay::{Bound, Lateness, Pacing, ProgressSample, ReplayOptions, StopAtLoss, Wakeup};
 use crate::results::RunResult;
 use crate::sink::{Sink, SinkSpec};
 use probes::Transport;
@@ -76,7 +76,37 @@ pub struct TrialSetup<'a> {
     pub classifier: Arc<Classifier>,
     pub rule: VerdictRule,
     pub shape: RateShape,
+    /// Stop a trial once it has lost more than this share of what it will
+    /// offer ([`stop_at_loss`]); `None` runs every trial to its end.
+    pub stop_at_loss: Option<f64>,
 }
+
+/// Where a trial at `rate` judged by `rule` (as applied) may stop: once
+/// its rings have lost more than `share` of everything it can offer, and
+/// 250 ms into its window.
+///
+/// A trial offers at most `rate` × its length, plus one pass of the
+/// capture's `samples` (a partial pass of a bursty capture can run ahead of
+/// its mean by up to one pass). Past `share` of that, its loss over what it
+/// offered is above `share` whatever the rest of the trial does: it fails
+/// the zero-loss verdict and any loss threshold at or above `share`, so the
+/// rest of its window would measure nothing. The 250 ms of window (25
+/// progress samples) measure how fast the pipeline finished while failing,
+/// which the search steps by ([`super::search::ZeroLossSearch::run_guided`]).
+pub fn stop_at_loss(share: f64, rule: &VerdictRule, rate: f64, samples: u64) -> StopAtLoss {
+    let length_s = rule.warmup_ns.saturating_add(rule.window_ns) as f64 / 1e9;
+    let most = rate * length_s + samples as f64;
+    StopAtLoss {
+        lost: (share.max(0.0) * most).floor() as u64,
+        after: Duration::from_nanos(
+            rule.warmup_ns
+                .saturating_add(rule.window_ns.min(STOP_AFTER_WINDOW_NS)),
+        ),
+    }
+}
+
+/// How far into its window a trial runs before it may stop at its loss limit.
+const STOP_AFTER_WINDOW_NS: u64 = 250_000_000;
 
 /// The producer's side of a trial, for results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -190,6 +220,9 @@ pub fn run_trial(
         ring_bytes: Some(setup.ring_bytes),
         rings: setup.rings,
         wakeup: Some(setup.wakeup),
+        stop_at_loss: setup
+            .stop_at_loss
+            .map(|share| stop_at_loss(share, rule, rate, setup.capture.samples() as u64)),
     };
     let run = run_replayed(
         setup.variant,
@@ -246,6 +279,7 @@ pub fn annotate(result: &mut RunResult, trial: &Trial, rule: &VerdictRule, shape
         shape: shape.name().into(),
         allowance: trial.allowance,
         producer: trial.producer(),
+        stopped_at_loss: trial.run.replay.stopped_at_loss,
     });
     result.progress = trial.progress().to_vec();
 }

@@ -61,6 +61,17 @@ pub enum Bound {
     Duration(Duration),
 }
 
+/// Ends a run early once its rings have lost more than `lost` records, and
+/// not before `after` from the first record's due time. A sweep trial whose
+/// verdict that loss already decides stops there (docs/tuning.md, "Trials");
+/// the `after` gives its window enough progress samples to measure how fast
+/// the pipeline finished while failing. Emulated rings only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopAtLoss {
+    pub lost: u64,
+    pub after: Duration,
+}
+
 /// What to replay into. Unset fields default to the capture's metadata, so a
 /// replay of a capture reproduces the ring it was recorded from.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +84,8 @@ pub struct ReplayOptions {
     /// Perf rings (emulated CPUs). Recorded ring r goes to ring r % rings.
     pub rings: Option<u32>,
     pub wakeup: Option<Wakeup>,
+    /// Stop early at this much loss (none: run to the bound).
+    pub stop_at_loss: Option<StopAtLoss>,
 }
 
 impl Default for ReplayOptions {
@@ -84,6 +97,7 @@ impl Default for ReplayOptions {
             ring_bytes: None,
             rings: None,
             wakeup: None,
+            stop_at_loss: None,
         }
     }
 }
@@ -390,6 +404,8 @@ pub struct ReplayReport {
     pub windows: Vec<u64>,
     pub per_ring: Vec<RingResult>,
     pub consumer: ConsumerReport,
+    /// The run stopped before its bound at [`ReplayOptions::stop_at_loss`].
+    pub stopped_at_loss: bool,
 }
 
 /// Width of the windows in [`ReplayReport::windows`]: 10 ms.
@@ -464,6 +480,7 @@ impl ReplayReport {
             windows: p.windows,
             per_ring,
             consumer,
+            stopped_at_loss: p.stopped_at_loss,
         }
     }
 
@@ -604,7 +621,15 @@ where
         // Start 2 ms from now so the consumer thread is up before the first record.
         let start_ns = monotonic_ns() + 2_000_000;
         let produced = Schedule::new(opts.pacing, start_ns, first, last, capture.summary.samples)
-            .map(|schedule| produce(&mut order, &schedule, opts.bound, &mut writers, done));
+            .map(|schedule| {
+                produce(
+                    &mut order,
+                    &schedule,
+                    (opts.bound, opts.stop_at_loss),
+                    &mut writers,
+                    done,
+                )
+            });
         writers.close();
         let consumer = handle.join();
         let mut p = produced?;
@@ -678,6 +703,8 @@ pub(crate) struct Produced {
     pub windows: Vec<u64>,
     /// Reading a streamed capture failed: the run stopped there.
     pub error: Option<CaptureError>,
+    /// The run stopped at its loss limit ([`StopAtLoss`]).
+    pub stopped_at_loss: bool,
 }
 
 impl Produced {
@@ -694,6 +721,7 @@ impl Produced {
             cpu: CpuTime::default(),
             windows: Vec::new(),
             error: None,
+            stopped_at_loss: false,
         }
     }
 
@@ -738,7 +766,7 @@ impl Produced {
 fn produce(
     order: &mut KernelOrder<'_>,
     schedule: &Schedule,
-    bound: Bound,
+    (bound, stop): (Bound, Option<StopAtLoss>),
     writers: &mut RingWriters,
     done: Option<DoneCounter<'_>>,
 ) -> Produced {
@@ -763,6 +791,11 @@ fn produce(
     if max {
         pacing::wait_until(schedule.start_ns());
     }
+    let stop_from_ns = stop.map(|s| {
+        schedule
+            .start_ns()
+            .saturating_add(s.after.as_nanos().min(u64::MAX as u128) as u64)
+    });
     let mut index = 0u64;
     let mut bytes_before: u128 = 0;
     // Waits until `until`, sleeping, and samples progress every SAMPLE_NS on
@@ -832,13 +865,22 @@ fn produce(
                 len: event_len(rec.prefix, rec.orig as usize),
                 ts: Some(due),
             };
-            if writers.output(rec.ring, &s) {
+            let took = writers.output(rec.ring, &s);
+            if took {
                 p.bytes += s.len as u64;
                 accepted += 1;
             }
             index += 1;
             bytes_before += rec.orig as u128;
             p.wrote(now, 1);
+            if !took {
+                if let (Some(stop), Some(from)) = (stop, stop_from_ns) {
+                    if index - accepted > stop.lost && now >= from {
+                        p.stopped_at_loss = true;
+                        break 'outer;
+                    }
+                }
+            }
         }
         p.loops_done += 1;
     }

@@ -625,7 +625,8 @@ where
                 produce(
                     &mut order,
                     &schedule,
-                    (opts.bound, opts.stop_at_loss),
+                    opts.bound,
+                    opts.stop_at_loss,
                     &mut writers,
                     done,
                 )
@@ -766,7 +767,8 @@ impl Produced {
 fn produce(
     order: &mut KernelOrder<'_>,
     schedule: &Schedule,
-    (bound, stop): (Bound, Option<StopAtLoss>),
+    bound: Bound,
+    stop: Option<StopAtLoss>,
     writers: &mut RingWriters,
     done: Option<DoneCounter<'_>>,
 ) -> Produced {
@@ -776,12 +778,14 @@ fn produce(
     let mut next_sample = schedule.start_ns();
     let mut accepted = 0u64;
     let max = schedule.is_max();
+    // `d` after the first record's due time, saturating.
+    let after_start = |d: Duration| {
+        schedule
+            .start_ns()
+            .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64)
+    };
     let end_ns = match bound {
-        Bound::Duration(d) => Some(
-            schedule
-                .start_ns()
-                .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
-        ),
+        Bound::Duration(d) => Some(after_start(d)),
         Bound::Loops(_) => None,
     };
     let loops = match bound {
@@ -791,11 +795,8 @@ fn produce(
     if max {
         pacing::wait_until(schedule.start_ns());
     }
-    let stop_from_ns = stop.map(|s| {
-        schedule
-            .start_ns()
-            .saturating_add(s.after.as_nanos().min(u64::MAX as u128) as u64)
-    });
+    // (lost, from_ns): more loss than `lost` ends the run from `from_ns` on.
+    let stop = stop.map(|s| (s.lost, after_start(s.after)));
     let mut index = 0u64;
     let mut bytes_before: u128 = 0;
     // Waits until `until`, sleeping, and samples progress every SAMPLE_NS on
@@ -873,12 +874,11 @@ fn produce(
             index += 1;
             bytes_before += rec.orig as u128;
             p.wrote(now, 1);
-            if !took {
-                if let (Some(stop), Some(from)) = (stop, stop_from_ns) {
-                    if index - accepted > stop.lost && now >= from {
-                        p.stopped_at_loss = true;
-                        break 'outer;
-                    }
+            // Checked on a drop only: a run that keeps up never pays for it.
+            if let (false, Some((lost, from_ns))) = (took, stop) {
+                if index - accepted > lost && now >= from_ns {
+                    p.stopped_at_loss = true;
+                    break 'outer;
                 }
             }
         }

@@ -11,21 +11,35 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # Wall time of each phase, printed at the end (and on failure).
 phase_names=(); phase_secs=(); phase_t0=$SECONDS; phase_cur=""
 phase() {
-  if [ -n "$phase_cur" ]; then phase_names+=("$phase_cur"); phase_secs+=($((SECONDS - phase_t0))); fi
+  if [ -n "$phase_cur" ]; then
+    phase_names+=("$phase_cur"); phase_secs+=($((SECONDS - phase_t0))); phase_free+=("$(free_mib)")
+  fi
   phase_cur="$1"; phase_t0=$SECONDS
   [ -n "$1" ] && log "phase: $1"
   return 0
 }
+# Free disk where target/ lives, in MiB, printed with each phase: a full disk shows up
+# as a linker crash (ld: signal 7, Bus error), not as a message about disk.
+free_mib() { df -Pm "$root" | awk 'NR == 2 {print $4}'; }
+phase_free=()
 report_phases() {
   phase ""
-  printf '\n== phase times\n'
-  for i in "${!phase_names[@]}"; do printf '  %-34s %5d s\n' "${phase_names[$i]}" "${phase_secs[$i]}"; done
+  printf '\n== phase times (and free disk after each)\n'
+  for i in "${!phase_names[@]}"; do
+    printf '  %-34s %5d s  %7s MiB free\n' "${phase_names[$i]}" "${phase_secs[$i]}" "${phase_free[$i]:-?}"
+  done
 }
 cleanup() {
   report_phases
   if [ -n "${broker_up:-}" ]; then bash "$root/ci/kafka-down.sh" || true; fi
 }
 trap cleanup EXIT
+
+# The whole run needs about 5 GiB under target/ and fuzz/target/ (docs/ci.md): warn
+# up front when there is less, so a link that dies later is not a mystery.
+if [ "$(free_mib)" -lt 6144 ]; then
+  log "warning: only $(free_mib) MiB free on $(df -P "$root" | awk 'NR == 2 {print $6}'); this run needs about 5 GiB"
+fi
 
 # 0. The main job on nothing but the Rust toolchain, before any package is installed:
 #    librdkafka builds with its own configure + make, never cmake (CMAKE=/nonexistent makes the
@@ -35,6 +49,9 @@ phase "build without system packages"
 CMAKE=/nonexistent cargo build --release --locked -p harness
 phase "default sweep (debug, no packages)"
 CMAKE=/nonexistent cargo run --locked -p harness -- sweep --out target/ci-default-sweep
+# Nothing later uses the release tree (the tests and the gate run debug builds); it
+# proved the build, and its disk is worth more to the test binaries.
+rm -rf target/release
 
 # 1. Debian packages the *tests* need (none of them is needed to build): clang + libbpf-dev
 #    rebuild the BPF objects (the objects test) and, with libelf-dev and zlib1g-dev, link the

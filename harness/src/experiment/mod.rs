@@ -12,10 +12,12 @@
 //!   its results, so it can be resumed, sharded and merged.
 //! - [`plan`]: the config (TOML) parsed once into a typed plan and its cells.
 //! - [`search`]: the searches over trials (NDR/PDR rates, minimum ring).
+//! - [`burst`]: a capture's burst factor, which aims the rate searches.
 //! - [`sweep`]: the scheduling: each cell's searches, its trials run.
 //! - [`results`]: `sweep.json`, the sweep's results types.
 //! - [`relayout`]: a capture rewritten into another event layout.
 
+pub mod burst;
 pub mod kernel;
 pub mod live;
 pub mod plan;

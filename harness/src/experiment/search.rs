@@ -27,16 +27,17 @@
 //! holds when most of its trials hold, and the search is run again whenever
 //! re-measuring turns one of the bracket's ends over.
 //!
-//! A failing trial also says how fast the pipeline finished samples while it
-//! was failing ([`Answer::finished_per_s`]): with a backlog in its rings the
-//! whole window, roughly the pipeline's throughput. [`ZeroLossSearch::run_guided`]
-//! steps by it where halving or bisecting would overshoot: a design failing
-//! just above its edge is tried a resolution step under its throughput, not
-//! at half the rate. At low rates the capture's shape stretches each trial
-//! over a whole pass, 10-19 s there, so overshooting to half the edge and
-//! bisecting back was half of the default sweep's time. The answer is the
-//! same kind: only the rates tried change, and every rate is still judged by
-//! its own trials.
+//! A failing trial also says roughly what the pipeline holds
+//! ([`Answer::finished_per_s`]: its throughput, over the capture's burst
+//! factor when the trial was saturated; experiment::burst).
+//! [`ZeroLossSearch::run_guided`] aims by it where halving or bisecting would
+//! overshoot: below the start it tries a resolution step under that rate and
+//! gallops from there (down while failing, up while clean, by one step,
+//! then two, four), not at half the rate and back. At low rates the
+//! capture's shape stretches each trial over a whole pass, 10-19 s there,
+//! so every rate tried far under the edge costs more than several failing
+//! trials above it. The answer is the same kind: only the rates tried
+//! change, and every rate is still judged by its own trials.
 
 /// One rate the search tried, and what its trials lost.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,8 +51,9 @@ pub struct Step {
 pub struct Answer {
     /// Samples lost (0: the rate held).
     pub lost: u64,
-    /// When the rate failed: how fast the pipeline finished samples while
-    /// failing (events/s), if the trial measured it.
+    /// When the rate failed: the rate (events/s) the pipeline holds by how
+    /// fast it finished samples while failing, if the trial measured it
+    /// (its throughput, over the capture's burst factor when saturated).
     pub finished_per_s: Option<f64>,
 }
 
@@ -205,15 +207,16 @@ impl ZeroLossSearch {
         self.run_guided(|rate| trial(rate).map(Answer::from))
     }
 
-    /// [`ZeroLossSearch::run`], stepping by what failing trials measured:
-    /// after a failure whose pipeline finished `f` samples a second, the
-    /// next rate is `f` when that is below the bisecting step, and while no
-    /// rate has held yet a resolution step under `f` when that is above
-    /// half the rate (see the halving loop). It is never
-    /// within a resolution step of the highest clean rate, so every trial
-    /// still narrows the bracket. A throughput is dropped once a rate at or
-    /// above it holds, and one more than a resolution step below the clean
-    /// rate is not used.
+    /// [`ZeroLossSearch::run`], aimed by what failing trials measured. When
+    /// `lo` fails, the first failure that says the pipeline holds `f`
+    /// events/s sends the search a resolution step under `f` (not under
+    /// lo / 64), and it gallops from there: down while failing, up while
+    /// clean (see the loops). While bisecting, after a failure saying `f`,
+    /// the next rate is `f` when that is below the bisecting step and at
+    /// least a resolution step above the highest clean rate, so every trial
+    /// still narrows the bracket. An `f` is dropped once a rate at or above
+    /// it holds, and one more than a resolution step below the clean rate
+    /// is not used.
     pub fn run_guided<E, F>(&self, mut trial: F) -> Result<SearchOutcome, SearchError<E>>
     where
         E: std::error::Error + 'static,
@@ -238,7 +241,8 @@ impl ZeroLossSearch {
             if a.lost > 0 {
                 *finished = a.finished_per_s.filter(|f| f.is_finite() && *f > 0.0);
             } else if finished.is_some_and(|f| rate >= f) {
-                // The pipeline held its measured throughput: it is stale.
+                // The pipeline held the rate its measured throughput said
+                // it would: the throughput is stale.
                 *finished = None;
             }
             Ok(a.lost == 0)
@@ -247,21 +251,27 @@ impl ZeroLossSearch {
         // Wider than the resolution (a hair of slack: a step of exactly one
         // resolution, as a guided step makes, closes the bracket).
         let wide = |good: f64, bad: f64| bad / good - 1.0 > self.resolution * (1.0 + 1e-9);
-        // Below `lo`: halve while lossy, down to lo / 64 (a design that fails
-        // there is reported as having no zero-loss rate in range). A failing
-        // trial whose pipeline finished more than half the rate sends the
-        // next one a resolution step under that throughput instead: halving
-        // would overshoot to a rate whose trial (stretched over a whole pass
-        // of the capture at low rates) takes twice as long. Such a step is
-        // taken once in a row, so a throughput that keeps tracking the rate
-        // cannot walk the search down a resolution step at a time. A
-        // throughput under half the rate does not step further than halving:
-        // a loss in a burst of the capture makes it read low (the seed's
-        // design on the real-programs capture reads 2.4-2.9 k/s failing at
-        // 5 k/s, and holds 4.2 k/s), and a failing trial stops early anyway.
+        let step = 1.0 + self.resolution;
+        // Below `lo`. The first failing trial that measured the pipeline's
+        // throughput aims the search: a resolution step under the rate that
+        // throughput holds ([`Answer::finished_per_s`]), never under lo / 64 (a design that
+        // fails there has no zero-loss rate in range). From that guess it
+        // gallops down while lossy, by a resolution step, then two, four,
+        // eight: a guess a step too high costs one trial, one far too high a
+        // few, never the many of a resolution walk. With no measured
+        // throughput it halves, down to lo / 64. Why not halve from the
+        // guess: at low rates the capture's shape stretches each trial over
+        // a whole pass (10-19 s for the seed's design on the real-programs
+        // capture), so a clean rate far under the edge, and the bisection
+        // back up from it, cost more than the few failing trials above it,
+        // which stop early (trial::stop_at_loss).
         let mut start = self.lo;
         let mut first_bad = None;
-        let mut gentle = false;
+        // The gallop's next factor; None until a throughput aimed the search.
+        let mut gallop: Option<f64> = None;
+        // Whether the first clean rate is the guess itself: the search then
+        // gallops up from it too.
+        let mut guessed = false;
         while !run(start, &mut steps, &mut finished)? {
             first_bad = Some(start);
             if start <= floor || steps.len() >= self.max_trials {
@@ -273,11 +283,16 @@ impl ZeroLossSearch {
                     reached_hi: false,
                 });
             }
-            let half = start / 2.0;
-            let under = finished.map(|f| f.min(start) / (1.0 + self.resolution));
-            (start, gentle) = match under {
-                Some(u) if u > half && !gentle => (u, true),
-                _ => (half, false),
+            (start, guessed) = match (gallop, finished) {
+                (Some(g), _) => {
+                    gallop = Some(g * g);
+                    ((start / g).max(floor), false)
+                }
+                (None, Some(f)) => {
+                    gallop = Some(step);
+                    ((f.min(start) / step).max(floor), true)
+                }
+                (None, None) => ((start / 2.0).max(floor), false),
             };
         }
         let mut good = start;
@@ -291,22 +306,27 @@ impl ZeroLossSearch {
             }
         }
         if let Some(mut b) = bad {
+            // Galloping up from a clean guess: a resolution step twice (the
+            // guess is a step under the estimate, and the estimate is rough),
+            // then two, four, until a rate fails; then plain bisection.
+            let mut up = guessed.then_some((step, false));
             while wide(good, b) && steps.len() < self.max_trials {
                 let mid = (good * b).sqrt();
-                // The throughput a failing trial measured, when it is below
-                // the midpoint, and at least a resolution step above the
+                let aimed = up.map_or(mid, |(u, _)| (good * u).min(mid));
+                // The rate a failing trial's throughput holds, when it is
+                // below that, and at least a resolution step above the
                 // clean rate. One far below the clean rate (a stalled
                 // window) is not used.
                 let next = match finished {
-                    Some(f) if f < mid && f * (1.0 + self.resolution) >= good => {
-                        f.max(good * (1.0 + self.resolution))
-                    }
-                    _ => mid,
+                    Some(f) if f < aimed && f * step >= good => f.max(good * step),
+                    _ => aimed,
                 };
                 if run(next, &mut steps, &mut finished)? {
                     good = next;
+                    up = up.map(|(u, again)| if again { (u * u, true) } else { (u, true) });
                 } else {
                     b = next;
+                    up = None;
                 }
             }
             bad = Some(b);
@@ -704,6 +724,35 @@ mod tests {
                 .unwrap();
             assert_eq!(rates(&out), rates(&plain), "cap {cap}");
         }
+    }
+
+    #[test]
+    fn a_throughput_far_under_the_start_aims_the_search_near_the_edge() {
+        // The seed's design on the real-programs capture: it holds ~4 k/s,
+        // and a saturated trial at 160 k/s says so (its throughput over the
+        // capture's burst factor, experiment::burst), give or take a step.
+        let s = sweep_bounds();
+        // Below the start each trial covers a whole pass of the capture:
+        // its time goes as 1 / rate.
+        let cost = |o: &SearchOutcome| o.steps.iter().map(|p| 1.0 / p.rate).sum::<f64>();
+        for cap in [3_700.0, 4_600.0, 30_000.0] {
+            let plain = s.run(pipeline(cap)).unwrap();
+            brackets(&plain, cap);
+            for estimate in [cap * 0.95, cap * 1.04, cap * 1.2] {
+                let aimed = s.run_guided(measured(cap, |_| estimate)).unwrap();
+                let n = brackets(&aimed, cap);
+                assert!(n <= 5, "cap {cap}, estimate {estimate}: {aimed:?}");
+                assert!(
+                    cost(&aimed) < 0.6 * cost(&plain),
+                    "cap {cap}, estimate {estimate}: {aimed:?} vs {plain:?}"
+                );
+            }
+        }
+        // An estimate far too low (a stalled window): the search gallops
+        // back up, and still brackets the edge.
+        let out = s.run_guided(measured(40_000.0, |_| 4_000.0)).unwrap();
+        brackets(&out, 40_000.0);
+        assert!(out.steps.len() <= 12, "{out:?}");
     }
 
     #[test]

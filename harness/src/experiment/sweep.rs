@@ -14,7 +14,7 @@ use crate::experiment::relayout::relayout;
 use crate::experiment::results::{Series, SeriesKey};
 use crate::experiment::search::{SearchError, Tally};
 use crate::experiment::trial::{annotate, replayed_result, run_trial, TrialSetup};
-use crate::experiment::verdict::VerdictKind;
+use crate::experiment::verdict::{VerdictKind, VerdictRule};
 use crate::pipeline::replayed::ReplayedError;
 use crate::pipeline::{PipelineError, Variant};
 use crate::results::RunResult;
@@ -159,7 +159,17 @@ struct Mark {
 }
 
 impl RateOutcome {
-    fn add(&mut self, r: &RunResult, clean: bool, inconclusive: bool, window_s: f64) {
+    /// Adds one trial, judged by `rule`; `burst` is the capture's burst
+    /// factor in the trial's ring (experiment::burst).
+    fn add(
+        &mut self,
+        r: &RunResult,
+        clean: bool,
+        inconclusive: bool,
+        rule: &VerdictRule,
+        burst: f64,
+    ) {
+        let window_s = rule.window_ns as f64 / 1e9;
         let lost = r.counts.lost + r.ledger.as_ref().map_or(0, |l| l.sink.failed);
         self.lost += lost;
         self.offered += r.counts.offered;
@@ -189,10 +199,18 @@ impl RateOutcome {
             _ if span == 0.0 => window_s,
             _ => span,
         };
-        // What the pipeline finished as a share of what the window offered,
-        // at the trial's rate: with the capture's shape a window shorter
-        // than a pass offers the capture's local rate, not the trial's.
+        // The rate the trial's throughput says the pipeline holds (the
+        // search's next step; docs/tuning.md, "Stepping by the measured
+        // throughput"):
+        // - saturated (it finished less than its rings took, by more than
+        //   the rule's tolerance): the throughput over the capture's burst
+        //   factor, the multiple of its mean rate the bursts need;
+        // - otherwise (it kept up on average and lost in a burst): what it
+        //   finished as a share of what the window offered, at the trial's
+        //   rate (a window shorter than a pass offers the capture's local
+        //   rate, not the trial's).
         let rate = self.rate;
+        let tolerance = rule.tolerance;
         let finished_per_s = r
             .verdict
             .as_ref()
@@ -205,8 +223,13 @@ impl RateOutcome {
                     && v.window.offered > 0
             })
             .map(|v| {
-                let offered_per_s = v.window.offered as f64 / (v.window.span_ns as f64 / 1e9);
-                rate * (v.window.done_per_s / offered_per_s).min(1.0)
+                let w = &v.window;
+                if w.done_per_s < w.intake_per_s * (1.0 - tolerance) {
+                    w.done_per_s / burst.max(1.0)
+                } else {
+                    let offered_per_s = w.offered as f64 / (w.span_ns as f64 / 1e9);
+                    rate * (w.done_per_s / offered_per_s).min(1.0)
+                }
             });
         self.marks.push(Mark {
             clean,
@@ -406,6 +429,13 @@ impl<'a> SeriesRunner<'a> {
         })
     }
 
+    /// The burst factor of the cell's capture in `ring`: each ring's bytes
+    /// over the mean record (the sample and the ring's 8-byte header).
+    pub(crate) fn burst_factor(&self, ring: Ring) -> f64 {
+        let record = crate::experiment::trial::mean_sample_len(self.cap) + 8;
+        crate::experiment::burst::of_capture(self.cap, ring.rings, ring.bytes / record)
+    }
+
     /// The cell's own ring memory.
     pub(crate) fn own_ring(&self) -> Ring {
         Ring {
@@ -517,6 +547,7 @@ impl SeriesRunner<'_> {
     ) -> Result<(), TrialError> {
         let (plan, cell) = (self.plan, self.cell);
         let rate = m.rate;
+        let burst = self.burst_factor(ring);
         for _ in 0..count {
             // A trial the producer could not offer (a busy machine) says
             // nothing about the pipeline: run it again, up to
@@ -532,7 +563,7 @@ impl SeriesRunner<'_> {
                     if unsure && !inconclusive.contains(&rate) {
                         inconclusive.push(rate);
                     }
-                    m.add(&result, clean, unsure, plan.rule.window_ns as f64 / 1e9);
+                    m.add(&result, clean, unsure, &plan.rule, burst);
                     points.push(result);
                     break;
                 }

@@ -392,7 +392,12 @@ impl ZeroLossSearch {
                 edges.push(EdgeTally { rate, tally: t });
                 if before.is_some_and(|b| b.holds() != t.holds()) {
                     turned = true;
-                    break;
+                    // With no rerun left the answer stands as capped: settle
+                    // its other end too, so both ends it reports were
+                    // re-measured.
+                    if reruns < MAX_RERUNS {
+                        break;
+                    }
                 }
             }
             edges.sort_by(|a, b| a.rate.total_cmp(&b.rate));
@@ -892,6 +897,13 @@ mod tests {
         let (f, _) = tallies(move |rate, n| (rate > cap) != (n == 0));
         let out = s.run_confirmed(3.0, f).unwrap();
         assert!(out.reruns <= MAX_RERUNS, "{out:?}");
+        // Capped, the answer still names both ends it re-measured.
+        assert!(out.outcome.capped, "{out:?}");
+        for end in [out.outcome.zero_loss_rate, out.outcome.first_lossy_rate] {
+            let end = end.unwrap();
+            let e = out.edges.iter().find(|e| e.rate == end);
+            assert!(e.is_some_and(|e| e.tally.settled(3.0)), "{end}: {out:?}");
+        }
         let e = ZeroLossSearch::default()
             .run_confirmed(3.0, |r, _| {
                 if r > 30_000.0 {

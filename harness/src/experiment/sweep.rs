@@ -202,8 +202,9 @@ impl RateOutcome {
         // The rate the trial's throughput says the pipeline holds (the
         // search's next step; docs/tuning.md, "Stepping by the measured
         // throughput"):
-        // - saturated (it finished less than its rings took, by more than
-        //   the rule's tolerance): the throughput over the capture's burst
+        // - saturated (it finished less than its window offered, by more
+        //   than the rule's tolerance; full rings take no more than it
+        //   finishes): the throughput over the capture's burst
         //   factor, the multiple of its mean rate the bursts need;
         // - otherwise (it kept up on average and lost in a burst): what it
         //   finished as a share of what the window offered, at the trial's
@@ -224,10 +225,10 @@ impl RateOutcome {
             })
             .map(|v| {
                 let w = &v.window;
-                if w.done_per_s < w.intake_per_s * (1.0 - tolerance) {
+                let offered_per_s = w.offered as f64 / (w.span_ns as f64 / 1e9);
+                if w.done_per_s < offered_per_s * (1.0 - tolerance) {
                     w.done_per_s / burst.max(1.0)
                 } else {
-                    let offered_per_s = w.offered as f64 / (w.span_ns as f64 / 1e9);
                     rate * (w.done_per_s / offered_per_s).min(1.0)
                 }
             });

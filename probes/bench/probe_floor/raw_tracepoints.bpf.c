@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The same as tracepoints.bpf.c on the raw sys_enter / sys_exit tracepoints:
+// they fire for every system call, so the enter program checks the syscall
+// number (args[1]) as a raw-tracepoint probe must. See run.sh.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NR_OPENAT 257
+#define NR_NEWFSTATAT 262
+
+SEC("raw_tp/sys_enter")
+int enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	long nr = ctx->args[1];
+	return nr == NR_OPENAT || nr == NR_NEWFSTATAT;
+}
+
+SEC("raw_tp/sys_exit") int exit_(struct bpf_raw_tracepoint_args *ctx) { return 0; }

@@ -386,10 +386,14 @@ pub(crate) struct SeriesRunner<'a> {
     spec: SinkSpec,
     classifier: Arc<Classifier>,
     traffic: Option<Traffic>,
+    /// The capture's burst factor in the cell's own ring, worked out once
+    /// (experiment::burst: about 15 model runs of two passes each), not once
+    /// per rate measured.
+    own_burst: f64,
 }
 
 /// A ring memory: the cell's own, or another (the minimum-ring search).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 pub(crate) struct Ring {
     /// Data bytes of one ring.
     bytes: u64,
@@ -406,7 +410,7 @@ impl<'a> SeriesRunner<'a> {
         cap: &'a Capture,
         classifier: Arc<Classifier>,
     ) -> Result<SeriesRunner<'a>, SweepError> {
-        Ok(SeriesRunner {
+        let mut runner = SeriesRunner {
             plan,
             cell,
             capture,
@@ -427,7 +431,10 @@ impl<'a> SeriesRunner<'a> {
                 })?),
                 Mode::Replay | Mode::Kernel => None,
             },
-        })
+            own_burst: 1.0,
+        };
+        runner.own_burst = runner.burst_factor(runner.own_ring());
+        Ok(runner)
     }
 
     /// The burst factor of the cell's capture in `ring`: each ring's bytes
@@ -548,7 +555,11 @@ impl SeriesRunner<'_> {
     ) -> Result<(), TrialError> {
         let (plan, cell) = (self.plan, self.cell);
         let rate = m.rate;
-        let burst = self.burst_factor(ring);
+        let burst = if ring == self.own_ring() {
+            self.own_burst
+        } else {
+            self.burst_factor(ring)
+        };
         for _ in 0..count {
             // A trial the producer could not offer (a busy machine) says
             // nothing about the pipeline: run it again, up to

@@ -1,7 +1,9 @@
 // The peer of the live benchmark: libbpf's own perf_buffer / ring_buffer
 // readers on dropbench's committed BPF objects, with the same settings.
-//   libbpf_reader OBJECT TGID CPU perf  PAGES events:N|watermark:BYTES
-//   libbpf_reader OBJECT TGID CPU ringbuf BYTES adaptive|forced|no-wakeup:USEC
+//   libbpf_reader OBJECT TGID CPU perf  PAGES events:N|watermark:BYTES [HOOK]
+//   libbpf_reader OBJECT TGID CPU ringbuf BYTES adaptive|forced|no-wakeup:USEC [HOOK]
+// HOOK is tracepoints (the default) or raw-syscalls, as dropbench's Hook: only
+// that hook's enter programs are loaded and attached, as dropbench does.
 // Prints "ready" once attached; reads until stdin closes, drains, then prints
 // "samples N lost L cpu_s C emitted E failed F".
 // Build: cc -O2 -o libbpf_reader libbpf_reader.c -lbpf -lelf -lz
@@ -62,6 +64,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *objpath = argv[1], *transport = argv[4], *wake = argv[6];
+	const char *hook = argc > 7 ? argv[7] : "tracepoints";
+	/* the enter programs of each hook (exit events are off, as in the bench) */
+	const char *prefix;
+	if (!strcmp(hook, "tracepoints"))
+		prefix = "db_enter_";
+	else if (!strcmp(hook, "raw-syscalls"))
+		prefix = "db_raw_enter";
+	else {
+		fprintf(stderr, "unknown hook %s; expected tracepoints or raw-syscalls\n", hook);
+		return 2;
+	}
 	__u32 tgid = atoi(argv[2]);
 	long size = atol(argv[5]);
 	cpu_set_t set;
@@ -85,11 +98,15 @@ int main(int argc, char **argv)
 		bpf_map__set_max_entries(events, size);
 	else
 		bpf_map__set_max_entries(events, libbpf_num_possible_cpus());
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, obj)
+		bpf_program__set_autoload(prog, !strncmp(bpf_program__name(prog), prefix, strlen(prefix)));
 	if (bpf_object__load(obj)) {
 		fprintf(stderr, "load %s: %s\n", objpath, strerror(errno));
 		return 1;
 	}
-	struct db_config cfg = { .filter_mode = DB_FILTER_TGID, .emit_exit = 0 };
+	/* the one target inline, as dropbench's loader puts up to DB_INLINE_TGIDS */
+	struct db_config cfg = { .filter_mode = DB_FILTER_TGID, .emit_exit = 0, .ntgids = 1, .tgids = { tgid } };
 	int poll_us = 0;
 	if (is_ring) {
 		if (!strcmp(wake, "forced"))
@@ -132,9 +149,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, obj) {
-		if (strstr(bpf_program__name(prog), "db_exit_"))
+		if (!bpf_program__autoload(prog))
 			continue;
 		if (!bpf_program__attach(prog)) {
 			fprintf(stderr, "attach %s: %s\n", bpf_program__name(prog), strerror(errno));

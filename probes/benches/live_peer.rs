@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use probes::abi::{EventHeader, Layout};
-use probes::loader::{Filter, Probe, ProbeSpec, Transport, Wakeup};
+use probes::loader::{Filter, Hook, Probe, ProbeSpec, Transport, Wakeup};
 use probes::record::{Batch, RecordRef};
 
 const LOAD_CPU: usize = 0;
@@ -206,6 +206,15 @@ fn make_fifo() {
     }
 }
 
+/// The hook both readers' probes attach to: `LIVE_PEER_HOOK=raw-syscalls`
+/// or `tracepoints` (the default).
+fn hook() -> Hook {
+    match std::env::var("LIVE_PEER_HOOK") {
+        Ok(h) => h.parse().unwrap_or_else(|e| panic!("LIVE_PEER_HOOK: {e}")),
+        Err(_) => Hook::default(),
+    }
+}
+
 fn thread_cpu_s() -> f64 {
     // SAFETY: getrusage writes into the struct we pass.
     let mut r: libc::rusage = unsafe { std::mem::zeroed() };
@@ -224,6 +233,7 @@ fn run_dropbench(lp: &Path, s: Setting, secs: f64) -> Outcome {
     spec.wakeup = s.wakeup;
     spec.filter = Filter::Tgids(vec![lo.pid]);
     spec.emit_exit = false;
+    spec.hook = hook();
     let mut probe = Probe::load(&spec).expect("loading the probe");
     let mut src = probe.take_source().unwrap();
     let stop = probe.stop_handle();
@@ -288,6 +298,7 @@ fn run_libbpf(lp: &Path, rd: &Path, s: Setting, secs: f64) -> Outcome {
         .arg(s.transport.name())
         .arg(size)
         .arg(s.peer)
+        .arg(hook().name())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -340,7 +351,8 @@ fn main() {
     // ratio to it, so it is judged against the mean of all of them.
     let base = start_loop(&lp, secs).go();
     println!(
-        "\nlive_peer: fixed4k and compact events, traced loop on cpu{LOAD_CPU}, readers on cpu{READER_CPU}{}, {secs} s per run",
+        "\nlive_peer: fixed4k and compact events, probes on {}, traced loop on cpu{LOAD_CPU}, readers on cpu{READER_CPU}{}, {secs} s per run",
+        hook(),
         if fifo() { " (both SCHED_FIFO 10)" } else { "" }
     );
     println!("untraced loop: {:.3} M ops/s\n", base / 1e6);

@@ -10,6 +10,13 @@ out=${1:-$here/obj}
 mkdir -p "$out"
 cd "$here"
 arch=$(uname -m)
+# The raw syscall hook reads the syscall arguments from struct pt_regs, whose
+# layout is the architecture's (dropbench.bpf.c has x86-64's).
+case $arch in
+  x86_64) target_arch=x86 ;;
+  aarch64) target_arch=arm64 ;;
+  *) target_arch=$arch ;;
+esac
 # The one list of sources: each source with the layouts it is built for.
 # dropbench.bpf.c (the probes): one object per layout x transport, LAYOUT_TRANSPORT.bpf.o.
 # inject.bpf.c (kernel-backed replay's injector): layout-independent ("-"), inject_TRANSPORT.bpf.o.
@@ -29,6 +36,7 @@ for entry in "${SOURCES[@]}"; do
       clang -target bpf -O2 -g -Wall -Werror \
         -fdebug-prefix-map="$here"=. \
         -I/usr/include/"$arch"-linux-gnu \
+        -D__TARGET_ARCH_"$target_arch" \
         "${defs[@]}" \
         -c "$src" -o "$out/$name.bpf.o"
     done

@@ -7,12 +7,22 @@
  *   transport DB_TRANSPORT = DB_TRANSPORT_PERF | DB_TRANSPORT_RINGBUF
  * so each object has exactly one output path and the verifier sees no dead
  * branches. Userspace (probes/src/loader.rs) picks the object.
+ *
+ * Each object holds two sets of programs, for the two hooks userspace can
+ * attach (probes/src/loader.rs, Hook): one program per syscall tracepoint
+ * (syscalls/sys_enter_openat, ...), or one program on the raw
+ * raw_syscalls/sys_enter tracepoint (and sys_exit) that fires for every
+ * system call and picks the file syscalls by number. Both read the same
+ * arguments and emit the same records; only one set is attached.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "dropbench_abi.h"
 #include "rings.h"
+#if defined(__TARGET_ARCH_x86)
+#include <asm/unistd.h>
+#endif
 
 #ifndef DB_LAYOUT
 #error "build with -DDB_LAYOUT=DB_LAYOUT_FIXED4K or DB_LAYOUT_COMPACT"
@@ -70,6 +80,20 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
+/* Whether tgid is one of DB_FILTER_TGID's targets: a few compares when they
+ * fit in the config, a hash lookup when they do not. */
+static __always_inline int wanted_tgid(struct db_config *cfg, __u32 tgid)
+{
+	__u32 n = cfg->ntgids;
+	if (n == 0)
+		return bpf_map_lookup_elem(&targets, &tgid) != 0;
+#pragma unroll
+	for (int i = 0; i < DB_INLINE_TGIDS; i++)
+		if (i < n && cfg->tgids[i] == tgid)
+			return 1;
+	return 0;
+}
+
 /* Returns the config if this task passes the filter, NULL otherwise. */
 static __always_inline struct db_config *admit(struct db_counters *c, __u64 pid_tgid)
 {
@@ -79,8 +103,7 @@ static __always_inline struct db_config *admit(struct db_counters *c, __u64 pid_
 		return 0;
 	count(c, DB_CNT_SEEN);
 	if (cfg->filter_mode == DB_FILTER_TGID) {
-		__u32 tgid = pid_tgid >> 32;
-		if (!bpf_map_lookup_elem(&targets, &tgid)) {
+		if (!wanted_tgid(cfg, pid_tgid >> 32)) {
 			count(c, DB_CNT_FILTERED);
 			return 0;
 		}
@@ -257,3 +280,86 @@ int db_exit_newstat(struct exit_ctx *ctx) { return on_exit(ctx, DB_SYS_NEWSTAT, 
 
 SEC("tracepoint/syscalls/sys_exit_newlstat")
 int db_exit_newlstat(struct exit_ctx *ctx) { return on_exit(ctx, DB_SYS_NEWLSTAT, ctx->ret); }
+
+/*
+ * The raw syscall hook. A syscall tracepoint program is called through the
+ * kernel's perf glue for syscall events (perf_syscall_enter: a per-CPU record
+ * of the arguments is built, then the program runs); a raw tracepoint program
+ * is called directly with the registers and the syscall number, so it reads
+ * the arguments itself. It runs on every system call, so the number is
+ * checked first and the rest costs nothing for calls that are not traced.
+ */
+#if defined(__TARGET_ARCH_x86)
+/* The kernel's x86-64 struct pt_regs up to orig_ax
+ * (arch/x86/include/asm/ptrace.h); syscall arguments are in di, si, dx, r10,
+ * r8, r9, and the number in orig_ax. */
+struct db_regs {
+	__u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax;
+};
+
+static __always_inline __u8 db_sys_of(long nr)
+{
+	switch (nr) {
+	case __NR_openat: return DB_SYS_OPENAT;
+	case __NR_openat2: return DB_SYS_OPENAT2;
+	case __NR_newfstatat: return DB_SYS_NEWFSTATAT;
+	case __NR_statx: return DB_SYS_STATX;
+	case __NR_stat: return DB_SYS_NEWSTAT;   /* the tracepoint calls it newstat */
+	case __NR_lstat: return DB_SYS_NEWLSTAT;
+	default: return 0;
+	}
+}
+
+/* raw_syscalls/sys_enter: args[0] is the task's struct pt_regs *, args[1] the number. */
+SEC("raw_tp/sys_enter")
+int db_raw_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u8 sys = db_sys_of((long)ctx->args[1]);
+	if (!sys)
+		return 0;
+	struct db_regs r;
+	if (bpf_probe_read_kernel(&r, sizeof(r), (const void *)ctx->args[0]))
+		return 0;
+	__s32 dfd = (__s32)r.di;
+	const char *filename = (const char *)r.si;
+	__u32 flags = 0, mode = 0;
+	switch (sys) {
+	case DB_SYS_OPENAT:
+		flags = (__u32)r.dx;
+		mode = (__u32)r.r10;
+		break;
+	case DB_SYS_OPENAT2: {
+		struct db_open_how how = {};
+		bpf_probe_read_user(&how, sizeof(how), (const void *)r.dx);
+		flags = (__u32)how.flags;
+		mode = (__u32)how.mode;
+		break;
+	}
+	case DB_SYS_NEWFSTATAT:
+		flags = (__u32)r.r10;
+		break;
+	case DB_SYS_STATX:
+		flags = (__u32)r.dx;
+		mode = (__u32)r.r10;
+		break;
+	default: /* stat, lstat: the path is the first argument */
+		dfd = AT_FDCWD;
+		filename = (const char *)r.di;
+		break;
+	}
+	return on_enter(ctx, sys, dfd, filename, flags, mode);
+}
+
+/* raw_syscalls/sys_exit: args[0] is struct pt_regs *, args[1] the return value. */
+SEC("raw_tp/sys_exit")
+int db_raw_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 nr = 0;
+	bpf_probe_read_kernel(&nr, sizeof(nr),
+			      (const char *)ctx->args[0] + __builtin_offsetof(struct db_regs, orig_ax));
+	__u8 sys = db_sys_of((long)nr);
+	if (!sys)
+		return 0;
+	return on_exit(ctx, sys, (__s64)ctx->args[1]);
+}
+#endif

@@ -76,11 +76,19 @@ struct db_event {
 	char path[DB_PATH_MAX];
 };
 
+/* DB_FILTER_TGID with at most this many tgids keeps them in db_config and
+ * compares them inline; more go to the targets hash (a lookup is about 20 ns
+ * an event more: docs/tuning.md, "What the probe's time goes to"). */
+#define DB_INLINE_TGIDS 4
+
 struct db_config {
 	__u32 filter_mode;   /* DB_FILTER_* */
 	__u32 emit_exit;     /* 1: also emit exit events */
 	__u64 cgroup_id;     /* for DB_FILTER_CGROUP */
 	__u64 ringbuf_flags; /* 0, BPF_RB_NO_WAKEUP or BPF_RB_FORCE_WAKEUP */
+	__u32 ntgids;        /* DB_FILTER_TGID: 1..DB_INLINE_TGIDS inline, 0: all in the targets hash */
+	__u32 tgids[DB_INLINE_TGIDS];
+	__u32 _pad;
 };
 
 struct db_counters {

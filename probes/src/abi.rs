@@ -67,12 +67,23 @@ pub struct ProbeConfig {
     pub emit_exit: u32,
     pub cgroup_id: u64,
     pub ringbuf_flags: u64,
+    /// `FILTER_TGID`: how many of `tgids` are the targets (1..=[`INLINE_TGIDS`]),
+    /// or 0 when there are more and they are all in the `targets` hash.
+    pub ntgids: u32,
+    pub tgids: [u32; INLINE_TGIDS],
+    pub _pad: u32,
 }
 const _: () = {
-    assert!(size_of::<ProbeConfig>() == 24);
+    assert!(size_of::<ProbeConfig>() == 48);
     assert!(offset_of!(ProbeConfig, cgroup_id) == 8);
     assert!(offset_of!(ProbeConfig, ringbuf_flags) == 16);
+    assert!(offset_of!(ProbeConfig, ntgids) == 24);
+    assert!(offset_of!(ProbeConfig, tgids) == 28);
 };
+
+/// `DB_INLINE_TGIDS`: a tgid filter of at most this many targets is compared
+/// inline in the probe, without the hash lookup.
+pub const INLINE_TGIDS: usize = 4;
 // SAFETY: repr(C), no padding (checked above), every bit pattern valid.
 unsafe impl aya::Pod for ProbeConfig {}
 

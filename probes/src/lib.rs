@@ -24,6 +24,6 @@ pub mod ring;
 mod sys;
 pub mod units;
 
-pub use loader::{Filter, Probe, ProbeError, ProbeSpec, Transport, Wakeup};
+pub use loader::{Filter, Hook, Probe, ProbeError, ProbeSpec, Transport, Wakeup};
 /// The readers, at their short paths.
 pub use ring::{perf, ringbuf};

@@ -23,11 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray};
-use aya::programs::TracePoint;
+use aya::programs::raw_trace_point::RawTracePointLinkId;
+use aya::programs::trace_point::TracePointLinkId;
+use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::abi::{
-    Layout, ProbeConfig, RawCounters, Syscall, FILTER_ALL, FILTER_CGROUP, FILTER_TGID,
+    Layout, ProbeConfig, RawCounters, Syscall, FILTER_ALL, FILTER_CGROUP, FILTER_TGID, INLINE_TGIDS,
 };
 use crate::counters::{CpuCounters, KernelCounters};
 use crate::perf::{PerfError, PerfRingOptions, PerfRings, PerfWakeup};
@@ -70,6 +72,53 @@ impl std::str::FromStr for Transport {
                 "unknown transport {s:?}; expected one of: perf, ringbuf"
             )),
         }
+    }
+}
+
+/// Where the probes attach. Both hooks read the same arguments and emit the
+/// same records; they differ in what the kernel does before the program runs
+/// (docs/tuning.md, "The probes' floor").
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hook {
+    /// One program per syscall tracepoint (`syscalls/sys_enter_openat`, ...),
+    /// called through the kernel's perf glue for syscall events, which first
+    /// copies the arguments into a per-CPU record (`tracepoints`).
+    #[default]
+    Tracepoints,
+    /// One program on `raw_syscalls/sys_enter` (and `sys_exit`), called
+    /// directly with the registers on every system call; it picks the file
+    /// syscalls by number (`raw-syscalls`). x86-64 only: the program reads
+    /// the arguments from that architecture's `struct pt_regs`.
+    RawSyscalls,
+}
+
+impl Hook {
+    pub const ALL: &'static [Hook] = &[Hook::Tracepoints, Hook::RawSyscalls];
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Tracepoints => "tracepoints",
+            Hook::RawSyscalls => "raw-syscalls",
+        }
+    }
+}
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+impl std::str::FromStr for Hook {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Hook::ALL
+            .iter()
+            .copied()
+            .find(|h| h.name() == s)
+            .ok_or_else(|| {
+                format!("unknown hook {s:?}; expected one of: tracepoints, raw-syscalls")
+            })
     }
 }
 
@@ -231,6 +280,8 @@ pub struct ProbeSpec {
     pub filter: Filter,
     /// Also emit exit events (carrying the return value).
     pub emit_exit: bool,
+    /// Which tracepoints the programs attach to.
+    pub hook: Hook,
     /// Where tracefs is (or should be mounted).
     pub tracefs: PathBuf,
 }
@@ -267,6 +318,7 @@ impl ProbeSpec {
             wakeup: default_wakeup(transport, ring_bytes),
             filter: Filter::All,
             emit_exit: true,
+            hook: Hook::default(),
             tracefs: PathBuf::from("/sys/kernel/tracing"),
         }
     }
@@ -299,24 +351,49 @@ pub fn object_bytes(layout: Layout, transport: Transport) -> (&'static str, &'st
     }
 }
 
-/// The tracepoints each object attaches: (program, category, tracepoint).
-pub fn tracepoints(emit_exit: bool) -> Vec<(String, &'static str, String)> {
+/// The tracepoints a hook attaches: (program, category, tracepoint), as
+/// tracefs names them (`events/CATEGORY/TRACEPOINT`).
+pub fn tracepoints(hook: Hook, emit_exit: bool) -> Vec<(String, &'static str, String)> {
     let mut v = Vec::new();
-    for s in Syscall::ALL {
-        v.push((
-            format!("db_enter_{}", s.name()),
-            "syscalls",
-            format!("sys_enter_{}", s.name()),
-        ));
-        if emit_exit {
+    match hook {
+        Hook::Tracepoints => {
+            for s in Syscall::ALL {
+                v.push((
+                    format!("db_enter_{}", s.name()),
+                    "syscalls",
+                    format!("sys_enter_{}", s.name()),
+                ));
+                if emit_exit {
+                    v.push((
+                        format!("db_exit_{}", s.name()),
+                        "syscalls",
+                        format!("sys_exit_{}", s.name()),
+                    ));
+                }
+            }
+        }
+        Hook::RawSyscalls => {
             v.push((
-                format!("db_exit_{}", s.name()),
-                "syscalls",
-                format!("sys_exit_{}", s.name()),
+                "db_raw_enter".to_string(),
+                "raw_syscalls",
+                "sys_enter".to_string(),
             ));
+            if emit_exit {
+                v.push((
+                    "db_raw_exit".to_string(),
+                    "raw_syscalls",
+                    "sys_exit".to_string(),
+                ));
+            }
         }
     }
     v
+}
+
+/// An attached program's link, of its hook's kind.
+enum Link {
+    Tracepoint(TracePointLinkId),
+    Raw(RawTracePointLinkId),
 }
 
 /// Errors from loading and attaching the probes.
@@ -350,6 +427,11 @@ pub enum ProbeError {
         program: String,
         category: &'static str,
         tracepoint: String,
+        source: aya::programs::ProgramError,
+    },
+    #[error("detaching {program}: {source}")]
+    Detach {
+        program: String,
         source: aya::programs::ProgramError,
     },
     #[error("map {map}: {source}")]
@@ -483,7 +565,7 @@ pub struct Probe {
     object: &'static str,
     spec: ProbeSpec,
     cpus: Vec<u32>,
-    links: Vec<(String, aya::programs::trace_point::TracePointLinkId)>,
+    links: Vec<(String, Link)>,
     source: Option<Reader>,
     stop: Arc<AtomicBool>,
 }
@@ -508,7 +590,7 @@ impl Probe {
                 transport: spec.transport,
             });
         }
-        for (_, category, name) in tracepoints(spec.emit_exit) {
+        for (_, category, name) in tracepoints(spec.hook, spec.emit_exit) {
             let p = spec.tracefs.join("events").join(category).join(&name);
             if !p.is_dir() {
                 return Err(ProbeError::MissingTracepoint {
@@ -546,6 +628,15 @@ impl Probe {
             _ => 0,
         };
         let ringbuf_flags = spec.wakeup.ringbuf().map_or(0, |w| w.output_flags());
+        // A few targets go inline in the config (compared without a hash
+        // lookup); more all go to the hash, and ntgids = 0 says so.
+        let (mut ntgids, mut tgids) = (0, [0u32; INLINE_TGIDS]);
+        if let Filter::Tgids(t) = &spec.filter {
+            if t.len() <= INLINE_TGIDS {
+                ntgids = t.len() as u32;
+                tgids[..t.len()].copy_from_slice(t);
+            }
+        }
         let cfg = ProbeConfig {
             filter_mode: match spec.filter {
                 Filter::All => FILTER_ALL,
@@ -555,6 +646,9 @@ impl Probe {
             emit_exit: spec.emit_exit as u32,
             cgroup_id,
             ringbuf_flags,
+            ntgids,
+            tgids,
+            _pad: 0,
         };
         {
             let map = ebpf.map_mut("config").ok_or(ProbeError::MissingMap {
@@ -651,43 +745,42 @@ impl Probe {
     }
 
     fn attach(&mut self) -> Result<(), ProbeError> {
-        for (program, category, tp) in tracepoints(self.spec.emit_exit) {
+        let hook = self.spec.hook;
+        for (program, category, tp) in tracepoints(hook, self.spec.emit_exit) {
             let object = self.object;
-            let prog: &mut TracePoint = self
-                .ebpf
-                .program_mut(&program)
-                .ok_or_else(|| ProbeError::MissingProgram {
-                    program: program.clone(),
-                    object,
-                })?
-                .try_into()
-                .map_err(|source| ProbeError::Attach {
-                    program: program.clone(),
-                    category,
-                    tracepoint: tp.clone(),
-                    source,
-                })?;
-            prog.load().map_err(|source| ProbeError::Attach {
+            let err = |source| ProbeError::Attach {
                 program: program.clone(),
                 category,
                 tracepoint: tp.clone(),
                 source,
-            })?;
-            let link = prog
-                .attach(category, &tp)
-                .map_err(|source| ProbeError::Attach {
-                    program: program.clone(),
-                    category,
-                    tracepoint: tp.clone(),
-                    source,
-                })?;
+            };
+            let prog =
+                self.ebpf
+                    .program_mut(&program)
+                    .ok_or_else(|| ProbeError::MissingProgram {
+                        program: program.clone(),
+                        object,
+                    })?;
+            let link = match hook {
+                Hook::Tracepoints => {
+                    let prog: &mut TracePoint = prog.try_into().map_err(err)?;
+                    prog.load().map_err(err)?;
+                    Link::Tracepoint(prog.attach(category, &tp).map_err(err)?)
+                }
+                Hook::RawSyscalls => {
+                    let prog: &mut RawTracePoint = prog.try_into().map_err(err)?;
+                    prog.load().map_err(err)?;
+                    Link::Raw(prog.attach(&tp).map_err(err)?)
+                }
+            };
             self.links.push((program, link));
         }
         Ok(())
     }
 
-    /// Adds a tgid to the filter set (only meaningful with [`Filter::Tgids`]).
-    pub fn add_target(&mut self, tgid: u32) -> Result<(), ProbeError> {
+    /// Puts a tgid in the targets hash (with [`Filter::Tgids`], set at load:
+    /// the hash is read only when there are more targets than fit inline).
+    fn add_target(&mut self, tgid: u32) -> Result<(), ProbeError> {
         let object = self.object;
         let map = self.ebpf.map_mut("targets").ok_or(ProbeError::MissingMap {
             map: "targets",
@@ -776,19 +869,22 @@ impl Probe {
     /// Detaches every tracepoint. Records already in the rings stay readable.
     pub fn detach(&mut self) -> Result<(), ProbeError> {
         for (program, link) in self.links.drain(..) {
-            if let Some(p) = self.ebpf.program_mut(&program) {
-                let tp: &mut TracePoint = p.try_into().map_err(|source| ProbeError::Attach {
-                    program: program.clone(),
-                    category: "syscalls",
-                    tracepoint: String::new(),
-                    source,
-                })?;
-                tp.detach(link).map_err(|source| ProbeError::Attach {
-                    program: program.clone(),
-                    category: "syscalls",
-                    tracepoint: String::new(),
-                    source,
-                })?;
+            let Some(p) = self.ebpf.program_mut(&program) else {
+                continue;
+            };
+            let err = |source| ProbeError::Detach {
+                program: program.clone(),
+                source,
+            };
+            match link {
+                Link::Tracepoint(link) => {
+                    let tp: &mut TracePoint = p.try_into().map_err(err)?;
+                    tp.detach(link).map_err(err)?;
+                }
+                Link::Raw(link) => {
+                    let tp: &mut RawTracePoint = p.try_into().map_err(err)?;
+                    tp.detach(link).map_err(err)?;
+                }
             }
         }
         Ok(())
@@ -965,15 +1061,32 @@ mod tests {
     }
 
     #[test]
+    fn hook_names_round_trip_and_unknown_ones_are_refused() {
+        for h in Hook::ALL {
+            assert_eq!(h.to_string().parse::<Hook>().unwrap(), *h);
+        }
+        let e = "raw".parse::<Hook>().unwrap_err();
+        assert!(e.contains("tracepoints, raw-syscalls"), "{e}");
+        assert_eq!(tracepoints(Hook::RawSyscalls, false).len(), 1);
+        assert_eq!(tracepoints(Hook::RawSyscalls, true).len(), 2);
+        assert_eq!(
+            tracepoints(Hook::Tracepoints, true).len(),
+            2 * tracepoints(Hook::Tracepoints, false).len()
+        );
+    }
+
+    #[test]
     fn every_program_is_in_every_object() {
         for layout in Layout::ALL {
             for t in Transport::ALL {
                 let (name, bytes) = object_bytes(*layout, *t);
-                for (prog, _, _) in tracepoints(true) {
-                    assert!(
-                        bytes.windows(prog.len()).any(|w| w == prog.as_bytes()),
-                        "{prog} missing from {name}"
-                    );
+                for hook in Hook::ALL {
+                    for (prog, _, _) in tracepoints(*hook, true) {
+                        assert!(
+                            bytes.windows(prog.len()).any(|w| w == prog.as_bytes()),
+                            "{prog} missing from {name}"
+                        );
+                    }
                 }
             }
         }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use probes::abi::{Event, Kind, Layout, Syscall};
-use probes::loader::{Filter, Probe, ProbeSpec, Transport, Wakeup};
+use probes::loader::{Filter, Hook, Probe, ProbeSpec, Transport, Wakeup};
 use probes::record::{Batch, RecordRef};
 use support::privileged;
 
@@ -28,7 +28,7 @@ fn issue(sys: Syscall, path: &CString) {
                     libc::AT_FDCWD,
                     path.as_ptr(),
                     libc::O_RDONLY | libc::O_CLOEXEC,
-                    0,
+                    0o640,
                 );
                 if fd >= 0 {
                     libc::close(fd as i32);
@@ -53,7 +53,7 @@ fn issue(sys: Syscall, path: &CString) {
                     libc::AT_FDCWD,
                     path.as_ptr(),
                     st.as_mut_ptr(),
-                    0,
+                    libc::AT_SYMLINK_NOFOLLOW,
                 );
             }
             Syscall::Statx => {
@@ -73,6 +73,20 @@ fn issue(sys: Syscall, path: &CString) {
                 libc::syscall(libc::SYS_lstat, path.as_ptr(), st.as_mut_ptr());
             }
         }
+    }
+}
+
+/// The (flags, mode) a probe records for the call [`issue`] makes: each is a
+/// different argument register, so a probe that reads the wrong one shows.
+fn issued_flags_and_mode(sys: Syscall) -> (u32, u32) {
+    let open = (libc::O_RDONLY | libc::O_CLOEXEC) as u32;
+    match sys {
+        // openat ignores the mode without O_CREAT; openat2 refuses one (EINVAL).
+        Syscall::Openat => (open, 0o640),
+        Syscall::Openat2 => (open, 0),
+        Syscall::Newfstatat => (libc::AT_SYMLINK_NOFOLLOW as u32, 0),
+        Syscall::Statx => (0, libc::STATX_BASIC_STATS),
+        Syscall::Newstat | Syscall::Newlstat => (0, 0),
     }
 }
 
@@ -98,16 +112,22 @@ fn drain_all(probe: &mut Probe) -> (Vec<Vec<u8>>, u64) {
 }
 
 #[test]
-fn known_calls_are_captured_exactly_for_every_layout_and_transport() {
+fn known_calls_are_captured_exactly_for_every_layout_transport_and_hook() {
     if !privileged() {
         return;
     }
     let _g = LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let pid = std::process::id();
-    for layout in Layout::ALL {
-        for transport in Transport::ALL {
+    let cells = Layout::ALL.iter().flat_map(|l| {
+        Transport::ALL
+            .iter()
+            .flat_map(move |t| Hook::ALL.iter().map(move |h| (l, t, h)))
+    });
+    for (layout, transport, hook) in cells {
+        {
             let mut spec = ProbeSpec::new(*layout, *transport);
+            spec.hook = *hook;
             spec.ring_bytes = 4 << 20;
             spec.filter = Filter::Tgids(vec![pid]);
             spec.wakeup = match transport {
@@ -117,13 +137,16 @@ fn known_calls_are_captured_exactly_for_every_layout_and_transport() {
             // N known calls: every syscall on 5 paths each, half of them missing files
             // (created before attaching, so creating them is not traced).
             let paths: Vec<_> = (0..5)
-                .map(|i| dir.path().join(format!("known-{layout}-{transport}-{i}")))
+                .map(|i| {
+                    dir.path()
+                        .join(format!("known-{layout}-{transport}-{hook}-{i}"))
+                })
                 .collect();
             for p in paths.iter().step_by(2) {
                 std::fs::write(p, b"x").unwrap();
             }
             let mut probe =
-                Probe::load(&spec).unwrap_or_else(|e| panic!("{layout}/{transport}: {e}"));
+                Probe::load(&spec).unwrap_or_else(|e| panic!("{layout}/{transport}/{hook}: {e}"));
             let mut expected: BTreeMap<(String, Syscall), usize> = BTreeMap::new();
             for p in &paths {
                 let c = CString::new(p.to_str().unwrap()).unwrap();
@@ -137,17 +160,18 @@ fn known_calls_are_captured_exactly_for_every_layout_and_transport() {
             let (samples, lost) = drain_all(&mut probe);
             assert_eq!(
                 lost, 0,
-                "{layout}/{transport}: nothing should be lost at this rate"
+                "{layout}/{transport}/{hook}: nothing should be lost at this rate"
             );
-            let marker = format!("known-{layout}-{transport}-");
+            let marker = format!("known-{layout}-{transport}-{hook}-");
             let mut got: BTreeMap<(String, Syscall), usize> = BTreeMap::new();
-            let mut exits = 0;
+            let (mut exits, mut missing) = (0, 0);
             for s in &samples {
                 let e = Event::decode(s).unwrap();
                 assert_eq!(e.header.pid, pid);
                 assert_eq!(e.header.layout, *layout as u8);
                 if e.kind() == Some(Kind::Exit) {
                     exits += 1;
+                    missing += (e.header.ret == -(libc::ENOENT as i64)) as usize;
                     continue;
                 }
                 let path = String::from_utf8_lossy(e.path).to_string();
@@ -164,19 +188,88 @@ fn known_calls_are_captured_exactly_for_every_layout_and_transport() {
                             s.len()
                         );
                     }
-                    *got.entry((path, e.syscall().unwrap())).or_default() += 1;
+                    let sys = e.syscall().unwrap();
+                    assert_eq!(
+                        (e.header.flags, e.header.mode, e.header.dfd),
+                        {
+                            let (f, m) = issued_flags_and_mode(sys);
+                            (f, m, libc::AT_FDCWD)
+                        },
+                        "{layout}/{transport}/{hook}: {sys:?}'s arguments"
+                    );
+                    *got.entry((path, sys)).or_default() += 1;
                 }
             }
             assert_eq!(
                 got, expected,
-                "{layout}/{transport}: the capture must hold exactly the issued calls"
+                "{layout}/{transport}/{hook}: the capture must hold exactly the issued calls"
             );
             assert!(
                 exits >= expected.len(),
-                "{layout}/{transport}: exit events carry return values"
+                "{layout}/{transport}/{hook}: exit events carry return values"
+            );
+            // Two of the five paths are missing: each syscall on them fails with ENOENT.
+            assert!(
+                missing >= 2 * Syscall::ALL.len(),
+                "{layout}/{transport}/{hook}: {missing} exits returned -ENOENT"
             );
             let k = probe.counters().unwrap().total();
             assert_eq!(k.failed(), 0);
+        }
+    }
+}
+
+#[test]
+fn tgid_filter_holds_with_targets_inline_and_in_the_hash() {
+    if !privileged() {
+        return;
+    }
+    let _g = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    let path = CString::new("/nonexistent/dropbench-filter").unwrap();
+    // tgids that are no process's (pid_max is at most 2^22).
+    let others: Vec<u32> = (0..probes::abi::INLINE_TGIDS as u32)
+        .map(|i| (1 << 23) + i)
+        .collect();
+    let with_us = |mut v: Vec<u32>| {
+        v.push(pid);
+        v
+    };
+    let cases = [
+        ("alone, inline", vec![pid], true),
+        ("among others, inline", with_us(others[1..].to_vec()), true),
+        (
+            "among more than fit inline: the hash",
+            with_us(others.clone()),
+            true,
+        ),
+        ("absent, inline", others[1..].to_vec(), false),
+        (
+            "absent, the hash",
+            (0..5).map(|i| (1 << 23) + i).collect::<Vec<u32>>(),
+            false,
+        ),
+    ];
+    for (what, tgids, traced) in cases {
+        let mut spec = ProbeSpec::new(Layout::Compact, Transport::Ringbuf);
+        spec.ring_bytes = 1 << 20;
+        spec.wakeup = Wakeup::Adaptive;
+        spec.filter = Filter::Tgids(tgids);
+        spec.emit_exit = false;
+        let mut probe = Probe::load(&spec).unwrap_or_else(|e| panic!("{what}: {e}"));
+        for _ in 0..10 {
+            issue(Syscall::Newfstatat, &path);
+        }
+        let (samples, lost) = drain_all(&mut probe);
+        assert_eq!(lost, 0, "{what}");
+        let ours = samples
+            .iter()
+            .filter(|s| Event::decode(s).unwrap().path == path.as_bytes())
+            .count();
+        assert_eq!(ours, if traced { 10 } else { 0 }, "{what}");
+        let k = probe.counters().unwrap().total();
+        if !traced {
+            assert!(k.filtered >= 10, "{what}: filtered {}", k.filtered);
         }
     }
 }

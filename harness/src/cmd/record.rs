@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use probes::abi::Layout;
-use probes::loader::{default_wakeup, Filter, Probe, ProbeSpec, Transport, Wakeup};
+use probes::loader::{default_wakeup, Filter, Hook, Probe, ProbeSpec, Transport, Wakeup};
 use probes::record::{Batch, RecordRef};
 use probes::ringbuf::RingBufError;
 use probes::units::{parse_bytes, parse_duration};
@@ -51,6 +51,10 @@ pub struct RecordArgs {
     /// Do not emit exit events.
     #[arg(long)]
     pub no_exit: bool,
+    /// Where the probes attach: tracepoints (one per syscall) or raw-syscalls
+    /// (raw_syscalls/sys_enter and sys_exit, x86-64). The records are the same.
+    #[arg(long, default_value = "tracepoints")]
+    pub hook: Hook,
     /// Drive the load generator in-process at this rate (ops/s, e.g. 200k, or max).
     #[arg(long)]
     pub load_rate: Option<String>,
@@ -305,6 +309,7 @@ pub fn record_with_failure(
         wakeup,
         filter,
         emit_exit: !args.no_exit,
+        hook: args.hook,
         tracefs: args.tracefs.clone(),
     };
     let mut probe = match Probe::load(&spec) {

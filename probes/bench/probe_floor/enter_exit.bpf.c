@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
-// Empty programs on the syscall tracepoints the live benchmark's loop hits
-// (openat, newfstatat; enter and exit), as dropbench's probes attach: what
-// the tracepoints cost before a program does any work. See run.sh.
+// Empty programs on the enter and exit syscall tracepoints of the calls the
+// live benchmark's loop makes (openat, newfstatat), as dropbench's probes
+// attach with exit events on: what the tracepoints cost before a program does
+// any work. See run.sh.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

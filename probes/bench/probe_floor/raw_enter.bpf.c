@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
-// The same as tracepoints.bpf.c on the raw sys_enter / sys_exit tracepoints:
-// they fire for every system call, so the enter program checks the syscall
-// number (args[1]) as a raw-tracepoint probe must. See run.sh.
+// The same as enter.bpf.c on the raw sys_enter tracepoint (the probes' hook
+// raw-syscalls): it fires for every system call, so the program checks the
+// syscall number (args[1]) as a raw-tracepoint probe must. See run.sh.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -17,4 +17,3 @@ int enter(struct bpf_raw_tracepoint_args *ctx)
 	return nr == NR_OPENAT || nr == NR_NEWFSTATAT;
 }
 
-SEC("raw_tp/sys_exit") int exit_(struct bpf_raw_tracepoint_args *ctx) { return 0; }

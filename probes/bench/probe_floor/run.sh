@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The probes' floor: the live benchmark's loop (../traced_loop.c, openat + close +
-# fstatat pinned to CPU 0) untraced, with empty programs on the syscall tracepoints
-# dropbench attaches to, and with empty programs on the raw sys_enter/sys_exit
-# tracepoints; each round runs the loop untraced before and after, and each ratio is
-# over the mean of the two (the machine's speed drifts by tens of percent in minutes).
+# fstatat pinned to CPU 0) untraced, and with empty programs on
+#   enter       the enter syscall tracepoints dropbench attaches (exit events off,
+#               as in the live benchmark)
+#   raw-enter   the raw sys_enter tracepoint (the probes' raw-syscalls hook)
+#   enter+exit  the enter and exit syscall tracepoints (exit events on)
+# Each round runs the loop untraced before and after, and each ratio is over the
+# mean of the two (the machine's speed drifts by tens of percent in minutes).
 # Root; needs clang, cc and libbpf-dev (ci/test.sh installs them).
 #
 #   sudo bash probes/bench/probe_floor/run.sh [ROUNDS]     # default 8
@@ -12,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 arch_inc=/usr/include/$(uname -m)-linux-gnu
-for o in tracepoints raw_tracepoints; do
+for o in enter raw_enter enter_exit; do
   clang -O2 -g -target bpf -I"$arch_inc" -c "$here/$o.bpf.c" -o "$out/$o.o"
 done
 cc -O2 -o "$out/attach" "$here/attach.c" -lbpf -lelf -lz
@@ -28,11 +31,11 @@ traced() {
   loop
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
-echo "M ops/s: untraced, tracepoints, raw tracepoints, untraced again; ratios over the untraced mean"
+echo "M ops/s: untraced, enter, raw-enter, enter+exit, untraced again; ratios over the untraced mean"
 for r in $(seq "${1:-8}"); do
-  u=$(loop); t=$(traced tracepoints); w=$(traced raw_tracepoints); v=$(loop)
-  awk -v r="$r" -v u="$u" -v t="$t" -v w="$w" -v v="$v" 'BEGIN {
+  u=$(loop); t=$(traced enter); w=$(traced raw_enter); x=$(traced enter_exit); v=$(loop)
+  awk -v r="$r" -v u="$u" -v t="$t" -v w="$w" -v x="$x" -v v="$v" 'BEGIN {
     m = (u + v) / 2
-    printf "round %d  %s %s %s %s  tracepoints %.2fx  raw %.2fx  raw - tracepoints %+.2f\n", r, u, t, w, v, t / m, w / m, (w - t) / m
+    printf "round %d  %s %s %s %s %s  enter %.2fx  raw-enter %.2fx  enter+exit %.2fx\n", r, u, t, w, x, v, t / m, w / m, x / m
   }'
 done

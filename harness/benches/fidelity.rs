@@ -136,6 +136,7 @@ impl Cell<'_> {
             wakeup: self.wakeup(),
             rule: self.rule,
             shape: RateShape::Uniform,
+            stop_at_loss: None,
         };
         let t = run_kernel_trial(&setup, rate, Arc::new(NullSink::new())).expect("kernel trial");
         Outcome {

@@ -285,6 +285,56 @@ fn a_tiny_ring_loses_a_roomy_one_does_not_and_both_balance_per_cpu() {
 }
 
 #[test]
+fn a_kernel_replay_stops_once_its_rings_have_lost_more_than_its_limit() {
+    if !may_load_bpf("loading BPF") {
+        return;
+    }
+    let capture = Capture::load(&fixture("fixed4k-perf.pcapng")).unwrap();
+    for transport in [Transport::Perf, Transport::Ringbuf] {
+        // 16 KiB holds three fixed4k events and the reader drains only on its
+        // timeout (as in the test above): most of the capture is refused.
+        let wakeup = match transport {
+            Transport::Perf => Wakeup::Events(64),
+            Transport::Ringbuf => Wakeup::NoWakeupPoll(Duration::from_millis(50)),
+        };
+        let with = |stop| {
+            let mut o = opts(Pacing::Speed(5.0), transport, 16 << 10, wakeup);
+            o.replay.stop_at_loss = stop;
+            let seen = Arc::new(Mutex::new(Seen::default()));
+            let k = kernel::run(&capture, &o, keep(seen)).unwrap();
+            assert_books(&k, &format!("{transport}"));
+            k
+        };
+        let stop = harness::replay::StopAtLoss {
+            lost: 100,
+            after: Duration::ZERO,
+        };
+        let k = with(Some(stop));
+        let total = k.injection.counters.kernel.total();
+        assert!(k.replay.stopped_at_loss, "{transport}: {total:?}");
+        // It stops after the test run that took it past the limit: at most
+        // one run's worth of samples past it.
+        let slots = probes::inject::DEFAULT_SLOTS_PER_CPU as u64;
+        assert!(
+            total.failed() > 100 && total.failed() <= 100 + slots,
+            "{transport}: {total:?}"
+        );
+        assert!(total.emitted < 10_012, "{transport}: {total:?}");
+        assert_eq!(k.replay.offered, total.emitted, "{transport}");
+        // A limit it never reaches changes nothing.
+        let far = harness::replay::StopAtLoss {
+            lost: u64::MAX,
+            ..stop
+        };
+        let k = with(Some(far));
+        let total = k.injection.counters.kernel.total();
+        assert!(!k.replay.stopped_at_loss, "{transport}");
+        assert_eq!(total.emitted, 10_012, "{transport}: {total:?}");
+        assert!(total.failed() > 100, "{transport}: {total:?}");
+    }
+}
+
+#[test]
 fn a_pipeline_variant_reads_the_kernel_rings_through_the_same_ledger() {
     if !may_load_bpf("loading BPF") {
         return;
@@ -836,6 +886,7 @@ fn a_kernel_trial_at_a_low_rate_is_clean_sampled_and_balances_against_the_kernel
             wakeup,
             rule: short_rule(),
             shape: RateShape::Uniform,
+            stop_at_loss: None,
         };
         // A trial the producer could not offer (a busy machine: other tests
         // run beside this one) says nothing: run it again, as the sweep does.
@@ -952,6 +1003,7 @@ fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
             wakeup,
             rule: short_rule(),
             shape: RateShape::Uniform,
+            stop_at_loss: None,
         };
         let found = search_ndr(&setup, &search, || Arc::new(NullSink::new())).unwrap();
         let ndr = found.outcome.zero_loss_rate;

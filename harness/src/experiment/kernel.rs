@@ -66,6 +66,10 @@ pub struct KernelSetup<'a> {
     pub wakeup: Wakeup,
     pub rule: VerdictRule,
     pub shape: RateShape,
+    /// Stop a trial once it has lost more than this share of what it will
+    /// offer, as replay trials do ([`super::trial::stop_at_loss`]); `None`
+    /// runs every trial to its end.
+    pub stop_at_loss: Option<f64>,
 }
 
 impl<'a> KernelSetup<'a> {
@@ -85,6 +89,7 @@ impl<'a> KernelSetup<'a> {
             wakeup: t.wakeup,
             rule: t.rule,
             shape: t.shape,
+            stop_at_loss: t.stop_at_loss,
         }
     }
 
@@ -201,7 +206,7 @@ impl KernelTrial {
             shape: self.shape.name().into(),
             allowance: self.allowance,
             producer: self.producer(),
-            stopped_at_loss: false,
+            stopped_at_loss: self.run.replay().stopped_at_loss,
         });
         r.progress = self.run.replay().samples.clone();
         r
@@ -232,7 +237,9 @@ pub fn run_kernel_trial(
     let rule = applied_rule(setup, rate);
     let length = Duration::from_nanos(rule.warmup_ns.saturating_add(rule.window_ns));
     let opts = KernelOptions::new(ReplayOptions {
-        stop_at_loss: None,
+        stop_at_loss: setup.stop_at_loss.map(|share| {
+            super::trial::stop_at_loss(share, &rule, rate, setup.capture.samples() as u64)
+        }),
         pacing: setup.shape.pacing(rate),
         bound: Bound::Duration(length),
         transport: Some(setup.transport),

@@ -17,29 +17,14 @@
 #
 #   sudo bash probes/bench/probe_floor/batch.sh [ROUNDS]     # default 6
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-arch_inc=/usr/include/$(uname -m)-linux-gnu
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 settings=(event event-noclk batch batch-noclk)
-build() { clang -O2 -g -target bpf -I"$arch_inc" -DBATCH="$2" -DCLOCK="$3" -c "$here/batch.bpf.c" -o "$out/$1.o"; }
-build event 0 1
-build event-noclk 0 0
-build batch 1 1
-build batch-noclk 1 0
-cc -O2 -o "$out/attach" "$here/attach.c" -lbpf -lelf -lz
-cc -O2 -o "$out/loop" "$here/../traced_loop.c"
-[ -d /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing
+bpf event batch.bpf.c -DBATCH=0 -DCLOCK=1
+bpf event-noclk batch.bpf.c -DBATCH=0 -DCLOCK=0
+bpf batch batch.bpf.c -DBATCH=1 -DCLOCK=1
+bpf batch-noclk batch.bpf.c -DBATCH=1 -DCLOCK=0
 
-loop() { echo go | "$out/loop" 0 3 /etc/hostname | awk '/^ops/ {printf "%.3f", $2 / $4 / 1e6}'; }
-traced() {
-  "$out/attach" "$out/$1.o" >"$out/$1.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 50); do grep -q attached "$out/$1.log" && break; sleep 0.1; done
-  grep -q attached "$out/$1.log" || { cat "$out/$1.log" >&2; exit 1; }
-  loop
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-}
 # records, bytes a record, failed outputs of the last run of setting $1
 readout() { awk '/^records/ {printf "%d rec, %d B/rec, %d failed", $2, ($2 ? $4 / $2 : 0), $6}' "$out/$1.log"; }
 echo "M ops/s: untraced, ${settings[*]}, untraced again; ratios over the untraced mean"

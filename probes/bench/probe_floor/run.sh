@@ -11,26 +11,10 @@
 #
 #   sudo bash probes/bench/probe_floor/run.sh [ROUNDS]     # default 8
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-arch_inc=/usr/include/$(uname -m)-linux-gnu
-for o in enter raw_enter enter_exit; do
-  clang -O2 -g -target bpf -I"$arch_inc" -c "$here/$o.bpf.c" -o "$out/$o.o"
-done
-cc -O2 -o "$out/attach" "$here/attach.c" -lbpf -lelf -lz
-cc -O2 -o "$out/loop" "$here/../traced_loop.c"
-[ -d /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+for o in enter raw_enter enter_exit; do bpf "$o" "$o.bpf.c"; done
 
-loop() { echo go | "$out/loop" 0 3 /etc/hostname | awk '/^ops/ {printf "%.3f", $2 / $4 / 1e6}'; }
-traced() {
-  "$out/attach" "$out/$1.o" >"$out/$1.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 50); do grep -q attached "$out/$1.log" && break; sleep 0.1; done
-  grep -q attached "$out/$1.log" || { cat "$out/$1.log" >&2; exit 1; }
-  loop
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-}
 echo "M ops/s: untraced, enter, raw-enter, enter+exit, untraced again; ratios over the untraced mean"
 for r in $(seq "${1:-8}"); do
   u=$(loop); t=$(traced enter); w=$(traced raw_enter); x=$(traced enter_exit); v=$(loop)

@@ -335,35 +335,31 @@ impl<'c, 'o> Engine<'c, 'o> {
 /// Per CPU index: (due time, emitted length) of each staged sample, in slot order.
 type Staged = Vec<Vec<(u64, u32)>>;
 
-/// Emits CPU `k`'s staged samples in one test run and books them. Returns
-/// how many of them the ring refused.
+/// Emits CPU `k`'s staged samples in one test run and books them.
 fn flush(
     inj: &mut Injector,
     staged: &mut Staged,
     k: usize,
     p: &mut Produced,
     sampler: &mut Sampler<'_>,
-) -> Result<u64, KernelError> {
+) -> Result<(), KernelError> {
     let batch = &mut staged[k];
     if batch.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
     let at = monotonic_ns();
     inj.inject(k, batch.len())?;
-    let mut refused = 0;
     for (i, &(due, len)) in batch.iter().enumerate() {
         let ok = inj.result(k, i) == 0;
         if ok {
             p.bytes += len as u64;
-        } else {
-            refused += 1;
         }
         sampler.output(len, ok);
         p.late(due, at);
     }
     p.wrote(at, batch.len() as u64);
     batch.clear();
-    Ok(refused)
+    Ok(())
 }
 
 /// The producer: stages each sample when it is due and emits each CPU's
@@ -375,14 +371,7 @@ fn produce(
     sampler: &mut Sampler<'_>,
 ) -> Result<Produced, KernelError> {
     let (capture, bound, stop) = (e.capture, e.opts.replay.bound, &e.opts.stop);
-    // (lost, from_ns): more refusals than `lost` end the run from `from_ns`
-    // on, as in emulated replay (`StopAtLoss`).
-    let loss_stop = e.opts.replay.stop_at_loss.map(|s| {
-        let from = schedule
-            .start_ns()
-            .saturating_add(s.after.as_nanos().min(u64::MAX as u128) as u64);
-        (s.lost, from)
-    });
+    let loss_stop = e.opts.replay.stop_at_loss;
     let (samples, lens, inj) = (&e.samples, &e.lens, &mut e.inj);
     let cpu0 = CpuTime::thread();
     let ncpu = inj.cpus().len();
@@ -403,15 +392,12 @@ fn produce(
     let mut staged: Staged = vec![Vec::with_capacity(per); ncpu];
     let flush_all =
         |inj: &mut Injector, staged: &mut Staged, p: &mut Produced, sampler: &mut Sampler<'_>| {
-            (0..ncpu).try_fold(0, |n, k| {
-                Ok::<_, KernelError>(n + flush(inj, staged, k, p, sampler)?)
-            })
+            (0..ncpu).try_for_each(|k| flush(inj, staged, k, p, sampler))
         };
-    let mut refused = 0u64;
-    // Whether the refusals so far decide the trial (checked after a test run
-    // that refused something: a run that keeps up never pays for it).
-    let past_limit = |refused: u64, now: u64| {
-        loss_stop.is_some_and(|(lost, from)| refused > lost && now >= from)
+    // Whether the rings' refusals so far decide the trial (checked after
+    // each test run, where they can change).
+    let decided = |sampler: &Sampler<'_>, now: u64| {
+        loss_stop.is_some_and(|s| s.reached(start_ns, sampler.refused(), now))
     };
     // Sleeps until `until`, sampling on the way (a quiet stretch of a bursty
     // capture is sampled too). Returns the time it woke.
@@ -450,9 +436,8 @@ fn produce(
             }
             if due > now {
                 // Nothing more is due: emit what is, then sleep until this one is.
-                let r = flush_all(inj, &mut staged, &mut p, sampler)?;
-                refused += r;
-                if r > 0 && past_limit(refused, monotonic_ns()) {
+                flush_all(inj, &mut staged, &mut p, sampler)?;
+                if decided(sampler, monotonic_ns()) {
                     p.stopped_at_loss = true;
                     break 'outer;
                 }
@@ -469,11 +454,10 @@ fn produce(
             )?;
             staged[k].push((due, len));
             if staged[k].len() == per {
-                let r = flush(inj, &mut staged, k, &mut p, sampler)?;
-                refused += r;
+                flush(inj, &mut staged, k, &mut p, sampler)?;
                 let at = monotonic_ns();
                 sampler.maybe(at, &mut p.samples);
-                if r > 0 && past_limit(refused, at) {
+                if decided(sampler, at) {
                     p.stopped_at_loss = true;
                     break 'outer;
                 }

@@ -65,11 +65,21 @@ pub enum Bound {
 /// not before `after` from the first record's due time. A sweep trial whose
 /// verdict that loss already decides stops there (docs/tuning.md, "Trials");
 /// the `after` gives its window enough progress samples to measure how fast
-/// the pipeline finished while failing. Emulated rings only.
+/// the pipeline finished while failing. Emulated replay and kernel-backed
+/// replay ([`kernel`]) both stop by [`StopAtLoss::reached`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopAtLoss {
     pub lost: u64,
     pub after: Duration,
+}
+
+impl StopAtLoss {
+    /// Whether a run whose first record was due at `start_ns` and whose
+    /// rings have lost `lost` so far stops at `now_ns`.
+    pub(crate) fn reached(&self, start_ns: u64, lost: u64, now_ns: u64) -> bool {
+        let after_ns = self.after.as_nanos().min(u64::MAX as u128) as u64;
+        lost > self.lost && now_ns >= start_ns.saturating_add(after_ns)
+    }
 }
 
 /// What to replay into. Unset fields default to the capture's metadata, so a
@@ -795,8 +805,6 @@ fn produce(
     if max {
         pacing::wait_until(schedule.start_ns());
     }
-    // (lost, from_ns): more loss than `lost` ends the run from `from_ns` on.
-    let stop = stop.map(|s| (s.lost, after_start(s.after)));
     let mut index = 0u64;
     let mut bytes_before: u128 = 0;
     // Waits until `until`, sleeping, and samples progress every SAMPLE_NS on
@@ -875,8 +883,8 @@ fn produce(
             bytes_before += rec.orig as u128;
             p.wrote(now, 1);
             // Checked on a drop only: a run that keeps up never pays for it.
-            if let (false, Some((lost, from_ns))) = (took, stop) {
-                if index - accepted > lost && now >= from_ns {
+            if let (false, Some(stop)) = (took, stop) {
+                if stop.reached(schedule.start_ns(), index - accepted, now) {
                     p.stopped_at_loss = true;
                     break 'outer;
                 }

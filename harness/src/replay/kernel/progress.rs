@@ -154,6 +154,11 @@ impl<'a> Sampler<'a> {
         }
     }
 
+    /// Outputs the rings refused so far.
+    pub(super) fn refused(&self) -> u64 {
+        self.offered - self.accepted
+    }
+
     /// Samples now if a sample is due.
     #[inline]
     pub(super) fn maybe(&mut self, now: u64, out: &mut Vec<ProgressSample>) {

@@ -8,7 +8,7 @@
 use harness::results::{ResultsError, RunResult};
 use harness::cmd::report::to_report;
 use harness::gate::{judge, RulesFile};
-use harness::sweep::{SweepFileError, SweepResults};
+use harness::experiment::results::{SweepFileError, SweepResults};
 use libfuzzer_sys::fuzz_target;
 
 const ORIGIN: &str = "fuzz.json";

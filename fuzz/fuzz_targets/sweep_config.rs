@@ -3,7 +3,8 @@
 //! config it accepts must pass its own checks again after a TOML round trip.
 #![no_main]
 
-use harness::sweep::{parse_config_str, SweepConfig, SweepError};
+use harness::experiment::plan::{parse_config_str, SweepConfig};
+use harness::experiment::sweep::SweepError;
 use libfuzzer_sys::fuzz_target;
 
 const ORIGIN: &str = "fuzz.toml";

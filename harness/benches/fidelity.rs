@@ -31,9 +31,9 @@ use harness::capture::Capture;
 use harness::classify::Classifier;
 use harness::experiment::kernel::{run_kernel_trial, KernelReader, KernelSetup};
 use harness::experiment::live::{run_live_trial, LiveSetup, Traffic};
+use harness::experiment::search::ZeroLossSearch;
 use harness::experiment::trial::{mean_sample_len, run_trial, RateShape, TrialSetup};
 use harness::experiment::verdict::{VerdictKind, VerdictRule};
-use harness::pipeline::search::ZeroLossSearch;
 use harness::replay::Wakeup;
 use harness::sink::{NullSink, SinkSpec};
 use probes::Transport;
@@ -283,7 +283,8 @@ fn main() {
             let relaid = if variant.layout == capture.meta.probe {
                 Capture::load(path).expect("capture")
             } else {
-                harness::sweep::relayout(&capture, variant.layout, tmp.path()).expect("relayout")
+                harness::experiment::relayout::relayout(&capture, variant.layout, tmp.path())
+                    .expect("relayout")
             };
             for &ring_total in &rings {
                 let cell = Cell {

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use harness::capture::{Capture, Transport};
 use harness::classify::Classifier;
+use harness::experiment::search::ZeroLossSearch;
 use harness::pipeline::replayed::{run_replayed, ReplayedError};
-use harness::pipeline::search::ZeroLossSearch;
 use harness::pipeline::{Variant, VARIANTS};
 use harness::replay::{Bound, Pacing, ReplayOptions, Wakeup};
 use harness::sink::kafka::{create_topic, delete_topic, MOCK_LABEL};
@@ -273,7 +273,7 @@ fn main() {
         .map(|s| s.split(',').map(|x| x.trim().to_owned()).collect());
     let fixed = Capture::load(&fixture("fixed4k-perf.pcapng")).expect("fixed4k fixture");
     let dir = tempfile::tempdir().expect("tempdir");
-    let compact = harness::sweep::relayout(&fixed, Layout::Compact, dir.path())
+    let compact = harness::experiment::relayout::relayout(&fixed, Layout::Compact, dir.path())
         .expect("compact copy of the fixture");
     println!(
         "capture: fixed4k-perf.pcapng, {} samples looped; compact variants get the same events in the compact layout",

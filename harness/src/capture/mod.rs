@@ -19,11 +19,8 @@ mod writer;
 
 pub use reader::{CaptureReader, Entry};
 pub(crate) use source::Body;
-pub use source::{
-    current_hwm, fits, memory_budget, peak_rss_bytes, reset_peak_rss, Capture, Loading,
-    StoredRecord, Summary,
-};
-pub use writer::{cpu_model, CaptureOutput, CaptureSummary, CaptureWriter, RingCount, RingStats};
+pub use source::{fits, Capture, Loading, StoredRecord, Summary};
+pub use writer::{CaptureOutput, CaptureSummary, CaptureWriter, RingCount, RingStats};
 
 use std::path::Path;
 
@@ -103,8 +100,8 @@ impl CaptureMeta {
         rings: u32,
         wakeup: &str,
     ) -> Self {
-        let env = crate::results::Environment::detect();
-        let (start_unix_ns, start_monotonic_ns) = clock_pair();
+        let (kernel, hostname) = crate::host::uname();
+        let (start_unix_ns, start_monotonic_ns) = crate::host::clock_pair();
         CaptureMeta {
             dropbench_capture: CAPTURE_VERSION,
             abi_version: ABI_VERSION,
@@ -112,10 +109,10 @@ impl CaptureMeta {
             transport,
             ring_bytes,
             rings,
-            cpus: env.cpus,
+            cpus: crate::host::cpus(),
             wakeup: wakeup.to_string(),
-            kernel: env.kernel,
-            hostname: env.hostname,
+            kernel,
+            hostname,
             start_unix_ns,
             start_monotonic_ns,
             load: None,
@@ -137,30 +134,6 @@ impl CaptureMeta {
             .wrapping_sub(self.start_unix_ns)
             .wrapping_add(self.start_monotonic_ns)
     }
-}
-
-/// (CLOCK_REALTIME, CLOCK_MONOTONIC) in ns, read back to back.
-pub fn clock_pair() -> (u64, u64) {
-    (
-        clock_ns(libc::CLOCK_REALTIME),
-        clock_ns(libc::CLOCK_MONOTONIC),
-    )
-}
-
-/// Reads a clock in ns. CLOCK_MONOTONIC is the clock of `bpf_ktime_get_ns()`.
-pub fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out-pointer; both clocks always exist on Linux.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// CLOCK_MONOTONIC in ns.
-pub fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 /// Everything that can go wrong writing or reading a capture. Every variant

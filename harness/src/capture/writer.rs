@@ -511,7 +511,7 @@ impl<W: CaptureOutput> CaptureWriter<W> {
     /// disk the counters that account for every sample are worth more than
     /// the last few samples). The file ends on a whole block whatever happens.
     pub fn close(mut self, stats: &[RingStats]) -> (CaptureSummary, Option<CaptureError>) {
-        let ts = super::clock_pair().0;
+        let ts = crate::host::clock_pair().0;
         if self.failed.is_none() {
             let start = self.stored + self.buf.len() as u64;
             for s in stats {
@@ -673,7 +673,7 @@ fn header_blocks(path: &Path, meta: &CaptureMeta) -> Result<Vec<u8>, CaptureErro
         minor_version: 0,
         section_length: -1,
         options: vec![
-            SectionHeaderOption::Hardware(Cow::Owned(cpu_model())),
+            SectionHeaderOption::Hardware(Cow::Owned(crate::host::cpu_model())),
             SectionHeaderOption::OS(Cow::Owned(format!("Linux {}", meta.kernel))),
             SectionHeaderOption::UserApplication(Cow::Owned(format!(
                 "dropbench {}",
@@ -715,19 +715,6 @@ fn put_u32(b: &mut [u8], o: usize, v: u32) {
 #[inline]
 fn put_u16(b: &mut [u8], o: usize, v: u16) {
     b[o..o + 2].copy_from_slice(&v.to_le_bytes());
-}
-
-/// The CPU model from /proc/cpuinfo, or "unknown".
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]

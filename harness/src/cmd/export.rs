@@ -19,9 +19,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::experiment::results::{Series, SweepResults};
 use crate::gate::judge::{bracket, loss_by_rate};
 use crate::gate::{load_current, Measure};
-use crate::sweep::{Series, SweepResults};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -219,7 +219,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
                 sink,
                 args.sink_timeout,
             )?;
-            let result = crate::sweep::replayed_result(&r, &capture, &describe);
+            let result = crate::experiment::trial::replayed_result(&r, &capture, &describe);
             (r.replay, result)
         }
         Reader::Exec(_) => unreachable!("Reader::parse refuses exec: without --kernel"),
@@ -255,7 +255,7 @@ fn run_kernel(args: &ReplayArgs, capture: &Capture, reader: Reader) -> anyhow::R
         Reader::Variant(v) => {
             let (sink, describe) = open_sink(args, v)?;
             let classifier = Arc::new(crate::classify::Classifier::default_rules());
-            let (r, injection) = kernel::run_variant(
+            let (r, injection) = crate::pipeline::replayed::run_kernel(
                 v,
                 (v.knobs)(),
                 capture,
@@ -264,7 +264,7 @@ fn run_kernel(args: &ReplayArgs, capture: &Capture, reader: Reader) -> anyhow::R
                 sink,
                 args.sink_timeout,
             )?;
-            let mut result = crate::sweep::replayed_result(&r, capture, &describe);
+            let mut result = crate::experiment::trial::replayed_result(&r, capture, &describe);
             injection.annotate(&mut result, r.replay.consumer.lost_seen);
             (r.replay, result, injection)
         }

@@ -9,9 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::experiment::plan::SweepConfig;
+use crate::experiment::results::{SeriesKey, SweepResults};
 use crate::gate::judge::{bracket, loss_by_rate, lost_anywhere};
 use crate::gate::{load_baseline, load_current, Loaded, Measure};
-use crate::sweep::{SeriesKey, SweepConfig, SweepResults};
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -355,7 +356,7 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
 
 /// The trial the occupancy chart and CPU table show: the first at the
 /// series' zero-loss rate, or its lowest rate when none held.
-fn chosen_trial(s: &crate::sweep::Series) -> Option<&crate::results::RunResult> {
+fn chosen_trial(s: &crate::experiment::results::Series) -> Option<&crate::results::RunResult> {
     let at = |r: f64| s.points.iter().find(|p| p.config.target_rate == Some(r));
     s.zero_loss_rate.and_then(at).or_else(|| {
         s.points.iter().min_by(|a, b| {

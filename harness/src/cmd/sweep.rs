@@ -263,7 +263,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         println!("      (no --brokers given: messages go to librdkafka's in-process mock cluster, labelled as such in every result;");
         println!("       its log is bounded, so the topic is not read back: delivery reports are the sink's account)");
     }
-    let started_unix_s = crate::capture::clock_pair().0 / 1_000_000_000;
+    let started_unix_s = crate::host::clock_pair().0 / 1_000_000_000;
     let (planned, skipped) = plan.cells(&captures);
     let plan_text = toml::to_string(plan.config()).context("writing the plan as TOML")?;
     let plan_hash = checksum(plan_text.as_bytes());
@@ -321,7 +321,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         planned_series: planned.len(),
         // Filled as the sweep reports them (the plan's skipped cells first).
         skipped: Vec::new(),
-        peak_rss_bytes: crate::capture::peak_rss_bytes(),
+        peak_rss_bytes: crate::host::peak_rss_bytes(),
     };
     results.write(&folder.sweep_json())?;
     let mut observer = Saver {
@@ -349,7 +349,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     results.series.sort_by_key(|s| s.index);
 
     // 3. Results, report, table.
-    results.peak_rss_bytes = crate::capture::peak_rss_bytes();
+    results.peak_rss_bytes = crate::host::peak_rss_bytes();
     results.write(&folder.sweep_json())?;
     let report_dir = folder.report_dir();
     // The report reads the file just written, as `harness report` does.
@@ -459,7 +459,7 @@ impl SweepObserver for Saver<'_> {
         }
         self.results.series.push(s.clone());
         self.results.series.sort_by_key(|s| s.index);
-        self.results.peak_rss_bytes = crate::capture::peak_rss_bytes();
+        self.results.peak_rss_bytes = crate::host::peak_rss_bytes();
         let saved = self
             .folder
             .save_series(s)

@@ -26,17 +26,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::trial::{allowance_for, ProducerStats, RateShape, TrialSetup};
+use super::trial::{allowance_for, RateShape, TrialSetup};
 use super::verdict::{judge, lateness_limit, TrialEvidence, Verdict, VerdictRule};
 use crate::capture::Capture;
 use crate::classify::Classifier;
+use crate::experiment::search::{SearchError, SearchOutcome, ZeroLossSearch};
 use crate::pipeline::replayed::ReplayedRun;
-use crate::pipeline::search::{SearchError, SearchOutcome, ZeroLossSearch};
 use crate::pipeline::{Knobs, Variant};
-use crate::replay::kernel::{
-    run_exec, run_variant, ExecSpec, Injection, KernelError, KernelOptions, Observed,
-};
+use crate::replay::kernel::{run_exec, ExecSpec, Injection, KernelError, KernelOptions, Observed};
 use crate::replay::{Bound, ReplayOptions, ReplayReport, Wakeup};
+use crate::results::ProducerStats;
 use crate::results::{RunResult, TrialInfo};
 use crate::sink::{Sink, SinkSpec};
 use probes::Transport;
@@ -254,7 +253,7 @@ pub fn run_kernel_trial(
             classifier,
             ..
         } => {
-            let (run, injection) = run_variant(
+            let (run, injection) = crate::pipeline::replayed::run_kernel(
                 variant,
                 *knobs,
                 setup.capture,

@@ -22,13 +22,14 @@ use probes::abi::{Event, Kind, Layout, Syscall};
 use probes::loader::{Filter, Probe, ProbeError, ProbeSpec};
 use probes::Transport;
 
-use super::trial::{allowance_for, ProducerStats};
+use super::trial::allowance_for;
 use super::verdict::{judge, lateness_limit, TrialEvidence, Verdict, VerdictRule};
 use crate::capture::Capture;
 use crate::classify::Classifier;
 use crate::ledger::{KernelCounts, Ledger};
 use crate::pipeline::{Context, Input, Knobs, PipelineError, RunReport, Variant};
-use crate::replay::{Lateness, ProgressSample, Wakeup, SAMPLE_NS};
+use crate::replay::{Wakeup, SAMPLE_NS};
+use crate::results::{Lateness, ProducerStats, ProgressSample};
 use crate::sink::{Sink, SinkError, SinkSpec};
 
 /// Why a live trial could not run (a trial that loses samples is a result).

@@ -17,8 +17,8 @@ use crate::capture::Capture;
 use crate::classify::Classifier;
 use crate::pipeline::replayed::{run_replayed, ReplayedError, ReplayedRun};
 use crate::pipeline::{Knobs, Variant};
-use crate::replay::{Bound, Lateness, Pacing, ProgressSample, ReplayOptions, StopAtLoss, Wakeup};
-use crate::results::RunResult;
+use crate::replay::{Bound, Pacing, ReplayOptions, StopAtLoss, Wakeup};
+use crate::results::{ProducerStats, ProgressSample, RunResult};
 use crate::sink::{Sink, SinkSpec};
 use probes::Transport;
 
@@ -107,14 +107,6 @@ pub fn stop_at_loss(share: f64, rule: &VerdictRule, rate: f64, samples: u64) -> 
 
 /// How far into its window a trial runs before it may stop at its loss limit.
 const STOP_AFTER_WINDOW_NS: u64 = 250_000_000;
-
-/// The producer's side of a trial, for results.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProducerStats {
-    /// Records/s actually offered over the whole trial.
-    pub achieved_per_s: f64,
-    pub lateness: Lateness,
-}
 
 /// What one trial found.
 pub struct Trial {

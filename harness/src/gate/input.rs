@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::sweep::SweepResults;
+use crate::experiment::results::SweepResults;
 
 /// Results read from disk, with the file they came from.
 #[derive(Debug, Clone)]
@@ -51,13 +51,13 @@ pub fn load_results(path: &Path) -> Result<Loaded, ResultsInputError> {
     let results = SweepResults::read(&file).map_err(|e| ResultsInputError {
         path: file.display().to_string(),
         what: match e {
-            crate::sweep::SweepFileError::Io { source, .. } => source.to_string(),
-            crate::sweep::SweepFileError::Parse { source, .. } => {
+            crate::experiment::results::SweepFileError::Io { source, .. } => source.to_string(),
+            crate::experiment::results::SweepFileError::Parse { source, .. } => {
                 format!("not a sweep results file: {source}")
             }
-            crate::sweep::SweepFileError::Schema { found, .. } => format!(
+            crate::experiment::results::SweepFileError::Schema { found, .. } => format!(
                 "schema {found:?}, expected {:?}",
-                crate::sweep::SWEEP_SCHEMA
+                crate::experiment::results::SWEEP_SCHEMA
             ),
         },
     })?;

@@ -15,9 +15,9 @@
 //!   favourable reading of the current run is worse than the least favourable
 //!   reading of the baseline, by more than the allowance.
 
+use crate::experiment::results::{Series, SeriesKey, SweepResults};
 use crate::experiment::stats::{loss_interval, Proportion};
 use crate::results::RunResult;
-use crate::sweep::{Series, SeriesKey, SweepResults};
 
 use super::rules::{fmt_pct, Measure, Rule, RuleKind, RulesFile};
 use super::GateInputError;
@@ -373,7 +373,7 @@ fn judge_regression(c: &Series, b: &Series, m: Measure, max_drop: f64) -> (Statu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::SWEEP_SCHEMA;
+    use crate::experiment::results::SWEEP_SCHEMA;
 
     fn key(v: &str) -> SeriesKey {
         SeriesKey {

@@ -25,7 +25,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::GateInputError;
-use crate::sweep::SeriesKey;
+use crate::experiment::results::SeriesKey;
 
 /// Which of a cell's rates a rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn a_lane_is_sent_when_full_and_the_rest_at_the_end_of_the_drain() {
         let sink = Keep::default();
-        let (mut counts, mut lat) = (StageCounts::default(), crate::replay::latency_histogram());
+        let (mut counts, mut lat) = (StageCounts::default(), crate::results::latency_histogram());
         let mut b = MessageBatches::new(4);
         // Two threads, ten events each, interleaved.
         let (a, c) = (raw(100, b"/a"), raw(200, b"/c"));
@@ -226,7 +226,7 @@ mod tests {
             refuse: true,
             ..Default::default()
         };
-        let (mut counts, mut lat) = (StageCounts::default(), crate::replay::latency_histogram());
+        let (mut counts, mut lat) = (StageCounts::default(), crate::results::latency_histogram());
         let mut b = MessageBatches::new(100);
         let r = raw(7, b"/x");
         let ev = Event::decode(&r).unwrap();

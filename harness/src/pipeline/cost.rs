@@ -121,7 +121,7 @@ pub struct Cost {
 impl CostWatch {
     /// Resets the process's peak RSS and reads the clocks.
     pub fn start() -> CostWatch {
-        let rss_reset = crate::capture::reset_peak_rss();
+        let rss_reset = crate::host::reset_peak_rss();
         let broker = BrokerProcess::locate().and_then(|b| Some((b, b.cpu_ns()?)));
         CostWatch {
             wall: Instant::now(),
@@ -139,7 +139,7 @@ impl CostWatch {
                 .broker
                 .and_then(|(b, before)| Some((b, b.cpu_ns()?.saturating_sub(before)))),
             peak_rss_bytes: if self.rss_reset {
-                crate::capture::current_hwm()
+                crate::host::current_hwm()
             } else {
                 None
             },
@@ -509,7 +509,7 @@ mod tests {
             wall: Instant::now(),
             process: CpuTime::process(),
             broker: None,
-            rss_reset: crate::capture::reset_peak_rss(),
+            rss_reset: crate::host::reset_peak_rss(),
         };
         // 16 MiB touched after the reset is in the peak.
         let big = vec![1u8; 16 << 20];

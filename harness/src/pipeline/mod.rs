@@ -25,9 +25,6 @@ mod ringbuf;
 mod seed_baseline;
 mod zero_copy;
 
-/// The searches moved to the experiment; the old path still works.
-pub use crate::experiment::search;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -432,7 +429,7 @@ impl EventProcessor {
             // Largest value: 46-byte header + a 4095-byte path.
             value: Vec::with_capacity(4096 + 64),
             counts: StageCounts::default(),
-            latency: crate::replay::latency_histogram(),
+            latency: crate::results::latency_histogram(),
             clocks: StageClocks::default(),
             extra_work: Duration::ZERO,
             batches: None,
@@ -513,7 +510,7 @@ impl EventProcessor {
 /// Records now - `origin_ns` (at least 1 ns; a vDSO clock read, ~20 ns).
 #[inline]
 pub(crate) fn record_latency(h: &mut Histogram<u64>, origin_ns: u64) {
-    let now = crate::capture::monotonic_ns();
+    let now = crate::host::monotonic_ns();
     h.saturating_record(now.saturating_sub(origin_ns).max(1));
 }
 

@@ -15,6 +15,7 @@ use super::{Context, Input, Knobs, PipelineError, RunReport, StageCpu, Variant};
 use crate::capture::Capture;
 use crate::classify::Classifier;
 use crate::ledger::{KernelCounts, Ledger};
+use crate::replay::kernel::{self, Injection, KernelError, KernelOptions};
 use crate::replay::{self, ConsumerReport, ReplayError, ReplayOptions, ReplayReport};
 use crate::results::{CpuTime, StageResult};
 use crate::sink::{Sink, SinkError};
@@ -70,6 +71,28 @@ pub enum ReplayedError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+}
+
+/// Replays `capture` through the kernel's rings into a pipeline `variant`
+/// (built with `knobs`) and `sink`, exactly as [`run_replayed`]
+/// does for emulated rings, with the injector's counters as the ledger's
+/// kernel line. Progress is sampled as there (the sink's finished count).
+pub fn run_kernel(
+    variant: &Variant,
+    knobs: Knobs,
+    capture: &Capture,
+    opts: &KernelOptions,
+    classifier: Arc<Classifier>,
+    sink: Arc<dyn Sink>,
+    finish_timeout: Duration,
+) -> Result<(ReplayedRun, Injection), KernelError> {
+    let c = Consumer::new(variant, knobs, classifier, sink.clone());
+    let done = move || sink.progress().done;
+    let k = kernel::run_watched(capture, opts, Some(&done), |src| c.consume(src))?;
+    let run = c
+        .finish(k.replay, k.injection.kernel_counts(), finish_timeout)
+        .map_err(|e| KernelError::Reader(Box::new(e)))?;
+    Ok((run, k.injection))
 }
 
 fn cpu(d: Duration) -> CpuTime {
@@ -217,9 +240,9 @@ pub fn consumer_report(variant: &str, run: Option<&RunReport>) -> ConsumerReport
         bytes: 0,
         latency: run
             .and_then(|r| r.latency.clone())
-            .unwrap_or_else(replay::latency_histogram),
+            .unwrap_or_else(crate::results::latency_histogram),
         stages,
-        end_ns: crate::capture::monotonic_ns(),
+        end_ns: crate::host::monotonic_ns(),
         ledger: None,
         problems,
     }

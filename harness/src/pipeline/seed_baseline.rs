@@ -151,7 +151,7 @@ fn worker(
     StageClocks,
 ) {
     let mut counts = StageCounts::default();
-    let mut latency = crate::replay::latency_histogram();
+    let mut latency = crate::results::latency_histogram();
     let mut clocks = StageClocks::default();
     let sync_publish = knobs.sync_publish;
     // A synchronous send blocks until delivery: it is timed on this thread's

@@ -14,7 +14,7 @@
 //! [`ReplayReport`] out (inside [`KernelReport`], with what only the kernel
 //! knows). The consumer gets the live readers (as [`InjectSource`]), opened as
 //! a live run opens them; a pipeline variant runs on it unchanged
-//! ([`run_variant`]). The kernel-side counts come from the injector's per-CPU
+//! (`pipeline::replayed::run_kernel`). The kernel-side counts come from the injector's per-CPU
 //! counters: emitted = injected, accepted = output ok, lost = failed.
 //!
 //! Ring r of the capture is injected on online CPU r % CPUs, so a perf capture
@@ -39,7 +39,7 @@
 //! `cargo bench -p probes --bench inject_rate` measures the injector alone.
 //!
 //! # Progress
-//! [`run_watched`], [`run_variant`] and [`run_exec`] sample the run's
+//! [`run_watched`], `pipeline::replayed::run_kernel` and [`run_exec`] sample the run's
 //! progress every 10 ms, as emulated replay's producer does, after test runs
 //! and while the thread sleeps; what each reader lets them observe is in
 //! [`progress`]. The producer and its report are emulated replay's own types
@@ -61,13 +61,10 @@ use super::{
     event_len, kernel_order, pacing, Bound, ConsumerReport, DoneCounter, Produced, ReplayError,
     ReplayOptions, ReplayReport, RingConfig, Schedule,
 };
-use crate::capture::{monotonic_ns, Capture, StoredRecord, Transport};
-use crate::classify::Classifier;
+use crate::capture::{Capture, StoredRecord, Transport};
+use crate::host::monotonic_ns;
 use crate::ledger::KernelCounts;
-use crate::pipeline::replayed::{Consumer, ReplayedError, ReplayedRun};
-use crate::pipeline::{Knobs, Variant};
 use crate::results::{CpuTime, RingResult, RunResult};
-use crate::sink::Sink;
 pub use exec::{ExecError, ExecReport, ExecSpec, Ready};
 pub use progress::{Observed, RingbufConsumption};
 use progress::{Sampler, Watch};
@@ -108,8 +105,10 @@ pub enum KernelError {
     Pin(#[from] probes::pin::PinError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+    /// The reader's side failed: a pipeline variant or its sink
+    /// (`pipeline::replayed::run_kernel`).
     #[error(transparent)]
-    Pipeline(#[from] ReplayedError),
+    Reader(Box<dyn std::error::Error + Send + Sync>),
     #[error("--rings {rings}: kernel-backed replay uses the kernel's own perf rings, one per online CPU ({cpus} here); leave --rings unset")]
     Rings { rings: u32, cpus: usize },
     #[error("ring size {bytes} bytes: kernel-backed rings are at most 1 GiB")]
@@ -580,26 +579,6 @@ where
         variant: "kernel replay".into(),
     })?;
     engine.report(p, consumer, None, Vec::new(), observed)
-}
-
-/// Replays `capture` through the kernel's rings into a pipeline `variant`
-/// (built with `knobs`) and `sink`, exactly as [`crate::pipeline::replayed::run_replayed`]
-/// does for emulated rings, with the injector's counters as the ledger's
-/// kernel line. Progress is sampled as there (the sink's finished count).
-pub fn run_variant(
-    variant: &Variant,
-    knobs: Knobs,
-    capture: &Capture,
-    opts: &KernelOptions,
-    classifier: Arc<Classifier>,
-    sink: Arc<dyn Sink>,
-    finish_timeout: Duration,
-) -> Result<(ReplayedRun, Injection), KernelError> {
-    let c = Consumer::new(variant, knobs, classifier, sink.clone());
-    let done = move || sink.progress().done;
-    let k = run_watched(capture, opts, Some(&done), |src| c.consume(src))?;
-    let run = c.finish(k.replay, k.injection.kernel_counts(), finish_timeout)?;
-    Ok((run, k.injection))
 }
 
 /// Replays `capture` through the kernel's rings pinned on bpffs for the

@@ -35,8 +35,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use probes::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
 
-use crate::capture::{monotonic_ns, Capture, CaptureError, Transport};
-use crate::results::{CpuTime, Latency, RingResult, RunConfig, RunResult, StageResult};
+use crate::capture::{Capture, CaptureError, Transport};
+use crate::host::monotonic_ns;
+use crate::results::{
+    latency_histogram, CpuTime, Latency, Lateness, ProgressSample, RingResult, RunConfig,
+    RunResult, StageResult,
+};
 pub use area::SampleBytes;
 pub use order::kernel_order;
 use order::{KernelOrder, Step};
@@ -324,11 +328,6 @@ pub struct ConsumerReport {
     pub problems: Vec<String>,
 }
 
-/// A latency histogram from 1 ns to 1 hour at 3 significant digits (0.1%).
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static bounds are valid")
-}
-
 /// The built-in `noop` consumer: drains the source in batches, recording
 /// each sample's latency and counting what it saw. Nothing else.
 pub fn drain_noop(mut src: impl RecordSource) -> ConsumerReport {
@@ -425,31 +424,6 @@ pub const WINDOW_NS: u64 = 10_000_000;
 /// time, so a 1 s measured window holds ~100 points for the steady-state
 /// verdict's fit, and reading a few counters costs nothing at that pace.
 pub const SAMPLE_NS: u64 = 10_000_000;
-
-/// The run's progress at one moment, taken by the producer as it goes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProgressSample {
-    /// Since the first record was due.
-    pub t_ns: u64,
-    /// Samples offered to the rings so far.
-    pub offered: u64,
-    /// Samples the rings took so far.
-    pub accepted: u64,
-    /// Samples the pipeline has finished with (its sink knows their fate):
-    /// `accepted - done` is everything in the rings, the pipeline's queues
-    /// and the sink's queue.
-    pub done: u64,
-    /// Bytes waiting in the rings (written, not yet consumed).
-    pub ring_bytes: u64,
-}
-
-/// How far behind its schedule the producer wrote, over every record.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Lateness {
-    pub p50_ns: u64,
-    pub p99_ns: u64,
-    pub max_ns: u64,
-}
 
 /// Reads how many samples the pipeline has finished with (e.g. the sink's
 /// delivered + failed); called by the producer every [`SAMPLE_NS`].

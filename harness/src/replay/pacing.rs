@@ -205,7 +205,7 @@ pub fn tight_timer_slack() {
 #[inline]
 pub fn wait_until(due_ns: u64) -> u64 {
     loop {
-        let now = crate::capture::monotonic_ns();
+        let now = crate::host::monotonic_ns();
         if now >= due_ns {
             return now;
         }

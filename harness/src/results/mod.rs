@@ -7,6 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 
+mod progress;
+mod verdict;
+
+pub use progress::{latency_histogram, Lateness, ProducerStats, ProgressSample};
+pub use verdict::{Verdict, VerdictKind, WindowStats};
+
 /// The schema id written into every result.
 pub const SCHEMA: &str = "dropbench.run/1";
 
@@ -43,14 +49,14 @@ pub struct RunResult {
     pub ledger: Option<crate::ledger::Ledger>,
     /// A sweep trial's steady-state verdict (absent for a plain replay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<crate::experiment::verdict::Verdict>,
+    pub verdict: Option<Verdict>,
     /// How the trial was run and judged (absent for a plain replay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial: Option<TrialInfo>,
     /// The run's progress every 10 ms while the producer ran: intake,
     /// finished, ring bytes (the report's occupancy over time).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub progress: Vec<crate::replay::ProgressSample>,
+    pub progress: Vec<ProgressSample>,
     /// The process's peak resident memory over the run (`VmHWM` after a
     /// reset at its start); absent when the reset was refused or not tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,7 +76,7 @@ pub struct TrialInfo {
     pub shape: String,
     /// Records of backlog growth the rule allowed for batching.
     pub allowance: u64,
-    pub producer: crate::experiment::trial::ProducerStats,
+    pub producer: ProducerStats,
     /// The trial stopped early: its rings had lost more than its loss limit
     /// allows, so its verdict was decided (docs/tuning.md, "Trials").
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -83,7 +89,7 @@ impl RunResult {
             schema: SCHEMA.to_string(),
             kind: kind.to_string(),
             variant: variant.to_string(),
-            started_unix_ns: crate::capture::clock_pair().0,
+            started_unix_ns: crate::host::clock_pair().0,
             duration_ns: 0,
             config,
             counts: Counts::default(),
@@ -379,28 +385,11 @@ pub struct Environment {
 
 impl Environment {
     pub fn detect() -> Environment {
-        // SAFETY: uname fills a zeroed struct; the fields are NUL-terminated.
-        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::uname(&mut u) } == 0;
-        let field = |f: &[libc::c_char]| {
-            let b: Vec<u8> = f
-                .iter()
-                .take_while(|c| **c != 0)
-                .map(|c| *c as u8)
-                .collect();
-            String::from_utf8_lossy(&b).into_owned()
-        };
-        let (kernel, hostname) = if ok {
-            (field(&u.release), field(&u.nodename))
-        } else {
-            ("unknown".into(), "unknown".into())
-        };
+        let (kernel, hostname) = crate::host::uname();
         Environment {
             kernel,
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get() as u32)
-                .unwrap_or(1),
-            cpu_model: crate::capture::cpu_model(),
+            cpus: crate::host::cpus(),
+            cpu_model: crate::host::cpu_model(),
             hostname,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }

@@ -6,7 +6,7 @@
 #![no_main]
 
 use harness::results::{ResultsError, RunResult};
-use harness::cmd::report::to_report;
+use harness::export::report::to_report;
 use harness::gate::{judge, RulesFile};
 use harness::experiment::results::{SweepFileError, SweepResults};
 use libfuzzer_sys::fuzz_target;

@@ -5,6 +5,7 @@ pub mod classify;
 pub mod cli;
 pub mod cmd;
 pub mod experiment;
+pub mod export;
 pub mod gate;
 pub mod host;
 pub mod ledger;

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::cmd::report::to_report;
 use crate::experiment::results::SweepResults;
 use crate::experiment::run_folder::RunFolder;
+use crate::export::report::to_report;
 
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {

@@ -353,7 +353,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     results.write(&folder.sweep_json())?;
     let report_dir = folder.report_dir();
     // The report reads the file just written, as `harness report` does.
-    crate::cmd::report::write(&folder.sweep_json(), None, Some(&report_dir), false)?;
+    crate::export::report::write(&folder.sweep_json(), None, Some(&report_dir), false)?;
     folder.link_latest(&args.out)?;
     print_table(&results, plan.goal_rate());
     if let Some(b) = results.peak_rss_bytes {
@@ -616,7 +616,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
     for s in &r.series {
         // The seed's design on the same capture is the baseline of each ratio.
         let base =
-            crate::cmd::report::baseline_of(r, &s.key).and_then(|b| r.series[b].zero_loss_rate);
+            crate::export::report::baseline_of(r, &s.key).and_then(|b| r.series[b].zero_loss_rate);
         let rate = match (s.zero_loss_rate, s.reached_hi) {
             (Some(x), true) => format!(">={x:.0}"),
             (Some(x), false) => format!("{x:.0}"),

@@ -201,7 +201,7 @@ fn cell_name(k: &crate::experiment::results::SeriesKey) -> String {
         "{} {} {}K {}",
         k.variant,
         k.capture.trim_end_matches(".pcapng"),
-        k.ring_bytes >> 10,
+        k.ring_total_bytes >> 10,
         k.mode
     )
 }

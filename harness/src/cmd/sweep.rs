@@ -136,7 +136,7 @@ impl SweepObserver for Printer {
         };
         // A minimum-ring trial runs at another ring memory than the series': say which.
         let total = r.config.ring_bytes * u64::from(r.config.rings.max(1));
-        let ring = if total == key.ring_bytes {
+        let ring = if total == key.ring_total_bytes {
             String::new()
         } else {
             format!(" @{}K", total >> 10)
@@ -674,7 +674,7 @@ fn print_table(r: &SweepResults, goal: Option<f64>) {
             capture,
             s.key.layout,
             s.key.transport,
-            s.key.ring_bytes >> 20,
+            s.key.ring_total_bytes >> 20,
             s.key.mode,
             format!("[{rule}]"),
             rate,

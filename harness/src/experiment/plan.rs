@@ -738,7 +738,7 @@ impl Plan {
                                         capture: capture_name.clone(),
                                         layout: layout.to_string(),
                                         transport: transport.to_string(),
-                                        ring_bytes: ring_bytes * rings.unwrap_or(1) as u64,
+                                        ring_total_bytes: ring_bytes * rings.unwrap_or(1) as u64,
                                         wakeup: wakeup.to_string(),
                                         sink: sink.clone(),
                                         mode: mode.name().into(),

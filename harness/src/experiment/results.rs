@@ -22,7 +22,10 @@ pub struct SeriesKey {
     pub capture: String,
     pub layout: String,
     pub transport: String,
-    pub ring_bytes: u64,
+    /// Ring memory of the cell over all its rings (one ring per CPU for
+    /// perf): `ring_bytes` in files written before issue 31, still read.
+    #[serde(alias = "ring_bytes")]
+    pub ring_total_bytes: u64,
     pub wakeup: String,
     pub sink: String,
     /// `replay` (emulated rings), `live` (real probes) or `kernel` (the injector into real rings).
@@ -77,7 +80,7 @@ impl std::fmt::Display for SeriesKey {
             self.capture,
             self.layout,
             self.transport,
-            self.ring_bytes >> 10,
+            self.ring_total_bytes >> 10,
             self.wakeup,
             self.sink,
             self.mode
@@ -287,7 +290,7 @@ pub(crate) mod fixtures {
             capture: "c.pcapng".into(),
             layout: "fixed4k".into(),
             transport: "perf".into(),
-            ring_bytes: 1 << 20,
+            ring_total_bytes: 1 << 20,
             wakeup: "events:1".into(),
             sink: "null".into(),
             mode: "replay".into(),

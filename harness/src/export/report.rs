@@ -98,7 +98,7 @@ pub fn baseline_of(r: &SweepResults, key: &SeriesKey) -> Option<usize> {
     r.series.iter().position(|b| {
         b.key.variant == "seed-baseline"
             && b.key.capture == key.capture
-            && b.key.ring_bytes == key.ring_bytes
+            && b.key.ring_total_bytes == key.ring_total_bytes
             && b.key.mode == key.mode
     })
 }
@@ -110,7 +110,7 @@ fn cell(k: &SeriesKey) -> String {
         k.capture,
         k.layout,
         k.transport,
-        k.ring_bytes >> 10,
+        k.ring_total_bytes >> 10,
         k.mode
     )
 }
@@ -123,7 +123,7 @@ pub fn compare(cur: &SweepResults, base: &SweepResults, base_name: &str) -> repo
             && a.capture == b.capture
             && a.layout == b.layout
             && a.transport == b.transport
-            && a.ring_bytes == b.ring_bytes
+            && a.ring_total_bytes == b.ring_total_bytes
             && a.wakeup == b.wakeup
             && a.mode == b.mode
     };
@@ -250,7 +250,7 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
                 ring_bytes: s
                     .points
                     .first()
-                    .map_or(s.key.ring_bytes, |p| p.config.ring_bytes),
+                    .map_or(s.key.ring_total_bytes, |p| p.config.ring_bytes),
                 baseline: baseline_of(r, &s.key),
                 mode: s.key.mode.clone(),
                 pdr: s.pdr,

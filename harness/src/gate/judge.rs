@@ -190,7 +190,7 @@ fn same_cell<'a>(base: &'a SweepResults, key: &SeriesKey) -> Option<&'a Series> 
         b.key.variant == key.variant
             && b.key.capture == key.capture
             && b.key.transport == key.transport
-            && b.key.ring_bytes == key.ring_bytes
+            && b.key.ring_total_bytes == key.ring_total_bytes
             && b.key.wakeup == key.wakeup
             && b.key.mode == key.mode
     })
@@ -381,7 +381,7 @@ mod tests {
             capture: "c.pcapng".into(),
             layout: "fixed4k".into(),
             transport: "perf".into(),
-            ring_bytes: 1 << 20,
+            ring_total_bytes: 1 << 20,
             wakeup: "events:64".into(),
             sink: "null".into(),
             mode: "replay".into(),

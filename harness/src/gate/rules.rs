@@ -65,7 +65,7 @@ pub struct Selector {
     pub layout: Option<String>,
     pub transport: Option<String>,
     /// Ring memory of the cell (the whole of it, as the series key holds it).
-    pub ring_bytes: Option<u64>,
+    pub ring_total_bytes: Option<u64>,
     pub wakeup: Option<String>,
     pub mode: Option<String>,
 }
@@ -77,7 +77,7 @@ impl Selector {
             && eq(&self.capture, &k.capture)
             && eq(&self.layout, &k.layout)
             && eq(&self.transport, &k.transport)
-            && self.ring_bytes.is_none_or(|b| b == k.ring_bytes)
+            && self.ring_total_bytes.is_none_or(|b| b == k.ring_total_bytes)
             && eq(&self.wakeup, &k.wakeup)
             && eq(&self.mode, &k.mode)
     }
@@ -108,7 +108,7 @@ impl std::fmt::Display for Rule {
             " for {}",
             s.variant.as_deref().unwrap_or("every variant")
         )?;
-        if let Some(b) = s.ring_bytes {
+        if let Some(b) = s.ring_total_bytes {
             write!(f, ", ring {} KiB", b >> 10)?;
         }
         for (name, v) in [
@@ -270,7 +270,7 @@ impl RawRule {
                 capture: self.capture,
                 layout: self.layout,
                 transport: self.transport,
-                ring_bytes,
+                ring_total_bytes: ring_bytes,
                 wakeup: self.wakeup,
                 mode: self.mode,
             },
@@ -365,7 +365,7 @@ max_drop = 0.5
                 max_loss: 0.001
             }
         );
-        assert_eq!(f.rules[0].select.ring_bytes, Some(32 << 20));
+        assert_eq!(f.rules[0].select.ring_total_bytes, Some(32 << 20));
         assert_eq!(f.rules[1].select.variant, None);
         assert_eq!(
             f.rules[2].kind,

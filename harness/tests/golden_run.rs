@@ -26,6 +26,9 @@ const RENAMED: &[(&str, &str)] = &[
         "\n        \"ring_bytes\": ",
         "\n        \"ring_total_bytes\": ",
     ),
+    // The event layout is `layout` everywhere; `probe` names the BPF
+    // program set only. Every `"probe": ` in the golden file is a layout.
+    ("\"probe\": ", "\"layout\": "),
 ];
 
 const RUN: &str = "ci/baseline/sweep.json";

@@ -17,9 +17,9 @@ use harness::classify::Classifier;
 use harness::experiment::kernel::{
     run_kernel_trial, search_ndr, KernelReader, KernelRun, KernelSetup, INCONCLUSIVE_TRIES,
 };
+use harness::experiment::search::ZeroLossSearch;
 use harness::experiment::trial::RateShape;
 use harness::experiment::verdict::{VerdictKind, VerdictRule};
-use harness::pipeline::search::ZeroLossSearch;
 use harness::replay::kernel::Observed;
 use harness::replay::kernel::{self, ExecSpec, KernelOptions, KernelReport, Ready};
 use harness::replay::{kernel_order, Bound, ConsumerReport, Pacing, ReplayOptions, Wakeup};

@@ -64,8 +64,10 @@ pub struct CaptureMeta {
     pub dropbench_capture: u32,
     /// The event ABI version of the samples ([`probes::abi::ABI_VERSION`]).
     pub abi_version: u16,
-    /// The probe variant (event layout).
-    pub probe: Layout,
+    /// The event layout (`probe` in captures written before issue 31, still
+    /// read).
+    #[serde(alias = "probe")]
+    pub layout: Layout,
     pub transport: Transport,
     /// Size of one ring's data area in bytes.
     pub ring_bytes: u64,
@@ -94,7 +96,7 @@ impl CaptureMeta {
     /// Metadata for a capture starting now on this machine: kernel, hostname,
     /// CPUs, both clocks and the process's argv are filled in.
     pub fn now(
-        probe: Layout,
+        layout: Layout,
         transport: Transport,
         ring_bytes: u64,
         rings: u32,
@@ -105,7 +107,7 @@ impl CaptureMeta {
         CaptureMeta {
             dropbench_capture: CAPTURE_VERSION,
             abi_version: ABI_VERSION,
-            probe,
+            layout,
             transport,
             ring_bytes,
             rings,

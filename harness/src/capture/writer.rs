@@ -698,7 +698,7 @@ fn header_blocks(path: &Path, meta: &CaptureMeta) -> Result<Vec<u8>, CaptureErro
                 ))),
                 InterfaceDescriptionOption::IfDescription(Cow::Owned(format!(
                     "dropbench {} {} ring {ring}",
-                    meta.probe, meta.transport
+                    meta.layout, meta.transport
                 ))),
                 InterfaceDescriptionOption::IfTsResol(TSRESOL_NS),
             ],

@@ -218,7 +218,7 @@ pub fn print_info(info: &CaptureInfo) {
     println!("capture   {} ({} bytes)", info.file, info.file_bytes);
     println!(
         "probe     {} via {}: {} ring(s) x {} bytes, wakeup {}",
-        m.probe, m.transport, m.rings, m.ring_bytes, m.wakeup
+        m.layout, m.transport, m.rings, m.ring_bytes, m.wakeup
     );
     println!(
         "recorded  kernel {} on {} ({} CPUs), start {} (unix ns)",

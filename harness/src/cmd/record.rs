@@ -28,9 +28,9 @@ pub struct RecordArgs {
     /// Output capture file (pcapng).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Probe variant (event layout): fixed4k or compact.
-    #[arg(long, default_value = "fixed4k")]
-    pub probe: Layout,
+    /// Event layout: fixed4k or compact (`--probe`, its old name, still works).
+    #[arg(long, alias = "probe", default_value = "fixed4k")]
+    pub layout: Layout,
     /// Transport: perf or ringbuf.
     #[arg(long, default_value = "perf")]
     pub transport: Transport,
@@ -136,7 +136,7 @@ impl PackedBatch {
 #[derive(Debug, serde::Serialize)]
 pub struct RecordSummary {
     pub output: PathBuf,
-    pub probe: Layout,
+    pub layout: Layout,
     pub transport: Transport,
     pub ring_bytes: u64,
     pub wakeup: String,
@@ -290,7 +290,7 @@ pub fn record_with_failure(
         Transport::Ringbuf => 1,
     };
     let mut meta = CaptureMeta::now(
-        args.probe,
+        args.layout,
         args.transport,
         args.ring_bytes,
         rings,
@@ -303,7 +303,7 @@ pub fn record_with_failure(
     let writer = CaptureWriter::create(&args.output, &meta)?;
 
     let spec = ProbeSpec {
-        layout: args.probe,
+        layout: args.layout,
         transport: args.transport,
         ring_bytes,
         wakeup,
@@ -506,7 +506,7 @@ pub fn record_with_failure(
     let busy_s = busy.as_secs_f64().max(1e-9);
     let summary = RecordSummary {
         output: args.output.clone(),
-        probe: args.probe,
+        layout: args.layout,
         transport: args.transport,
         ring_bytes: args.ring_bytes,
         wakeup: wakeup.to_string(),
@@ -540,7 +540,7 @@ fn print_summary(s: &RecordSummary) {
     println!(
         "recorded {} ({} / {}, {} bytes per ring, wakeup {})",
         s.output.display(),
-        s.probe,
+        s.layout,
         s.transport,
         s.ring_bytes,
         s.wakeup

@@ -204,7 +204,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         Reader::Noop => {
             let report = replay::run(&capture, &opts, drain_noop)?;
             let mut result = report.to_run_result();
-            result.config.probe = capture.meta.probe.to_string();
+            result.config.layout = capture.meta.layout.to_string();
             (report, result)
         }
         Reader::Variant(v) => {
@@ -280,7 +280,7 @@ fn run_kernel(args: &ReplayArgs, capture: &Capture, reader: Reader) -> anyhow::R
             (k.replay.clone(), k.to_run_result(), k.injection)
         }
     };
-    result.config.probe = capture.meta.probe.to_string();
+    result.config.layout = capture.meta.layout.to_string();
     print_result(&result, &report);
     print_kernel(&injection);
     write_json(args, &result)

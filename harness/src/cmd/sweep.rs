@@ -239,7 +239,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            probe: info.meta.probe.to_string(),
+            layout: info.meta.layout.to_string(),
             transport: info.meta.transport.to_string(),
             samples: info.samples,
             lost: info.lost,

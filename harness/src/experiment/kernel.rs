@@ -184,7 +184,7 @@ impl KernelTrial {
     /// with `trial.mode` = `kernel`.
     pub fn to_run_result(&self, capture: &Capture, sink_desc: &str) -> RunResult {
         let mut r = self.run.replay().to_run_result();
-        r.config.probe = capture.meta.probe.to_string();
+        r.config.layout = capture.meta.layout.to_string();
         r.config.extra = serde_json::json!({ "sink": sink_desc, "rules": "default" });
         if let KernelRun::Variant(run) = &self.run {
             r.stages = run.stage_table();

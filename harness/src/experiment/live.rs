@@ -424,7 +424,7 @@ impl LiveTrial {
         let k = self.kernel.total();
         let cfg = RunConfig {
             capture: Some(capture.to_string()),
-            probe: setup.layout.to_string(),
+            layout: setup.layout.to_string(),
             transport: setup.transport.to_string(),
             ring_bytes: setup.ring_bytes,
             rings: self.rings,

@@ -710,7 +710,7 @@ impl Plan {
                     let v = pv.variant;
                     // An outside reader defaults to the capture's own layout and transport.
                     let (layout, transport) = match &pv.exec {
-                        Some(_) => (capture.meta.probe, capture.meta.transport),
+                        Some(_) => (capture.meta.layout, capture.meta.transport),
                         None => (v.layout, v.transport),
                     };
                     let layouts = pick(&pv.layouts, &self.layouts, layout);

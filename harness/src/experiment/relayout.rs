@@ -21,7 +21,7 @@ pub fn relayout(src: &Capture, layout: Layout, dir: &Path) -> Result<Capture, Ca
         layout.name()
     ));
     let mut meta = src.meta.clone();
-    meta.probe = layout;
+    meta.layout = layout;
     let mut w = CaptureWriter::create(&path, &meta)?;
     let mut buf = Vec::new();
     let mut err = None;

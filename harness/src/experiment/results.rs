@@ -166,7 +166,9 @@ pub struct Series {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureDigest {
     pub file: String,
-    pub probe: String,
+    /// The event layout (`probe` in files written before issue 31, still read).
+    #[serde(alias = "probe")]
+    pub layout: String,
     pub transport: String,
     pub samples: u64,
     pub lost: u64,

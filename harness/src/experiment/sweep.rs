@@ -362,7 +362,7 @@ impl Relaid {
         cell: &PlannedSeries,
     ) -> Result<&'a Capture, SweepError> {
         let capture = &captures[cell.capture];
-        if cell.layout == capture.meta.probe {
+        if cell.layout == capture.meta.layout {
             return Ok(capture);
         }
         let at = |(c, l, _): &(usize, Layout, Capture)| *c == cell.capture && *l == cell.layout;

@@ -280,7 +280,7 @@ pub fn annotate(result: &mut RunResult, trial: &Trial, rule: &VerdictRule, shape
 /// checked: any imbalance is a problem that marks the result invalid.
 pub fn replayed_result(r: &ReplayedRun, capture: &Capture, sink: &str) -> RunResult {
     let mut result = r.replay.to_run_result();
-    result.config.probe = capture.meta.probe.to_string();
+    result.config.layout = capture.meta.layout.to_string();
     result.config.extra = serde_json::json!({ "sink": sink, "rules": "default" });
     result.stages = r.stage_table();
     result.peak_rss_bytes = r.cost.peak_rss_bytes;

@@ -220,7 +220,7 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
         capture: r.captures.first().map(|c| {
             format!(
                 "{} ({} {}, {} samples)",
-                c.file, c.probe, c.transport, c.samples
+                c.file, c.layout, c.transport, c.samples
             )
         }),
         notes: {

@@ -598,7 +598,7 @@ pub fn run_exec(
     let env = exec::environment(
         &pins,
         &engine.rings,
-        capture.meta.probe,
+        capture.meta.layout,
         engine.inj.cpus(),
         &ready_dir.path().join("ready"),
     );

@@ -482,7 +482,7 @@ impl ReplayReport {
     pub fn to_run_result(&self) -> RunResult {
         let cfg = RunConfig {
             capture: Some(self.capture_file.clone()),
-            probe: String::new(),
+            layout: String::new(),
             transport: self.rings.transport.to_string(),
             ring_bytes: self.rings.ring_bytes,
             rings: self.rings.rings,

@@ -208,8 +208,10 @@ pub struct RunConfig {
     /// Capture replayed, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<String>,
-    /// `fixed4k` or `compact`.
-    pub probe: String,
+    /// The event layout, `fixed4k` or `compact` (`probe` in files written
+    /// before issue 31, still read).
+    #[serde(alias = "probe")]
+    pub layout: String,
     /// `perf` or `ringbuf`.
     pub transport: String,
     /// Data bytes per ring.

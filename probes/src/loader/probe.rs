@@ -317,7 +317,7 @@ impl Probe {
     }
 
     /// The programs' run counts and run time so far (zero unless
-    /// [`RunTimeStats`] were on while they ran).
+    /// [`RunTimeStats`](super::RunTimeStats) were on while they ran).
     pub fn program_run_time(&self) -> Result<ProgramRunTime, ProbeError> {
         let mut total = ProgramRunTime::default();
         for (name, _) in &self.links {

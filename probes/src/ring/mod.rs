@@ -1,6 +1,6 @@
 //! The kernel's two rings, one format and one reader for live and emulated rings.
 //!
-//! - [`format`]: the record layouts (perf and BPF ring buffer), encoders and
+//! - [`format`](mod@format): the record layouts (perf and BPF ring buffer), encoders and
 //!   decoders; the only place they are written down.
 //! - [`mem`]: ring memory, the kernel's mappings or emulated ones laid out the
 //!   same way, and [`mem::Area`], the data area view both sides share.
@@ -13,7 +13,7 @@
 //!
 //! # Order
 //! Each module uses only those above it, never a sibling reader:
-//! 1. [`format`]: the record layouts (and [`format::origin_of`], a sample's
+//! 1. [`format`](mod@format): the record layouts (and [`format::origin_of`], a sample's
 //!    timestamp, which both readers hand out).
 //! 2. [`mem`]: ring memory.
 //! 3. [`perf_event`]: opening perf events; uses `mem`.
@@ -25,7 +25,7 @@
 //!
 //! The kernel's *writer* side of an emulated ring (space checks, drops, lost
 //! records, the wakeup rule) is `harness::replay`; it writes through
-//! [`format`] into [`mem`] and wakes readers through [`wait::EmulatedPoll`].
+//! [`format`](mod@format) into [`mem`] and wakes readers through [`wait::EmulatedPoll`].
 
 pub mod format;
 pub mod mem;

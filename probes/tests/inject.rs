@@ -1,18 +1,16 @@
 //! The injector against the real kernel: events staged in the mmapped slots
 //! reach the real rings byte for byte, and its counters account for every one.
-//! Privileged: runs in CI (root, CI=true); elsewhere skips with a reason, and
-//! under CI=true a skip fails.
+//! Privileged, every test: ignored unless the `privileged-tests` feature is on,
+//! and then a process that cannot load BPF fails them (tests/support/mod.rs).
 
 mod support;
-
-use std::collections::BTreeMap;
-use std::time::Duration;
 
 use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
 use probes::inject::{Injector, InjectorSpec};
 use probes::loader::{Transport, Wakeup};
-use probes::record::{Batch, RecordRef, RecordSource};
-use support::privileged;
+use probes::record::Batch;
+use probes::ring::format::perf as perf_fmt;
+use support::{drain, read_available, require_bpf, Drained};
 
 fn event(layout: Layout, i: usize) -> Vec<u8> {
     let h = EventHeader {
@@ -28,45 +26,15 @@ fn event(layout: Layout, i: usize) -> Vec<u8> {
     buf
 }
 
-/// Samples per ring, and lost counts per ring.
-type Drained = (BTreeMap<u32, Vec<Vec<u8>>>, BTreeMap<u32, u64>);
-
-/// Drains `src` until it closes.
-fn drain(mut src: impl RecordSource) -> Drained {
-    let (mut samples, mut lost) = (BTreeMap::new(), BTreeMap::new());
-    loop {
-        let b = src
-            .read_batch(4096, Duration::from_millis(20), &mut |r| match r {
-                RecordRef::Sample { ring, data, .. } => samples
-                    .entry(ring)
-                    .or_insert_with(Vec::new)
-                    .push(data.to_vec()),
-                RecordRef::Lost { ring, count } => *lost.entry(ring).or_insert(0) += count,
-            })
-            .unwrap();
-        if b == Batch::Closed {
-            break;
-        }
-    }
-    (samples, lost)
-}
-
-fn wakeup(t: Transport) -> Wakeup {
-    match t {
-        Transport::Perf => Wakeup::Events(1),
-        Transport::Ringbuf => Wakeup::Adaptive,
-    }
-}
-
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn injected_events_reach_the_rings_byte_for_byte_on_their_cpu() {
-    if !privileged() {
-        return;
-    }
+    require_bpf();
     for &t in Transport::ALL {
         for &layout in Layout::ALL {
-            let mut inj = Injector::load(&InjectorSpec::new(t, 1 << 20, wakeup(t))).unwrap();
-            let src = inj.open_reader().unwrap();
+            let mut inj =
+                Injector::load(&InjectorSpec::new(t, 1 << 20, Wakeup::default_for(t))).unwrap();
+            let mut src = inj.open_reader().unwrap();
             let stop = src.stop_handle();
             let ncpu = inj.cpus().len();
             let per = 40;
@@ -81,7 +49,7 @@ fn injected_events_reach_the_rings_byte_for_byte_on_their_cpu() {
                 assert!((0..per).all(|i| inj.result(idx, i) == 0));
             }
             stop.store(true, std::sync::atomic::Ordering::Release);
-            let (got, lost) = drain(src);
+            let Drained { samples: got, lost } = drain(&mut src);
             assert!(lost.values().all(|&l| l == 0), "{t} {layout}: {lost:?}");
             let k = inj.counters().unwrap();
             for (idx, &cpu) in inj.cpus().iter().enumerate() {
@@ -93,14 +61,14 @@ fn injected_events_reach_the_rings_byte_for_byte_on_their_cpu() {
                 let ring = if t == Transport::Perf { cpu } else { 0 };
                 let rx = &got[&ring];
                 for e in &sent[idx] {
-                    // perf pads the raw sample to 8 bytes (minus its 4-byte size):
-                    // the bytes past the event are zero; the ring buffer adds nothing.
-                    let pad = match t {
-                        Transport::Perf => ((e.len() + 4 + 7) & !7) - 4 - e.len(),
-                        Transport::Ringbuf => 0,
+                    // perf pads the raw sample to its raw_size (the bytes past
+                    // the event are zero); the ring buffer adds nothing.
+                    let len = match t {
+                        Transport::Perf => perf_fmt::raw_size(e.len()),
+                        Transport::Ringbuf => e.len(),
                     };
                     let mut want = e.clone();
-                    want.resize(e.len() + pad, 0);
+                    want.resize(len, 0);
                     assert!(
                         rx.contains(&want),
                         "{t} {layout}: an event injected on cpu {cpu} is missing from ring {ring}"
@@ -113,41 +81,22 @@ fn injected_events_reach_the_rings_byte_for_byte_on_their_cpu() {
     }
 }
 
-/// Reads what is there now (until a read comes back idle) into `samples`/`lost`.
-fn read_now(
-    src: &mut impl RecordSource,
-    samples: &mut BTreeMap<u32, u64>,
-    lost: &mut BTreeMap<u32, u64>,
-) -> Batch {
-    loop {
-        let b = src
-            .read_batch(4096, Duration::from_millis(20), &mut |r| match r {
-                RecordRef::Sample { ring, .. } => *samples.entry(ring).or_insert(0) += 1,
-                RecordRef::Lost { ring, count } => *lost.entry(ring).or_insert(0) += count,
-            })
-            .unwrap();
-        if b != Batch::Records(0) && !matches!(b, Batch::Records(_)) {
-            return b;
-        }
-    }
-}
-
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn a_tiny_ring_fails_outputs_and_every_failure_is_accounted_for() {
-    if !privileged() {
-        return;
-    }
+    require_bpf();
     for &t in Transport::ALL {
         // Four pages: three fixed4k events (4160 bytes with perf's headers,
         // 4152 with the ring buffer's) fit; the rest of a 200-event run fails.
         // Three rounds with a read in between, so perf reports the first
         // rounds' drops (PERF_RECORD_LOST) ahead of the next round's samples.
-        let mut inj = Injector::load(&InjectorSpec::new(t, 4 * 4096, wakeup(t))).unwrap();
+        let mut inj =
+            Injector::load(&InjectorSpec::new(t, 4 * 4096, Wakeup::default_for(t))).unwrap();
         let mut src = inj.open_reader().unwrap();
         let stop = src.stop_handle();
         let e = event(Layout::Fixed4k, 1);
         let per = 200;
-        let (mut read, mut lost) = (BTreeMap::new(), BTreeMap::new());
+        let mut seen = Drained::default();
         for round in 0..3 {
             let mut round_ok = 0;
             for idx in 0..inj.cpus().len() {
@@ -175,11 +124,14 @@ fn a_tiny_ring_fails_outputs_and_every_failure_is_accounted_for() {
                 "{t} round {round}: {round_ok} fit"
             );
             if round < 2 {
-                assert_eq!(read_now(&mut src, &mut read, &mut lost), Batch::Idle);
+                assert_eq!(read_available(&mut src, &mut |r| seen.add(r)), Batch::Idle);
             }
         }
         stop.store(true, std::sync::atomic::Ordering::Release);
-        assert_eq!(read_now(&mut src, &mut read, &mut lost), Batch::Closed);
+        assert_eq!(
+            read_available(&mut src, &mut |r| seen.add(r)),
+            Batch::Closed
+        );
         let k = inj.counters().unwrap();
         let total = k.kernel.total();
         assert_eq!(total.emitted, total.output_ok + total.failed());
@@ -188,8 +140,9 @@ fn a_tiny_ring_fails_outputs_and_every_failure_is_accounted_for() {
             Transport::Perf => {
                 assert_eq!(total.fail_nospc, total.failed(), "perf fails with ENOSPC");
                 for (idx, c) in k.kernel.cpus.iter().enumerate() {
-                    assert_eq!(read.get(&c.cpu).copied().unwrap_or(0), c.output_ok);
-                    let reported = lost.get(&c.cpu).copied().unwrap_or(0);
+                    let read = seen.samples.get(&c.cpu).map_or(0, Vec::len);
+                    assert_eq!(read as u64, c.output_ok);
+                    let reported = seen.lost.get(&c.cpu).copied().unwrap_or(0);
                     assert!(
                         reported > 0,
                         "cpu {}: earlier rounds' drops were reported",
@@ -209,18 +162,18 @@ fn a_tiny_ring_fails_outputs_and_every_failure_is_accounted_for() {
                     total.failed(),
                     "the ring buffer fails with EAGAIN"
                 );
-                assert_eq!(read.values().sum::<u64>(), total.output_ok);
-                assert_eq!(lost.values().sum::<u64>(), total.failed());
+                let read: usize = seen.samples.values().map(Vec::len).sum();
+                assert_eq!(read as u64, total.output_ok);
+                assert_eq!(seen.lost_total(), total.failed());
             }
         }
     }
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn perf_slots_without_a_reader_fail_with_enoent_and_are_probed_as_empty() {
-    if !privileged() {
-        return;
-    }
+    require_bpf();
     let mut inj = Injector::load(&InjectorSpec::new(
         Transport::Perf,
         1 << 16,
@@ -240,13 +193,12 @@ fn perf_slots_without_a_reader_fail_with_enoent_and_are_probed_as_empty() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn staging_clears_what_a_longer_earlier_event_left() {
-    if !privileged() {
-        return;
-    }
+    require_bpf();
     let t = Transport::Ringbuf;
     let mut inj = Injector::load(&InjectorSpec::new(t, 1 << 16, Wakeup::Adaptive)).unwrap();
-    let src = inj.open_reader().unwrap();
+    let mut src = inj.open_reader().unwrap();
     let stop = src.stop_handle();
     let long = vec![0xabu8; 200];
     inj.stage(0, 0, &long, &[], long.len()).unwrap();
@@ -255,7 +207,7 @@ fn staging_clears_what_a_longer_earlier_event_left() {
     inj.stage(0, 0, &[1, 2], &[3, 4], 100).unwrap();
     inj.inject(0, 1).unwrap();
     stop.store(true, std::sync::atomic::Ordering::Release);
-    let (got, _) = drain(src);
+    let got = drain(&mut src).samples;
     let mut want = vec![1u8, 2, 3, 4];
     want.resize(100, 0);
     assert_eq!(got[&0], vec![long, want]);

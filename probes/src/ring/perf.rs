@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::format::perf::{self as fmt, Header, Record};
-use super::format::FormatError;
+use super::format::{origin_of, FormatError};
 use super::mem::{page_size, Area, Mapping, MemError};
 use super::perf_event::open_output_event;
 pub use super::perf_event::{PerfError, PerfRingOptions, PerfWakeup};
@@ -249,17 +249,6 @@ impl PerfRing {
         }
         result.map(|()| n)
     }
-}
-
-/// A sample's origin: its event header's `ts_ns` (bytes 0..8, little-endian
-/// per the event ABI): the kernel timestamp live, the scheduled time in
-/// replay. 0 if the sample is too short to hold one.
-#[inline]
-pub fn origin_of(data: &[u8]) -> u64 {
-    data.get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
 }
 
 /// A set of perf rings (all CPUs, or one per shard) behind one

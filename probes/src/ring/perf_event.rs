@@ -198,3 +198,29 @@ pub(super) fn enable(fd: &OwnedFd, cpu: u32) -> Result<(), PerfError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perf_options_reject_conflicting_wakeups() {
+        let o = PerfRingOptions::new(1 << 20).unwrap();
+        assert!(matches!(
+            o.clone().wakeup_events(4).unwrap().watermark(4096),
+            Err(PerfError::ConflictingWakeup)
+        ));
+        assert!(matches!(
+            o.clone().watermark(4096).unwrap().wakeup_events(4),
+            Err(PerfError::ConflictingWakeup)
+        ));
+        assert!(matches!(
+            PerfRingOptions::new(3 << 12),
+            Err(PerfError::BadSize { .. })
+        ));
+        assert!(matches!(
+            o.watermark(1 << 20),
+            Err(PerfError::BadWatermark { .. })
+        ));
+    }
+}

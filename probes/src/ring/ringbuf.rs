@@ -35,10 +35,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::format::origin_of;
 use super::format::ringbuf::{self as fmt, LenWord};
 use super::mem::{page_size, Area, Mapping, MemError};
-use super::perf::origin_of;
-use super::wait::{Pollable, Stop, Waiter};
+use super::wait::{Pollable, RingPending, Stop, Waiter};
 use crate::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
 
 /// How much a drain reads before it releases the space to the writer
@@ -215,6 +215,13 @@ impl RingBufMem {
     #[inline]
     pub fn has_data(&self) -> bool {
         self.used() > 0
+    }
+}
+
+impl RingPending for RingBufMem {
+    #[inline]
+    fn has_data(&self) -> bool {
+        RingBufMem::has_data(self)
     }
 }
 

@@ -23,7 +23,6 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::ringbuf::RingBufMem;
 use crate::record::SourceError;
 
 /// How a reader learns that one ring is readable.
@@ -35,12 +34,21 @@ pub enum Pollable {
     Emulated { set: Arc<EmulatedPoll>, slot: usize },
 }
 
+/// What a level-triggered poll needs to know of a ring's memory: whether it
+/// holds data the reader has not consumed. The ring buffer reader's memory
+/// (`ringbuf::RingBufMem`) implements it; the waiter knows no more of it
+/// than this, and imports neither reader.
+pub trait RingPending: Send + Sync {
+    /// `ringbuf_avail_data_sz() > 0`: what the ring buffer's poll reports.
+    fn has_data(&self) -> bool;
+}
+
 /// When an emulated ring's poll reports it readable.
 pub enum PollRule {
     /// `perf_poll`: once per wakeup (it returns and clears `rb->poll`).
     Perf,
     /// `ringbuf_map_poll_kern`: whenever data is available.
-    RingBuf(Arc<RingBufMem>),
+    RingBuf(Arc<dyn RingPending>),
 }
 
 /// A wait queue: the reader sleeps here and the writer's wakeup wakes it. A

@@ -4,6 +4,9 @@
 //!
 //! - [`perf`]: `kernel/events/ring_buffer.c` (one ring per CPU).
 //! - [`ringbuf`]: `kernel/bpf/ringbuf.c` (one ring shared by all CPUs).
+//!
+//! Both carry the same sample payload, an event whose header starts with its
+//! timestamp: [`origin_of`] reads it for either reader.
 
 pub mod perf;
 pub mod ringbuf;
@@ -27,4 +30,15 @@ pub enum FormatError {
     ShortLost { size: u16 },
     #[error("ring buffer record of {len} bytes takes {record} bytes, more than the {pending} bytes up to the producer position")]
     PastProducer { len: u32, record: u64, pending: u64 },
+}
+
+/// A sample's origin: its event header's `ts_ns` (bytes 0..8, little-endian
+/// per the event ABI): the kernel timestamp live, the scheduled time in
+/// replay. 0 if the sample is too short to hold one.
+#[inline]
+pub fn origin_of(data: &[u8]) -> u64 {
+    data.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
 }

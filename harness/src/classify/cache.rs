@@ -28,7 +28,7 @@ impl Scratch {
 /// heavily (a build opens the same headers thousands of times; the
 /// real-programs capture's 47 k events hold far fewer distinct paths), and a
 /// lookup costs a hash of the path instead of the prefix, glob and regex
-/// passes (docs/tuning.md, "Pipeline knobs"). The verdict still comes from the
+/// passes (docs/tuning.md, "Pipeline knobs"). The rule still comes from the
 /// full path: the cache keys on all of it. Bounded by the bytes of its keys:
 /// past `limit` it is cleared and starts again.
 #[derive(Debug)]

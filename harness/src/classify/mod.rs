@@ -8,7 +8,7 @@
 //! agent: a linear scan of the prefix rules, one [`GlobSet`](globset::GlobSet)
 //! pass and one [`RegexSet`] pass.
 //!
-//! Verdict allocates nothing per event: the match buffers live in a
+//! Classification allocates nothing per event: the match buffers live in a
 //! [`Scratch`] that each worker owns.
 
 mod cache;
@@ -17,7 +17,9 @@ mod types;
 
 pub use cache::Scratch;
 pub use rules::DEFAULT_RULES;
-pub use types::{Category, ClassifyError, RuleKind, Sensitivity, Verdict, WRITE_FLAGS};
+pub use types::{
+    Category, Classification, ClassifierRuleKind, ClassifyError, Sensitivity, WRITE_FLAGS,
+};
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -32,7 +34,7 @@ use rules::{first_component, GlobGroup, PrefixList, RuleTarget};
 /// A compiled rule set. Shared read-only between workers (`Arc<Classifier>`).
 #[derive(Debug)]
 pub struct Classifier {
-    /// Every rule's verdict, indexed by rule number.
+    /// Every rule's category, sensitivity and kind, indexed by rule number.
     rules: Vec<RuleTarget>,
     /// Prefix rules bucketed by their first path component: a prefix
     /// `/etc/...` can only match a path whose first component is `etc`, so a
@@ -135,12 +137,12 @@ impl Classifier {
         syscall: Option<Syscall>,
         flags: u32,
         scratch: &mut Scratch,
-    ) -> Verdict {
+    ) -> Classification {
         let (mut v, base) = match self.match_path(path, scratch) {
             Some(n) => {
                 let r = self.rules[n as usize];
                 (
-                    Verdict {
+                    Classification {
                         category: r.category,
                         sensitivity: r.sensitivity,
                         rule: n,
@@ -150,11 +152,11 @@ impl Classifier {
                 )
             }
             None => (
-                Verdict {
+                Classification {
                     category: Category::Unmatched,
                     sensitivity: Sensitivity::Low,
-                    rule: Verdict::NO_RULE,
-                    rule_kind: RuleKind::None,
+                    rule: Classification::NO_RULE,
+                    rule_kind: ClassifierRuleKind::None,
                 },
                 Sensitivity::Low,
             ),
@@ -173,13 +175,13 @@ impl Classifier {
 
     /// Classifies a decoded event. Exit events carry no path and classify as
     /// [`Category::Unmatched`].
-    pub fn classify(&self, ev: &Event<'_>, scratch: &mut Scratch) -> Verdict {
+    pub fn classify(&self, ev: &Event<'_>, scratch: &mut Scratch) -> Classification {
         if ev.kind() == Some(Kind::Exit) {
-            return Verdict {
+            return Classification {
                 category: Category::Unmatched,
                 sensitivity: Sensitivity::Low,
-                rule: Verdict::NO_RULE,
-                rule_kind: RuleKind::None,
+                rule: Classification::NO_RULE,
+                rule_kind: ClassifierRuleKind::None,
             };
         }
         self.classify_parts(ev.path, ev.syscall(), ev.header.flags, scratch)
@@ -333,7 +335,7 @@ mod tests {
         assert_eq!(c.match_path(b"/x/a/b", &mut s), None);
         assert_eq!(c.match_path(b"/x/y.key", &mut s), Some(2));
         let v = c.classify_parts(b"/x/y.key", Some(Syscall::Openat), 0, &mut s);
-        assert_eq!(v.rule_kind, RuleKind::Glob);
+        assert_eq!(v.rule_kind, ClassifierRuleKind::Glob);
         assert_eq!(v.category, Category::Secrets);
     }
 

@@ -12,7 +12,7 @@ use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::bytes::RegexSetBuilder;
 use serde::Deserialize;
 
-use super::types::{Category, ClassifyError, RuleKind, Sensitivity};
+use super::types::{Category, ClassifierRuleKind, ClassifyError, Sensitivity};
 use super::Classifier;
 
 /// The default rule set, compiled into the binary.
@@ -42,7 +42,7 @@ struct RuleGroup {
 pub(super) struct RuleTarget {
     pub(super) category: Category,
     pub(super) sensitivity: Sensitivity,
-    pub(super) kind: RuleKind,
+    pub(super) kind: ClassifierRuleKind,
 }
 
 /// (prefix bytes, rule number) pairs in rule order.
@@ -189,7 +189,7 @@ impl Classifier {
                 (rules.len() - 1) as u16
             };
             for p in &g.prefix {
-                let n = push(RuleKind::Prefix);
+                let n = push(ClassifierRuleKind::Prefix);
                 let b: Box<[u8]> = p.as_bytes().into();
                 match first_component(&b).filter(|c| b.len() > c.len() + 1) {
                     // `/comp/...`: the component is complete (a `/` follows it).
@@ -198,7 +198,7 @@ impl Classifier {
                 }
             }
             for p in &g.glob {
-                let n = push(RuleKind::Glob);
+                let n = push(ClassifierRuleKind::Glob);
                 let glob = GlobBuilder::new(p)
                     .literal_separator(true)
                     .build()
@@ -224,7 +224,7 @@ impl Classifier {
                 rules.push(n);
             }
             for p in &g.regex {
-                let n = push(RuleKind::Regex);
+                let n = push(ClassifierRuleKind::Regex);
                 regex_src.push(p.clone());
                 regex_rule.push(n);
             }

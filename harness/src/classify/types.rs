@@ -1,7 +1,7 @@
 //! The classifier's vocabulary: what a path is ([`Category`]), how much a
 //! reader should care ([`Sensitivity`]), which kind of rule matched
-//! ([`RuleKind`]), the verdict on one event ([`Verdict`]), and why a rule
-//! file could not be used ([`ClassifyError`]).
+//! ([`ClassifierRuleKind`]), the result for one event ([`Classification`]),
+//! and why a rule file could not be used ([`ClassifyError`]).
 
 use std::path::PathBuf;
 
@@ -90,27 +90,29 @@ impl Sensitivity {
     }
 }
 
-/// Which kind of rule matched. Part of the message format.
+/// Which kind of classifier rule matched (the gate's rules have a
+/// `gate::RuleKind` of their own). Part of the message format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
-pub enum RuleKind {
+pub enum ClassifierRuleKind {
     None = 0,
     Prefix = 1,
     Glob = 2,
     Regex = 3,
 }
 
-/// The classifier's verdict on one event.
+/// The classifier's result for one event: what its path is, how much it
+/// matters, and the rule that said so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Verdict {
+pub struct Classification {
     pub category: Category,
     pub sensitivity: Sensitivity,
-    /// The winning rule's number in file order, or [`Verdict::NO_RULE`].
+    /// The winning rule's number in file order, or [`Classification::NO_RULE`].
     pub rule: u16,
-    pub rule_kind: RuleKind,
+    pub rule_kind: ClassifierRuleKind,
 }
 
-impl Verdict {
+impl Classification {
     pub const NO_RULE: u16 = u16::MAX;
 }
 

@@ -3,7 +3,7 @@
 //! scheduling and the results each in a file of their own; the gate's
 //! judging is in [`crate::gate`].
 
-pub use crate::experiment::plan::{parse_config_str, Plan, PlannedSeries, SweepConfig};
+pub use crate::experiment::plan::{parse_config_str, Plan, PlanError, PlannedSeries, SweepConfig};
 pub use crate::experiment::relayout::relayout;
 pub use crate::experiment::results::{
     CaptureDigest, Series, SeriesKey, SkippedSeries, SweepFileError, SweepResults, SWEEP_SCHEMA,

@@ -1,5 +1,5 @@
 //! Checking a config into a typed [`Plan`]: every value parsed once, every
-//! error a config error naming the origin, the key and (with a text) the
+//! error a [`PlanError`] naming the origin, the key and (with a text) the
 //! line. Also the pieces the check builds: exec readers, knobs labels and the
 //! steady-state verdict rule.
 
@@ -11,7 +11,6 @@ use super::config::{locate, OneOrMany, SweepConfig, VariantEntry};
 use super::{ExecReader, Mode, Plan};
 use crate::capture::Loading;
 use crate::experiment::search::{MinRingSearch, ZeroLossSearch};
-use crate::experiment::sweep::SweepError;
 use crate::experiment::trial::RateShape;
 use crate::experiment::verdict::VerdictRule;
 use crate::pipeline::Knobs;
@@ -20,6 +19,16 @@ use crate::replay::Wakeup;
 use crate::sink::SinkSpec;
 use probes::abi::Layout;
 use probes::Transport;
+
+/// Why a sweep config could not become a [`Plan`]: where it came from (a
+/// file, or "the command line") and what is wrong with it, in one line that
+/// names the key and, when there is a text, the line.
+#[derive(Debug, thiserror::Error)]
+#[error("sweep config {path}: {what}")]
+pub struct PlanError {
+    pub path: String,
+    pub what: String,
+}
 
 /// A bad value: its key, what to look for on its line, what is wrong.
 pub(super) struct Bad {
@@ -40,7 +49,7 @@ pub(super) fn bad(key: &str, what: impl Into<String>) -> Bad {
 impl Plan {
     /// Parses and checks a config text; every error names `origin`, the line
     /// and the key, in one line.
-    pub fn parse(text: &str, origin: &str) -> Result<Plan, SweepError> {
+    pub fn parse(text: &str, origin: &str) -> Result<Plan, PlanError> {
         let cfg: SweepConfig = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -68,7 +77,7 @@ impl Plan {
     }
 
     /// Reads and checks a config file.
-    pub fn load(path: &Path) -> Result<Plan, SweepError> {
+    pub fn load(path: &Path) -> Result<Plan, PlanError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| config_error(&p, e.to_string()))?;
         Plan::parse(&text, &p)
@@ -76,11 +85,11 @@ impl Plan {
 
     /// Checks a config built in code (or changed from the command line);
     /// errors name `origin` and the key.
-    pub fn from_config(cfg: SweepConfig, origin: &str) -> Result<Plan, SweepError> {
+    pub fn from_config(cfg: SweepConfig, origin: &str) -> Result<Plan, PlanError> {
         Plan::build(cfg, None, origin)
     }
 
-    fn build(cfg: SweepConfig, text: Option<&str>, origin: &str) -> Result<Plan, SweepError> {
+    fn build(cfg: SweepConfig, text: Option<&str>, origin: &str) -> Result<Plan, PlanError> {
         Plan::check(cfg).map_err(|b| {
             let line = text.and_then(|t| locate(t, &b.key, &b.near));
             let key = b.key;
@@ -284,8 +293,8 @@ impl Plan {
     }
 }
 
-fn config_error(origin: &str, what: String) -> SweepError {
-    SweepError::Config {
+fn config_error(origin: &str, what: String) -> PlanError {
+    PlanError {
         path: origin.to_string(),
         what,
     }
@@ -514,7 +523,7 @@ mod tests {
             ),
         ] {
             let e = Plan::parse(&text, "t.toml").unwrap_err();
-            assert!(matches!(e, SweepError::Config { .. }), "{text}: {e}");
+            assert_eq!(e.path, "t.toml", "{text}: {e}");
             let e = e.to_string();
             for n in needles {
                 assert!(e.contains(n), "{text:?}: {n:?} missing from {e}");

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::Plan;
-use crate::experiment::sweep::SweepError;
+use super::{Plan, PlanError};
 
 /// The matrix, as `harness sweep --config FILE` reads it (TOML). Every field
 /// has a default, so an empty file (or none) is the default sweep.
@@ -281,7 +280,7 @@ fn min_ring_hi() -> String {
 
 impl SweepConfig {
     /// Reads and checks a config file.
-    pub fn load(path: &Path) -> Result<SweepConfig, SweepError> {
+    pub fn load(path: &Path) -> Result<SweepConfig, PlanError> {
         Plan::load(path).map(Plan::into_config)
     }
 }
@@ -309,7 +308,7 @@ pub(super) fn locate(text: &str, key: &str, near: &[String]) -> Option<usize> {
 
 /// Parses and checks a sweep config; every error names the file (`origin`),
 /// the line and the key, in one line.
-pub fn parse_config_str(text: &str, origin: &str) -> Result<SweepConfig, SweepError> {
+pub fn parse_config_str(text: &str, origin: &str) -> Result<SweepConfig, PlanError> {
     Plan::parse(text, origin).map(Plan::into_config)
 }
 

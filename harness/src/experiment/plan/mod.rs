@@ -8,7 +8,7 @@
 //! line, when there is a text). Nothing downstream parses a string again.
 //!
 //! - `config`: the TOML schema, its defaults, a key's line in a text;
-//! - `check`: a config checked into a [`Plan`], or an error naming the key;
+//! - `check`: a config checked into a [`Plan`], or a [`PlanError`];
 //! - `cells`: the variants as the plan runs them and the cells it makes.
 
 mod cells;
@@ -17,6 +17,7 @@ mod config;
 
 pub(crate) use cells::ring_split;
 pub use cells::PlannedSeries;
+pub use check::PlanError;
 pub use config::{
     parse_config_str, MinRingConfig, OneOrMany, SweepConfig, VariantEntry, VariantSettings,
 };

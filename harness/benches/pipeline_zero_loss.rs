@@ -191,16 +191,16 @@ fn stage_costs(fixed: &Capture, brokers: &Option<String>, full: bool) {
         std::hint::black_box(classifier.classify(&ev, &mut scratch));
     }) - decode;
     let mut value = Vec::new();
-    // Serialize alone: one verdict, so nothing else is inside the timing
+    // Serialize alone: one classification, so nothing else is inside the timing
     // but the decode it needs (subtracted; 6 ns).
-    let verdict = {
+    let classification = {
         let ev = Event::decode(&samples[0]).unwrap();
         classifier.classify(&ev, &mut scratch)
     };
     let serialize = time(&mut |s| {
         let ev = Event::decode(s).unwrap();
         std::hint::black_box(encode_key(&ev));
-        encode_value(&ev, &verdict, &mut value);
+        encode_value(&ev, &classification, &mut value);
     }) - decode;
     let copy4k = time(&mut |s| {
         std::hint::black_box(s.to_vec());

@@ -75,6 +75,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 .is_some()
             || e.downcast_ref::<crate::gate::input::ResultsInputError>()
                 .is_some()
+            || e.downcast_ref::<crate::experiment::plan::PlanError>()
+                .is_some()
     });
     if bad_input {
         2

@@ -9,7 +9,7 @@ use probes::abi::Layout;
 use crate::capture::{Capture, CaptureError};
 use crate::classify::Classifier;
 use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
-use crate::experiment::plan::{ring_split, Mode, Plan, PlannedSeries};
+use crate::experiment::plan::{ring_split, Mode, Plan, PlanError, PlannedSeries};
 use crate::experiment::relayout::relayout;
 use crate::experiment::results::{Series, SeriesKey};
 use crate::experiment::search::{SearchError, Tally};
@@ -23,8 +23,9 @@ use crate::sink::{Sink, SinkError, SinkSpec};
 /// Why a sweep could not run (a trial that loses samples is a result, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
-    #[error("sweep config {path}: {what}")]
-    Config { path: String, what: String },
+    /// A bad sweep config (its Display names the file, the line and the key).
+    #[error(transparent)]
+    Config(#[from] PlanError),
     #[error(transparent)]
     Capture(#[from] CaptureError),
     #[error(transparent)]

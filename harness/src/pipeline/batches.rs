@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 use probes::abi::Event;
 
 use super::record_latency;
-use crate::classify::Verdict;
+use crate::classify::Classification;
 use crate::ledger::StageCounts;
 use crate::sink::message::{self, LANES};
 use crate::sink::Sink;
@@ -65,7 +65,7 @@ impl MessageBatches {
     /// Adds `ev`'s value to its lane; `Some(lane)` when that lane is now
     /// full and must be sent.
     #[inline]
-    pub fn push(&mut self, ev: &Event<'_>, v: &Verdict, origin_ns: u64) -> Option<usize> {
+    pub fn push(&mut self, ev: &Event<'_>, v: &Classification, origin_ns: u64) -> Option<usize> {
         let i = message::lane_of(ev);
         let lane = &mut self.lanes[i];
         if lane.origins.is_empty() {
@@ -129,7 +129,7 @@ impl MessageBatches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::{Category, RuleKind, Sensitivity};
+    use crate::classify::{Category, ClassifierRuleKind, Sensitivity};
     use crate::sink::message::{decode_batch, events_in};
     use crate::sink::{DropReason, SinkProgress, SinkReport};
     use probes::abi::{encode_event, EventHeader, Layout};
@@ -160,11 +160,11 @@ mod tests {
         }
     }
 
-    const V: Verdict = Verdict {
+    const V: Classification = Classification {
         category: Category::Temp,
         sensitivity: Sensitivity::Low,
         rule: 1,
-        rule_kind: RuleKind::Prefix,
+        rule_kind: ClassifierRuleKind::Prefix,
     };
 
     fn raw(pid: u32, path: &[u8]) -> Vec<u8> {

@@ -455,14 +455,14 @@ impl EventProcessor {
                 std::hint::spin_loop();
             }
         }
-        let verdict = self.classifier.classify(&ev, &mut self.scratch);
+        let classification = self.classifier.classify(&ev, &mut self.scratch);
         self.counts.classified += 1;
         let classify = sw.split();
         let (serialize, send, sent) = match &mut self.batches {
             // Batched: the event joins its lane's message; a full lane is
             // sent now (counted there), the rest when the drain ends (`flush`).
             Some(b) => {
-                let full = b.push(&ev, &verdict, origin_ns);
+                let full = b.push(&ev, &classification, origin_ns);
                 let serialize = sw.split();
                 if let Some(lane) = full {
                     b.send(lane, sink, &mut self.counts, &mut self.latency);
@@ -471,7 +471,7 @@ impl EventProcessor {
             }
             None => {
                 let key = encode_key(&ev);
-                encode_value(&ev, &verdict, &mut self.value);
+                encode_value(&ev, &classification, &mut self.value);
                 let serialize = sw.split();
                 let sent = sink.send(&key, &self.value);
                 (serialize, sw.split(), Some(sent))

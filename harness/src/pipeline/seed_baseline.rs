@@ -176,12 +176,12 @@ fn worker(
             path: &owned.path,
         };
         let decode = sw.split();
-        let verdict = classifier.classify(&ev, &mut scratch);
+        let classification = classifier.classify(&ev, &mut scratch);
         counts.classified += 1;
         let classify = sw.split();
         // A fresh message buffer per event.
         let mut value = Vec::new();
-        encode_value(&ev, &verdict, &mut value);
+        encode_value(&ev, &classification, &mut value);
         let key = encode_key(&ev);
         let serialize = sw.split();
         let (sent, send) = if sync_publish {

@@ -45,7 +45,7 @@
 
 use probes::abi::Event;
 
-use crate::classify::{Category, Sensitivity, Verdict};
+use crate::classify::{Category, Classification, Sensitivity};
 
 pub const FORMAT_VERSION: u8 = 1;
 /// A value that carries several version-1 values.
@@ -68,9 +68,9 @@ pub fn encode_key(ev: &Event<'_>) -> [u8; KEY_LEN] {
     k
 }
 
-/// Writes the value for `ev` and its verdict into `out` (which it clears
+/// Writes the value for `ev` and its classification into `out` (which it clears
 /// first), reusing `out`'s allocation.
-pub fn encode_value(ev: &Event<'_>, v: &Verdict, out: &mut Vec<u8>) {
+pub fn encode_value(ev: &Event<'_>, v: &Classification, out: &mut Vec<u8>) {
     out.clear();
     append_value(ev, v, out);
 }
@@ -158,8 +158,8 @@ pub fn decode_events(b: &[u8]) -> Result<Vec<DecodedValue<'_>>, MessageError> {
     }
 }
 
-/// Appends the version-1 value for `ev` and its verdict to `out`.
-pub fn append_value(ev: &Event<'_>, v: &Verdict, out: &mut Vec<u8>) {
+/// Appends the version-1 value for `ev` and its classification to `out`.
+pub fn append_value(ev: &Event<'_>, v: &Classification, out: &mut Vec<u8>) {
     let h = &ev.header;
     // The fixed part is built in a stack array and appended in one copy: one
     // capacity check instead of fifteen.
@@ -282,7 +282,7 @@ pub fn message_crc(key: &[u8], value: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::RuleKind;
+    use crate::classify::ClassifierRuleKind;
     use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
 
     #[test]
@@ -302,11 +302,11 @@ mod tests {
         let mut raw = Vec::new();
         encode_event(Layout::Fixed4k, &h, b"/a", &mut raw);
         let ev = Event::decode(&raw).unwrap();
-        let v = Verdict {
+        let v = Classification {
             category: Category::Temp,
             sensitivity: Sensitivity::Medium,
             rule: 0x0203,
-            rule_kind: RuleKind::Glob,
+            rule_kind: ClassifierRuleKind::Glob,
         };
         assert_eq!(encode_key(&ev), [0, 0, 0x12, 0x34, 0, 0, 0x12, 0x35]);
         let mut out = vec![0xAA; 3]; // stale contents must be cleared
@@ -374,11 +374,11 @@ mod tests {
 
     #[test]
     fn a_batch_value_is_a_header_then_version_1_values_back_to_back() {
-        let v = Verdict {
+        let v = Classification {
             category: Category::Temp,
             sensitivity: Sensitivity::Medium,
             rule: 7,
-            rule_kind: RuleKind::Glob,
+            rule_kind: ClassifierRuleKind::Glob,
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         event(10, 11, b"/a", &mut a);

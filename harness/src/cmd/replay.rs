@@ -385,7 +385,11 @@ fn print_result(r: &RunResult, rep: &replay::ReplayReport) {
         None => println!("latency   (nothing read)"),
     }
     // A kernel-backed run's rings belong to their reader: no high-water mark (print_kernel has them).
-    for ring in r.rings.iter().filter(|_| r.kind != "kernel-replay") {
+    for ring in r
+        .rings
+        .iter()
+        .filter(|_| r.kind != crate::results::RunKind::KernelReplay)
+    {
         println!(
             "ring {:<4} high-water {} of {} bytes ({:.1}%), offered {}, lost {}",
             ring.ring,

@@ -167,7 +167,7 @@ pub fn run(args: StagesArgs) -> anyhow::Result<()> {
         let (mut result, _, _) = runner
             .trial(runner.own_ring(), rate, &mut seq)
             .map_err(|e| anyhow::anyhow!("{}: {e}", cell.key))?;
-        result.kind = "stages".into();
+        result.kind = crate::results::RunKind::Stages;
         // The row's knobs away from the variant's defaults (a plan may list
         // one variant twice with a knob changed).
         if !cell.key.knobs.is_empty() {
@@ -295,7 +295,11 @@ mod tests {
     }
 
     fn run(variant: &str, stages: &[(&str, f64)]) -> RunResult {
-        let mut r = RunResult::new("stages", variant, RunConfig::default());
+        let mut r = RunResult::new(
+            crate::results::RunKind::Stages,
+            variant,
+            RunConfig::default(),
+        );
         r.stages = stages
             .iter()
             .map(|(n, ns)| StageResult {

@@ -198,7 +198,7 @@ impl KernelTrial {
             .annotate(&mut r, self.run.replay().consumer.lost_seen);
         r.verdict = Some(self.verdict.clone());
         r.trial = Some(TrialInfo {
-            mode: "kernel".into(),
+            mode: crate::results::Mode::Kernel,
             rule: self.rule_name(),
             warmup_ns: self.rule.warmup_ns,
             window_ns: self.rule.window_ns,

@@ -436,7 +436,7 @@ impl LiveTrial {
             extra: serde_json::json!({ "sink": sink_desc, "rules": "default",
                 "load_mix": setup.traffic.mix, "events_per_op": setup.traffic.events_per_op }),
         };
-        let mut r = RunResult::new("live", setup.variant.name, cfg);
+        let mut r = RunResult::new(crate::results::RunKind::Live, setup.variant.name, cfg);
         r.duration_ns = self.duration_ns;
         let mut counts = Counts {
             offered: k.emitted,
@@ -472,7 +472,7 @@ impl LiveTrial {
         }
         r.verdict = Some(self.verdict.clone());
         r.trial = Some(TrialInfo {
-            mode: "live".into(),
+            mode: crate::results::Mode::Live,
             rule: setup.rule.describe(),
             warmup_ns: setup.rule.warmup_ns,
             window_ns: setup.rule.window_ns,

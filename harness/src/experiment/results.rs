@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::results::{Environment, RunResult};
+use crate::results::{Environment, Mode, RunResult};
 
 pub const SWEEP_SCHEMA: &str = "dropbench.sweep/1";
 
@@ -29,8 +29,8 @@ pub struct SeriesKey {
     pub wakeup: String,
     pub sink: String,
     /// `replay` (emulated rings), `live` (real probes) or `kernel` (the injector into real rings).
-    #[serde(default = "replay_mode")]
-    pub mode: String,
+    #[serde(default)]
+    pub mode: Mode,
     /// The knobs set away from the variant's defaults (`workers=4`); empty
     /// for its defaults (and in files written before knobs were settable).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -65,10 +65,6 @@ impl SeriesKey {
         }
         .into()
     }
-}
-
-fn replay_mode() -> String {
-    "replay".into()
 }
 
 impl std::fmt::Display for SeriesKey {
@@ -295,7 +291,7 @@ pub(crate) mod fixtures {
             ring_total_bytes: 1 << 20,
             wakeup: "events:1".into(),
             sink: "null".into(),
-            mode: "replay".into(),
+            mode: Mode::Replay,
             knobs: String::new(),
             broker: String::new(),
             profile: "debug".into(),

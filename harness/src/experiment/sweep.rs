@@ -513,7 +513,7 @@ impl SeriesRunner<'_> {
                 }
                 let t = crate::experiment::kernel::run_kernel_trial(&ks, rate, sink)?;
                 let mut result = t.to_run_result(self.cap, &desc);
-                result.kind = "sweep".into();
+                result.kind = crate::results::RunKind::Sweep;
                 // The series' name for it (`exec:<name>`, not its command).
                 result.variant = cell.key.variant.clone();
                 (result, t.clean(), t.inconclusive())
@@ -533,7 +533,7 @@ impl SeriesRunner<'_> {
             None => {
                 let trial = run_trial(&setup, rate, sink)?;
                 let mut result = replayed_result(&trial.run, self.cap, &desc);
-                result.kind = "sweep".into();
+                result.kind = crate::results::RunKind::Sweep;
                 annotate(&mut result, &trial, &plan.rule, plan.shape);
                 (result, trial.clean(), trial.inconclusive())
             }

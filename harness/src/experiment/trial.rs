@@ -264,7 +264,7 @@ pub fn run_trial(
 pub fn annotate(result: &mut RunResult, trial: &Trial, rule: &VerdictRule, shape: RateShape) {
     result.verdict = Some(trial.verdict.clone());
     result.trial = Some(crate::results::TrialInfo {
-        mode: "replay".into(),
+        mode: crate::results::Mode::Replay,
         rule: rule.describe(),
         warmup_ns: trial.rule.warmup_ns,
         window_ns: trial.rule.window_ns,

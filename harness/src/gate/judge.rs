@@ -384,7 +384,7 @@ mod tests {
             ring_total_bytes: 1 << 20,
             wakeup: "events:64".into(),
             sink: "null".into(),
-            mode: "replay".into(),
+            mode: crate::results::Mode::Replay,
             knobs: String::new(),
             broker: String::new(),
             profile: "debug".into(),

@@ -77,9 +77,11 @@ impl Selector {
             && eq(&self.capture, &k.capture)
             && eq(&self.layout, &k.layout)
             && eq(&self.transport, &k.transport)
-            && self.ring_total_bytes.is_none_or(|b| b == k.ring_total_bytes)
+            && self
+                .ring_total_bytes
+                .is_none_or(|b| b == k.ring_total_bytes)
             && eq(&self.wakeup, &k.wakeup)
-            && eq(&self.mode, &k.mode)
+            && eq(&self.mode, k.mode.name())
     }
 }
 

@@ -200,7 +200,7 @@ impl Injection {
     /// Marks `r` as kernel-backed, adds the injector's figures under
     /// `config.extra.kernel`, and lists [`Injection::imbalances`] as its problems.
     pub fn annotate(&self, r: &mut RunResult, lost_seen: u64) {
-        r.kind = "kernel-replay".into();
+        r.kind = crate::results::RunKind::KernelReplay;
         let extra = serde_json::json!({
             "test_runs": self.test_runs,
             "events_per_run": self.events_per_run(),

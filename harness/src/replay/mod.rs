@@ -499,7 +499,7 @@ impl ReplayReport {
             },
             extra: serde_json::Value::Null,
         };
-        let mut r = RunResult::new("replay", &self.consumer.variant, cfg);
+        let mut r = RunResult::new(crate::results::RunKind::Replay, &self.consumer.variant, cfg);
         let c = &self.consumer;
         let end = c.end_ns.max(self.last_write_ns);
         r.duration_ns = end.saturating_sub(self.start_ns);

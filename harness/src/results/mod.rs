@@ -16,13 +16,71 @@ pub use verdict::{Verdict, VerdictKind, WindowStats};
 /// The schema id written into every result.
 pub const SCHEMA: &str = "dropbench.run/1";
 
+/// How a cell runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Emulated rings fed by a paced replay (no root).
+    #[default]
+    Replay,
+    /// The load generator through the real probes and rings (root).
+    Live,
+    /// The capture injected into the kernel's real rings by a BPF program
+    /// (`BPF_PROG_TEST_RUN`), read by the variant (root).
+    Kernel,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Replay => "replay",
+            Mode::Live => "live",
+            Mode::Kernel => "kernel",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "replay" => Ok(Mode::Replay),
+            "live" => Ok(Mode::Live),
+            "kernel" => Ok(Mode::Kernel),
+            _ => Err(format!(
+                "unknown mode {s:?}; expected replay, live or kernel"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What kind of run wrote a result: `replay` (emulated rings),
+/// `kernel-replay` (the capture injected into the kernel's rings), `live`,
+/// `sweep` (a trial of a sweep's search) or `stages` (`harness stages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    Replay,
+    KernelReplay,
+    Live,
+    Sweep,
+    Stages,
+}
+
 /// One run's results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     /// Always [`SCHEMA`].
     pub schema: String,
-    /// `replay`, `live` or `sweep`.
-    pub kind: String,
+    pub kind: RunKind,
     /// The pipeline variant that consumed the records (`noop` for the built-in drain).
     pub variant: String,
     /// Wall clock at the start of the run (ns since the Unix epoch).
@@ -66,8 +124,8 @@ pub struct RunResult {
 /// How a sweep trial was run and judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialInfo {
-    /// `replay` (emulated rings); `live` and `kernel` later.
-    pub mode: String,
+    /// How the trial ran: emulated rings, the kernel's rings, or live.
+    pub mode: Mode,
     /// The verdict rule, in words.
     pub rule: String,
     pub warmup_ns: u64,
@@ -84,10 +142,10 @@ pub struct TrialInfo {
 }
 
 impl RunResult {
-    pub fn new(kind: &str, variant: &str, config: RunConfig) -> Self {
+    pub fn new(kind: RunKind, variant: &str, config: RunConfig) -> Self {
         RunResult {
             schema: SCHEMA.to_string(),
-            kind: kind.to_string(),
+            kind,
             variant: variant.to_string(),
             started_unix_ns: crate::host::clock_pair().0,
             duration_ns: 0,
@@ -406,7 +464,7 @@ mod tests {
     fn round_trips_and_checks_schema() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.json");
-        let mut r = RunResult::new("replay", "noop", RunConfig::default());
+        let mut r = RunResult::new(RunKind::Replay, "noop", RunConfig::default());
         r.counts.offered = 10;
         r.counts.lost = 1;
         r.counts.set_lost_pct();

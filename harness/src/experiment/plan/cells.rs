@@ -111,7 +111,7 @@ impl Plan {
                                         ring_total_bytes: ring_bytes * rings.unwrap_or(1) as u64,
                                         wakeup: wakeup.to_string(),
                                         sink: sink.clone(),
-                                        mode: mode.name().into(),
+                                        mode,
                                         knobs: pv.knobs_label.clone(),
                                         broker: broker.clone(),
                                         profile: SeriesKey::this_profile(),
@@ -426,7 +426,7 @@ mod tests {
         let (run, skipped) = cells(&text);
         let names: Vec<(&str, &str)> = run
             .iter()
-            .map(|c| (c.key.variant.as_str(), c.key.mode.as_str()))
+            .map(|c| (c.key.variant.as_str(), c.key.mode.name()))
             .collect();
         assert_eq!(
             names,
@@ -441,7 +441,7 @@ mod tests {
         assert_eq!(skipped.len(), 2);
         for s in &skipped {
             assert!(s.key.variant.starts_with("exec:"), "{:?}", s.key);
-            assert_eq!(s.key.mode, "replay");
+            assert_eq!(s.key.mode, Mode::Replay);
             assert!(s.reason.contains("kernel mode"), "{}", s.reason);
         }
         let bpftool = &run[3];

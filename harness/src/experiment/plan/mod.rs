@@ -36,41 +36,7 @@ use crate::sink::SinkSpec;
 use probes::abi::Layout;
 use probes::Transport;
 
-/// How a cell runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Emulated rings fed by a paced replay (no root).
-    Replay,
-    /// The load generator through the real probes and rings (root).
-    Live,
-    /// The capture injected into the kernel's real rings by a BPF program
-    /// (`BPF_PROG_TEST_RUN`), read by the variant (root).
-    Kernel,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Replay => "replay",
-            Mode::Live => "live",
-            Mode::Kernel => "kernel",
-        }
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "replay" => Ok(Mode::Replay),
-            "live" => Ok(Mode::Live),
-            "kernel" => Ok(Mode::Kernel),
-            _ => Err(format!(
-                "unknown mode {s:?}; expected replay, live or kernel"
-            )),
-        }
-    }
-}
+pub use crate::results::Mode;
 
 /// An outside program that reads the kernel's pinned rings in a plan's
 /// kernel cells (`exec:COMMAND`, or a table with `exec`).

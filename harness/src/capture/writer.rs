@@ -1,11 +1,12 @@
 //! [`CaptureWriter`]: the hot path of `harness record`.
 //!
-//! The SHB and IDBs are written with pcap-file's block types. EPBs and ISBs are
-//! written as raw bytes here: EPBs because the writer must not allocate per
-//! record (pcap-file's `EnhancedPacketBlock` write path measures each block by
-//! writing it twice and its options live in a `Vec`), ISBs because pcap-file
-//! 2.0.0 writes the ISB timestamp as one u64, which puts the low word first in
-//! a little-endian file where pcapng wants the high word first.
+//! The SHB and IDBs are written with pcap-file's block types (in `blocks.rs`).
+//! EPBs and ISBs are written as raw bytes here: EPBs because the writer must
+//! not allocate per record (pcap-file's `EnhancedPacketBlock` write path
+//! measures each block by writing it twice and its options live in a `Vec`),
+//! ISBs because pcap-file 2.0.0 writes the ISB timestamp as one u64, which
+//! puts the low word first in a little-endian file where pcapng wants the
+//! high word first.
 //!
 //! Blocks are assembled whole in the writer's own buffer and handed to the
 //! output in large writes, so the output always ends on a block boundary
@@ -16,29 +17,18 @@
 //! [`CaptureWriter::close`] then adds the kernel counters and a
 //! note of the failure if they fit.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use pcap_file::pcapng::blocks::interface_description::{
-    InterfaceDescriptionBlock, InterfaceDescriptionOption,
-};
-use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
-use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::{DataLink, Endianness};
 use probes::record::RecordRef;
 use serde::{Deserialize, Serialize};
 
-use super::{file_name, pad4, trimmed_len, CaptureError, CaptureMeta, TSRESOL_NS};
+use super::blocks::{header_blocks, le32, put_u16, put_u32, whole_blocks, EPB_FIXED};
+// The reader takes the block types from here.
+pub(crate) use super::blocks::{EPB, ISB};
+use super::{file_name, pad4, trimmed_len, CaptureError, CaptureMeta};
 
-/// pcapng block type of an Enhanced Packet Block.
-pub(crate) const EPB: u32 = 6;
-/// pcapng block type of an Interface Statistics Block.
-pub(crate) const ISB: u32 = 5;
-/// Fixed part of an EPB: type, length, interface, ts high, ts low, captured
-/// length, original length (7 × 4 bytes), plus the trailing length (4 bytes).
-pub(crate) const EPB_FIXED: usize = 32;
 /// The writer's buffer. 8 MiB is ~2000 fixed4k records or ~100 k compact ones
 /// per write(2), which keeps syscall cost far below the copy cost.
 const BUF_BYTES: usize = 8 << 20;
@@ -49,9 +39,6 @@ const BUF_BYTES: usize = 8 << 20;
 /// XFS setups), so 64 KiB of records is enough wherever a freed block can be
 /// reused, and is ~200 fixed4k samples at the ~300 bytes each they take stored.
 pub const TRAILER_ROOM: usize = 64 << 10;
-/// Snap length written in the IDBs: larger than any event (4148 bytes with
-/// perf padding), so nothing is ever cut.
-const SNAPLEN: u32 = 262_144;
 
 /// Kernel-side counters of one ring, passed to [`CaptureWriter::finish`] and
 /// stored in that ring's Interface Statistics Block.
@@ -622,99 +609,6 @@ impl<W: CaptureOutput> CaptureWriter<W> {
             stats_blocks,
         }
     }
-}
-
-/// The end of the last whole block within `blocks[..limit]`; `blocks` holds
-/// whole blocks this writer built, back to back.
-fn whole_blocks(blocks: &[u8], limit: usize) -> usize {
-    let mut o = 0;
-    while o + 8 <= limit {
-        let end = o + (le32(blocks, o + 4) as usize).max(12);
-        if end > limit {
-            break;
-        }
-        o = end;
-    }
-    o
-}
-
-#[inline]
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-
-/// The section header (with `meta` as JSON in its comment) and one interface
-/// description per ring, encoded.
-fn header_blocks(path: &Path, meta: &CaptureMeta) -> Result<Vec<u8>, CaptureError> {
-    let file = file_name(path);
-    if meta.rings == 0 {
-        return Err(CaptureError::Invalid {
-            file,
-            what: "a capture needs at least one ring".into(),
-        });
-    }
-    let json = serde_json::to_string(meta).map_err(|e| CaptureError::Invalid {
-        file: file.clone(),
-        what: format!("cannot serialize the metadata: {e}"),
-    })?;
-    // pcapng option lengths are u16.
-    if json.len() > u16::MAX as usize {
-        return Err(CaptureError::Invalid {
-            file,
-            what: format!(
-                "metadata is {} bytes of JSON, over the 65535-byte pcapng option limit (shorten the command or load settings)",
-                json.len()
-            ),
-        });
-    }
-    let shb = SectionHeaderBlock {
-        endianness: Endianness::Little,
-        major_version: 1,
-        minor_version: 0,
-        section_length: -1,
-        options: vec![
-            SectionHeaderOption::Hardware(Cow::Owned(crate::host::cpu_model())),
-            SectionHeaderOption::OS(Cow::Owned(format!("Linux {}", meta.kernel))),
-            SectionHeaderOption::UserApplication(Cow::Owned(format!(
-                "dropbench {}",
-                env!("CARGO_PKG_VERSION")
-            ))),
-            SectionHeaderOption::Comment(Cow::Owned(json)),
-        ],
-    };
-    let pcap_err = |e: pcap_file::PcapError| CaptureError::Invalid {
-        file: file.clone(),
-        what: format!("encoding the header blocks: {e}"),
-    };
-    let mut head = PcapNgWriter::with_section_header(Vec::new(), shb).map_err(pcap_err)?;
-    for ring in 0..meta.rings {
-        let idb = InterfaceDescriptionBlock {
-            linktype: DataLink::from(super::linktype(meta.transport) as u32),
-            snaplen: SNAPLEN,
-            options: vec![
-                InterfaceDescriptionOption::IfName(Cow::Owned(super::ring_name(
-                    meta.transport,
-                    ring,
-                ))),
-                InterfaceDescriptionOption::IfDescription(Cow::Owned(format!(
-                    "dropbench {} {} ring {ring}",
-                    meta.probe, meta.transport
-                ))),
-                InterfaceDescriptionOption::IfTsResol(TSRESOL_NS),
-            ],
-        };
-        head.write_pcapng_block(idb).map_err(pcap_err)?;
-    }
-    Ok(head.into_inner())
-}
-
-#[inline]
-fn put_u32(b: &mut [u8], o: usize, v: u32) {
-    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
-}
-#[inline]
-fn put_u16(b: &mut [u8], o: usize, v: u16) {
-    b[o..o + 2].copy_from_slice(&v.to_le_bytes());
 }
 
 #[cfg(test)]

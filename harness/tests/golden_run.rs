@@ -103,7 +103,10 @@ fn results_file_reads_and_writes_back_unchanged() {
     let out = dir.path().join("sweep.json");
     r.write(&out).unwrap();
     check("sweep.json", &std::fs::read(&out).unwrap());
-    assert_eq!(old, r, "the old field names read back into the same results");
+    assert_eq!(
+        old, r,
+        "the old field names read back into the same results"
+    );
 }
 
 #[test]

@@ -109,7 +109,12 @@ fn no_module_imports_a_layer_above_it() {
     let mut seen = BTreeSet::new();
     for f in &files {
         let rel = f.strip_prefix(&root).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let module = first.trim_end_matches(".rs").to_string();
         if module == "lib" || module == "main" {
             continue;
@@ -142,7 +147,11 @@ fn no_module_imports_a_layer_above_it() {
             }
         }
     }
-    assert!(wrong.is_empty(), "layer order broken:\n  {}", wrong.join("\n  "));
+    assert!(
+        wrong.is_empty(),
+        "layer order broken:\n  {}",
+        wrong.join("\n  ")
+    );
     // The walk saw the modules it judges (a moved src/ would pass vacuously).
     for m in ["results", "replay", "pipeline", "experiment", "cmd"] {
         assert!(seen.contains(m), "no files of `{m}` were found under src/");

@@ -13,6 +13,7 @@
 //! [`CaptureWriter`] is the hot path of `harness record`; [`CaptureReader`]
 //! streams a file, [`Capture`] holds one for replay (preloaded or streamed).
 
+mod blocks;
 mod reader;
 mod source;
 mod writer;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
 use harness::capture::{Capture, CaptureMeta, CaptureWriter, Transport};
-use harness::replay::area::SampleBytes;
+use harness::replay::ring_writer::SampleBytes;
 use harness::replay::perf::perf_rings;
 use harness::replay::ringbuf::ring_buffer;
 use harness::replay::{self, drain_noop, Bound, Pacing, ReplayOptions, Wakeup};

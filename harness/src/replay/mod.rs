@@ -23,7 +23,7 @@
 //! producer managed to write (no coordinated omission). In `max` pacing the
 //! due time is the moment of writing.
 
-pub mod area;
+pub mod ring_writer;
 pub mod kernel;
 pub mod order;
 pub mod pacing;
@@ -42,7 +42,7 @@ use crate::host::monotonic_ns;
 // The kernel engine (kernel.rs, kernel/progress.rs) names latency_histogram
 // and ProgressSample through this module.
 use crate::results::{latency_histogram, ProgressSample, RingResult};
-pub use area::SampleBytes;
+pub use ring_writer::SampleBytes;
 pub use order::kernel_order;
 use order::KernelOrder;
 pub use pacing::{Pacing, PacingError, Schedule};
@@ -280,8 +280,8 @@ impl RingWriters {
 
     /// Per-ring figures so far.
     pub fn ring_results(&self) -> Vec<RingResult> {
-        use area::RingCounters as C;
-        let one = |ring: u32, size: u64, c: &area::RingCounters| RingResult {
+        use ring_writer::RingCounters as C;
+        let one = |ring: u32, size: u64, c: &ring_writer::RingCounters| RingResult {
             ring,
             size_bytes: size,
             offered: C::get(&c.offered),

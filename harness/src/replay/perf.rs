@@ -27,7 +27,7 @@ use probes::ring::mem::MemError;
 use probes::ring::perf::{PerfMem, PerfRing, PerfRings};
 use probes::ring::wait::{EmulatedPoll, PollRule};
 
-use super::area::{put_sample, RingCounters, SampleBytes};
+use super::ring_writer::{put_sample, RingCounters, SampleBytes};
 
 /// Creates `rings` emulated perf rings of `size` data bytes each (a power of
 /// two, at least a page) with one wakeup policy: their writers, and the

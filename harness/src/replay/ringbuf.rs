@@ -34,7 +34,7 @@ use probes::ring::mem::page_size;
 use probes::ring::ringbuf::{RingBufError, RingBufMem, RingBufReader, RingBufWakeup};
 use probes::ring::wait::{EmulatedPoll, PollRule};
 
-use super::area::{put_sample, RingCounters, SampleBytes};
+use super::ring_writer::{put_sample, RingCounters, SampleBytes};
 
 /// Creates an emulated ring buffer of `size` data bytes (a power of two, at
 /// least a page): its writer and its reader. `Wakeup::NoWakeupPoll(p)` gives

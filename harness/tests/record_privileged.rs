@@ -14,7 +14,10 @@ use support::root::{require_bpf, require_root};
 use support::tools::assert_tshark_reads_cleanly;
 
 #[test]
-#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
+#[cfg_attr(
+    not(feature = "privileged-tests"),
+    ignore = "needs root (mounts tracefs)"
+)]
 fn absent_and_unmountable_tracefs_is_reported() {
     require_root("mounting tracefs");
     let dir = tempfile::tempdir().unwrap();

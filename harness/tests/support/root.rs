@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Fails the test unless this process runs as root; `why` says what needs it.
-pub fn require_root(why: &str) {
+/// Fails the test unless this process runs as root; `what` needs it.
+pub fn require_root(what: &str) {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        panic!("{}", refused(&format!("{why} needs root")));
+        refuse(&format!("{what} needs root and this process is not root"));
     }
 }
 
@@ -20,14 +20,14 @@ pub fn require_root(why: &str) {
 /// CAP_PERFMON).
 pub fn require_bpf() {
     if let Err(e) = probes::loader::check_privileges() {
-        panic!("{}", refused(&e.to_string()));
+        refuse(&format!("this process may not load BPF ({e})"));
     }
 }
 
-fn refused(why: &str) -> String {
-    format!(
+fn refuse(why: &str) -> ! {
+    panic!(
         "the privileged-tests feature is on but {why}: run the tests as root, \
-         or without the feature (then they are listed as ignored)"
+         or without the feature (they are then listed as ignored)"
     )
 }
 

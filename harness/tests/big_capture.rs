@@ -4,15 +4,15 @@
 //! the same limit, it refuses in one line. The limit needs no privileges, so
 //! this runs everywhere.
 
-use std::io::Write;
+mod support;
+
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 
-use harness::capture::{CaptureMeta, CaptureWriter, Transport};
-use harness::sweep::SweepResults;
-use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
-use probes::record::RecordRef;
+use harness::capture::{CaptureMeta, Transport};
+use probes::abi::{Kind, Layout, Syscall};
+use support::cli::{assert_clear_error, harness, ok, sweep, sweep_results};
+use support::events::{header, SynthCapture};
 
 /// The address-space limit of the sweep (`ulimit -v`). The harness maps
 /// about 250 MiB before it reads anything (its 70 MB executable with debug
@@ -25,7 +25,7 @@ const CAPTURE_BYTES: u64 = 640 << 20;
 /// 4.1 KB of file each) on two rings until the file holds `bytes`.
 fn write_big_capture(path: &Path, bytes: u64) {
     let meta = CaptureMeta::now(Layout::Fixed4k, Transport::Perf, 1 << 20, 2, "events:64");
-    let mut w = CaptureWriter::create(path, &meta).unwrap();
+    let mut c = SynthCapture::with_meta(path, meta);
     // 16 distinct paths: what the sweep counts per path stays small.
     let paths: Vec<Vec<u8>> = (0..16u8)
         .map(|i| {
@@ -34,53 +34,28 @@ fn write_big_capture(path: &Path, bytes: u64) {
                 .collect()
         })
         .collect();
-    let mut buf = Vec::new();
     let n = bytes / 4000 + 1;
     for i in 0..n {
-        let ts = meta.start_monotonic_ns + 10_000 * i;
-        let h = EventHeader {
-            ts_ns: ts,
-            pid: 100,
-            tid: 100,
-            syscall: Syscall::Openat as u8,
-            kind: Kind::Enter as u8,
-            ..Default::default()
-        };
-        encode_event(Layout::Fixed4k, &h, &paths[i as usize % 16], &mut buf);
-        // perf's raw size: round_up(len + 4, 8) - 4.
-        buf.resize(((buf.len() + 4 + 7) & !7) - 4, 0);
-        w.write(RecordRef::Sample {
-            ring: (i % 2) as u32,
-            origin_ns: ts,
-            data: &buf,
-        })
-        .unwrap();
+        let ts = c.start_ns() + 10_000 * i;
+        let h = header(ts, 100, 100, Syscall::Openat, Kind::Enter);
+        c.event((i % 2) as u32, &h, &paths[i as usize % 16]);
     }
-    w.finish(&[]).unwrap();
+    c.finish(&[]);
     let size = std::fs::metadata(path).unwrap().len();
     assert!(size >= bytes, "{size} bytes written, wanted {bytes}");
 }
 
 /// `harness sweep` over `capture` with at most `LIMIT` bytes of address space.
 fn limited_sweep(dir: &Path, capture: &Path, load: &str) -> std::process::Output {
-    let cfg = dir.join("big.toml");
-    let mut f = std::fs::File::create(&cfg).unwrap();
     // One variant, small rings, the null sink, short uniform trials and two
     // rates: the point is the memory, not the rate.
-    writeln!(
-        f,
-        "variants = [\"batched\"]\nring_bytes = [\"2MiB\"]\nsink = \"null\"\n\
-         shape = \"uniform\"\nwarmup = \"100ms\"\nwindow = \"500ms\"\n\
-         lo = 20000.0\nhi = 40000.0\nmax_trials = 2"
-    )
-    .unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
-    c.args(["sweep", "--config"])
-        .arg(&cfg)
-        .arg("--capture")
+    let plan = "variants = [\"batched\"]\nring_bytes = [\"2MiB\"]\nsink = \"null\"\n\
+                shape = \"uniform\"\nwarmup = \"100ms\"\nwindow = \"500ms\"\n\
+                lo = 20000.0\nhi = 40000.0\nmax_trials = 2\n";
+    let mut c = sweep(harness(), dir, plan);
+    c.arg("--capture")
         .arg(capture)
-        .args(["--load", load, "--out"])
-        .arg(dir.join("results"))
+        .args(["--load", load])
         // One malloc arena per thread would reserve 64 MiB of address space each.
         .env("MALLOC_ARENA_MAX", "2");
     // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
@@ -106,13 +81,9 @@ fn a_capture_bigger_than_the_memory_limit_is_streamed_within_it() {
     write_big_capture(&capture, CAPTURE_BYTES);
 
     let out = limited_sweep(dir.path(), &capture, "auto");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
     // (The capture summary prints the top paths: 4000 bytes each.)
-    assert!(out.status.success(), "stderr:\n{stderr}");
-    assert!(stdout.contains("streamed from the file"));
-    let latest = dir.path().join("results/latest/sweep.json");
-    let results = SweepResults::read(&latest).unwrap();
+    assert!(ok(&out).contains("streamed from the file"));
+    let results = sweep_results(dir.path());
     assert_eq!(results.captures.len(), 1);
     assert_eq!(results.captures[0].holding, "streamed");
     assert!(results.captures[0].file_bytes >= CAPTURE_BYTES);
@@ -140,9 +111,5 @@ fn a_capture_bigger_than_the_memory_limit_is_streamed_within_it() {
 
     // Preloading it under the same limit: refused in one line, nothing panics.
     let out = limited_sweep(dir.path(), &capture, "preload");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("does not fit in memory"), "{stderr}");
+    assert_clear_error(&out, 1, "does not fit in memory");
 }

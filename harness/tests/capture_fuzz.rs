@@ -30,8 +30,7 @@ fn block_boundary(b: &[u8], limit: usize) -> usize {
 /// up to 12 KiB, so the seed itself ends cleanly), else a synthetic capture
 /// with lost markers.
 fn seed() -> Vec<u8> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/captures");
-    if let Ok(rd) = std::fs::read_dir(&dir) {
+    if let Ok(rd) = std::fs::read_dir(support::fixtures_dir()) {
         let mut files: Vec<_> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
@@ -46,7 +45,7 @@ fn seed() -> Vec<u8> {
     }
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("seed.pcapng");
-    support::write_synthetic(&p, Layout::Compact, Transport::Perf, 2, 60);
+    support::events::write_synthetic(&p, Layout::Compact, Transport::Perf, 2, 60);
     let b = std::fs::read(&p).unwrap();
     eprintln!("fuzz seed: synthetic capture, {} bytes", b.len());
     b

@@ -5,6 +5,8 @@ mod support;
 use harness::capture::{Capture, CaptureError, CaptureReader, Transport};
 use probes::abi::Layout;
 use probes::record::RecordRef;
+use support::events::write_synthetic;
+use support::tools::{tshark_installed, without_root_notice};
 
 #[test]
 fn streaming_and_preloaded_readers_return_exactly_what_was_written() {
@@ -14,7 +16,7 @@ fn streaming_and_preloaded_readers_return_exactly_what_was_written() {
         (Layout::Compact, Transport::Ringbuf, 1),
     ] {
         let p = dir.path().join(format!("{layout}-{transport}.pcapng"));
-        let written = support::write_synthetic(&p, layout, transport, rings, 500);
+        let written = write_synthetic(&p, layout, transport, rings, 500);
 
         let mut r = CaptureReader::open(&p).unwrap();
         assert_eq!(r.meta().probe, layout);
@@ -63,7 +65,7 @@ fn streaming_and_preloaded_readers_return_exactly_what_was_written() {
 fn fixed4k_samples_are_stored_compactly() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("f.pcapng");
-    support::write_synthetic(&p, Layout::Fixed4k, Transport::Perf, 1, 200);
+    write_synthetic(&p, Layout::Fixed4k, Transport::Perf, 1, 200);
     let size = std::fs::metadata(&p).unwrap().len();
     // 196 samples × 4148 bytes would be ~800 KB; trimmed they are ~100 bytes each.
     assert!(size < 60_000, "capture is {size} bytes");
@@ -73,7 +75,7 @@ fn fixed4k_samples_are_stored_compactly() {
 fn a_truncated_final_block_ends_the_stream_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("t.pcapng");
-    let written = support::write_synthetic(&p, Layout::Compact, Transport::Perf, 2, 100);
+    let written = write_synthetic(&p, Layout::Compact, Transport::Perf, 2, 100);
     let bytes = std::fs::read(&p).unwrap();
     // Cut in the middle of the last EPB (before the 2 × 64-byte ISBs).
     let cut = bytes.len() - 128 - 20;
@@ -112,7 +114,7 @@ fn a_truncated_final_block_ends_the_stream_with_a_warning() {
 fn corruption_in_the_middle_is_an_error_naming_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.pcapng");
-    support::write_synthetic(&p, Layout::Compact, Transport::Perf, 2, 100);
+    write_synthetic(&p, Layout::Compact, Transport::Perf, 2, 100);
     let mut bytes = std::fs::read(&p).unwrap();
     // Find the 10th EPB and break its trailer length.
     let mut off = 0usize;
@@ -168,7 +170,7 @@ fn foreign_and_wrong_version_files_are_rejected() {
 
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v.pcapng");
-    support::write_synthetic(&p, Layout::Compact, Transport::Perf, 1, 10);
+    write_synthetic(&p, Layout::Compact, Transport::Perf, 1, 10);
     let bytes = std::fs::read(&p).unwrap();
     for (from, to, want) in [
         (
@@ -212,7 +214,7 @@ fn pcap_file_crate_reads_our_files() {
     // An independent reader agrees on block count and timestamps.
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("pf.pcapng");
-    let written = support::write_synthetic(&p, Layout::Compact, Transport::Perf, 2, 60);
+    let written = write_synthetic(&p, Layout::Compact, Transport::Perf, 2, 60);
     let meta = CaptureReader::open(&p).unwrap().meta().clone();
     let bytes = std::fs::read(&p).unwrap();
     let mut r = pcap_file::pcapng::PcapNgReader::new(&bytes[..]).unwrap();
@@ -231,19 +233,11 @@ fn pcap_file_crate_reads_our_files() {
     assert_eq!(epbs, written.len());
 }
 
-/// tshark must open every capture with no error or warning. Runs in CI;
-/// skips elsewhere when tshark is missing.
+/// tshark must open every capture with no error or warning (a skip where
+/// tshark is missing, a failure under CI=true).
 #[test]
 fn tshark_and_capinfos_open_captures_cleanly() {
-    let have = std::process::Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !have {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("tshark is not installed but CI=true: install the tshark package");
-        }
-        eprintln!("skipping: tshark not installed");
+    if !tshark_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -252,7 +246,7 @@ fn tshark_and_capinfos_open_captures_cleanly() {
         (Layout::Compact, Transport::Ringbuf, 1),
     ] {
         let p = dir.path().join(format!("{layout}.pcapng"));
-        let written = support::write_synthetic(&p, layout, transport, rings, 120);
+        let written = write_synthetic(&p, layout, transport, rings, 120);
         let meta = CaptureReader::open(&p).unwrap().meta().clone();
         let out = std::process::Command::new("tshark")
             .args(["-r"])
@@ -305,18 +299,10 @@ fn tshark_and_capinfos_open_captures_cleanly() {
 /// and tshark counts as many frames as our reader has records.
 #[test]
 fn tshark_opens_the_committed_fixtures() {
-    if std::process::Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("tshark is not installed but CI=true: install the tshark package");
-        }
-        eprintln!("skipping: tshark not installed");
+    if !tshark_installed() {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/captures");
+    let dir = support::fixtures_dir();
     let Ok(rd) = std::fs::read_dir(&dir) else {
         eprintln!("no fixtures at {}", dir.display());
         return;
@@ -342,16 +328,6 @@ fn tshark_opens_the_committed_fixtures() {
         let frames = String::from_utf8_lossy(&out.stdout).lines().count();
         assert_eq!(frames, c.records().len(), "{}", f.display());
     }
-}
-
-/// tshark prints a notice about running as root (CI runs as root); that line
-/// is about the user, not the file, so it is the only one allowed.
-fn without_root_notice(stderr: &[u8]) -> String {
-    String::from_utf8_lossy(stderr)
-        .lines()
-        .filter(|l| !l.starts_with("Running as user \"root\""))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// A writer abandoned without `finish` (as if the process were killed) leaves

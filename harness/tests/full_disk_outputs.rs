@@ -3,7 +3,7 @@
 //! HTML report and the file sink. A failed write never leaves a half file
 //! where a good one was: the old file keeps its bytes, no temporary file is
 //! left behind, and the error names the file and the OS error. Needs root
-//! (the mount); under CI=true a skip is a failure.
+//! (the mount): ignored unless the privileged-tests feature is on.
 
 mod support;
 
@@ -14,7 +14,7 @@ use harness::cmd::report::to_report;
 use harness::results::{Environment, RunConfig, RunResult};
 use harness::sink::{FileSink, Sink};
 use harness::sweep::{SweepResults, SWEEP_SCHEMA};
-use support::root::{files_below, privileged, Tmpfs};
+use support::root::{files_below, Tmpfs};
 
 /// Fills what is left of `disk` with one file, so the next write fails.
 fn fill(disk: &Tmpfs) {
@@ -67,10 +67,11 @@ fn sweep_results(note: String) -> SweepResults {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "privileged-tests"),
+    ignore = "needs root (mounts a tmpfs)"
+)]
 fn results_that_do_not_fit_leave_the_old_file() {
-    if !privileged("mounting a tmpfs") {
-        return;
-    }
     let disk = Tmpfs::mount("256k");
     let run = disk.path("run.json");
     let sweep = disk.path("sweep.json");
@@ -101,10 +102,11 @@ fn results_that_do_not_fit_leave_the_old_file() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "privileged-tests"),
+    ignore = "needs root (mounts a tmpfs)"
+)]
 fn a_report_that_does_not_fit_leaves_whole_files() {
-    if !privileged("mounting a tmpfs") {
-        return;
-    }
     let disk = Tmpfs::mount("256k");
     let dir = disk.path("report");
     let written =
@@ -126,10 +128,11 @@ fn a_report_that_does_not_fit_leaves_whole_files() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "privileged-tests"),
+    ignore = "needs root (mounts a tmpfs)"
+)]
 fn a_file_sink_that_does_not_fit_keeps_the_old_file_and_fails_every_message() {
-    if !privileged("mounting a tmpfs") {
-        return;
-    }
     let disk = Tmpfs::mount("256k");
     let path = disk.path("sink.bin");
     let sink = FileSink::create(&path).unwrap();

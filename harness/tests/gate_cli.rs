@@ -10,63 +10,39 @@
 //! - `#[ignore]`d: the unchanged project passes its own gate 10 times in a row
 //!   (`cargo test -p harness --test gate_cli -- --ignored --nocapture`).
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use harness::sweep::SweepResults;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn harness() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
-    c.current_dir(root());
-    c
-}
+use support::cli::{assert_clear_error, harness, ok, sweep, text};
+use support::workspace;
 
 fn run(args: &[&str]) -> Output {
     harness().args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 const BASELINE: &str = "ci/baseline/sweep.json";
 const RULES: &str = "ci/gates.toml";
 
 fn baseline() -> SweepResults {
-    SweepResults::read(&root().join(BASELINE)).unwrap()
+    SweepResults::read(&workspace().join(BASELINE)).unwrap()
 }
 
-/// The CI sweep, with `extra` lines appended to its config.
-fn ci_sweep(out: &Path, extra: &str, variants: Option<&str>) -> PathBuf {
-    let cfg = out.with_extension("toml");
-    let base = std::fs::read_to_string(root().join("ci/sweep-ci.toml")).unwrap();
+/// The CI sweep, with `extra` lines appended to its config, in `dir`; its run folder.
+fn ci_sweep(dir: &Path, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let base = std::fs::read_to_string(workspace().join("ci/sweep-ci.toml")).unwrap();
     // `extra` may name its own variants: it replaces the CI sweep's list.
-    let config = base
+    let plan = base
         .lines()
         .filter(|l| !(extra.starts_with("variants") && l.starts_with("variants")))
         .map(|l| format!("{l}\n"))
         .collect::<String>()
         + extra;
-    std::fs::write(&cfg, config).unwrap();
-    let mut c = harness();
-    c.args(["sweep", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(out);
-    if let Some(v) = variants {
-        c.args(["--variants", v]);
-    }
-    let o = c.output().unwrap();
-    let (so, se) = text(&o);
-    assert!(o.status.success(), "sweep failed:\n{so}\n{se}");
-    out.join("latest")
+    ok(&sweep(harness(), dir, &plan).output().unwrap());
+    support::cli::results_dir(dir).join("latest")
 }
 
 fn gate(results: &Path) -> Output {
@@ -86,7 +62,6 @@ fn a_variant_slowed_through_a_knob_fails_the_gate_with_the_rules_numbers() {
     let run = ci_sweep(
         &dir.path().join("slow"),
         "variants = [{ name = \"batched\", extra_work = \"500us\" }]\n",
-        None,
     );
     let o = gate(&run);
     let (out, err) = text(&o);
@@ -224,14 +199,8 @@ fn bad_input_exits_2_with_one_line() {
         ),
     ];
     for (args, want) in cases {
-        let o = run(&args);
-        let (out, err) = text(&o);
-        assert_eq!(o.status.code(), Some(2), "{args:?}\n{out}\n{err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: one line:\n{err}");
-        assert!(
-            err.starts_with("error: ") && err.contains(want),
-            "{args:?}: {err}"
-        );
+        eprintln!("{args:?}");
+        assert_clear_error(&run(&args), 2, want);
     }
 }
 
@@ -239,10 +208,8 @@ fn bad_input_exits_2_with_one_line() {
 fn exports_parse_back_into_their_documented_shapes() {
     let b = baseline();
     // Bencher Metric Format: {"<benchmark>": {"<measure>": {"value", "lower_value", "upper_value"}}}
-    let o = run(&["export", BASELINE, "--format", "bmf"]);
-    assert!(o.status.success(), "{:?}", text(&o));
     let bmf: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&o.stdout).unwrap();
+        serde_json::from_str(&ok(&run(&["export", BASELINE, "--format", "bmf"]))).unwrap();
     assert_eq!(bmf.len(), b.series.len());
     for s in &b.series {
         let m = bmf[&s.key.to_string()].as_object().unwrap();
@@ -272,7 +239,7 @@ fn exports_parse_back_into_their_documented_shapes() {
             .arg(&file)
             .output()
             .unwrap();
-        assert!(o.status.success(), "{:?}", text(&o));
+        ok(&o);
         let v: Vec<serde_json::Map<String, serde_json::Value>> =
             serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         if format == "github-action-benchmark" {
@@ -295,17 +262,17 @@ fn the_report_builds_from_results_files_alone() {
     let out = dir.path().join("report");
     // Run from elsewhere: the plan beside the results names captures by
     // paths relative to the repository, which the report must not need.
-    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+    let o = harness()
         .current_dir(dir.path())
         .arg("report")
-        .arg(root().join(BASELINE))
+        .arg(workspace().join(BASELINE))
         .arg("--baseline")
-        .arg(root().join(BASELINE))
+        .arg(workspace().join(BASELINE))
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{:?}", text(&o));
+    ok(&o);
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("seed-baseline"));
     assert!(
@@ -341,7 +308,8 @@ fn the_report_builds_from_results_files_alone() {
             .arg(&out)
             .output()
             .unwrap();
-        assert!(o.status.success(), "{name}: {:?}", text(&o));
+        eprintln!("{name}");
+        ok(&o);
         let html = std::fs::read_to_string(out.join("index.html")).unwrap();
         assert!(html.contains("What these results lack"), "{name}");
         assert!(
@@ -393,7 +361,7 @@ fn unchanged_project_passes_its_own_gate_10_of_10() {
     };
     let (mut passed, mut confirmed) = (0, 0);
     for i in 1..=10 {
-        let run = ci_sweep(&dir.path().join(format!("run{i}")), "", None);
+        let run = ci_sweep(&dir.path().join(format!("run{i}")), "");
         let o = gate(&run);
         println!(
             "run {i:2} (load {}): NDR brackets (events/s): {}",
@@ -404,7 +372,7 @@ fn unchanged_project_passes_its_own_gate_10_of_10() {
             Some(0) => true,
             Some(1) => {
                 println!("        first gate failed:\n{}", text(&o).1);
-                let again = ci_sweep(&dir.path().join(format!("run{i}b")), "", None);
+                let again = ci_sweep(&dir.path().join(format!("run{i}b")), "");
                 println!("        repeat (load {}): {}", load(), brackets(&again));
                 let o = harness()
                     .arg("gate")

@@ -2,8 +2,12 @@
 //!
 //! `ci/kafka-up.sh` starts the shared broker and exports
 //! `DROPBENCH_TEST_BROKERS`; the broker-kill test starts its own tansu so that
-//! killing it cannot hurt the other tests. Outside CI these tests skip with a
-//! printed reason when there is no broker; with CI=true a skip is a failure.
+//! killing it cannot hurt the other tests. The tests that need a broker (or
+//! tansu) are ignored unless the `broker-tests` feature is on (`ci/test.sh`
+//! turns it on after starting the broker); with it on, a missing broker fails
+//! them.
+
+mod support;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -16,23 +20,20 @@ use harness::ledger::{KernelCounts, Ledger};
 use harness::pipeline::memory::{MemoryRecord, MemorySource};
 use harness::pipeline::{variant, Context, Input};
 use harness::sink::{KafkaConfig, KafkaSink, Sink};
-use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
+use probes::abi::{EventHeader, Kind, Layout, Syscall};
 use probes::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError};
+use support::cli::{harness, ok, results_dir, sweep};
+use support::events::{encode, header};
 
-fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true and this test cannot run: {reason}");
-    }
-    eprintln!("SKIPPED: {reason}");
-}
-
-fn brokers() -> Option<String> {
+/// The shared broker's address; the broker-tests feature is on, so its
+/// absence is a failure.
+fn brokers() -> String {
     match std::env::var("DROPBENCH_TEST_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            skip_or_fail("DROPBENCH_TEST_BROKERS is not set (run `source ci/kafka-up.sh`)");
-            None
-        }
+        Ok(b) if !b.is_empty() => b,
+        _ => panic!(
+            "the broker-tests feature is on but DROPBENCH_TEST_BROKERS is not set \
+             (run `source ci/kafka-up.sh`, or test without the feature)"
+        ),
     }
 }
 
@@ -46,17 +47,13 @@ fn events(rings: usize, n: usize) -> Vec<Vec<MemoryRecord>> {
     let mut out = vec![Vec::new(); rings];
     let mut buf = Vec::new();
     for i in 0..n {
+        let (pid, tid) = (7 + (i % 13) as u32, 9 + (i % 5) as u32);
         let h = EventHeader {
-            ts_ns: i as u64,
-            pid: 7 + (i % 13) as u32,
-            tid: 9 + (i % 5) as u32,
-            syscall: Syscall::Openat as u8,
-            kind: Kind::Enter as u8,
             flags: (i % 3) as u32,
-            ..Default::default()
+            ..header(i as u64, pid, tid, Syscall::Openat, Kind::Enter)
         };
         let path = format!("{}/{i}", paths[i % paths.len()]);
-        encode_event(Layout::Fixed4k, &h, path.as_bytes(), &mut buf);
+        encode(&mut buf, Layout::Fixed4k, None, &h, path.as_bytes());
         out[i % rings].push(MemoryRecord::Sample(buf.clone()));
     }
     out
@@ -81,8 +78,12 @@ fn run_into(
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "broker-tests"),
+    ignore = "needs a Kafka broker (source ci/kafka-up.sh)"
+)]
 fn produce_then_consume_back_counts_and_checksums_match() {
-    let Some(brokers) = brokers() else { return };
+    let brokers = brokers();
     let sink = Arc::new(
         KafkaSink::new(KafkaConfig {
             brokers: Some(brokers),
@@ -113,8 +114,12 @@ fn produce_then_consume_back_counts_and_checksums_match() {
 /// Batch messages (`message_events`): the broker holds fewer messages, and
 /// every count of the ledger, read back included, is still of events.
 #[test]
+#[cfg_attr(
+    not(feature = "broker-tests"),
+    ignore = "needs a Kafka broker (source ci/kafka-up.sh)"
+)]
 fn batch_messages_round_trip_through_a_real_broker_event_for_event() {
-    let Some(brokers) = brokers() else { return };
+    let brokers = brokers();
     let topic = format!("dropbench-test-batches-{}", std::process::id());
     harness::sink::kafka::create_topic(&brokers, &topic, 4, Duration::from_secs(10)).unwrap();
     let sink = Arc::new(
@@ -182,8 +187,12 @@ fn broker_down_at_start_is_a_clear_error() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "broker-tests"),
+    ignore = "needs a Kafka broker (source ci/kafka-up.sh)"
+)]
 fn missing_topic_is_a_clear_error() {
-    let Some(brokers) = brokers() else { return };
+    let brokers = brokers();
     let e = KafkaSink::new(KafkaConfig {
         brokers: Some(brokers),
         topic: "dropbench-no-such-topic".into(),
@@ -199,8 +208,12 @@ fn missing_topic_is_a_clear_error() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "broker-tests"),
+    ignore = "needs a Kafka broker (source ci/kafka-up.sh)"
+)]
 fn topics_are_created_and_deleted_through_the_admin_api() {
-    let Some(brokers) = brokers() else { return };
+    let brokers = brokers();
     let topic = format!("dropbench-test-admin-{}", std::process::id());
     let t = Duration::from_secs(10);
     harness::sink::kafka::create_topic(&brokers, &topic, 2, t).unwrap();
@@ -218,38 +231,25 @@ fn topics_are_created_and_deleted_through_the_admin_api() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "broker-tests"),
+    ignore = "needs a Kafka broker (source ci/kafka-up.sh)"
+)]
 fn a_sweep_into_a_real_broker_deletes_every_trial_topic_it_made() {
-    let Some(brokers) = brokers() else { return };
+    let brokers = brokers();
     let t = Duration::from_secs(10);
     let before = harness::sink::kafka::topics(&brokers, "dropbench-sweep-", t).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let plan = dir.path().join("plan.toml");
     // A few short trials of one variant, each into its own topic.
-    std::fs::write(
-        &plan,
-        format!(
-            "captures = [{:?}]\nvariants = [\"compact\"]\nsink = \"kafka\"\nbrokers = {brokers:?}\n\
-             window = \"300ms\"\nwarmup = \"100ms\"\nlo = 5000.0\nhi = 20000.0\nmax_trials = 3\nedge_trials = 1\n",
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../fixtures/captures/fixed4k-perf.pcapng")
-        ),
-    )
-    .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["sweep", "--config"])
-        .arg(&plan)
-        .arg("--out")
-        .arg(dir.path().join("results"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+    let plan = format!(
+        "captures = [{:?}]\nvariants = [\"compact\"]\nsink = \"kafka\"\nbrokers = {brokers:?}\n\
+         window = \"300ms\"\nwarmup = \"100ms\"\nlo = 5000.0\nhi = 20000.0\nmax_trials = 3\nedge_trials = 1\n",
+        support::fixture("fixed4k-perf.pcapng")
     );
+    ok(&sweep(harness(), dir.path(), &plan).output().unwrap());
     // The trials wrote to the broker (one topic each, named in their results)...
-    let results = std::fs::read_to_string(dir.path().join("results/latest/sweep.json")).unwrap();
+    let results =
+        std::fs::read_to_string(results_dir(dir.path()).join("latest/sweep.json")).unwrap();
     let made = results.matches("topic dropbench-sweep-").count();
     assert!(made >= 2, "trial topics named in the results: {made}");
     // ...and none of those topics is left.
@@ -305,13 +305,11 @@ fn tansu() -> Option<PathBuf> {
 }
 
 /// Starts a private tansu on a free port and creates `topic`.
-fn private_broker(topic: &str) -> Option<(Broker, String)> {
-    let Some(bin) = tansu() else {
-        skip_or_fail(
-            "tansu is not installed (cargo install tansu --locked --features dynostore,libsql)",
-        );
-        return None;
-    };
+fn private_broker(topic: &str) -> (Broker, String) {
+    let bin = tansu().expect(
+        "the broker-tests feature is on but tansu is not installed \
+         (cargo install tansu --locked --features dynostore,libsql)",
+    );
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -356,14 +354,16 @@ fn private_broker(topic: &str) -> Option<(Broker, String)> {
         .status()
         .unwrap();
     assert!(st.success(), "tansu topic create {topic}");
-    Some((broker, format!("127.0.0.1:{port}")))
+    (broker, format!("127.0.0.1:{port}"))
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "broker-tests"),
+    ignore = "needs tansu (cargo install tansu)"
+)]
 fn broker_killed_mid_run_counts_every_failure_and_the_run_ends() {
-    let Some((mut broker, addr)) = private_broker("dropbench-test-kill") else {
-        return;
-    };
+    let (mut broker, addr) = private_broker("dropbench-test-kill");
     let sink = Arc::new(
         KafkaSink::new(KafkaConfig {
             brokers: Some(addr),

@@ -1,6 +1,8 @@
 //! Every pipeline variant, run on the same events, produces the same classified
 //! output: the same multiset of (path, syscall, category), and a balanced ledger.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +13,9 @@ use harness::pipeline::memory::{MemoryRecord, MemorySink, MemorySource};
 use harness::pipeline::{Context, Input, Knobs, VARIANTS};
 use harness::sink::message::decode_events;
 use harness::sink::Sink;
-use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
+use probes::abi::{EventHeader, Kind, Layout, Syscall};
 use probes::record::ShardedSource;
+use support::events::{encode, header};
 
 const PATHS: &[&str] = &[
     "/etc/shadow",
@@ -55,17 +58,13 @@ fn events(layout: Layout, rings: usize, n: usize) -> Vec<Vec<MemoryRecord>> {
         } else {
             Kind::Enter
         };
+        let (pid, tid) = (1000 + (i % 7) as u32, 2000 + (i % 11) as u32);
         let h = EventHeader {
-            ts_ns: i as u64,
-            pid: 1000 + (i % 7) as u32,
-            tid: 2000 + (i % 11) as u32,
-            syscall: syscall as u8,
-            kind: kind as u8,
             flags: [0, 0o1, 0o2, 0o101, 0o2000000][(x >> 16) as usize % 5],
             dfd: -100,
-            ..Default::default()
+            ..header(i as u64, pid, tid, syscall, kind)
         };
-        encode_event(layout, &h, &path, &mut buf);
+        encode(&mut buf, layout, None, &h, &path);
         let ring = i % rings;
         out[ring].push(MemoryRecord::Sample(buf.clone()));
         if i % 997 == 0 {

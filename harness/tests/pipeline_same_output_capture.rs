@@ -2,6 +2,8 @@
 //! emulated rings (each on its own transport), produces the same classified
 //! output: the same multiset of (path, syscall, category), nothing lost.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +19,7 @@ use harness::sink::message::decode_events;
 type Output = BTreeMap<(Vec<u8>, u8, u8), u64>;
 
 fn check_capture(file: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/captures")
-        .join(file);
-    let capture = Capture::load(&path).unwrap();
+    let capture = Capture::load(&support::fixture(file)).unwrap();
     let samples = capture.samples() as u64;
     let classifier = Arc::new(Classifier::default_rules());
     let mut reference: Option<(&str, Output)> = None;

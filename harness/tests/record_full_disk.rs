@@ -3,7 +3,7 @@
 //! "No space left on device", a non-zero exit and no hang, and leave a capture
 //! that ends on a whole block: tshark and `harness inspect` open it cleanly
 //! and it holds the samples written before the disk filled. Needs root (the
-//! mount, the probes); under CI=true a skip is a failure.
+//! mount) and eBPF: ignored unless the privileged-tests feature is on.
 
 mod support;
 
@@ -12,11 +12,9 @@ use std::time::{Duration, Instant};
 
 use harness::capture::CaptureReader;
 use probes::record::RecordRef;
-use support::root::{privileged, Tmpfs};
-
-fn harness() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-}
+use support::cli::{harness, ok};
+use support::root::{require_bpf, Tmpfs};
+use support::tools::assert_tshark_reads_cleanly;
 
 /// Runs `cmd`, killing it (and failing) if it takes longer than `limit`.
 fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
@@ -41,10 +39,9 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn a_full_disk_ends_the_recording_with_a_whole_readable_capture() {
-    if !privileged("mounting a tmpfs and recording") {
-        return;
-    }
+    require_bpf();
     let dir = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount("4m");
     let path = disk.path("full.pcapng");
@@ -92,35 +89,10 @@ fn a_full_disk_ends_the_recording_with_a_whole_readable_capture() {
     );
 
     // tshark reads every packet with nothing to say about the file.
-    match Command::new("tshark")
-        .arg("-r")
-        .arg(&path)
-        .arg("-q")
-        .output()
-    {
-        Ok(t) => {
-            let err = String::from_utf8_lossy(&t.stderr);
-            let complaints: Vec<&str> = err
-                .lines()
-                .filter(|l| !l.starts_with("Running as user \"root\""))
-                .filter(|l| !l.trim().is_empty())
-                .collect();
-            assert!(t.status.success(), "tshark failed: {err}");
-            assert!(complaints.is_empty(), "tshark complained: {err}");
-        }
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but tshark is missing: {e}")
-        }
-        Err(e) => eprintln!("skipping the tshark check: {e}"),
-    }
+    assert_tshark_reads_cleanly(&path);
 
     // harness inspect opens it without --allow-truncated.
-    let inspect = harness().arg("inspect").arg(&path).output().unwrap();
-    assert!(
-        inspect.status.success(),
-        "harness inspect: {}",
-        String::from_utf8_lossy(&inspect.stderr)
-    );
+    let shown = ok(&harness().arg("inspect").arg(&path).output().unwrap());
 
     // It ends on a whole block and holds samples from before the disk filled.
     let mut r = CaptureReader::open(&path).unwrap();
@@ -142,7 +114,6 @@ fn a_full_disk_ends_the_recording_with_a_whole_readable_capture() {
         "{:?}",
         r.notes()
     );
-    let shown = String::from_utf8_lossy(&inspect.stdout);
     assert!(
         shown.contains("note      dropbench stopped writing this capture early"),
         "{shown}"

@@ -1,12 +1,13 @@
 //! Kernel-backed replay against the real kernel: the bundled captures pushed
 //! through real perf event arrays and ring buffers by the injector, read by
 //! dropbench's own reader, a pipeline variant, the example libbpf reader and
-//! Debian's bpftool, with every sample accounted for. Privileged: runs in CI
-//! (root, CI=true); elsewhere skips with a reason, and under CI=true a skip fails.
+//! Debian's bpftool, with every sample accounted for. Needs root and eBPF:
+//! ignored unless the privileged-tests feature is on. (What the mode says
+//! without privileges or to bad input: tests/replay_run.rs.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,21 +28,14 @@ use harness::results::RunResult;
 use harness::sink::{NullSink, SinkSpec};
 use probes::record::{Batch, RecordRef, RecordSource};
 use support::byo::{bpftool_installed, build_example_reader};
-use support::root::may_load_bpf;
+use support::cli::{assert_clear_error, cells, harness, ok, sweep, sweep_results};
+use support::events::stored_len;
+use support::fixture;
+use support::root::require_bpf;
 
 /// Runs that pin on bpffs (exec readers) one at a time: a test that kills a
 /// run on purpose expects its stale directory to be found by its own next run.
 static PINS: Mutex<()> = Mutex::new(());
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/captures")
-        .join(name)
-}
-
-fn harness() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-}
 
 /// `harness replay --kernel --speed 5 ARGS` of the compact fixture, which
 /// must succeed; returns its stdout.
@@ -52,10 +46,7 @@ fn replay_kernel_ok(args: &[&str]) -> String {
         .arg(fixture("compact-perf.pcapng"))
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}{stderr}");
-    stdout
+    ok(&out)
 }
 
 fn opts(pacing: Pacing, transport: Transport, ring_bytes: u64, wakeup: Wakeup) -> KernelOptions {
@@ -132,10 +123,9 @@ fn assert_books(k: &KernelReport, what: &str) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn the_rings_receive_the_capture_byte_for_byte_on_its_recorded_cpus() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let capture = Capture::load(&fixture("compact-perf.pcapng")).unwrap();
     let cpus = probes::loader::online_cpus().unwrap().len() as u32;
     for transport in [Transport::Perf, Transport::Ringbuf] {
@@ -169,11 +159,11 @@ fn the_rings_receive_the_capture_byte_for_byte_on_its_recorded_cpus() {
         // the sample is as long as the transport makes it.
         let cut = |d: &[u8]| {
             let len = harness::replay::event_len(d, d.len());
-            let padded = match transport {
-                Transport::Perf => ((len + 4 + 7) & !7) - 4,
-                Transport::Ringbuf => len,
-            };
-            assert_eq!(d.len(), padded, "{transport}: sample length");
+            assert_eq!(
+                d.len(),
+                stored_len(transport, len),
+                "{transport}: sample length"
+            );
             d[8..len].to_vec()
         };
         let samples = kernel_order(&capture);
@@ -218,10 +208,9 @@ fn the_rings_receive_the_capture_byte_for_byte_on_its_recorded_cpus() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn a_tiny_ring_loses_a_roomy_one_does_not_and_both_balance_per_cpu() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let capture = Capture::load(&fixture("fixed4k-perf.pcapng")).unwrap();
     for transport in [Transport::Perf, Transport::Ringbuf] {
         // 16 KiB holds three fixed4k events; with a wakeup that never comes
@@ -285,10 +274,9 @@ fn a_tiny_ring_loses_a_roomy_one_does_not_and_both_balance_per_cpu() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn a_kernel_replay_stops_once_its_rings_have_lost_more_than_its_limit() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let capture = Capture::load(&fixture("fixed4k-perf.pcapng")).unwrap();
     for transport in [Transport::Perf, Transport::Ringbuf] {
         // 16 KiB holds three fixed4k events and the reader drains only on its
@@ -335,10 +323,9 @@ fn a_kernel_replay_stops_once_its_rings_have_lost_more_than_its_limit() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn a_pipeline_variant_reads_the_kernel_rings_through_the_same_ledger() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let capture = Capture::load(&fixture("fixed4k-perf.pcapng")).unwrap();
     for (name, transport, wakeup) in [
         ("batched", Transport::Perf, Wakeup::Events(64)),
@@ -382,10 +369,9 @@ fn a_pipeline_variant_reads_the_kernel_rings_through_the_same_ledger() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn replay_kernel_on_the_command_line_writes_a_valid_kernel_replay_result() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let stdout = replay_kernel_ok(&["--json", json.to_str().unwrap()]);
@@ -421,15 +407,13 @@ fn reader_line(path: &Path) -> BTreeMap<String, u64> {
 }
 
 /// For a test of the example reader: the exec runs' lock, a temporary
-/// directory, and the reader built in it; `None` to skip.
+/// directory, and the reader built in it; `None` to skip (it does not build).
 fn example_reader() -> Option<(
     std::sync::MutexGuard<'static, ()>,
     tempfile::TempDir,
     PathBuf,
 )> {
-    if !may_load_bpf("loading BPF") {
-        return None;
-    }
+    require_bpf();
     let guard = PINS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let reader = build_example_reader(dir.path())?;
@@ -444,6 +428,7 @@ fn exec_spec(command: String) -> ExecSpec {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn the_example_libbpf_reader_reads_every_output_and_the_books_balance() {
     let Some((_g, dir, reader)) = example_reader() else {
         return;
@@ -499,13 +484,11 @@ fn the_example_libbpf_reader_reads_every_output_and_the_books_balance() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn bpftool_event_pipe_prints_exactly_the_successful_outputs() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
     if !bpftool_installed() {
-        eprintln!("skipping: bpftool is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -573,10 +556,9 @@ fn bpftool_event_pipe_prints_exactly_the_successful_outputs() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn pins_are_private_documented_in_the_environment_and_removed() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (modes, env) = (dir.path().join("modes"), dir.path().join("env"));
@@ -686,10 +668,9 @@ fn gone(pid: u32) -> bool {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn ctrl_c_stops_the_reader_and_removes_the_pins() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (child, pin_dir, reader_pid) = start_long_exec_run(dir.path());
@@ -705,10 +686,9 @@ fn ctrl_c_stops_the_reader_and_removes_the_pins() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn a_killed_runs_stale_pins_are_found_removed_and_reported() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (mut child, pin_dir, reader_pid) = start_long_exec_run(dir.path());
@@ -728,57 +708,10 @@ fn a_killed_runs_stale_pins_are_found_removed_and_reported() {
     assert!(!pin_dir.exists());
 }
 
-/// One clear error line, a non-zero exit, and no panic.
-fn assert_clear_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure; stderr: {err}");
-    assert!(!err.contains("panicked"), "must not panic: {err}");
-    assert!(
-        err.contains(needle),
-        "stderr should mention {needle:?}: {err}"
-    );
-    assert_eq!(
-        err.lines().filter(|l| l.starts_with("error")).count(),
-        1,
-        "one error line: {err}"
-    );
-}
-
 #[test]
-fn without_privileges_the_mode_says_why_and_points_at_emulated_replay() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but dropping capabilities with setpriv needs root");
-        }
-        eprintln!("skipping: dropping capabilities with setpriv needs root");
-        return;
-    }
-    // Root with an empty capability bounding set: no CAP_BPF, CAP_PERFMON or CAP_SYS_ADMIN.
-    let out = Command::new("setpriv")
-        .args([
-            "--inh-caps=-all",
-            "--ambient-caps=-all",
-            "--bounding-set=-all",
-            "--",
-        ])
-        .arg(env!("CARGO_BIN_EXE_harness"))
-        .args(["replay", "--kernel"])
-        .arg(fixture("compact-perf.pcapng"))
-        .output()
-        .expect("setpriv (util-linux) is installed by ci/test.sh");
-    assert_clear_error(
-        &out,
-        "kernel-backed replay needs root or CAP_BPF + CAP_PERFMON",
-    );
-    assert_clear_error(
-        &out,
-        "emulated replay (without --kernel) needs no privileges",
-    );
-}
-
-#[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn bad_kernel_replay_input_gets_one_clear_line() {
+    require_bpf();
     let cap = fixture("compact-perf.pcapng");
     let run = |args: &[&str]| {
         harness()
@@ -789,18 +722,10 @@ fn bad_kernel_replay_input_gets_one_clear_line() {
             .unwrap()
     };
     assert_clear_error(
-        &run(&["--variant", "exec:./r"]),
-        "--variant exec:... needs --kernel",
+        &run(&["--kernel", "--rings", "99"]),
+        1,
+        "one per online CPU",
     );
-    assert_clear_error(&run(&["--kernel", "--variant", "exec:"]), "needs a command");
-    assert_clear_error(
-        &run(&["--kernel", "--exec-ready", "soon"]),
-        "bad ready handshake",
-    );
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
-    assert_clear_error(&run(&["--kernel", "--rings", "99"]), "one per online CPU");
     assert_clear_error(
         &run(&[
             "--kernel",
@@ -809,6 +734,7 @@ fn bad_kernel_replay_input_gets_one_clear_line() {
             "--bpffs",
             env!("CARGO_MANIFEST_DIR"),
         ]),
+        1,
         "is not a bpffs mount and not an empty directory",
     );
     let _g = PINS.lock().unwrap_or_else(|e| e.into_inner());
@@ -832,7 +758,7 @@ fn bad_kernel_replay_input_gets_one_clear_line() {
             .spawn()
             .unwrap();
         let pid = child.id();
-        assert_clear_error(&child.wait_with_output().unwrap(), needle);
+        assert_clear_error(&child.wait_with_output().unwrap(), 1, needle);
         // The failed run left no pin directory behind (its name starts with its pid).
         let left: Vec<_> = std::fs::read_dir(&base)
             .map(|d| {
@@ -860,10 +786,9 @@ fn short_rule() -> VerdictRule {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn a_kernel_trial_at_a_low_rate_is_clean_sampled_and_balances_against_the_kernel_counters() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let capture = Capture::load(&fixture("compact-perf.pcapng")).unwrap();
     let classifier = Arc::new(Classifier::default_rules());
     // compact reads perf rings woken every 64 events; ringbuf polls its ring
@@ -955,6 +880,7 @@ fn a_kernel_trial_at_a_low_rate_is_clean_sampled_and_balances_against_the_kernel
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
     let Some((_g, dir, reader)) = example_reader() else {
         return;
@@ -1070,45 +996,21 @@ fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn a_sweep_runs_kernel_backed_cells_beside_replayed_ones() {
-    if !may_load_bpf("loading BPF") {
-        return;
-    }
+    require_bpf();
     let _pins = PINS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("kernel.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "captures = [{:?}]\nvariants = [\"compact\", \"ringbuf\"]\n\
-             modes = [\"replay\", \"kernel\"]\nsink = \"null\"\nwarmup = \"100ms\"\n\
-             window = \"300ms\"\nlo = 5000.0\nhi = 20000.0\nmax_trials = 3\n",
-            fixture("fixed4k-perf.pcapng")
-        ),
-    )
-    .unwrap();
-    let out = harness()
-        .args(["sweep", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("results"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let plan = format!(
+        "captures = [{:?}]\nvariants = [\"compact\", \"ringbuf\"]\n\
+         modes = [\"replay\", \"kernel\"]\nsink = \"null\"\nwarmup = \"100ms\"\n\
+         window = \"300ms\"\nlo = 5000.0\nhi = 20000.0\nmax_trials = 3\n",
+        fixture("fixed4k-perf.pcapng")
     );
-    let r =
-        harness::sweep::SweepResults::read(&dir.path().join("results/latest/sweep.json")).unwrap();
-    let modes: Vec<(&str, &str)> = r
-        .series
-        .iter()
-        .map(|s| (s.key.variant.as_str(), s.key.mode.as_str()))
-        .collect();
+    let stdout = ok(&sweep(harness(), dir.path(), &plan).output().unwrap());
+    let r = sweep_results(dir.path());
     assert_eq!(
-        modes,
+        cells(&r),
         [
             ("compact", "replay"),
             ("compact", "kernel"),

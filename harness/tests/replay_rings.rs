@@ -8,15 +8,18 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use harness::capture::{Capture, CaptureMeta, CaptureWriter, Transport};
+mod support;
+
+use harness::capture::{Capture, Transport};
 use harness::replay::area::{RingCounters, SampleBytes};
 use harness::replay::{event_len, kernel_order, perf, ringbuf, Wakeup};
-use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};
+use probes::abi::{Kind, Layout, Syscall};
 use probes::record::{Batch, RecordRef, RecordSource};
 use probes::ring::format::{perf as perf_fmt, ringbuf as rb_fmt};
 use probes::ring::perf::{PerfRing, PerfRings};
 use probes::ring::ringbuf::RingBufReader;
 use proptest::prelude::*;
+use support::events::{header, SynthCapture};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Got {
@@ -411,31 +414,13 @@ fn ringbuf_no_wakeup_reader_sees_data_only_when_it_polls() {
 /// stored as `transport` stores them (perf adds the raw_size padding).
 fn capture(dir: &std::path::Path, layout: Layout, transport: Transport, n: u64) -> Capture {
     let p = dir.join(format!("{layout}-{transport}.pcapng"));
-    let meta = CaptureMeta::now(layout, transport, 1 << 20, 1, "events:1");
-    let mut w = CaptureWriter::create(&p, &meta).unwrap();
-    let mut buf = Vec::new();
+    let mut c = SynthCapture::create(&p, layout, transport, 1);
     for i in 0..n {
         let kind = if i % 2 == 0 { Kind::Enter } else { Kind::Exit };
-        let h = EventHeader {
-            ts_ns: meta.start_monotonic_ns + i,
-            pid: 7,
-            tid: 7,
-            syscall: Syscall::Openat as u8,
-            kind: kind as u8,
-            ..Default::default()
-        };
-        encode_event(layout, &h, b"/etc/hosts", &mut buf);
-        if transport == Transport::Perf {
-            buf.resize(perf_fmt::raw_size(buf.len()), 0);
-        }
-        w.write(RecordRef::Sample {
-            ring: 0,
-            origin_ns: h.ts_ns,
-            data: &buf,
-        })
-        .unwrap();
+        let h = header(c.start_ns() + i, 7, 7, Syscall::Openat, kind);
+        c.event(0, &h, b"/etc/hosts");
     }
-    w.finish(&[]).unwrap();
+    c.finish(&[]);
     Capture::load(&p).unwrap()
 }
 
@@ -521,8 +506,7 @@ fn records_take_the_kernels_size_across_transports() {
 fn undecodable_samples_keep_their_stored_length() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("junk.pcapng");
-    let meta = CaptureMeta::now(Layout::Compact, Transport::Perf, 1 << 20, 1, "events:1");
-    let mut w = CaptureWriter::create(&p, &meta).unwrap();
+    let mut c = SynthCapture::create(&p, Layout::Compact, Transport::Perf, 1);
     // Too short for a header; a header with another ABI version; a path_len past the end.
     let short = vec![1u8; 20];
     let mut bad_abi = vec![0u8; 60];
@@ -533,14 +517,10 @@ fn undecodable_samples_keep_their_stored_length() {
     overrun[40] = 200; // path_len 200: event_size 256 > 60 stored
     overrun[42] = Layout::Compact as u8;
     for (i, d) in [&short, &bad_abi, &overrun].into_iter().enumerate() {
-        w.write(RecordRef::Sample {
-            ring: 0,
-            origin_ns: meta.start_monotonic_ns + i as u64,
-            data: d,
-        })
-        .unwrap();
+        let ts = c.start_ns() + i as u64;
+        c.raw(0, ts, d);
     }
-    w.finish(&[]).unwrap();
+    c.finish(&[]);
     let cap = Capture::load(&p).unwrap();
     let lens: Vec<usize> = kernel_order(&cap)
         .iter()

@@ -1,13 +1,16 @@
 //! End-to-end replays of a synthetic capture through `replay::run`, and the
-//! `harness replay` / `harness inspect` command lines, bad input included.
+//! `harness replay` / `harness inspect` command lines, bad input included
+//! (`replay --kernel` too, as far as it needs no privileges).
 
 mod support;
 
-use std::process::Command;
-
 use harness::capture::{Capture, Transport};
 use harness::replay::{self, drain_noop, Bound, Pacing, ReplayOptions, Wakeup};
-use probes::abi::Layout;
+use probes::abi::{Kind, Layout, Syscall};
+use support::cli::{assert_clear_error, harness, ok};
+use support::events::{header, write_synthetic, SynthCapture};
+use support::fixture;
+use support::root::harness_without_privileges;
 
 fn synthetic(
     dir: &std::path::Path,
@@ -17,7 +20,7 @@ fn synthetic(
     n: usize,
 ) -> std::path::PathBuf {
     let p = dir.join(format!("{layout}-{transport}-{n}.pcapng"));
-    support::write_synthetic(&p, layout, transport, rings, n);
+    write_synthetic(&p, layout, transport, rings, n);
     p
 }
 
@@ -176,10 +179,6 @@ fn replay_options_default_to_the_capture_and_reject_mismatches() {
     assert!("events:0".parse::<Wakeup>().is_err());
 }
 
-fn harness() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-}
-
 #[test]
 fn cli_replay_and_inspect_work_and_write_results() {
     let dir = tempfile::tempdir().unwrap();
@@ -200,12 +199,7 @@ fn cli_replay_and_inspect_work_and_write_results() {
         .arg(&json)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = ok(&out);
     for want in ["offered", "accepted", "lost", "latency   p50", "high-water"] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
@@ -213,13 +207,7 @@ fn cli_replay_and_inspect_work_and_write_results() {
     assert_eq!(r.counts.offered, 2 * 490);
     assert_eq!(r.config.probe, "fixed4k");
 
-    let out = harness().arg("inspect").arg(&p).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = ok(&harness().arg("inspect").arg(&p).output().unwrap());
     for want in [
         "cpu0",
         "cpu1",
@@ -257,17 +245,8 @@ fn cli_rejects_bad_captures_with_one_line_and_no_panic() {
         std::fs::write(&p, b).unwrap();
         for cmd in ["inspect", "replay"] {
             let out = harness().arg(cmd).arg(&p).output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{cmd} {name}: {stderr}");
-            assert!(
-                stderr.starts_with("error: ") && stderr.contains(name),
-                "{cmd} {name}: {stderr}"
-            );
-            assert!(
-                stderr.contains("byte"),
-                "{cmd} {name}: no offset in {stderr}"
-            );
-            assert!(!stderr.contains("panicked"), "{stderr}");
+            let line = assert_clear_error(&out, 1, name);
+            assert!(line.contains("byte"), "{cmd} {name}: no offset in {line}");
         }
     }
     let out = harness()
@@ -298,15 +277,7 @@ fn kernel_order_merges_rings_by_time_and_keeps_each_ring_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("o.pcapng");
     // Written as a reader drains: all of ring 0's batch, then ring 1's.
-    let meta = harness::capture::CaptureMeta::now(
-        Layout::Compact,
-        Transport::Perf,
-        1 << 16,
-        2,
-        "events:1",
-    );
-    let mut w = harness::capture::CaptureWriter::create(&p, &meta).unwrap();
-    let mut buf = Vec::new();
+    let mut c = SynthCapture::create(&p, Layout::Compact, Transport::Perf, 2);
     for (ring, ts) in [
         (0u32, 10u64),
         (0, 30),
@@ -316,21 +287,9 @@ fn kernel_order_merges_rings_by_time_and_keeps_each_ring_in_order() {
         (1, 45),
         (0, 60),
     ] {
-        let h = probes::abi::EventHeader {
-            ts_ns: ts,
-            kind: 1,
-            syscall: 1,
-            ..Default::default()
-        };
-        probes::abi::encode_event(Layout::Compact, &h, b"/x", &mut buf);
-        w.write(probes::record::RecordRef::Sample {
-            ring,
-            origin_ns: ts,
-            data: &buf,
-        })
-        .unwrap();
+        c.event(ring, &header(ts, 1, 1, Syscall::Openat, Kind::Enter), b"/x");
     }
-    w.finish(&[]).unwrap();
+    c.finish(&[]);
     let cap = Capture::load(&p).unwrap();
     let order: Vec<u64> = replay::kernel_order(&cap)
         .iter()
@@ -383,14 +342,54 @@ fn cli_replay_runs_a_pipeline_variant_and_records_its_ledger() {
         .arg(&json)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let r = harness::results::RunResult::read(&json).unwrap();
     assert_eq!(r.variant, "batched");
     assert_eq!(r.counts.read, r.counts.accepted);
     assert!(r.ledger.is_some());
     assert!(r.valid, "{:?}", r.problems);
+}
+
+#[test]
+fn without_privileges_the_kernel_mode_says_why_and_points_at_emulated_replay() {
+    let out = harness_without_privileges()
+        .args(["replay", "--kernel"])
+        .arg(fixture("compact-perf.pcapng"))
+        .output()
+        .expect("setpriv (util-linux) is installed by ci/test.sh");
+    for needle in [
+        "kernel-backed replay needs root or CAP_BPF + CAP_PERFMON",
+        "emulated replay (without --kernel) needs no privileges",
+    ] {
+        assert_clear_error(&out, 1, needle);
+    }
+}
+
+/// Bad `replay --kernel` input refused before anything is loaded. (What
+/// needs the kernel: tests/replay_kernel.rs, privileged.)
+#[test]
+fn bad_kernel_replay_input_is_one_clear_line_before_any_privilege() {
+    let run = |args: &[&str]| {
+        harness()
+            .arg("replay")
+            .args(args)
+            .arg(fixture("compact-perf.pcapng"))
+            .output()
+            .unwrap()
+    };
+    assert_clear_error(
+        &run(&["--variant", "exec:./r"]),
+        1,
+        "--variant exec:... needs --kernel",
+    );
+    assert_clear_error(
+        &run(&["--kernel", "--variant", "exec:"]),
+        1,
+        "needs a command",
+    );
+    assert_clear_error(
+        &run(&["--kernel", "--exec-ready", "soon"]),
+        2,
+        "bad ready handshake",
+    );
 }

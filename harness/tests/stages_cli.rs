@@ -1,16 +1,10 @@
 //! `harness stages`: one trial per variant at a rate, the per-stage table
 //! printed and written as stages.json; bad input is one line and exit 2.
 
-use std::process::Command;
+mod support;
 
 use harness::cmd::stages::{StagesResults, STAGES_SCHEMA};
-
-fn harness() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
-    // The bundled fixtures are found from the source tree.
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
+use support::cli::{assert_clear_error, harness, ok};
 
 /// The stages whose CPU comes from threads or samples that must have run.
 const MEASURED: [&str; 5] = ["producer", "reader", "decode", "classify", "serialize"];
@@ -29,14 +23,14 @@ fn stages_prints_the_table_and_writes_every_stage_with_its_cost() {
             "null",
             "--seconds",
             "1",
-            "--out",
+            "--capture",
         ])
+        .arg(support::fixture("fixed4k-perf.pcapng"))
+        .arg("--out")
         .arg(dir.path())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = ok(&out);
 
     // The table: a header naming every stage, one row for batched.
     let mut lines = stdout.lines().skip_while(|l| !l.starts_with("variant "));
@@ -105,10 +99,8 @@ fn a_bad_rate_is_one_line_and_exit_2() {
             .args(["stages", "--rate", rate, "--sink", "null"])
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{rate}: {err}");
-        assert_eq!(err.lines().count(), 1, "{rate}: one line: {err}");
-        assert!(err.contains("--rate") && err.contains(rate), "{err}");
+        let line = assert_clear_error(&out, 2, "--rate");
+        assert!(line.contains(rate), "{line}");
         assert!(
             out.stdout.is_empty(),
             "nothing ran: {}",
@@ -120,8 +112,5 @@ fn a_bad_rate_is_one_line_and_exit_2() {
         .args(["stages", "--rate", "20k", "--variant", "nope"])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("nope"), "{err}");
+    assert_clear_error(&out, 2, "nope");
 }

@@ -2,26 +2,14 @@
 //! Nothing here depends on how fast this machine is: the gate is checked
 //! against the run's own results and against a baseline made twice as fast.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use harness::sweep::SweepResults;
-
-fn harness() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
-    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    c
-}
-
-fn ok(out: &Output) -> String {
-    let s = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "stdout:\n{s}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    s
-}
+use support::cli::{assert_clear_error, harness, ok, sweep_results};
+use support::root::harness_without_privileges;
 
 fn sweep(out: &Path, extra: &[&str]) -> Output {
     harness()
@@ -195,11 +183,8 @@ fn bad_sweep_input_gets_one_clear_error() {
             "/nonexistent/r.json",
         ),
     ] {
-        let out = harness().args(&args).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(err.contains(needle), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        eprintln!("{args:?}");
+        assert_clear_error(&harness().args(&args).output().unwrap(), 2, needle);
     }
     std::fs::write(&cfg, "unknown_knob = 1\n").unwrap();
     let out = harness()
@@ -207,11 +192,8 @@ fn bad_sweep_input_gets_one_clear_error() {
         .arg(&cfg)
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("unknown field"),
-        "unknown config keys are rejected"
-    );
-    assert_eq!(out.status.code(), Some(2), "bad input exits 2");
+    // Unknown config keys are rejected: bad input, exit 2.
+    assert_clear_error(&out, 2, "unknown field");
 }
 
 /// The series keys of a results file, in order.
@@ -286,10 +268,7 @@ fn three_shards_merged_equal_one_run_and_mixed_plans_are_refused() {
         .arg(dir.path().join("m2"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("merge only shards of one plan"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_clear_error(&out, 1, "merge only shards of one plan");
 }
 
 /// Every file under `dir` with its bytes.
@@ -408,13 +387,10 @@ fn bad_configs_name_the_key_and_the_line_and_exit_2() {
             .arg(dir.path().join("r"))
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{text:?}: {err}");
+        eprintln!("{text:?}");
         for n in needles {
-            assert!(err.contains(n), "{text:?}: {n:?} missing from {err}");
+            assert_clear_error(&out, 2, n);
         }
-        assert_eq!(err.lines().count(), 1, "{text:?}: one line: {err}");
-        assert!(!err.contains("panicked"));
     }
     // Through the library API as well: an error, never a panic.
     for text in [
@@ -479,24 +455,21 @@ const TINY: &str = "captures = [\"fixtures/captures/fixed4k-perf.pcapng\"]\nsink
                     shape = \"uniform\"\nwarmup = \"50ms\"\nwindow = \"100ms\"\n\
                     lo = 5000.0\nhi = 5000.0\nresolution = 1.0\nmax_trials = 1\n";
 
-/// A sweep of `config` (written into `dir`), its output and its sweep.json.
-fn sweep_with(dir: &Path, config: &str) -> (Output, PathBuf) {
-    let cfg = dir.join("plan.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let root = dir.join("r");
-    let out = harness()
-        .args(["sweep", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&root)
-        .output()
-        .unwrap();
-    (out, root.join("latest/sweep.json"))
-}
-
-/// A sweep of TINY with `config` after it.
+/// A sweep of TINY with `config` after it (written into `dir`): its output
+/// and its sweep.json.
 fn sweep_plan(dir: &Path, config: &str) -> (Output, PathBuf) {
     sweep_with(dir, &format!("{TINY}{config}"))
+}
+
+/// A sweep of `config` (written into `dir`): its output and its sweep.json.
+fn sweep_with(dir: &Path, config: &str) -> (Output, PathBuf) {
+    let out = support::cli::sweep(harness(), dir, config)
+        .output()
+        .unwrap();
+    (
+        out,
+        support::cli::results_dir(dir).join("latest/sweep.json"),
+    )
 }
 
 #[test]
@@ -572,25 +545,21 @@ fn axes_and_knobs_make_the_cells_and_unrunnable_ones_are_skipped_with_the_reason
         dir.path(),
         "\n[[variants]]\nname = \"compact\"\nlayouts = [\"fixed4k\"]\n",
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     // TINY is 9 lines; the blank line is 10, the header 11, `layouts` 13.
     for needle in [
         "line 13",
         "variants: compact: layouts",
         "cannot read fixed4k",
     ] {
-        assert!(err.contains(needle), "{needle:?} missing from {err}");
+        assert_clear_error(&out, 2, needle);
     }
-    assert_eq!(err.lines().count(), 1, "{err}");
     // An unknown knob, too.
     let (out, _) = sweep_plan(
         dir.path(),
         "variants = [{ name = \"batched\", workerz = 2 }]\n",
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("line 10") && err.contains("workerz"), "{err}");
+    let line = assert_clear_error(&out, 2, "workerz");
+    assert!(line.contains("line 10"), "{line}");
 }
 
 #[test]
@@ -631,4 +600,63 @@ fn the_minimum_ring_search_reports_its_size_and_bracket() {
     for p in &s.points {
         assert_eq!(p.config.target_rate, Some(5000.0));
     }
+}
+
+/// Without privileges a live cell is one clear line, and a sweep runs its
+/// replay series and skips the live one with the reason. (The live cells
+/// themselves: tests/live_cells.rs, privileged.)
+#[test]
+fn without_privileges_live_is_one_line_and_the_sweep_skips_it() {
+    let out = harness_without_privileges()
+        .args(["live", "--variant", "compact"])
+        .output()
+        .expect("setpriv (util-linux) is installed by ci/test.sh");
+    assert_clear_error(&out, 1, "needs root or CAP_BPF + CAP_PERFMON");
+
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!("{TINY}variants = [\"compact\"]\nmodes = [\"replay\", \"live\"]\n");
+    let out = support::cli::sweep(harness_without_privileges(), dir.path(), &plan)
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("skipped"), "{stdout}");
+    let r = sweep_results(dir.path());
+    assert_eq!(r.series.len(), 1, "the replay series ran");
+    assert_eq!(r.skipped.len(), 1);
+    assert_eq!(r.skipped[0].key.mode, "live");
+    assert!(
+        r.skipped[0].reason.contains("CAP_BPF"),
+        "{:?}",
+        r.skipped[0]
+    );
+}
+
+/// An outside reader (`--variant exec:'COMMAND'`) runs only in kernel mode:
+/// asked for in a plan without it, one clear line naming the key; with
+/// kernel mode on the command line the plan is valid, and without
+/// privileges its cells are skipped with the reason, not an error. (The
+/// readers themselves: tests/sweep_exec.rs, privileged.)
+#[test]
+fn an_exec_reader_without_kernel_mode_is_one_clear_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!("{TINY}modes = [\"replay\"]\n");
+    let out = support::cli::sweep(harness(), dir.path(), &plan)
+        .args(["--variant", "batched"])
+        .args(["--variant", "exec:./my-agent --fast, quiet"])
+        .output()
+        .unwrap();
+    for needle in [
+        "variants",
+        "exec:./my-agent --fast, quiet",
+        "kernel mode",
+        "modes",
+    ] {
+        assert_clear_error(&out, 2, needle);
+    }
+    let out = support::cli::sweep(harness_without_privileges(), dir.path(), &plan)
+        .args(["--modes", "kernel", "--variant", "exec:./my-agent"])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("skipped"), "{stdout}");
 }

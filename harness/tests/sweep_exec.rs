@@ -1,60 +1,33 @@
 //! `harness sweep` with your own readers: `--variant exec:'COMMAND'` runs
 //! the example libbpf reader and Debian's `bpftool map event_pipe` on the
 //! kernel's pinned rings beside one of dropbench's variants, each through the
-//! same zero-loss search, results file and report. Privileged where it runs
-//! readers (root; under CI=true a skip fails); the plan's checks need nothing.
-
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+//! same zero-loss search, results file and report. Needs root and eBPF:
+//! ignored unless the privileged-tests feature is on. (The plan's checks,
+//! which need nothing: tests/sweep_cli.rs.)
 
 mod support;
 
+use std::path::Path;
+
 use support::byo::{bpftool_installed, build_example_reader};
-use support::root::may_load_bpf;
+use support::cli::{cells, harness, ok, results_dir, sweep, sweep_results};
+use support::root::require_bpf;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/captures")
-        .join(name)
-}
-
-/// The small, fast plan every run here shares: kernel mode, short evenly
-/// spaced trials of the compact capture, a narrow rate range.
-fn write_plan(dir: &Path, modes: &str) -> PathBuf {
-    let cfg = dir.join("plan.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "captures = [{:?}]\nmodes = [{modes}]\nsink = \"null\"\nshape = \"uniform\"\n\
-             warmup = \"100ms\"\nwindow = \"300ms\"\nlo = 2000.0\nhi = 8000.0\nmax_trials = 3\n",
-            fixture("compact-perf.pcapng")
-        ),
+/// The small, fast plan: kernel mode, short evenly spaced trials of the
+/// compact capture, a narrow rate range.
+fn plan() -> String {
+    format!(
+        "captures = [{:?}]\nmodes = [\"kernel\"]\nsink = \"null\"\nshape = \"uniform\"\n\
+         warmup = \"100ms\"\nwindow = \"300ms\"\nlo = 2000.0\nhi = 8000.0\nmax_trials = 3\n",
+        support::fixture("compact-perf.pcapng")
     )
-    .unwrap();
-    cfg
-}
-
-fn sweep(cfg: &Path, out: &Path, variants: &[String]) -> (Output, u32) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
-    cmd.args(["sweep", "--config"])
-        .arg(cfg)
-        .arg("--out")
-        .arg(out);
-    for v in variants {
-        cmd.arg("--variant").arg(v);
-    }
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (child.wait_with_output().unwrap(), pid)
 }
 
 #[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
 fn the_example_reader_and_bpftool_get_an_ndr_from_harness_sweep_beside_a_variant() {
-    if !may_load_bpf("loading BPF") || !bpftool_installed() {
+    require_bpf();
+    if !bpftool_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -67,23 +40,20 @@ fn the_example_reader_and_bpftool_get_an_ndr_from_harness_sweep_beside_a_variant
     let bpftool =
         "exec:exec bpftool map event_pipe pinned $DROPBENCH_PIN_EVENTS >/dev/null".to_string();
     let variants = vec!["batched".to_string(), libbpf.clone(), bpftool.clone()];
-    let cfg = write_plan(dir.path(), "\"kernel\"");
-    let results = dir.path().join("results");
-    let (out, pid) = sweep(&cfg, &results, &variants);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = harness::sweep::SweepResults::read(&results.join("latest/sweep.json")).unwrap();
-    let names: Vec<(&str, &str)> = r
-        .series
-        .iter()
-        .map(|s| (s.key.variant.as_str(), s.key.mode.as_str()))
-        .collect();
+    let mut cmd = sweep(harness(), dir.path(), &plan());
+    for v in &variants {
+        cmd.arg("--variant").arg(v);
+    }
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = ok(&child.wait_with_output().unwrap());
+    let r = sweep_results(dir.path());
     assert_eq!(
-        names,
+        cells(&r),
         [
             ("batched", "kernel"),
             (libbpf.as_str(), "kernel"),
@@ -122,7 +92,8 @@ fn the_example_reader_and_bpftool_get_an_ndr_from_harness_sweep_beside_a_variant
         }
     }
     // The report the sweep wrote names each reader beside the built-in variant.
-    let html = std::fs::read_to_string(results.join("latest/report/index.html")).unwrap();
+    let html =
+        std::fs::read_to_string(results_dir(dir.path()).join("latest/report/index.html")).unwrap();
     for v in &variants {
         assert!(
             html.contains(&reports::escape(v)),
@@ -131,7 +102,9 @@ fn the_example_reader_and_bpftool_get_an_ndr_from_harness_sweep_beside_a_variant
     }
     // The NDR-per-variant chart has a bar for each, labelled `N. name`
     // (long names cut to the label column).
-    let chart = std::fs::read_to_string(results.join("latest/report/zero-loss-rate.svg")).unwrap();
+    let chart =
+        std::fs::read_to_string(results_dir(dir.path()).join("latest/report/zero-loss-rate.svg"))
+            .unwrap();
     for label in ["1. batched", "2. exec:exec", "3. exec:exec"] {
         assert!(chart.contains(label), "the NDR chart has no {label:?}");
     }
@@ -139,44 +112,4 @@ fn the_example_reader_and_bpftool_get_an_ndr_from_harness_sweep_beside_a_variant
         stdout.contains("exec:exec"),
         "the table names the readers:\n{stdout}"
     );
-}
-
-#[test]
-fn an_exec_reader_without_kernel_mode_is_one_clear_line_naming_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_plan(dir.path(), "\"replay\"");
-    let (out, _) = sweep(
-        &cfg,
-        &dir.path().join("results"),
-        &["batched".into(), "exec:./my-agent --fast, quiet".into()],
-    );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr.trim();
-    assert_eq!(line.lines().count(), 1, "{stderr}");
-    for needle in [
-        "variants",
-        "exec:./my-agent --fast, quiet",
-        "kernel mode",
-        "modes",
-    ] {
-        assert!(line.contains(needle), "{needle:?} missing from {line}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    // Asked for on the command line, kernel mode makes the same plan valid
-    // (without privileges its cells are skipped with the reason, not an error).
-    if probes::loader::check_privileges().is_err() {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
-        let out = cmd
-            .args(["sweep", "--config"])
-            .arg(&cfg)
-            .args(["--modes", "kernel", "--variant", "exec:./my-agent"])
-            .arg("--out")
-            .arg(dir.path().join("results"))
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}");
-        assert!(stdout.contains("skipped"), "{stdout}");
-    }
 }

@@ -3,6 +3,8 @@
 //! the slack, and must still fail it; the same pipeline well under its
 //! capacity must pass.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +19,7 @@ use probes::abi::Layout;
 use probes::Transport;
 
 fn compact_capture(dir: &Path) -> Capture {
-    let fixed = Capture::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/captures/fixed4k-perf.pcapng"),
-    )
-    .unwrap();
+    let fixed = Capture::load(&support::fixture("fixed4k-perf.pcapng")).unwrap();
     harness::sweep::relayout(&fixed, Layout::Compact, dir).unwrap()
 }
 

@@ -1,36 +1,55 @@
-//! What privileged tests share: the root check (under CI=true a skip is a
-//! failure) and a size-limited tmpfs, the disk that fills up.
+//! Privileged tests: the guard each starts with, the harness without
+//! privileges, and a size-limited tmpfs (the disk that fills up).
+//!
+//! A privileged test is ignored unless the `privileged-tests` feature is on
+//! (`ci/test.sh` turns it on). Once on, a process that lacks the privilege
+//! fails the test with one line: a test that did not run never passes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// True when running as root. Otherwise the test skips with a reason, except
-/// under `CI=true`, where a skip fails.
-pub fn privileged(what: &str) -> bool {
+/// Fails the test unless this process runs as root; `what` needs it.
+pub fn require_root(what: &str) {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    skip(what, "needs root")
-}
-
-/// True when this process may load BPF (root, or CAP_BPF + CAP_PERFMON);
-/// otherwise a skip, as [`privileged`].
-pub fn may_load_bpf(what: &str) -> bool {
-    match probes::loader::check_privileges() {
-        Ok(()) => true,
-        Err(e) => skip(what, &e.to_string()),
+    if unsafe { libc::geteuid() } != 0 {
+        refuse(&format!("{what} needs root and this process is not root"));
     }
 }
 
-/// Says why `what` is skipped and returns false; under `CI=true` a skip is a
-/// failure.
-fn skip(what: &str, why: &str) -> bool {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {what} cannot run: {why}");
+/// Fails the test unless this process may load BPF (root, or CAP_BPF +
+/// CAP_PERFMON).
+pub fn require_bpf() {
+    if let Err(e) = probes::loader::check_privileges() {
+        refuse(&format!("this process may not load BPF ({e})"));
     }
-    eprintln!("skipping {what}: {why}");
-    false
+}
+
+fn refuse(why: &str) -> ! {
+    panic!(
+        "the privileged-tests feature is on but {why}: run the tests as root, \
+         or without the feature (they are then listed as ignored)"
+    )
+}
+
+/// The harness without privileges: as root, under `setpriv` with an empty
+/// capability bounding set (no CAP_BPF, CAP_PERFMON or CAP_SYS_ADMIN);
+/// as anyone else, as it is (it has none). In the workspace root, as
+/// [`super::cli::harness`].
+pub fn harness_without_privileges() -> Command {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return super::cli::harness();
+    }
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--inh-caps=-all",
+        "--ambient-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ])
+    .arg(env!("CARGO_BIN_EXE_harness"))
+    .current_dir(super::workspace());
+    c
 }
 
 /// A tmpfs of a given size mounted on a fresh directory, unmounted on drop.
@@ -42,6 +61,7 @@ pub struct Tmpfs {
 impl Tmpfs {
     /// Mounts a tmpfs of `size` (mount's spelling, e.g. `4m`, `256k`).
     pub fn mount(size: &str) -> Tmpfs {
+        require_root("mounting a tmpfs");
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("disk");
         std::fs::create_dir(&mnt).unwrap();

@@ -280,7 +280,7 @@ fn main() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         for v in &variants {
             let variant = harness::pipeline::variant(v).expect("variant");
-            let relaid = if variant.layout == capture.meta.probe {
+            let relaid = if variant.layout == capture.meta.layout {
                 Capture::load(path).expect("capture")
             } else {
                 harness::experiment::relayout::relayout(&capture, variant.layout, tmp.path())

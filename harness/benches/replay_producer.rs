@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
 use harness::capture::{Capture, CaptureMeta, CaptureWriter, Transport};
-use harness::replay::ring_writer::SampleBytes;
 use harness::replay::perf::perf_rings;
+use harness::replay::ring_writer::SampleBytes;
 use harness::replay::ringbuf::ring_buffer;
 use harness::replay::{self, drain_noop, Bound, Pacing, ReplayOptions, Wakeup};
 use probes::abi::{encode_event, EventHeader, Kind, Layout, Syscall};

@@ -19,7 +19,7 @@ fn streaming_and_preloaded_readers_return_exactly_what_was_written() {
         let written = write_synthetic(&p, layout, transport, rings, 500);
 
         let mut r = CaptureReader::open(&p).unwrap();
-        assert_eq!(r.meta().probe, layout);
+        assert_eq!(r.meta().layout, layout);
         assert_eq!(r.meta().rings, rings);
         let mut i = 0;
         while let Some(e) = r.next_entry().unwrap() {

@@ -10,10 +10,10 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use harness::cmd::report::to_report;
+use harness::experiment::results::{SweepResults, SWEEP_SCHEMA};
+use harness::export::report::to_report;
 use harness::results::{Environment, RunConfig, RunResult};
 use harness::sink::{FileSink, Sink};
-use harness::sweep::{SweepResults, SWEEP_SCHEMA};
 use support::root::{files_below, Tmpfs};
 
 /// Fills what is left of `disk` with one file, so the next write fails.
@@ -75,7 +75,11 @@ fn results_that_do_not_fit_leave_the_old_file() {
     let disk = Tmpfs::mount("256k");
     let run = disk.path("run.json");
     let sweep = disk.path("sweep.json");
-    let mut r = RunResult::new("replay", "noop", RunConfig::default());
+    let mut r = RunResult::new(
+        harness::results::RunKind::Replay,
+        "noop",
+        RunConfig::default(),
+    );
     r.write(&run).unwrap();
     sweep_results("small".into()).write(&sweep).unwrap();
     let (run_before, sweep_before) = (std::fs::read(&run).unwrap(), std::fs::read(&sweep).unwrap());

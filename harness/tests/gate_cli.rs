@@ -15,7 +15,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use harness::sweep::SweepResults;
+use harness::experiment::results::SweepResults;
 use support::cli::{assert_clear_error, harness, ok, sweep, text};
 use support::workspace;
 

@@ -29,7 +29,7 @@ fn a_live_cell_balances_its_ledger_against_the_kernel_counters() {
         let stdout = ok(&out);
         assert!(stdout.contains("verdict"), "{stdout}");
         let r = RunResult::read(&json).unwrap();
-        assert_eq!(r.kind, "live");
+        assert_eq!(r.kind, harness::results::RunKind::Live);
         assert!(r.valid, "{variant}: {:?}", r.problems);
         let ledger = r.ledger.as_ref().unwrap();
         let k = ledger.kernel.unwrap();
@@ -40,7 +40,7 @@ fn a_live_cell_balances_its_ledger_against_the_kernel_counters() {
             ledger.stages.read, accepted,
             "{variant}: everything the kernel put in the rings was read"
         );
-        assert_eq!(r.trial.as_ref().unwrap().mode, "live");
+        assert_eq!(r.trial.as_ref().unwrap().mode, harness::results::Mode::Live);
         assert!(r.verdict.is_some());
         assert!(!r.progress.is_empty(), "the trial was watched");
     }
@@ -67,7 +67,7 @@ fn a_sweep_runs_live_cells_beside_replay_cells() {
     assert!(live.valid, "{:?}", live.problems);
     assert!(!live.verdict_rule.is_empty());
     for p in &live.points {
-        assert_eq!(p.kind, "live");
+        assert_eq!(p.kind, harness::results::RunKind::Live);
         assert!(p.valid, "{:?}", p.problems);
     }
     assert!(r.skipped.is_empty());

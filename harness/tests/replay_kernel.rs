@@ -100,9 +100,9 @@ fn keep(seen: Arc<Mutex<Seen>>) -> impl FnOnce(probes::inject::InjectSource) -> 
             read,
             lost_seen,
             bytes: 0,
-            latency: harness::replay::latency_histogram(),
+            latency: harness::results::latency_histogram(),
             stages: vec![],
-            end_ns: harness::capture::monotonic_ns(),
+            end_ns: harness::host::monotonic_ns(),
             ledger: None,
             problems: vec![],
         }
@@ -118,7 +118,7 @@ fn assert_books(k: &KernelReport, what: &str) {
     }
     let r = k.to_run_result();
     assert!(r.valid, "{what}: {:?}", r.problems);
-    assert_eq!(r.kind, "kernel-replay");
+    assert_eq!(r.kind, harness::results::RunKind::KernelReplay);
     assert_eq!(r.counts.offered, r.counts.accepted + r.counts.lost);
 }
 
@@ -342,7 +342,7 @@ fn a_pipeline_variant_reads_the_kernel_rings_through_the_same_ledger() {
             .unwrap();
         let classifier = Arc::new(harness::classify::Classifier::default_rules());
         let o = opts(Pacing::Speed(5.0), transport, 16 << 20, wakeup);
-        let (run, injection) = kernel::run_variant(
+        let (run, injection) = harness::pipeline::replayed::run_kernel(
             v,
             (v.knobs)(),
             &capture,
@@ -381,7 +381,7 @@ fn replay_kernel_on_the_command_line_writes_a_valid_kernel_replay_result() {
     );
     assert!(stdout.contains("kernel    cpu 0"), "{stdout}");
     let r = RunResult::read(&json).unwrap();
-    assert_eq!(r.kind, "kernel-replay");
+    assert_eq!(r.kind, harness::results::RunKind::KernelReplay);
     assert!(r.valid, "{:?}", r.problems);
     assert_eq!(r.counts.offered, 12_051);
     assert_eq!(r.counts.read, r.counts.accepted);
@@ -867,11 +867,11 @@ fn a_kernel_trial_at_a_low_rate_is_clean_sampled_and_balances_against_the_kernel
         assert_eq!(run.ledger.sink.delivered, k.accepted, "{name}");
         let r = t.to_run_result(&capture, "null");
         assert!(r.valid, "{name}: {:?}", r.problems);
-        assert_eq!(r.kind, "kernel-replay");
+        assert_eq!(r.kind, harness::results::RunKind::KernelReplay);
         assert_eq!(r.variant, name);
         let info = r.trial.as_ref().unwrap();
         assert_eq!(
-            (info.mode.as_str(), info.shape.as_str()),
+            (info.mode.name(), info.shape.as_str()),
             ("kernel", "uniform")
         );
         assert_eq!(r.progress.len(), s.len());
@@ -978,7 +978,10 @@ fn exec_readers_get_a_zero_loss_rate_from_the_kernel_backed_search() {
         for t in &found.trials {
             let r = t.to_run_result(&capture, "exec");
             assert!(r.valid, "{what} at {}: {:?}", t.rate, r.problems);
-            assert_eq!(r.trial.as_ref().unwrap().mode, "kernel");
+            assert_eq!(
+                r.trial.as_ref().unwrap().mode,
+                harness::results::Mode::Kernel
+            );
             assert!(r.variant.starts_with("exec:"), "{}", r.variant);
         }
         if setup.reader_name().contains("reader >") {
@@ -1018,12 +1021,19 @@ fn a_sweep_runs_kernel_backed_cells_beside_replayed_ones() {
             ("ringbuf", "kernel")
         ]
     );
-    for s in r.series.iter().filter(|s| s.key.mode == "kernel") {
+    for s in r
+        .series
+        .iter()
+        .filter(|s| s.key.mode == harness::results::Mode::Kernel)
+    {
         assert!(s.valid, "{:?}", s.problems);
         // 5 k/s of compact events is far below what either reader holds.
         assert!(s.zero_loss_rate.is_some_and(|z| z >= 5000.0), "{s:?}");
         for p in &s.points {
-            assert_eq!(p.trial.as_ref().unwrap().mode, "kernel");
+            assert_eq!(
+                p.trial.as_ref().unwrap().mode,
+                harness::results::Mode::Kernel
+            );
             assert!(p.counts.offered > 0);
             assert!(p.ledger.as_ref().is_some_and(|l| l.kernel.is_some()));
         }

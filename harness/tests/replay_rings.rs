@@ -11,7 +11,7 @@ use std::time::Duration;
 mod support;
 
 use harness::capture::{Capture, Transport};
-use harness::replay::area::{RingCounters, SampleBytes};
+use harness::replay::ring_writer::{RingCounters, SampleBytes};
 use harness::replay::{event_len, kernel_order, perf, ringbuf, Wakeup};
 use probes::abi::{Kind, Layout, Syscall};
 use probes::record::{Batch, RecordRef, RecordSource};

@@ -205,7 +205,7 @@ fn cli_replay_and_inspect_work_and_write_results() {
     }
     let r = harness::results::RunResult::read(&json).unwrap();
     assert_eq!(r.counts.offered, 2 * 490);
-    assert_eq!(r.config.probe, "fixed4k");
+    assert_eq!(r.config.layout, "fixed4k");
 
     let stdout = ok(&harness().arg("inspect").arg(&p).output().unwrap());
     for want in [

@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use harness::sweep::SweepResults;
+use harness::experiment::results::SweepResults;
 use support::cli::{assert_clear_error, harness, ok, sweep_results};
 use support::root::harness_without_privileges;
 
@@ -400,7 +400,7 @@ fn bad_configs_name_the_key_and_the_line_and_exit_2() {
         "perf_wakeup = \"events:0\"",
     ] {
         assert!(
-            harness::sweep::parse_config_str(text, "t.toml").is_err(),
+            harness::experiment::plan::parse_config_str(text, "t.toml").is_err(),
             "{text}"
         );
     }
@@ -623,7 +623,7 @@ fn without_privileges_live_is_one_line_and_the_sweep_skips_it() {
     let r = sweep_results(dir.path());
     assert_eq!(r.series.len(), 1, "the replay series ran");
     assert_eq!(r.skipped.len(), 1);
-    assert_eq!(r.skipped[0].key.mode, "live");
+    assert_eq!(r.skipped[0].key.mode, harness::results::Mode::Live);
     assert!(
         r.skipped[0].reason.contains("CAP_BPF"),
         "{:?}",

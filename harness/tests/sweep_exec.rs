@@ -69,7 +69,10 @@ fn the_example_reader_and_bpftool_get_an_ndr_from_harness_sweep_beside_a_variant
             s.key
         );
         for p in &s.points {
-            assert_eq!(p.trial.as_ref().unwrap().mode, "kernel");
+            assert_eq!(
+                p.trial.as_ref().unwrap().mode,
+                harness::results::Mode::Kernel
+            );
             assert_eq!(p.variant, s.key.variant);
             assert!(p.counts.offered > 0);
             let exec = &p.config.extra["kernel"]["exec"];

@@ -20,7 +20,7 @@ use probes::Transport;
 
 fn compact_capture(dir: &Path) -> Capture {
     let fixed = Capture::load(&support::fixture("fixed4k-perf.pcapng")).unwrap();
-    harness::sweep::relayout(&fixed, Layout::Compact, dir).unwrap()
+    harness::experiment::relayout::relayout(&fixed, Layout::Compact, dir).unwrap()
 }
 
 #[test]

@@ -23,11 +23,11 @@
 //! producer managed to write (no coordinated omission). In `max` pacing the
 //! due time is the moment of writing.
 
-pub mod ring_writer;
 pub mod kernel;
 pub mod order;
 pub mod pacing;
 pub mod perf;
+pub mod ring_writer;
 pub mod ringbuf;
 
 mod produce;
@@ -42,7 +42,6 @@ use crate::host::monotonic_ns;
 // The kernel engine (kernel.rs, kernel/progress.rs) names latency_histogram
 // and ProgressSample through this module.
 use crate::results::{latency_histogram, ProgressSample, RingResult};
-pub use ring_writer::SampleBytes;
 pub use order::kernel_order;
 use order::KernelOrder;
 pub use pacing::{Pacing, PacingError, Schedule};
@@ -54,6 +53,7 @@ pub use produce::event_len;
 use produce::produce;
 pub(crate) use produce::Produced;
 pub use report::{drain_noop, ConsumerReport, ReplayReport};
+pub use ring_writer::SampleBytes;
 pub use ringbuf::RbWriter;
 
 /// A wakeup policy, as written in capture metadata and on the command line:

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use harness::sweep::SweepResults;
+use harness::experiment::results::SweepResults;
 
 use super::workspace;
 
@@ -81,7 +81,7 @@ pub fn results_dir(dir: &Path) -> PathBuf {
 pub fn cells(r: &SweepResults) -> Vec<(&str, &str)> {
     r.series
         .iter()
-        .map(|s| (s.key.variant.as_str(), s.key.mode.as_str()))
+        .map(|s| (s.key.variant.as_str(), s.key.mode.name()))
         .collect()
 }
 

@@ -81,7 +81,7 @@ impl SynthCapture {
     /// Writes the event `h` with `path` on `ring` at its own `ts_ns`, and
     /// returns the bytes stored.
     pub fn event(&mut self, ring: u32, h: &EventHeader, path: &[u8]) -> &[u8] {
-        let (layout, transport) = (self.meta.probe, self.meta.transport);
+        let (layout, transport) = (self.meta.layout, self.meta.transport);
         encode(&mut self.buf, layout, Some(transport), h, path);
         self.w
             .write(RecordRef::Sample {

@@ -340,7 +340,7 @@ mod tests {
             transport: "perf".into(),
             ring_bytes,
             baseline: None,
-            mode: String::new(),
+            mode: crate::Mode::Replay,
             pdr: None,
             wakeup: wakeup.into(),
             capture: String::new(),

@@ -43,6 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use error::ReportError;
 pub use html::{escape, render_html};
 pub use model::{Comparison, ComparisonRow, Point, Series, StageCpu, SweepReport};
+pub use modes::Mode;
 pub use svg::{render_svg, Chart};
 
 /// The HTML page's file name inside the report directory.

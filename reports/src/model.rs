@@ -99,10 +99,10 @@ pub struct Series {
     /// empty when it is the report's `capture` or a live run.
     #[serde(default)]
     pub capture: String,
-    /// How the cell ran: `replay` (emulated rings) or `live` (the real
-    /// kernel); empty when not recorded.
+    /// How the cell ran: emulated rings, the kernel's rings, or live
+    /// (`replay` when not recorded).
     #[serde(default)]
-    pub mode: String,
+    pub mode: crate::Mode,
     /// The partial-drop rate (loss within the sweep's PDR threshold), events/s.
     #[serde(default)]
     pub pdr: Option<f64>,

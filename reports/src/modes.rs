@@ -6,11 +6,31 @@
 use crate::format;
 use crate::model::{Series, SweepReport};
 
-/// How a cell ran, in the order the table and chart show them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a cell ran, in the order the table and chart show them. Results
+/// files spell it in lowercase (`replay`, `kernel`, `live`); the harness's
+/// results schema uses this type.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Emulated rings fed by a paced replay (no root).
+    #[default]
     Replay,
+    /// The capture injected into the kernel's real rings by a BPF program
+    /// (`BPF_PROG_TEST_RUN`), read by the variant (root).
     Kernel,
+    /// The load generator through the real probes and rings (root).
     Live,
 }
 
@@ -34,9 +54,21 @@ impl Mode {
             Mode::Live => "live (real probes and load)",
         }
     }
+}
 
-    fn of(name: &str) -> Option<Mode> {
-        Mode::ALL.into_iter().find(|m| m.name() == name)
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown mode {s:?}; expected replay, live or kernel"))
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -82,14 +114,11 @@ fn same_cell(a: &Series, b: &Series) -> bool {
 }
 
 /// The cells that ran in at least two modes, in the report's order of
-/// their first series. A cell shows the modes it has; series with no
-/// recorded mode are left out.
+/// their first series. A cell shows the modes it has.
 pub fn mode_cells(report: &SweepReport) -> Vec<ModeCell<'_>> {
     let mut cells: Vec<[Option<&Series>; 3]> = Vec::new();
     for s in &report.series {
-        let Some(mode) = Mode::of(&s.mode) else {
-            continue;
-        };
+        let mode = s.mode;
         // A second series of a cell in the same mode (e.g. other knobs)
         // starts a cell of its own.
         let slot = cells

@@ -457,7 +457,7 @@ fn modes_side_by_side_and_minimum_ring() {
     // A live twin of series 1 at half its rate, and series 2 again with a
     // bigger ring that holds the goal.
     let mut live = r.series[0].clone();
-    live.mode = "live".into();
+    live.mode = reports::Mode::Live;
     live.zero_loss_rate = r.series[0].zero_loss_rate.map(|x| x / 2.0);
     let mut bigger = r.series[1].clone();
     bigger.ring_bytes *= 4;

@@ -252,7 +252,7 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
                     .first()
                     .map_or(s.key.ring_total_bytes, |p| p.config.ring_bytes),
                 baseline: baseline_of(r, &s.key),
-                mode: s.key.mode.name().into(),
+                mode: s.key.mode,
                 pdr: s.pdr,
                 wakeup: s.key.wakeup.clone(),
                 // Empty when every cell replayed the same capture (the

@@ -16,51 +16,9 @@ pub use verdict::{Verdict, VerdictKind, WindowStats};
 /// The schema id written into every result.
 pub const SCHEMA: &str = "dropbench.run/1";
 
-/// How a cell runs.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Emulated rings fed by a paced replay (no root).
-    #[default]
-    Replay,
-    /// The load generator through the real probes and rings (root).
-    Live,
-    /// The capture injected into the kernel's real rings by a BPF program
-    /// (`BPF_PROG_TEST_RUN`), read by the variant (root).
-    Kernel,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Replay => "replay",
-            Mode::Live => "live",
-            Mode::Kernel => "kernel",
-        }
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "replay" => Ok(Mode::Replay),
-            "live" => Ok(Mode::Live),
-            "kernel" => Ok(Mode::Kernel),
-            _ => Err(format!(
-                "unknown mode {s:?}; expected replay, live or kernel"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// How a cell runs: the reports crate's type, so a results file, the
+/// harness and the report share one vocabulary (`replay`, `kernel`, `live`).
+pub use reports::Mode;
 
 /// What kind of run wrote a result: `replay` (emulated rings),
 /// `kernel-replay` (the capture injected into the kernel's rings), `live`,

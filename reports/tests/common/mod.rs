@@ -51,7 +51,7 @@ pub fn series(variant: &str, layout: &str, transport: &str, ring_bytes: u64) -> 
         transport: transport.to_string(),
         ring_bytes,
         baseline: Some(0),
-        mode: "replay".to_string(),
+        mode: reports::Mode::Replay,
         pdr: None,
         wakeup: "watermark 50%".to_string(),
         capture: String::new(),
@@ -197,22 +197,22 @@ pub fn fixture() -> SweepReport {
 /// mode only and so is in the NDR chart but not among the modes.
 pub fn fixture_three_modes() -> SweepReport {
     let mut r = fixture();
-    let twin = |s: &Series, mode: &str, ndr: Option<f64>| {
+    let twin = |s: &Series, mode: reports::Mode, ndr: Option<f64>| {
         let mut t = s.clone();
-        t.mode = mode.to_string();
+        t.mode = mode;
         t.zero_loss_rate = ndr;
         t.pdr = None;
         t
     };
     let (baseline, batched, ringbuf) = (&r.series[0], &r.series[1], &r.series[2]);
     let mut more = [
-        twin(batched, "kernel", Some(270_000.0)),
-        twin(batched, "live", Some(240_000.0)),
-        twin(baseline, "kernel", Some(140_000.0)),
-        twin(ringbuf, "live", Some(900_000.0)),
+        twin(batched, reports::Mode::Kernel, Some(270_000.0)),
+        twin(batched, reports::Mode::Live, Some(240_000.0)),
+        twin(baseline, reports::Mode::Kernel, Some(140_000.0)),
+        twin(ringbuf, reports::Mode::Live, Some(900_000.0)),
     ]
     .to_vec();
-    let mut exec = twin(baseline, "kernel", Some(180_000.0));
+    let mut exec = twin(baseline, reports::Mode::Kernel, Some(180_000.0));
     exec.variant = "exec:libbpf-example".to_string();
     exec.sink = "none".to_string();
     more.push(exec);

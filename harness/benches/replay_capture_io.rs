@@ -70,7 +70,13 @@ fn main() {
         let p = dir
             .path()
             .join(format!("{}.pcapng", name.replace([' ', '(', ')'], "_")));
-        let meta = CaptureMeta::now(layout, Transport::Perf, 1 << 20, 2, "events:1");
+        let meta = CaptureMeta::now(
+            layout,
+            Transport::Perf,
+            1 << 20,
+            2,
+            probes::Wakeup::Events(1),
+        );
         let t = Instant::now();
         let mut w = CaptureWriter::create(&p, &meta).expect("create");
         let mut bytes = 0u64;

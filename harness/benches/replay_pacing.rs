@@ -25,7 +25,13 @@ fn capture() -> (Capture, String) {
     let dir = std::env::temp_dir().join(format!("dropbench-pacing-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("compact.pcapng");
-    let meta = CaptureMeta::now(Layout::Compact, Transport::Perf, 1 << 24, 1, "events:1");
+    let meta = CaptureMeta::now(
+        Layout::Compact,
+        Transport::Perf,
+        1 << 24,
+        1,
+        probes::Wakeup::Events(1),
+    );
     let mut w = CaptureWriter::create(&p, &meta).unwrap();
     let mut b = Vec::new();
     for i in 0..10_000u64 {

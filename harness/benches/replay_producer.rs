@@ -143,7 +143,13 @@ fn fixture_or_synthetic() -> (Capture, String) {
     let dir = std::env::temp_dir().join(format!("dropbench-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("fixed4k.pcapng");
-    let meta = CaptureMeta::now(Layout::Fixed4k, Transport::Perf, RING, 1, "events:1");
+    let meta = CaptureMeta::now(
+        Layout::Fixed4k,
+        Transport::Perf,
+        RING,
+        1,
+        probes::Wakeup::Events(1),
+    );
     let mut w = CaptureWriter::create(&p, &meta).unwrap();
     for i in 0..1000u64 {
         let d = event(Layout::Fixed4k, i);

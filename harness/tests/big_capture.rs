@@ -24,7 +24,13 @@ const CAPTURE_BYTES: u64 = 640 << 20;
 /// Writes fixed4k enter events whose 4000-byte paths are not trimmed (about
 /// 4.1 KB of file each) on two rings until the file holds `bytes`.
 fn write_big_capture(path: &Path, bytes: u64) {
-    let meta = CaptureMeta::now(Layout::Fixed4k, Transport::Perf, 1 << 20, 2, "events:64");
+    let meta = CaptureMeta::now(
+        Layout::Fixed4k,
+        Transport::Perf,
+        1 << 20,
+        2,
+        probes::Wakeup::Events(64),
+    );
     let mut c = SynthCapture::with_meta(path, meta);
     // 16 distinct paths: what the sweep counts per path stays small.
     let paths: Vec<Vec<u8>> = (0..16u8)

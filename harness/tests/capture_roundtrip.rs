@@ -338,7 +338,13 @@ fn an_abandoned_writer_leaves_a_readable_file() {
     use harness::capture::{CaptureMeta, CaptureWriter};
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("abandoned.pcapng");
-    let meta = CaptureMeta::now(Layout::Fixed4k, Transport::Perf, 1 << 20, 1, "events:1");
+    let meta = CaptureMeta::now(
+        Layout::Fixed4k,
+        Transport::Perf,
+        1 << 20,
+        1,
+        probes::Wakeup::Events(1),
+    );
     let mut w = CaptureWriter::create(&p, &meta).unwrap();
     // Non-zero bytes so nothing is trimmed: 3000 × ~4.2 KB = 12.5 MB, more
     // than the buffer, so it spills to the file at an arbitrary byte.

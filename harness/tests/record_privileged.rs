@@ -130,7 +130,7 @@ fn ring_size_alone_gives_a_watermark_at_half_that_ring() {
     ok(&out);
     let r = harness::capture::CaptureReader::open(&path).unwrap();
     assert_eq!(r.meta().ring_bytes, 1 << 20);
-    assert_eq!(r.meta().wakeup, "watermark:524288");
+    assert_eq!(r.meta().wakeup, probes::Wakeup::Watermark(524_288));
     let (samples, _) = read_back(&path);
     assert!(samples > 0, "the load's calls were captured");
 }

@@ -385,7 +385,7 @@ fn replay_kernel_on_the_command_line_writes_a_valid_kernel_replay_result() {
     assert!(r.valid, "{:?}", r.problems);
     assert_eq!(r.counts.offered, 12_051);
     assert_eq!(r.counts.read, r.counts.accepted);
-    let k = &r.config.extra["kernel"];
+    let k = r.config.extra.kernel.as_ref().unwrap();
     assert!(k["test_runs"].as_u64().unwrap() > 0);
     let cpus = k["counters"]["kernel"]["cpus"].as_array().unwrap();
     let injected: u64 = cpus.iter().map(|c| c["emitted"].as_u64().unwrap()).sum();

@@ -75,7 +75,7 @@ fn the_example_reader_and_bpftool_get_an_ndr_from_harness_sweep_beside_a_variant
             );
             assert_eq!(p.variant, s.key.variant);
             assert!(p.counts.offered > 0);
-            let exec = &p.config.extra["kernel"]["exec"];
+            let exec = &p.config.extra.kernel.as_ref().unwrap()["exec"];
             if s.key.variant.starts_with("exec:") {
                 // The reader ran on pins that are gone now.
                 let pins = exec["pins"].as_str().unwrap();

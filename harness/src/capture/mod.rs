@@ -26,7 +26,25 @@ pub use writer::{CaptureOutput, CaptureSummary, CaptureWriter, RingCount, RingSt
 use std::path::Path;
 
 use probes::abi::{Layout, ABI_VERSION};
+use probes::Wakeup;
 use serde::{Deserialize, Serialize};
+
+/// A wakeup policy in capture metadata, as the text its `Display` writes and
+/// its `FromStr` reads.
+mod wakeup_text {
+    use probes::Wakeup;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(w: &Wakeup, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(w)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Wakeup, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
 
 /// Version of the capture layout described in `docs/capture-format.md`.
 pub const CAPTURE_VERSION: u32 = 1;
@@ -76,8 +94,11 @@ pub struct CaptureMeta {
     pub rings: u32,
     /// Online CPUs when recorded.
     pub cpus: u32,
-    /// Wakeup policy: `events:N`, `watermark:B`, `adaptive`, `no-wakeup/poll:1ms`, `forced`.
-    pub wakeup: String,
+    /// Wakeup policy, written as `events:N`, `watermark:B`, `adaptive`,
+    /// `no-wakeup/poll:1ms` or `forced`; a capture whose policy does not
+    /// parse is refused when it is opened.
+    #[serde(with = "wakeup_text")]
+    pub wakeup: Wakeup,
     /// Kernel release (`uname -r`).
     pub kernel: String,
     pub hostname: String,
@@ -101,7 +122,7 @@ impl CaptureMeta {
         transport: Transport,
         ring_bytes: u64,
         rings: u32,
-        wakeup: &str,
+        wakeup: Wakeup,
     ) -> Self {
         let (kernel, hostname) = crate::host::uname();
         let (start_unix_ns, start_monotonic_ns) = crate::host::clock_pair();
@@ -113,7 +134,7 @@ impl CaptureMeta {
             ring_bytes,
             rings,
             cpus: crate::host::cpus(),
-            wakeup: wakeup.to_string(),
+            wakeup,
             kernel,
             hostname,
             start_unix_ns,

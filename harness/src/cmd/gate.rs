@@ -196,7 +196,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
 }
 
 /// A cell in the table's width: variant, capture, ring, mode.
-fn cell_name(k: &crate::experiment::results::SeriesKey) -> String {
+fn cell_name(k: &crate::experiment::results::CellKey) -> String {
     format!(
         "{} {} {}K {}",
         k.variant,

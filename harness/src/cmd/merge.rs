@@ -2,7 +2,7 @@
 //! partial runs of one plan) back together into one `sweep.json` and report.
 //!
 //! It refuses, with one line, to mix different plans (`plan_hash`) or builds
-//! (`build`), and to take the same series twice. Series missing from every
+//! (`build`), and to take the same series twice. CellOutcome missing from every
 //! folder are listed; the merged result says how many the plan has.
 
 use std::path::PathBuf;

@@ -289,13 +289,7 @@ pub fn record_with_failure(
         Transport::Perf => online,
         Transport::Ringbuf => 1,
     };
-    let mut meta = CaptureMeta::now(
-        args.layout,
-        args.transport,
-        args.ring_bytes,
-        rings,
-        &wakeup.to_string(),
-    );
+    let mut meta = CaptureMeta::now(args.layout, args.transport, args.ring_bytes, rings, wakeup);
     meta.load = load
         .as_ref()
         .map(|l| serde_json::to_value(l.config()).unwrap_or_default());

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::capture::Capture;
 use crate::experiment::plan::{Plan, SweepConfig};
 use crate::experiment::run_folder::RunFolder;
-use crate::experiment::sweep::{Relaid, SeriesRunner};
+use crate::experiment::sweep::{CellRunner, Relaid};
 use crate::pipeline::cost::STAGE_ORDER;
 use crate::results::RunResult;
 
@@ -157,7 +157,7 @@ pub fn run(args: StagesArgs) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for cell in &cells {
         let cap = relaid.of(&captures, cell)?;
-        let runner = SeriesRunner::new(
+        let runner = CellRunner::new(
             &plan,
             cell,
             &captures[cell.capture],
@@ -171,7 +171,7 @@ pub fn run(args: StagesArgs) -> anyhow::Result<()> {
         // The row's knobs away from the variant's defaults (a plan may list
         // one variant twice with a knob changed).
         if !cell.key.knobs.is_empty() {
-            result.config.extra["knobs"] = cell.key.knobs.clone().into();
+            result.config.extra.knobs = Some(cell.key.knobs.clone());
         }
         println!("{}: {}", cell.key, verdict_of(&result));
         runs.push(result);
@@ -221,7 +221,7 @@ pub fn table(runs: &[RunResult]) -> String {
     }
     const W: usize = 15;
     let mut out = String::new();
-    let label = |r: &RunResult| match r.config.extra.get("knobs").and_then(|k| k.as_str()) {
+    let label = |r: &RunResult| match r.config.extra.knobs.as_deref() {
         Some(k) => format!("{} {{{k}}}", r.variant),
         None => r.variant.clone(),
     };

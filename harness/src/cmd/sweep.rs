@@ -24,7 +24,7 @@ use anyhow::Context;
 use crate::capture::Capture;
 use crate::cmd::inspect::{print_info, summarize};
 use crate::experiment::plan::{Plan, SweepConfig};
-use crate::experiment::results::{CaptureDigest, Series, SeriesKey, SweepResults, SWEEP_SCHEMA};
+use crate::experiment::results::{CaptureDigest, CellKey, CellOutcome, SweepResults, SWEEP_SCHEMA};
 use crate::experiment::run_folder::{
     build_id, checksum, finished_series, write_atomically, RunFolder,
 };
@@ -110,11 +110,11 @@ pub(crate) fn fixtures_dir() -> PathBuf {
 struct Printer;
 
 impl SweepObserver for Printer {
-    fn series_start(&mut self, key: &SeriesKey) {
+    fn series_start(&mut self, key: &CellKey) {
         print!("\n{key}\n  trials:");
         let _ = std::io::stdout().flush();
     }
-    fn trial_done(&mut self, key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
+    fn trial_done(&mut self, key: &CellKey, rate: f64, clean: bool, r: &RunResult) {
         use crate::experiment::verdict::VerdictKind;
         let mark = match &r.verdict {
             _ if clean => "ok".to_string(),
@@ -144,7 +144,7 @@ impl SweepObserver for Printer {
         print!(" {:.0}k{ring} {mark};", rate / 1e3);
         let _ = std::io::stdout().flush();
     }
-    fn series_done(&mut self, s: &Series) {
+    fn series_done(&mut self, s: &CellOutcome) {
         println!("\n  {}", describe_series(s));
         if !s.valid {
             println!("  INVALID: {}", s.problems.join("; "));
@@ -268,7 +268,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let plan_text = toml::to_string(plan.config()).context("writing the plan as TOML")?;
     let plan_hash = checksum(plan_text.as_bytes());
     // What an earlier run already finished (resume), checked against this plan.
-    let mut done: Vec<Series> = Vec::new();
+    let mut done: Vec<CellOutcome> = Vec::new();
     if let Some(dir) = &args.resume {
         for s in finished_series(dir)? {
             match planned.get(s.index) {
@@ -411,7 +411,7 @@ struct Saver<'a> {
 }
 
 impl SweepObserver for Saver<'_> {
-    fn series_skipped(&mut self, key: &SeriesKey, reason: &str) {
+    fn series_skipped(&mut self, key: &CellKey, reason: &str) {
         let line = format!("\n{key}\n  skipped: {reason}");
         match &self.progress {
             Progress::Bar(b) => b.println(line),
@@ -419,18 +419,18 @@ impl SweepObserver for Saver<'_> {
         }
         self.results
             .skipped
-            .push(crate::experiment::results::SkippedSeries {
+            .push(crate::experiment::results::SkippedCell {
                 key: key.clone(),
                 reason: reason.to_string(),
             });
     }
-    fn series_start(&mut self, key: &SeriesKey) {
+    fn series_start(&mut self, key: &CellKey) {
         match &mut self.progress {
             Progress::Bar(b) => b.set_message(key.to_string()),
             Progress::Lines(p) => p.series_start(key),
         }
     }
-    fn trial_done(&mut self, key: &SeriesKey, rate: f64, clean: bool, r: &RunResult) {
+    fn trial_done(&mut self, key: &CellKey, rate: f64, clean: bool, r: &RunResult) {
         match &mut self.progress {
             Progress::Bar(b) => b.set_message(format!(
                 "{} {}: {:.0}k/s {}",
@@ -442,7 +442,7 @@ impl SweepObserver for Saver<'_> {
             Progress::Lines(p) => p.trial_done(key, rate, clean, r),
         }
     }
-    fn series_done(&mut self, s: &Series) {
+    fn series_done(&mut self, s: &CellOutcome) {
         match &mut self.progress {
             Progress::Bar(b) => {
                 b.println(format!(
@@ -478,7 +478,7 @@ impl SweepObserver for Saver<'_> {
 /// The series' answers in words: the zero-loss rate with its interval (the
 /// bracket between it and the first failing rate), the trials per rate and
 /// the rate they really offered, and the partial-drop rate with its loss.
-pub fn describe_series(s: &Series) -> String {
+pub fn describe_series(s: &CellOutcome) -> String {
     let pct = |p: &crate::experiment::stats::Proportion| {
         format!(
             "{:.3}% [{:.3}%, {:.3}%] ({})",

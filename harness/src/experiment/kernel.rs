@@ -185,7 +185,7 @@ impl KernelTrial {
     pub fn to_run_result(&self, capture: &Capture, sink_desc: &str) -> RunResult {
         let mut r = self.run.replay().to_run_result();
         r.config.layout = capture.meta.layout.to_string();
-        r.config.extra = serde_json::json!({ "sink": sink_desc, "rules": "default" });
+        r.config.extra = crate::results::RunExtra::sink(sink_desc);
         if let KernelRun::Variant(run) = &self.run {
             r.stages = run.stage_table();
             r.peak_rss_bytes = run.cost.peak_rss_bytes;

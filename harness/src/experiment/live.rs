@@ -433,8 +433,11 @@ impl LiveTrial {
             target_rate: Some(self.rate),
             loops: None,
             duration_ns: Some(self.duration_ns),
-            extra: serde_json::json!({ "sink": sink_desc, "rules": "default",
-                "load_mix": setup.traffic.mix, "events_per_op": setup.traffic.events_per_op }),
+            extra: crate::results::RunExtra {
+                load_mix: Some(setup.traffic.mix.clone()),
+                events_per_op: Some(setup.traffic.events_per_op),
+                ..crate::results::RunExtra::sink(sink_desc)
+            },
         };
         let mut r = RunResult::new(crate::results::RunKind::Live, setup.variant.name, cfg);
         r.duration_ns = self.duration_ns;

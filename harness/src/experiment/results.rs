@@ -1,7 +1,7 @@
 //! Sweep results: what `harness sweep` writes and `harness gate` reads.
 //!
 //! One file, `sweep.json`, schema [`SWEEP_SCHEMA`]. It holds the environment,
-//! a summary of each capture, and one [`Series`] per cell of the plan
+//! a summary of each capture, and one [`CellOutcome`] per cell of the plan
 //! (variant x layout x transport x ring size x sink x capture x mode). A
 //! series carries its searches' answers and every trial of them as a full run
 //! result in the `dropbench.run/1` schema (docs/results-schema.md).
@@ -16,7 +16,7 @@ pub const SWEEP_SCHEMA: &str = "dropbench.sweep/1";
 
 /// Identifies one configuration of the matrix; the gate matches series on it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SeriesKey {
+pub struct CellKey {
     pub variant: String,
     /// Capture file name (not the path: baselines move between machines).
     pub capture: String,
@@ -46,7 +46,7 @@ pub struct SeriesKey {
     pub profile: String,
 }
 
-impl SeriesKey {
+impl CellKey {
     /// `broker` for a sink and its brokers (see the field).
     pub fn broker_of(sink: &str, brokers: Option<&str>) -> String {
         match (sink, brokers) {
@@ -67,7 +67,7 @@ impl SeriesKey {
     }
 }
 
-impl std::fmt::Display for SeriesKey {
+impl std::fmt::Display for CellKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -90,12 +90,12 @@ impl std::fmt::Display for SeriesKey {
 
 /// One configuration's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Series {
+pub struct CellOutcome {
     /// Position in the plan's order (captures x ring sizes x variants), so
     /// shards and resumed runs merge back into one order.
     #[serde(default)]
     pub index: usize,
-    pub key: SeriesKey,
+    pub key: CellKey,
     /// Highest offered rate (events/s) with nothing lost anywhere; `None` if even the lowest rate lost.
     pub zero_loss_rate: Option<f64>,
     /// Lowest rate that failed the verdict; `None` if the highest rate tried was clean.
@@ -188,7 +188,7 @@ pub struct SweepResults {
     /// What stood in for the broker, in words (e.g. the embedded mock cluster).
     pub sink_note: String,
     pub captures: Vec<CaptureDigest>,
-    pub series: Vec<Series>,
+    pub series: Vec<CellOutcome>,
     /// Checksum of the plan that ran (`plan.toml` in the run folder): shards
     /// and resumed runs merge only with their own plan.
     #[serde(default)]
@@ -206,7 +206,7 @@ pub struct SweepResults {
     /// Planned series that could not run here, each with the reason (e.g.
     /// live cells without the privileges to load BPF).
     #[serde(default)]
-    pub skipped: Vec<SkippedSeries>,
+    pub skipped: Vec<SkippedCell>,
     /// The sweep process's peak resident memory (`VmHWM`) when it wrote this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
@@ -214,8 +214,8 @@ pub struct SweepResults {
 
 /// A planned series that did not run, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SkippedSeries {
-    pub key: SeriesKey,
+pub struct SkippedCell {
+    pub key: CellKey,
     pub reason: String,
 }
 
@@ -282,8 +282,8 @@ fn one() -> usize {
 pub(crate) mod fixtures {
     use super::*;
 
-    pub(crate) fn key(v: &str) -> SeriesKey {
-        SeriesKey {
+    pub(crate) fn key(v: &str) -> CellKey {
+        CellKey {
             variant: v.into(),
             capture: "c.pcapng".into(),
             layout: "fixed4k".into(),
@@ -297,8 +297,8 @@ pub(crate) mod fixtures {
             profile: "debug".into(),
         }
     }
-    pub(crate) fn series(v: &str, rate: Option<f64>, valid: bool) -> Series {
-        Series {
+    pub(crate) fn series(v: &str, rate: Option<f64>, valid: bool) -> CellOutcome {
+        CellOutcome {
             index: 0,
             key: key(v),
             zero_loss_rate: rate,
@@ -323,7 +323,7 @@ pub(crate) mod fixtures {
             points: vec![],
         }
     }
-    pub(crate) fn results(s: Vec<Series>) -> SweepResults {
+    pub(crate) fn results(s: Vec<CellOutcome>) -> SweepResults {
         SweepResults {
             schema: SWEEP_SCHEMA.into(),
             started_unix_s: 0,

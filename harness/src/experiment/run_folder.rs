@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::experiment::results::Series;
+use crate::experiment::results::CellOutcome;
 
 /// Errors creating, reading or writing a run folder. Each names the path.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +86,7 @@ impl RunFolder {
     }
 
     /// Saves one finished series as `series/NNNN.json`.
-    pub fn save_series(&self, s: &Series) -> Result<(), RunFolderError> {
+    pub fn save_series(&self, s: &CellOutcome) -> Result<(), RunFolderError> {
         let path = self.dir.join("series").join(format!("{:04}.json", s.index));
         let bytes = serde_json::to_vec_pretty(s).map_err(|source| RunFolderError::Parse {
             path: path.clone(),
@@ -107,7 +107,7 @@ impl RunFolder {
 }
 
 /// The series an earlier run folder finished (its `series/*.json`), by index.
-pub fn finished_series(dir: &Path) -> Result<Vec<Series>, RunFolderError> {
+pub fn finished_series(dir: &Path) -> Result<Vec<CellOutcome>, RunFolderError> {
     let sdir = dir.join("series");
     let mut out = Vec::new();
     let entries = std::fs::read_dir(&sdir).map_err(io(&sdir))?;
@@ -117,7 +117,7 @@ pub fn finished_series(dir: &Path) -> Result<Vec<Series>, RunFolderError> {
             continue; // temp files of an interrupted write
         }
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let s: Series = serde_json::from_slice(&bytes)
+        let s: CellOutcome = serde_json::from_slice(&bytes)
             .map_err(|source| RunFolderError::Parse { path, source })?;
         out.push(s);
     }
@@ -185,7 +185,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let f = RunFolder::create(root.path(), Some("shard-1-of-2")).unwrap();
         assert!(f.dir.to_string_lossy().ends_with("-shard-1-of-2"));
-        let s: Series = serde_json::from_value(serde_json::json!({
+        let s: CellOutcome = serde_json::from_value(serde_json::json!({
             "index": 3,
             "key": {"variant": "batched", "capture": "c.pcapng", "layout": "fixed4k",
                     "transport": "perf", "ring_bytes": 1024, "wakeup": "events:64", "sink": "null"},

@@ -9,9 +9,9 @@ use probes::abi::Layout;
 use crate::capture::{Capture, CaptureError};
 use crate::classify::Classifier;
 use crate::experiment::live::{run_live_trial, LiveError, LiveSetup, Traffic};
-use crate::experiment::plan::{ring_split, Mode, Plan, PlanError, PlannedSeries};
+use crate::experiment::plan::{ring_split, Mode, Plan, PlanError, PlannedCell};
 use crate::experiment::relayout::relayout;
-use crate::experiment::results::{Series, SeriesKey};
+use crate::experiment::results::{CellKey, CellOutcome};
 use crate::experiment::search::{SearchError, Tally};
 use crate::experiment::trial::{annotate, replayed_result, run_trial, TrialSetup};
 use crate::experiment::verdict::{VerdictKind, VerdictRule};
@@ -274,16 +274,16 @@ const INCONCLUSIVE_TRIES: usize = 3;
 
 /// Progress lines as the sweep runs.
 pub trait SweepObserver {
-    fn series_start(&mut self, _key: &SeriesKey) {}
-    fn trial_done(&mut self, _key: &SeriesKey, _rate: f64, _clean: bool, _result: &RunResult) {}
-    fn series_done(&mut self, _series: &Series) {}
+    fn series_start(&mut self, _key: &CellKey) {}
+    fn trial_done(&mut self, _key: &CellKey, _rate: f64, _clean: bool, _result: &RunResult) {}
+    fn series_done(&mut self, _series: &CellOutcome) {}
     /// A planned series that cannot run here, and why.
-    fn series_skipped(&mut self, _key: &SeriesKey, _reason: &str) {}
+    fn series_skipped(&mut self, _key: &CellKey, _reason: &str) {}
 }
 
 /// Every series the plan makes with `captures`, and the cells of its axes
 /// that a variant cannot run (with the reason).
-pub fn plan_series(plan: &Plan, captures: &[Capture]) -> Vec<PlannedSeries> {
+pub fn plan_series(plan: &Plan, captures: &[Capture]) -> Vec<PlannedCell> {
     plan.cells(captures).0
 }
 
@@ -295,9 +295,9 @@ pub fn plan_series(plan: &Plan, captures: &[Capture]) -> Vec<PlannedSeries> {
 pub fn run_sweep(
     plan: &Plan,
     captures: &[Capture],
-    select: &dyn Fn(&PlannedSeries) -> bool,
+    select: &dyn Fn(&PlannedCell) -> bool,
     observer: &mut dyn SweepObserver,
-) -> Result<Vec<Series>, SweepError> {
+) -> Result<Vec<CellOutcome>, SweepError> {
     let classifier = Arc::new(Classifier::default_rules());
     let (cells, skipped) = plan.cells(captures);
     for s in &skipped {
@@ -325,7 +325,7 @@ pub fn run_sweep(
             }
         }
         observer.series_start(&cell.key);
-        let runner = SeriesRunner::new(plan, &cell, capture, cap, classifier.clone())?;
+        let runner = CellRunner::new(plan, &cell, capture, cap, classifier.clone())?;
         let series = runner.run(&mut seq, observer)?;
         observer.series_done(&series);
         out.push(series);
@@ -360,7 +360,7 @@ impl Relaid {
     pub(crate) fn of<'a>(
         &'a mut self,
         captures: &'a [Capture],
-        cell: &PlannedSeries,
+        cell: &PlannedCell,
     ) -> Result<&'a Capture, SweepError> {
         let capture = &captures[cell.capture];
         if cell.layout == capture.meta.layout {
@@ -377,9 +377,9 @@ impl Relaid {
 
 /// One series as it runs: its cell, its capture (relaid out if the cell's
 /// layout is not the capture's) and its sink.
-pub(crate) struct SeriesRunner<'a> {
+pub(crate) struct CellRunner<'a> {
     plan: &'a Plan,
-    cell: &'a PlannedSeries,
+    cell: &'a PlannedCell,
     /// The capture as recorded (live traffic comes from it).
     capture: &'a Capture,
     /// The capture in the cell's layout.
@@ -401,17 +401,17 @@ pub(crate) struct Ring {
     rings: Option<u32>,
 }
 
-impl<'a> SeriesRunner<'a> {
+impl<'a> CellRunner<'a> {
     /// The runner of `cell`: `capture` as recorded (live traffic comes from
     /// it) and `cap`, the same in the cell's layout.
     pub(crate) fn new(
         plan: &'a Plan,
-        cell: &'a PlannedSeries,
+        cell: &'a PlannedCell,
         capture: &'a Capture,
         cap: &'a Capture,
         classifier: Arc<Classifier>,
-    ) -> Result<SeriesRunner<'a>, SweepError> {
-        let mut runner = SeriesRunner {
+    ) -> Result<CellRunner<'a>, SweepError> {
+        let mut runner = CellRunner {
             plan,
             cell,
             capture,
@@ -454,7 +454,7 @@ impl<'a> SeriesRunner<'a> {
     }
 }
 
-impl SeriesRunner<'_> {
+impl CellRunner<'_> {
     /// One trial of the cell at `rate` with `ring`, in the cell's mode, into
     /// a sink opened for it: its result, whether it was clean, and whether it
     /// was inconclusive (the producer could not offer the rate).
@@ -586,7 +586,11 @@ impl SeriesRunner<'_> {
         Ok(())
     }
 
-    fn run(&self, seq: &mut usize, observer: &mut dyn SweepObserver) -> Result<Series, SweepError> {
+    fn run(
+        &self,
+        seq: &mut usize,
+        observer: &mut dyn SweepObserver,
+    ) -> Result<CellOutcome, SweepError> {
         let (plan, cell) = (self.plan, self.cell);
         let trial_error = |source| SweepError::Trial {
             series: cell.key.to_string(),
@@ -706,7 +710,7 @@ impl SeriesRunner<'_> {
             .collect();
         let valid = problems.is_empty();
         problems.append(&mut warnings);
-        Ok(Series {
+        Ok(CellOutcome {
             index: cell.index,
             key: cell.key.clone(),
             zero_loss_rate: outcome.zero_loss_rate,

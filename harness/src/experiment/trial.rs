@@ -281,7 +281,7 @@ pub fn annotate(result: &mut RunResult, trial: &Trial, rule: &VerdictRule, shape
 pub fn replayed_result(r: &ReplayedRun, capture: &Capture, sink: &str) -> RunResult {
     let mut result = r.replay.to_run_result();
     result.config.layout = capture.meta.layout.to_string();
-    result.config.extra = serde_json::json!({ "sink": sink, "rules": "default" });
+    result.config.extra = crate::results::RunExtra::sink(sink);
     result.stages = r.stage_table();
     result.peak_rss_bytes = r.cost.peak_rss_bytes;
     for imbalance in r.ledger.check() {

@@ -13,7 +13,7 @@ pub mod report;
 pub use bmf::Bmf;
 pub use gab::{GabEntry, GithubActionBenchmark};
 
-use crate::experiment::results::{Series, SweepResults};
+use crate::experiment::results::{CellOutcome, SweepResults};
 
 /// One output shape of a results file.
 pub trait Exporter {
@@ -23,7 +23,7 @@ pub trait Exporter {
 }
 
 /// The benchmark's name: the cell's key.
-pub fn bench_name(s: &Series) -> String {
+pub fn bench_name(s: &CellOutcome) -> String {
     s.key.to_string()
 }
 

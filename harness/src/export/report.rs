@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::Exporter;
 use crate::experiment::plan::SweepConfig;
-use crate::experiment::results::{SeriesKey, SweepResults};
+use crate::experiment::results::{CellKey, SweepResults};
 use crate::gate::judge::{bracket, loss_by_rate, lost_anywhere};
 use crate::gate::{load_baseline, load_current, Loaded, Measure};
 
@@ -94,7 +94,7 @@ fn write_loaded(
 
 /// The series each ratio is taken against: the seed's design on the same
 /// capture, ring and mode (the console table and the HTML use this one rule).
-pub fn baseline_of(r: &SweepResults, key: &SeriesKey) -> Option<usize> {
+pub fn baseline_of(r: &SweepResults, key: &CellKey) -> Option<usize> {
     r.series.iter().position(|b| {
         b.key.variant == "seed-baseline"
             && b.key.capture == key.capture
@@ -103,7 +103,7 @@ pub fn baseline_of(r: &SweepResults, key: &SeriesKey) -> Option<usize> {
     })
 }
 
-fn cell(k: &SeriesKey) -> String {
+fn cell(k: &CellKey) -> String {
     format!(
         "{} · {} · {} {} · ring {} KiB · {}",
         k.variant,
@@ -118,7 +118,7 @@ fn cell(k: &SeriesKey) -> String {
 /// The comparison section: each cell's NDR now and in the baseline, judged
 /// on the search's brackets as the gate does.
 pub fn compare(cur: &SweepResults, base: &SweepResults, base_name: &str) -> reports::Comparison {
-    let same = |a: &SeriesKey, b: &SeriesKey| {
+    let same = |a: &CellKey, b: &CellKey| {
         a.variant == b.variant
             && a.capture == b.capture
             && a.layout == b.layout
@@ -338,7 +338,7 @@ pub fn to_report(r: &SweepResults, goal_rate: Option<f64>) -> reports::SweepRepo
 
 /// The trial the occupancy chart and CPU table show: the first at the
 /// series' zero-loss rate, or its lowest rate when none held.
-fn chosen_trial(s: &crate::experiment::results::Series) -> Option<&crate::results::RunResult> {
+fn chosen_trial(s: &crate::experiment::results::CellOutcome) -> Option<&crate::results::RunResult> {
     let at = |r: f64| s.points.iter().find(|p| p.config.target_rate == Some(r));
     s.zero_loss_rate.and_then(at).or_else(|| {
         s.points.iter().min_by(|a, b| {

@@ -15,7 +15,7 @@
 //!   favourable reading of the current run is worse than the least favourable
 //!   reading of the baseline, by more than the allowance.
 
-use crate::experiment::results::{Series, SeriesKey, SweepResults};
+use crate::experiment::results::{CellKey, CellOutcome, SweepResults};
 use crate::experiment::stats::{loss_interval, Proportion};
 use crate::results::RunResult;
 
@@ -56,7 +56,7 @@ impl Status {
 pub struct Outcome {
     pub rule: usize,
     pub rule_text: String,
-    pub cell: SeriesKey,
+    pub cell: CellKey,
     pub status: Status,
     /// The numbers behind the status, in words.
     pub numbers: String,
@@ -80,7 +80,7 @@ impl std::fmt::Display for Bracket {
     }
 }
 
-pub fn bracket(s: &Series, m: Measure) -> Bracket {
+pub fn bracket(s: &CellOutcome, m: Measure) -> Bracket {
     let (lo, hi) = match m {
         Measure::Ndr => (s.zero_loss_rate, s.first_lossy_rate),
         Measure::Pdr => (s.pdr, s.pdr_first_over),
@@ -104,7 +104,7 @@ pub fn lost_anywhere(p: &RunResult) -> u64 {
 }
 
 /// Loss pooled over the trials at each offered rate, by rate.
-pub fn loss_by_rate(s: &Series) -> Vec<(f64, Proportion)> {
+pub fn loss_by_rate(s: &CellOutcome) -> Vec<(f64, Proportion)> {
     let mut rates: Vec<f64> = s
         .points
         .iter()
@@ -139,7 +139,7 @@ fn pct(p: &Proportion) -> String {
     )
 }
 
-fn judge_loss(s: &Series, rate: f64, max_loss: f64) -> (Status, String) {
+fn judge_loss(s: &CellOutcome, rate: f64, max_loss: f64) -> (Status, String) {
     let by = loss_by_rate(s);
     if let Some((_, p)) = by.iter().find(|(r, _)| *r == rate) {
         let st = if p.lo > max_loss {
@@ -185,7 +185,7 @@ fn judge_loss(s: &Series, rate: f64, max_loss: f64) -> (Status, String) {
 /// The series of `base` that is the same cell as `key`: the same variant,
 /// capture, transport, ring, wakeup and mode (sink, layout and profile are
 /// checked separately: a difference there makes the baseline incomparable).
-fn same_cell<'a>(base: &'a SweepResults, key: &SeriesKey) -> Option<&'a Series> {
+fn same_cell<'a>(base: &'a SweepResults, key: &CellKey) -> Option<&'a CellOutcome> {
     base.series.iter().find(|b| {
         b.key.variant == key.variant
             && b.key.capture == key.capture
@@ -197,8 +197,8 @@ fn same_cell<'a>(base: &'a SweepResults, key: &SeriesKey) -> Option<&'a Series> 
 }
 
 /// Checks that a baseline's cell was made the same way as the current one.
-fn comparable(base_path: &str, b: &SeriesKey, c: &SeriesKey) -> Result<(), GateInputError> {
-    let sink = |k: &SeriesKey| {
+fn comparable(base_path: &str, b: &CellKey, c: &CellKey) -> Result<(), GateInputError> {
+    let sink = |k: &CellKey| {
         if k.broker.is_empty() {
             k.sink.clone()
         } else {
@@ -255,12 +255,12 @@ pub fn judge(
     }
     let mut out = Vec::new();
     for rule in &rules.rules {
-        let cells: Vec<&Series> = current
+        let cells: Vec<&CellOutcome> = current
             .series
             .iter()
             .filter(|s| rule.select.matches(&s.key))
             .collect();
-        let outcome = |s: &Series, status, numbers| Outcome {
+        let outcome = |s: &CellOutcome, status, numbers| Outcome {
             rule: rule.number,
             rule_text: rule.to_string(),
             cell: s.key.clone(),
@@ -343,7 +343,12 @@ fn no_cell(rules: &RulesFile, rule: &Rule, results: &str) -> GateInputError {
     }
 }
 
-fn judge_regression(c: &Series, b: &Series, m: Measure, max_drop: f64) -> (Status, String) {
+fn judge_regression(
+    c: &CellOutcome,
+    b: &CellOutcome,
+    m: Measure,
+    max_drop: f64,
+) -> (Status, String) {
     if !c.valid {
         return (
             Status::Fail,
@@ -375,8 +380,8 @@ mod tests {
     use super::*;
     use crate::experiment::results::SWEEP_SCHEMA;
 
-    fn key(v: &str) -> SeriesKey {
-        SeriesKey {
+    fn key(v: &str) -> CellKey {
+        CellKey {
             variant: v.into(),
             capture: "c.pcapng".into(),
             layout: "fixed4k".into(),
@@ -407,8 +412,8 @@ mod tests {
         p.config.target_rate = Some(rate);
         p
     }
-    fn series(v: &str, ndr: (Option<f64>, Option<f64>), points: Vec<RunResult>) -> Series {
-        Series {
+    fn series(v: &str, ndr: (Option<f64>, Option<f64>), points: Vec<RunResult>) -> CellOutcome {
+        CellOutcome {
             index: 0,
             key: key(v),
             zero_loss_rate: ndr.0,
@@ -433,7 +438,7 @@ mod tests {
             points,
         }
     }
-    fn results(s: Vec<Series>) -> SweepResults {
+    fn results(s: Vec<CellOutcome>) -> SweepResults {
         serde_json::from_value(serde_json::json!({
             "schema": SWEEP_SCHEMA, "started_unix_s": 0,
             "environment": {"kernel": "", "cpus": 2, "cpu_model": "", "hostname": "", "version": ""},

@@ -25,7 +25,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::GateInputError;
-use crate::experiment::results::SeriesKey;
+use crate::experiment::results::CellKey;
 
 /// Which of a cell's rates a rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub struct Selector {
 }
 
 impl Selector {
-    pub fn matches(&self, k: &SeriesKey) -> bool {
+    pub fn matches(&self, k: &CellKey) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         eq(&self.variant, &k.variant)
             && eq(&self.capture, &k.capture)

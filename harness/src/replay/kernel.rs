@@ -207,12 +207,7 @@ impl Injection {
             "counters": self.counters,
             "exec": self.exec,
         });
-        match &mut r.config.extra {
-            serde_json::Value::Object(m) => {
-                m.insert("kernel".into(), extra);
-            }
-            other => *other = serde_json::json!({ "kernel": extra }),
-        }
+        r.config.extra.kernel = Some(extra);
         for p in self.imbalances(lost_seen) {
             r.problem(p);
         }

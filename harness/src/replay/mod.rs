@@ -183,13 +183,7 @@ impl ReplayOptions {
         }
         let wakeup = match self.wakeup {
             Some(w) => w,
-            None if transport == meta.transport => {
-                meta.wakeup
-                    .parse::<Wakeup>()
-                    .map_err(|e| ReplayError::Option {
-                        what: format!("the capture's wakeup policy: {e}"),
-                    })?
-            }
+            None if transport == meta.transport => meta.wakeup,
             None => Wakeup::default_for(transport),
         };
         if wakeup.transport() != transport {

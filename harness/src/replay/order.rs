@@ -316,7 +316,13 @@ mod tests {
     /// 10 * i + r, so kernel order interleaves the rings. Sample bytes name
     /// their ring and index. Ring 2 has samples only in the first turn.
     fn drained_in_turns(path: &Path, turns: u64, batch: u64) {
-        let meta = CaptureMeta::now(Layout::Compact, Transport::Perf, 1 << 20, 3, "events:1");
+        let meta = CaptureMeta::now(
+            Layout::Compact,
+            Transport::Perf,
+            1 << 20,
+            3,
+            probes::Wakeup::Events(1),
+        );
         let mut w = CaptureWriter::create(path, &meta).unwrap();
         for t in 0..turns {
             for ring in 0..3u32 {

@@ -193,7 +193,7 @@ impl ReplayReport {
                 Bound::Duration(d) => Some(d.as_nanos() as u64),
                 _ => None,
             },
-            extra: serde_json::Value::Null,
+            extra: crate::results::RunExtra::default(),
         };
         let mut r = RunResult::new(crate::results::RunKind::Replay, &self.consumer.variant, cfg);
         let c = &self.consumer;

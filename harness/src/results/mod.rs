@@ -245,9 +245,53 @@ pub struct RunConfig {
     pub loops: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ns: Option<u64>,
-    /// Anything variant-specific (workers, batch sizes, sink settings...).
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub extra: serde_json::Value,
+    /// What else the run was given: its sink, rules, load, knobs, and a
+    /// kernel-backed run's injector figures.
+    #[serde(default, skip_serializing_if = "RunExtra::is_empty")]
+    pub extra: RunExtra,
+}
+
+/// A run's settings beyond the common ones, each present only when it
+/// applies. The fields are in alphabetical order, the order in which the
+/// untyped object this replaced was written, so files keep their bytes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunExtra {
+    /// A live cell's load: events each operation emits (1, or 2 with exits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_per_op: Option<f64>,
+    /// A kernel-backed run's injector figures: `test_runs`,
+    /// `events_per_run`, `counters` (per CPU) and `exec` (an outside
+    /// reader's outcome), as `replay::kernel::Injection::annotate` writes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<serde_json::Value>,
+    /// `harness stages`: the knobs set away from the variant's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knobs: Option<String>,
+    /// A live cell's mix of operations (the share of each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_mix: Option<loadgen::OpMix>,
+    /// The classifier's rules (`default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<String>,
+    /// The sink, described (`null (discards messages)`, `kafka (mock)`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<String>,
+}
+
+impl RunExtra {
+    /// Nothing set: the field is left out of the file.
+    pub fn is_empty(&self) -> bool {
+        *self == RunExtra::default()
+    }
+
+    /// The sink and the classifier's default rules, as every trial records them.
+    pub fn sink(sink: impl Into<String>) -> RunExtra {
+        RunExtra {
+            sink: Some(sink.into()),
+            rules: Some("default".into()),
+            ..RunExtra::default()
+        }
+    }
 }
 
 /// Record counts. `offered = accepted + lost`; `read` counts samples the consumer saw.

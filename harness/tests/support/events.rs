@@ -60,7 +60,7 @@ impl SynthCapture {
     pub fn create(path: &Path, layout: Layout, transport: Transport, rings: u32) -> Self {
         Self::with_meta(
             path,
-            CaptureMeta::now(layout, transport, 1 << 20, rings, "events:1"),
+            CaptureMeta::now(layout, transport, 1 << 20, rings, probes::Wakeup::Events(1)),
         )
     }
 

@@ -75,7 +75,13 @@ const STATS: [RingStats; 2] = [
 ];
 
 fn meta() -> CaptureMeta {
-    CaptureMeta::now(Layout::Compact, Transport::Perf, 1 << 20, RINGS, "events:1")
+    CaptureMeta::now(
+        Layout::Compact,
+        Transport::Perf,
+        1 << 20,
+        RINGS,
+        probes::Wakeup::Events(1),
+    )
 }
 
 /// Record `i` of the test stream, as owned (ring, sample bytes or lost count):

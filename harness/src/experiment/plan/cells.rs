@@ -1,7 +1,7 @@
 //! What a plan enumerates: the variants as it runs them ([`PlanVariant`],
 //! their knobs set and the layouts and transports asked of them checked), and
 //! its cells ([`Plan::cells`]): captures x ring sizes x variants x layouts x
-//! transports x wakeups x modes, each a [`PlannedSeries`] or a skipped series
+//! transports x wakeups x modes, each a [`PlannedCell`] or a skipped series
 //! with the reason.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use super::config::VariantEntry;
 use super::{ExecReader, Mode, Plan, PlanVariant};
 use crate::capture::Capture;
 use crate::experiment::kernel::EXEC_READER;
-use crate::experiment::results::{SeriesKey, SkippedSeries};
+use crate::experiment::results::{CellKey, SkippedCell};
 use crate::pipeline::{Knobs, Variant};
 use crate::replay::Wakeup;
 use probes::abi::Layout;
@@ -19,10 +19,10 @@ use probes::Transport;
 
 /// One cell of the plan, before it runs.
 #[derive(Debug, Clone)]
-pub struct PlannedSeries {
+pub struct PlannedCell {
     /// Position in the plan's order.
     pub index: usize,
-    pub key: SeriesKey,
+    pub key: CellKey,
     pub(crate) capture: usize,
     pub(crate) variant: &'static Variant,
     pub(crate) knobs: Knobs,
@@ -67,7 +67,7 @@ impl Plan {
     /// layouts x transports x wakeups x modes. Cells of the `layouts` and
     /// `transports` axes that a variant cannot read come back as skipped,
     /// with the reason.
-    pub fn cells(&self, captures: &[Capture]) -> (Vec<PlannedSeries>, Vec<SkippedSeries>) {
+    pub fn cells(&self, captures: &[Capture]) -> (Vec<PlannedCell>, Vec<SkippedCell>) {
         let mut out = Vec::new();
         let mut skipped = Vec::new();
         for (ci, capture) in captures.iter().enumerate() {
@@ -91,7 +91,7 @@ impl Plan {
                         None => (
                             v.name.to_string(),
                             self.config.sink.clone(),
-                            SeriesKey::broker_of(&self.config.sink, self.config.brokers.as_deref()),
+                            CellKey::broker_of(&self.config.sink, self.config.brokers.as_deref()),
                         ),
                     };
                     for &layout in &layouts {
@@ -103,7 +103,7 @@ impl Plan {
                             for &wakeup in wakeups {
                                 let (ring_bytes, rings) = ring_split(transport, capture, total);
                                 for &mode in &self.modes {
-                                    let key = SeriesKey {
+                                    let key = CellKey {
                                         variant: variant.clone(),
                                         capture: capture_name.clone(),
                                         layout: layout.to_string(),
@@ -114,17 +114,17 @@ impl Plan {
                                         mode,
                                         knobs: pv.knobs_label.clone(),
                                         broker: broker.clone(),
-                                        profile: SeriesKey::this_profile(),
+                                        profile: CellKey::this_profile(),
                                     };
                                     if !v.supports(layout, transport) {
-                                        skipped.push(SkippedSeries {
+                                        skipped.push(SkippedCell {
                                             key,
                                             reason: unsupported(v, layout, transport),
                                         });
                                         continue;
                                     }
                                     if pv.exec.is_some() && mode != Mode::Kernel {
-                                        skipped.push(SkippedSeries {
+                                        skipped.push(SkippedCell {
                                             key,
                                             reason: format!(
                                                 "an exec: reader reads only the kernel's real rings (pinned on bpffs): it runs in kernel mode, not {}",
@@ -133,7 +133,7 @@ impl Plan {
                                         });
                                         continue;
                                     }
-                                    out.push(PlannedSeries {
+                                    out.push(PlannedCell {
                                         index: out.len(),
                                         key,
                                         capture: ci,
@@ -347,7 +347,7 @@ mod tests {
             .join(name)
     }
 
-    fn cells(text: &str) -> (Vec<PlannedSeries>, Vec<SkippedSeries>) {
+    fn cells(text: &str) -> (Vec<PlannedCell>, Vec<SkippedCell>) {
         let plan = Plan::parse(text, "t.toml").unwrap();
         let captures: Vec<Capture> = plan
             .captures()

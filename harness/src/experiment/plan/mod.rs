@@ -16,7 +16,7 @@ mod check;
 mod config;
 
 pub(crate) use cells::ring_split;
-pub use cells::PlannedSeries;
+pub use cells::PlannedCell;
 pub use check::PlanError;
 pub use config::{
     parse_config_str, MinRingConfig, OneOrMany, SweepConfig, VariantEntry, VariantSettings,

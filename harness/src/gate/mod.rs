@@ -13,6 +13,7 @@
 
 pub mod input;
 pub mod judge;
+pub mod paired;
 pub mod rules;
 
 pub use input::{combine_repeats, load_baseline, load_current, load_results, profile_of, Loaded};

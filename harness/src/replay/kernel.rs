@@ -644,7 +644,7 @@ pub fn run_exec(
         read: 0,
         lost_seen: 0,
         bytes: 0,
-        latency: super::latency_histogram(),
+        latency: crate::results::latency_histogram(),
         stages: Vec::new(),
         end_ns,
         ledger: None,

@@ -39,9 +39,7 @@ use probes::record::{Batch, RecordRef, RecordSource, ShardedSource, SourceError}
 
 use crate::capture::{Capture, CaptureError, Transport};
 use crate::host::monotonic_ns;
-// The kernel engine (kernel.rs, kernel/progress.rs) names latency_histogram
-// and ProgressSample through this module.
-use crate::results::{latency_histogram, ProgressSample, RingResult};
+use crate::results::RingResult;
 pub use order::kernel_order;
 use order::KernelOrder;
 pub use pacing::{Pacing, PacingError, Schedule};

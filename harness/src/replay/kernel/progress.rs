@@ -22,7 +22,8 @@ use std::collections::VecDeque;
 
 use probes::inject::{RingBufWatch, RingWatch};
 
-use crate::replay::{DoneCounter, ProgressSample, SAMPLE_NS};
+use crate::replay::{DoneCounter, SAMPLE_NS};
+use crate::results::ProgressSample;
 
 /// What a sampled kernel-backed run lets the verdict judge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

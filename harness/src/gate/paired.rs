@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn the_noise_floor_matches_the_measured_a_a_spread() {
-        // The A/A spread measured here (log-ratio sd 0.089, DESIGN.md): about
+        // The A/A spread measured here (log-ratio sd 0.089, docs/gate.md): about
         // 7 pairs detect a 10 % change at 5 % false alarms (one side of a
         // 90 % interval) and 90 % power; 20 pairs about 6 %.
         let d7 = detectable_change(0.089, 7, 0.90);

@@ -13,15 +13,27 @@
 //! distribution. Neither assumes the log-ratios are normal; both only assume
 //! they are symmetric about the true change.
 //!
-//! The verdict compares the interval, not the estimate, with the threshold:
-//! - `regression`: the whole interval is worse than the threshold;
-//! - `pass`: no plausible change is worse than the threshold;
-//! - `inconclusive`: the interval reaches past the threshold on one side and
-//!   within it on the other, or the pairs are too few for their spread to
-//!   detect a change of the threshold's size at all ([`detectable_change`]
-//!   over the threshold: a rank interval alone stays narrow around the centre
-//!   of a symmetric, bimodal spread). The run was too noisy, or too short, to
+//! The verdict weighs the interval and the estimate against two sizes: the
+//! `threshold`, the change a team must catch (default 10 %), and the
+//! `tolerance`, the change it accepts as noise (default half the threshold):
+//! - `regression`: the whole interval is on the worse side of no change (the
+//!   change is real at the rule's confidence) and the estimate is worse than
+//!   the tolerance (it is big enough to matter). A change as large as the
+//!   threshold fails as soon as the interval is narrower than the threshold,
+//!   which is what the must-catch size asks; a tiny real change never fails.
+//! - `pass`: no plausible change is worse than the threshold (the interval's
+//!   worse end is within it), and the pairs were precise enough to see a
+//!   change of the threshold's size at all.
+//! - `inconclusive`: anything else: the interval reaches past the threshold
+//!   without showing a real change, or the pairs are too few for their spread
+//!   to detect a change of the threshold's size ([`detectable_change`] over
+//!   the threshold: a rank interval alone stays narrow around the centre of a
+//!   symmetric, bimodal spread). The run was too noisy, or too short, to
 //!   decide; its spread is reported, and the gate neither fails nor passes.
+//!
+//! Loss is judged on differences, not ratios ([`decide_increase`]): a
+//! lost-sample proportion is often 0, and the question is how many points it
+//! rose by.
 
 /// Which way a figure is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +47,11 @@ pub enum Better {
 /// How a paired comparison is judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PairedRule {
-    /// The change for the worse that fails, as a fraction: 0.10 = 10 %.
+    /// The change for the worse that must be caught, as a fraction: 0.10 = 10 %.
     pub threshold: f64,
+    /// The change for the worse accepted as noise: a real change smaller than
+    /// this never fails. Half the threshold unless set.
+    pub tolerance: f64,
     /// Two-sided confidence of the interval: 0.90 (Datadog SMP's level).
     pub confidence: f64,
     pub better: Better,
@@ -44,10 +59,19 @@ pub struct PairedRule {
 
 impl Default for PairedRule {
     fn default() -> Self {
+        PairedRule::with_threshold(0.10, Better::Bigger)
+    }
+}
+
+impl PairedRule {
+    /// A rule catching `threshold` with the default tolerance (half of it)
+    /// and confidence (90 %).
+    pub fn with_threshold(threshold: f64, better: Better) -> Self {
         PairedRule {
-            threshold: 0.10,
+            threshold,
+            tolerance: threshold / 2.0,
             confidence: 0.90,
-            better: Better::Bigger,
+            better,
         }
     }
 }
@@ -107,6 +131,8 @@ pub enum PairedError {
     Confidence(f64),
     #[error("threshold {0} is not between 0 and 1")]
     Threshold(f64),
+    #[error("tolerance {tolerance} must be above 0 and at most the threshold {threshold}")]
+    Tolerance { tolerance: f64, threshold: f64 },
 }
 
 /// The per-pair log-ratios, signed so that negative is worse.
@@ -157,17 +183,22 @@ pub fn decide(
     if !(rule.threshold > 0.0 && rule.threshold < 1.0) {
         return Err(PairedError::Threshold(rule.threshold));
     }
+    if !(rule.tolerance > 0.0 && rule.tolerance <= rule.threshold) {
+        return Err(PairedError::Tolerance {
+            tolerance: rule.tolerance,
+            threshold: rule.threshold,
+        });
+    }
     let d = log_ratios(baseline, candidate, rule.better)?;
     let (estimate, low, high) = hodges_lehmann(&d, rule.confidence);
-    // The threshold as a log-ratio: 10 % worse is ln(0.9).
+    // The sizes as log-ratios: 10 % worse is ln(0.9).
     let limit = (1.0 - rule.threshold).ln();
+    let tolerated = (1.0 - rule.tolerance).ln();
     let spread = std_dev(&d);
-    let verdict = if high < limit {
+    let precise = detectable_change(spread, d.len(), rule.confidence) <= rule.threshold;
+    let verdict = if high < 0.0 && estimate < tolerated {
         PairedVerdict::Regression
-    } else if detectable_change(spread, d.len(), rule.confidence) > rule.threshold {
-        // Too noisy to pass: a change of the threshold's size could hide here.
-        PairedVerdict::Inconclusive
-    } else if low >= limit {
+    } else if low >= limit && precise {
         PairedVerdict::Pass
     } else {
         PairedVerdict::Inconclusive
@@ -178,6 +209,65 @@ pub fn decide(
         low: low.exp_m1(),
         high: high.exp_m1(),
         spread,
+        verdict,
+    })
+}
+
+/// Judges paired proportions where bigger is worse (lost / offered) on their
+/// differences: `candidate - baseline` per pair, in absolute points. The
+/// change is reported negated (negative is worse, as for [`decide`]):
+/// `change = -0.004` is 0.4 points more loss. A regression is a rise the
+/// interval shows to be real (its lower end above zero) and whose estimate is
+/// over `max_increase / 2`; a pass is an interval whose upper end is within
+/// `max_increase`; anything else is inconclusive. With no spread at all
+/// (every pair lost nothing on both sides) the interval is the single point
+/// 0, a pass.
+pub fn decide_increase(
+    baseline: &[f64],
+    candidate: &[f64],
+    max_increase: f64,
+    confidence: f64,
+) -> Result<PairedDecision, PairedError> {
+    if !(confidence > 0.0 && confidence < 1.0) {
+        return Err(PairedError::Confidence(confidence));
+    }
+    if !(max_increase > 0.0 && max_increase < 1.0) {
+        return Err(PairedError::Threshold(max_increase));
+    }
+    if baseline.len() != candidate.len() {
+        return Err(PairedError::Unpaired {
+            baseline: baseline.len(),
+            candidate: candidate.len(),
+        });
+    }
+    if baseline.is_empty() {
+        return Err(PairedError::Empty);
+    }
+    let mut d = Vec::with_capacity(baseline.len());
+    for (index, (&b, &c)) in baseline.iter().zip(candidate).enumerate() {
+        if !(b.is_finite() && c.is_finite() && b >= 0.0 && c >= 0.0) {
+            return Err(PairedError::NotPositive {
+                index,
+                baseline: b,
+                candidate: c,
+            });
+        }
+        d.push(c - b);
+    }
+    let (estimate, low, high) = hodges_lehmann(&d, confidence);
+    let verdict = if low > 0.0 && estimate > max_increase / 2.0 {
+        PairedVerdict::Regression
+    } else if high <= max_increase {
+        PairedVerdict::Pass
+    } else {
+        PairedVerdict::Inconclusive
+    };
+    Ok(PairedDecision {
+        pairs: d.len(),
+        change: -estimate,
+        low: -high,
+        high: -low,
+        spread: std_dev(&d),
         verdict,
     })
 }
@@ -439,6 +529,82 @@ mod tests {
             decide(&[1.0], &[1.0], &bad),
             Err(PairedError::Threshold(1.5))
         );
+    }
+
+    #[test]
+    fn a_change_the_size_of_the_threshold_fails_and_a_a_rarely_does() {
+        // 10 % slower at the measured A/A spread, 20 pairs: fails in at least
+        // 9 of 10 seeds. No change at the same spread: fails in at most 1 of
+        // 20 (the tolerance keeps a false alarm far rarer than the
+        // interval's 5 % one-sided tail), and is inconclusive in at most 2.
+        let found = (1..=100)
+            .filter(|&s| {
+                let (b, c) = pairs(20, -0.10, 0.089, s);
+                decide(&b, &c, &PairedRule::default()).unwrap().verdict == PairedVerdict::Regression
+            })
+            .count();
+        assert!(found >= 90, "10 % found in {found} of 100");
+        let (mut failed, mut unsure) = (0, 0);
+        for s in 1..=200 {
+            let (b, c) = pairs(20, 0.0, 0.089, 1000 + s);
+            match decide(&b, &c, &PairedRule::default()).unwrap().verdict {
+                PairedVerdict::Regression => failed += 1,
+                PairedVerdict::Inconclusive => unsure += 1,
+                PairedVerdict::Pass => {}
+            }
+        }
+        assert!(failed <= 10, "A/A failed {failed} of 200");
+        assert!(unsure <= 20, "A/A inconclusive {unsure} of 200");
+    }
+
+    #[test]
+    fn a_real_change_under_the_tolerance_never_fails() {
+        // 3 % slower, measured precisely: real, but under the 5 % tolerance.
+        for seed in 1..=20 {
+            let (b, c) = pairs(30, -0.03, 0.01, seed);
+            let d = decide(&b, &c, &PairedRule::default()).unwrap();
+            assert!(d.high < 0.0, "seed {seed}: the change is real: {d:?}");
+            assert_eq!(d.verdict, PairedVerdict::Pass, "seed {seed}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn a_tolerance_over_the_threshold_is_refused() {
+        let rule = PairedRule {
+            tolerance: 0.2,
+            ..PairedRule::default()
+        };
+        assert!(matches!(
+            decide(&[1.0; 8], &[1.0; 8], &rule),
+            Err(PairedError::Tolerance { .. })
+        ));
+    }
+
+    #[test]
+    fn loss_rising_from_nothing_to_half_a_percent_fails() {
+        // Baseline loses nothing; candidate 0.4-0.7 %: 12 pairs, 0.25 points allowed.
+        let b = vec![0.0; 12];
+        let c: Vec<f64> = (0..12).map(|i| 0.004 + 0.0003 * i as f64).collect();
+        let d = decide_increase(&b, &c, 0.0025, 0.90).unwrap();
+        assert_eq!(d.verdict, PairedVerdict::Regression, "{d:?}");
+        assert!((d.change + 0.0055).abs() < 0.001, "{d:?}");
+    }
+
+    #[test]
+    fn loss_nowhere_passes_and_sporadic_loss_on_both_sides_does_not_fail() {
+        let d = decide_increase(&[0.0; 12], &[0.0; 12], 0.0025, 0.90).unwrap();
+        assert_eq!(d.verdict, PairedVerdict::Pass, "{d:?}");
+        assert_eq!((d.low, d.high), (0.0, 0.0));
+        // A hiccup loses 3 % in one side of a pair now and then, either side.
+        let mut b = vec![0.0; 20];
+        let mut c = vec![0.0; 20];
+        b[3] = 0.03;
+        c[7] = 0.03;
+        b[11] = 0.02;
+        c[15] = 0.01;
+        let d = decide_increase(&b, &c, 0.0025, 0.90).unwrap();
+        assert_ne!(d.verdict, PairedVerdict::Regression, "{d:?}");
+        assert!(decide_increase(&[0.1], &[-0.1], 0.0025, 0.9).is_err());
     }
 
     #[test]

@@ -18,11 +18,13 @@ mod batched;
 mod batches;
 pub mod clocks;
 pub mod cost;
+pub mod count;
 pub mod memory;
 pub mod replayed;
 mod ringbuf;
 
 mod seed_baseline;
+pub mod stage;
 mod zero_copy;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,13 +32,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use probes::abi::{Event, Layout};
+use probes::abi::Layout;
 use probes::record::{Batch, RecordRef, RecordSource, SourceError};
 
 use self::clocks::{Lap, StageClocks};
 use crate::classify::{Classifier, Scratch};
 use crate::ledger::StageCounts;
-use crate::sink::message::{encode_key, encode_value};
 use crate::sink::Sink;
 
 /// Which kernel-to-user transport a variant is built for (the capture's and
@@ -344,7 +345,112 @@ pub fn variant(name: &str) -> Result<&'static Variant, PipelineError> {
         })
 }
 
+impl Variant {
+    /// The variant's knobs with each `NAME=VALUE` of `sets` applied in turn
+    /// and the result checked ([`Knobs::set`], [`Knobs::check`]).
+    pub fn knobs_with(&self, sets: &[String]) -> Result<Knobs, String> {
+        let mut k = (self.knobs)();
+        for s in sets {
+            let (name, value) = s
+                .split_once('=')
+                .ok_or_else(|| format!("knob {s:?}: write NAME=VALUE, e.g. workers=4"))?;
+            k.set(name, value)?;
+        }
+        k.check(self.name).map_err(|e| e.to_string())?;
+        Ok(k)
+    }
+}
+
 impl Knobs {
+    /// Sets the knob `name` from its text (`workers=4`, `extra_work=2us`,
+    /// `path_cache=1MiB`), as `replay --knob` and `compare` pass them. The
+    /// names and units are the sweep config's (docs/sweep-config.md).
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let count = |v: &str| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{name}={v}: not a whole number"))
+        };
+        let value = value.trim();
+        match name.trim() {
+            "workers" => self.workers = count(value)?,
+            "channel_depth" => self.channel_depth = count(value)?,
+            "batch_size" => self.batch_size = count(value)?,
+            "message_events" => self.message_events = count(value)?,
+            "read_timeout" => {
+                self.read_timeout = probes::units::parse_duration(value)
+                    .map_err(|e| format!("read_timeout={value}: {e}"))?
+            }
+            "extra_work" => {
+                self.extra_work = probes::units::parse_duration(value)
+                    .map_err(|e| format!("extra_work={value}: {e}"))?
+            }
+            "sync_publish" => {
+                self.sync_publish = value
+                    .parse()
+                    .map_err(|_| format!("sync_publish={value}: true or false"))?
+            }
+            "path_cache" => {
+                let bytes = probes::units::parse_bytes(value)
+                    .map_err(|e| format!("path_cache={value}: {e}"))?;
+                self.path_cache =
+                    usize::try_from(bytes).map_err(|_| format!("path_cache={value}: too large"))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown knob {other:?}; knobs: workers, channel_depth, batch_size, read_timeout, sync_publish, extra_work, path_cache, message_events"
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// `NAME=VALUE` for each knob that differs from `defaults`, in a fixed
+    /// order: what `replay --knob` needs to rebuild these knobs.
+    pub fn diff_from(&self, defaults: &Knobs) -> Vec<String> {
+        let d = probes::units::format_duration;
+        let b = |x: usize| probes::units::format_bytes(x as u64);
+        let mut out = Vec::new();
+        let mut push = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name}={b}"));
+            }
+        };
+        push(
+            "workers",
+            defaults.workers.to_string(),
+            self.workers.to_string(),
+        );
+        push(
+            "channel_depth",
+            defaults.channel_depth.to_string(),
+            self.channel_depth.to_string(),
+        );
+        push(
+            "batch_size",
+            defaults.batch_size.to_string(),
+            self.batch_size.to_string(),
+        );
+        push(
+            "read_timeout",
+            d(defaults.read_timeout),
+            d(self.read_timeout),
+        );
+        push(
+            "sync_publish",
+            defaults.sync_publish.to_string(),
+            self.sync_publish.to_string(),
+        );
+        push("extra_work", d(defaults.extra_work), d(self.extra_work));
+        push("path_cache", b(defaults.path_cache), b(self.path_cache));
+        push(
+            "message_events",
+            defaults.message_events.to_string(),
+            self.message_events.to_string(),
+        );
+        out
+    }
+
     /// Checks the knobs a variant would be built with, naming the bad one.
     pub fn check(&self, variant: &'static str) -> Result<(), PipelineError> {
         check_knobs(variant, self)
@@ -439,7 +545,7 @@ impl EventProcessor {
     #[inline]
     pub fn process(&mut self, data: &[u8], origin_ns: u64, sink: &dyn Sink) {
         let mut sw = self.clocks.start();
-        let ev = match Event::decode(data) {
+        let ev = match stage::decode(data) {
             Ok(ev) => ev,
             Err(_) => {
                 self.counts.decode_errors += 1;
@@ -455,14 +561,14 @@ impl EventProcessor {
                 std::hint::spin_loop();
             }
         }
-        let classification = self.classifier.classify(&ev, &mut self.scratch);
+        let classification = stage::classify(&self.classifier, &ev, &mut self.scratch);
         self.counts.classified += 1;
         let classify = sw.split();
         let (serialize, send, sent) = match &mut self.batches {
             // Batched: the event joins its lane's message; a full lane is
             // sent now (counted there), the rest when the drain ends (`flush`).
             Some(b) => {
-                let full = b.push(&ev, &classification, origin_ns);
+                let full = stage::serialize_batched(b, &ev, &classification, origin_ns);
                 let serialize = sw.split();
                 if let Some(lane) = full {
                     b.send(lane, sink, &mut self.counts, &mut self.latency);
@@ -470,8 +576,7 @@ impl EventProcessor {
                 (serialize, sw.split(), None)
             }
             None => {
-                let key = encode_key(&ev);
-                encode_value(&ev, &classification, &mut self.value);
+                let key = stage::serialize(&ev, &classification, &mut self.value);
                 let serialize = sw.split();
                 let sent = sink.send(&key, &self.value);
                 (serialize, sw.split(), Some(sent))

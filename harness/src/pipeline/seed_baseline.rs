@@ -29,7 +29,6 @@ use super::{
 };
 use crate::classify::Classifier;
 use crate::ledger::StageCounts;
-use crate::sink::message::{encode_key, encode_value};
 
 pub const VARIANT: Variant = Variant {
     name: "seed-baseline",
@@ -160,7 +159,7 @@ fn worker(
     let mut scratch = classifier.scratch_with_cache(knobs.path_cache);
     for (origin_ns, rec) in rx {
         let mut sw = clocks.start();
-        let owned = match Event::decode(&rec) {
+        let owned = match super::stage::decode(&rec) {
             Ok(ev) => OwnedEvent {
                 event: ev.header,
                 path: ev.path.to_vec(),
@@ -176,13 +175,12 @@ fn worker(
             path: &owned.path,
         };
         let decode = sw.split();
-        let classification = classifier.classify(&ev, &mut scratch);
+        let classification = super::stage::classify(classifier, &ev, &mut scratch);
         counts.classified += 1;
         let classify = sw.split();
         // A fresh message buffer per event.
         let mut value = Vec::new();
-        encode_value(&ev, &classification, &mut value);
-        let key = encode_key(&ev);
+        let key = super::stage::serialize(&ev, &classification, &mut value);
         let serialize = sw.split();
         let (sent, send) = if sync_publish {
             let cpu0 = sw.on().then(thread_cpu);

@@ -51,17 +51,14 @@ phase "build without system packages"
 CMAKE=/nonexistent cargo build --release --locked -p harness
 phase "default sweep (debug, no packages)"
 CMAKE=/nonexistent cargo run --locked -p harness -- sweep --out target/ci-default-sweep
-# Nothing later uses the release tree (the tests and the gate run debug builds); it
-# proved the build, and its disk is worth more to the test binaries.
-rm -rf target/release
 
 # 1. Debian packages the *tests* need (none of them is needed to build): clang + libbpf-dev
 #    rebuild the BPF objects (the objects test) and, with libelf-dev and zlib1g-dev, link the
 #    libbpf peer of the live benchmark; tshark checks captures; chromium checks reports; strace
 #    checks which syscalls the load generator issues; bpftool/bpftrace cross-check what the
-#    probes emit.
+#    probes emit; valgrind counts instructions for the comparison below.
 phase "packages"
-pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool bpftrace tshark chromium util-linux strace)
+pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool bpftrace tshark chromium util-linux strace valgrind)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -69,6 +66,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# 1b. The project holds itself to its own comparison (docs/gate.md, "Comparing two
+#     builds"): this tree against the revision in ci/compare-baseline (moved forward on
+#     purpose, as the sweep baseline is), both release builds, in turn, on the CI cells.
+#     Exit 1 (a regression) fails CI; 3 (too noisy to decide) is printed and passes, as a
+#     comparison never fails on noise. The baseline is built in a worktree of its own
+#     (target/compare/src/<commit>) sharing target/, so only the workspace is rebuilt.
+phase "compare against ci/compare-baseline"
+compare_rev=$(grep -v '^#' ci/compare-baseline | head -n 1 | tr -d '[:space:]')
+compare_rc=0
+CMAKE=/nonexistent cargo run --release --locked -p harness -- compare --baseline "$compare_rev" \
+  --config ci/sweep-ci.toml --rules ci/gates.toml --pairs 12 --trial 500ms \
+  --out target/ci-compare || compare_rc=$?
+case "$compare_rc" in
+  0) ;;
+  3) log "compare inconclusive: the host was too noisy to decide (see the spread above); not a failure" ;;
+  *) exit "$compare_rc" ;;
+esac
+# Nothing later uses the release tree (the tests and the gate run debug builds); it
+# proved the build, and its disk is worth more to the test binaries.
+rm -rf target/release target/compare/src
+git worktree prune
 
 # 2. The Kafka-protocol broker (tansu, crates.io). About 17 minutes the first time on 2 cores;
 #    cargo install skips it once installed.

@@ -35,6 +35,10 @@ pub enum Command {
     Report(cmd::report::ReportArgs),
     /// Write results as Bencher Metric Format or github-action-benchmark JSON.
     Export(cmd::export::ExportArgs),
+    /// Compare two builds on the same cells, in turn, in one job: exit 0 pass, 1 regression, 2 bad input, 3 inconclusive.
+    Compare(cmd::compare::CompareArgs),
+    /// Count one deterministic pass of a variant over a capture (run under callgrind by compare).
+    Count(cmd::count::CountArgs),
     /// Combine the run folders of a sharded sweep into one sweep.json and report.
     Merge(cmd::merge::MergeArgs),
 }
@@ -57,6 +61,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Live(a) => cmd::live::run(a),
         Command::Gate(a) => cmd::gate::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
+        Command::Count(a) => cmd::count::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Export(a) => cmd::export::run(a),
     }
@@ -64,7 +70,8 @@ pub fn run() -> anyhow::Result<()> {
 
 /// The process exit code for an error: 2 for bad input the user can fix by
 /// editing a config or the command line (a bad sweep config: its key and line
-/// are named), 1 for everything else (a run that failed, a gate that failed).
+/// are named), 3 for a comparison too noisy to decide, 1 for everything else
+/// (a run that failed, a gate or a comparison that failed).
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     let bad_input = err.chain().any(|e| {
         matches!(
@@ -77,9 +84,19 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 .is_some()
             || e.downcast_ref::<crate::experiment::plan::PlanError>()
                 .is_some()
+            || e.downcast_ref::<crate::compare::CompareInputError>()
+                .is_some()
+    });
+    let inconclusive = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<crate::compare::CompareVerdict>(),
+            Some(crate::compare::CompareVerdict::Inconclusive { .. })
+        )
     });
     if bad_input {
         2
+    } else if inconclusive {
+        3
     } else {
         1
     }

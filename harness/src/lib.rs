@@ -4,6 +4,7 @@ pub mod capture;
 pub mod classify;
 pub mod cli;
 pub mod cmd;
+pub mod compare;
 pub mod experiment;
 pub mod export;
 pub mod gate;

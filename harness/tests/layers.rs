@@ -19,6 +19,7 @@ const LAYERS: &[&str] = &[
     "pipeline",
     "experiment",
     "gate",
+    "compare",
     "export",
     "cmd",
     "cli",

@@ -146,7 +146,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
         println!(
             "gate passed: {} checks of {} rules{}",
             outcomes.len(),
-            rules.rules.len(),
+            rules.gate_rules(),
             if unclear > 0 {
                 format!(" ({unclear} within noise of their threshold, marked pass?)")
             } else {

@@ -1,5 +1,7 @@
 //! One module per subcommand: its clap options and its `run`.
 
+pub mod compare;
+pub mod count;
 pub mod export;
 pub mod gate;
 pub mod inspect;

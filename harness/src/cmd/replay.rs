@@ -102,6 +102,10 @@ pub struct ReplayArgs {
     /// Kafka topic for `--sink kafka` (it must exist on a real broker).
     #[arg(long)]
     pub topic: Option<String>,
+    /// A pipeline variant's knob away from its default, NAME=VALUE
+    /// (repeatable; the sweep config's names: workers=4, extra_work=2us).
+    #[arg(long = "knob")]
+    pub knobs: Vec<String>,
 }
 
 impl ReplayArgs {
@@ -151,6 +155,9 @@ impl Reader {
                 anyhow::bail!("--variant exec: needs a command, e.g. exec:'./reader'");
             }
             return Ok(Reader::Exec(cmd.to_string()));
+        }
+        if !args.knobs.is_empty() && args.variant == "noop" {
+            anyhow::bail!("--knob sets a pipeline variant's knobs; the noop reader has none");
         }
         match args.variant.as_str() {
             "noop" => Ok(Reader::Noop),
@@ -212,7 +219,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             let classifier = Arc::new(crate::classify::Classifier::default_rules());
             let r = crate::pipeline::replayed::run_replayed(
                 v,
-                (v.knobs)(),
+                v.knobs_with(&args.knobs).map_err(anyhow::Error::msg)?,
                 &capture,
                 &opts,
                 classifier,
@@ -257,7 +264,7 @@ fn run_kernel(args: &ReplayArgs, capture: &Capture, reader: Reader) -> anyhow::R
             let classifier = Arc::new(crate::classify::Classifier::default_rules());
             let (r, injection) = crate::pipeline::replayed::run_kernel(
                 v,
-                (v.knobs)(),
+                v.knobs_with(&args.knobs).map_err(anyhow::Error::msg)?,
                 capture,
                 &opts,
                 classifier,

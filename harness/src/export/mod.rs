@@ -5,8 +5,10 @@
 //! - [`Bmf`]: Bencher Metric Format.
 //! - [`GithubActionBenchmark`]: github-action-benchmark's custom inputs.
 //! - [`report::ReportModel`]: the HTML report's model, for `reports`.
+//! - [`compare_page`]: the comparison page of `harness compare`.
 
 mod bmf;
+pub mod compare_page;
 mod gab;
 pub mod report;
 

@@ -254,7 +254,13 @@ pub fn judge(
         }
     }
     let mut out = Vec::new();
-    for rule in &rules.rules {
+    // `compare = true` rules are `harness compare`'s: two builds measured
+    // in turn, not a results file.
+    for rule in rules
+        .rules
+        .iter()
+        .filter(|r| !matches!(r.kind, RuleKind::Paired(_)))
+    {
         let cells: Vec<&CellOutcome> = current
             .series
             .iter()
@@ -325,7 +331,9 @@ pub fn judge(
                         };
                         (st, format!("{measure} {b}, bound {at_least:.0}/s"))
                     }
-                    RuleKind::Regression { .. } => unreachable!("handled above"),
+                    RuleKind::Regression { .. } | RuleKind::Paired(_) => {
+                        unreachable!("handled above")
+                    }
                 }
             };
             out.push(outcome(s, st, numbers));

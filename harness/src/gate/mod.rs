@@ -18,7 +18,7 @@ pub mod rules;
 
 pub use input::{combine_repeats, load_baseline, load_current, load_results, profile_of, Loaded};
 pub use judge::{judge, Outcome, Status};
-pub use rules::{Measure, Rule, RuleKind, RulesFile, Selector};
+pub use rules::{Measure, PairedFigure, Rule, RuleKind, RulesFile, Selector};
 
 /// Input the gate cannot judge (exit 2): each names the file, rule or cell.
 #[derive(Debug, thiserror::Error)]

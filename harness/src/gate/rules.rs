@@ -54,6 +54,38 @@ pub enum RuleKind {
     AtLeast { measure: Measure, at_least: f64 },
     /// The measure fell by no more than `max_drop` (a fraction) from the baseline's.
     Regression { measure: Measure, max_drop: f64 },
+    /// `compare = true`: a figure of two builds measured in turn by `harness
+    /// compare`, judged on paired differences. The gate skips these.
+    Paired(PairedFigure),
+}
+
+/// What a `compare = true` rule judges (docs/gate.md, "Comparing two builds").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PairedFigure {
+    /// Saturated throughput fell by no more than `threshold` (a fraction).
+    Throughput { threshold: f64 },
+    /// Pipeline CPU per event rose by no more than `threshold`.
+    Cpu { threshold: f64 },
+    /// Loss at `rate` (events/s; none: the comparison's fraction of the
+    /// baseline's saturated throughput) rose by no more than `max_increase`
+    /// points.
+    Loss {
+        rate: Option<f64>,
+        max_increase: f64,
+    },
+    /// Instructions per event (callgrind) rose by no more than `threshold`.
+    Instructions { threshold: f64 },
+}
+
+impl PairedFigure {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PairedFigure::Throughput { .. } => "throughput",
+            PairedFigure::Cpu { .. } => "cpu",
+            PairedFigure::Loss { .. } => "loss",
+            PairedFigure::Instructions { .. } => "instructions",
+        }
+    }
 }
 
 /// Which cells a rule applies to; an absent field matches anything.
@@ -104,6 +136,26 @@ impl std::fmt::Display for Rule {
             RuleKind::Regression { measure, max_drop } => {
                 write!(f, "{measure} drop <= {}% vs baseline", fmt_pct(*max_drop))?
             }
+            RuleKind::Paired(p) => match p {
+                PairedFigure::Throughput { threshold } => {
+                    write!(f, "throughput drop < {}% (compare)", fmt_pct(*threshold))?
+                }
+                PairedFigure::Cpu { threshold } => {
+                    write!(f, "CPU per event rise < {}% (compare)", fmt_pct(*threshold))?
+                }
+                PairedFigure::Instructions { threshold } => write!(
+                    f,
+                    "instructions per event rise <= {}% (compare)",
+                    fmt_pct(*threshold)
+                )?,
+                PairedFigure::Loss { rate, max_increase } => {
+                    write!(f, "loss rise < {} points", fmt_pct(*max_increase))?;
+                    match rate {
+                        Some(r) => write!(f, " at {r:.0}/s (compare)")?,
+                        None => write!(f, " (compare)")?,
+                    }
+                }
+            },
         }
         write!(
             f,
@@ -142,6 +194,15 @@ pub struct RulesFile {
     pub rules: Vec<Rule>,
 }
 
+/// A compare rule's default threshold: a change of 10 % must be caught.
+pub const DEFAULT_THRESHOLD: f64 = 0.10;
+/// Instruction counts are exact to 0.1 % run to run: 2 % is far above noise
+/// and below any change worth a look.
+pub const DEFAULT_INSTRUCTIONS_THRESHOLD: f64 = 0.02;
+/// Loss at the compare rate may rise by 0.25 points: half the 0.5 points a
+/// comparison must catch.
+pub const DEFAULT_MAX_LOSS_INCREASE: f64 = 0.0025;
+
 /// A fraction written as `"10%"` or `0.1`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -173,6 +234,13 @@ struct RawRule {
     at_least: Option<f64>,
     measure: Option<String>,
     max_drop: Option<Fraction>,
+    /// `true`: a rule for `harness compare` (paired figures of two builds).
+    #[serde(default)]
+    compare: bool,
+    /// compare rules: the change that fails (throughput, cpu, instructions).
+    threshold: Option<Fraction>,
+    /// compare loss rules: the rise in loss, in points, that fails.
+    max_increase: Option<Fraction>,
 }
 
 fn fraction(f: &Fraction, key: &str) -> Result<f64, String> {
@@ -213,7 +281,59 @@ impl RawRule {
                 Ok(())
             }
         };
+        if !self.compare && matches!(self.kind.as_str(), "throughput" | "cpu" | "instructions") {
+            return Err(format!(
+                "a {} rule compares two builds: it needs compare = true (harness compare)",
+                self.kind
+            ));
+        }
+        if !self.compare {
+            unused(self.threshold.is_some(), "threshold")?;
+            unused(self.max_increase.is_some(), "max_increase")?;
+        }
         let kind = match self.kind.as_str() {
+            "throughput" | "cpu" | "instructions" | "loss" if self.compare => {
+                unused(self.at_least.is_some(), "at_least")?;
+                unused(self.max_drop.is_some(), "max_drop")?;
+                unused(self.measure.is_some(), "measure")?;
+                unused(self.max_loss.is_some(), "max_loss")?;
+                let threshold = |default: f64| {
+                    self.threshold
+                        .as_ref()
+                        .map(|t| fraction(t, "threshold"))
+                        .transpose()
+                        .map(|t| t.unwrap_or(default))
+                };
+                RuleKind::Paired(match self.kind.as_str() {
+                    "loss" => {
+                        unused(self.threshold.is_some(), "threshold")?;
+                        PairedFigure::Loss {
+                            rate: self.rate.map(|r| rate(Some(r), "rate", "loss")).transpose()?,
+                            max_increase: self
+                                .max_increase
+                                .as_ref()
+                                .map(|t| fraction(t, "max_increase"))
+                                .transpose()?
+                                .unwrap_or(DEFAULT_MAX_LOSS_INCREASE),
+                        }
+                    }
+                    k => {
+                        unused(self.rate.is_some(), "rate")?;
+                        unused(self.max_increase.is_some(), "max_increase")?;
+                        match k {
+                            "throughput" => PairedFigure::Throughput {
+                                threshold: threshold(DEFAULT_THRESHOLD)?,
+                            },
+                            "cpu" => PairedFigure::Cpu {
+                                threshold: threshold(DEFAULT_THRESHOLD)?,
+                            },
+                            _ => PairedFigure::Instructions {
+                                threshold: threshold(DEFAULT_INSTRUCTIONS_THRESHOLD)?,
+                            },
+                        }
+                    }
+                })
+            }
             "loss" => {
                 unused(self.at_least.is_some(), "at_least")?;
                 unused(self.max_drop.is_some(), "max_drop")?;
@@ -256,7 +376,7 @@ impl RawRule {
             }
             k => {
                 return Err(format!(
-                    "kind: {k:?}; expected loss, ndr, pdr or regression"
+                    "kind: {k:?}; expected loss, ndr, pdr or regression (or, with compare = true, throughput, cpu, loss or instructions)"
                 ))
             }
         };
@@ -282,6 +402,22 @@ impl RawRule {
 }
 
 impl RulesFile {
+    /// The rules `harness gate` judges (all but `compare = true` ones).
+    pub fn gate_rules(&self) -> usize {
+        self.rules
+            .iter()
+            .filter(|r| !matches!(r.kind, RuleKind::Paired(_)))
+            .count()
+    }
+
+    /// The `compare = true` rules, for `harness compare`.
+    pub fn paired(&self) -> impl Iterator<Item = (&Rule, PairedFigure)> {
+        self.rules.iter().filter_map(|r| match r.kind {
+            RuleKind::Paired(p) => Some((r, p)),
+            _ => None,
+        })
+    }
+
     pub fn load(path: &Path) -> Result<RulesFile, GateInputError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| GateInputError::Rules {
@@ -336,6 +472,62 @@ impl RulesFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compare_rules_parse_with_defaults_and_the_gate_skips_them() {
+        let f = RulesFile::parse(
+            r#"
+[[rule]]
+kind = "throughput"
+compare = true
+variant = "*"
+[[rule]]
+kind = "loss"
+compare = true
+variant = "batched"
+rate = 150000
+max_increase = "0.5%"
+[[rule]]
+kind = "instructions"
+compare = true
+variant = "*"
+threshold = "3%"
+[[rule]]
+kind = "ndr"
+variant = "*"
+at_least = 1000
+"#,
+            "t",
+        )
+        .unwrap();
+        let paired: Vec<PairedFigure> = f.paired().map(|(_, p)| p).collect();
+        assert_eq!(
+            paired,
+            [
+                PairedFigure::Throughput { threshold: 0.10 },
+                PairedFigure::Loss {
+                    rate: Some(150000.0),
+                    max_increase: 0.005
+                },
+                PairedFigure::Instructions { threshold: 0.03 },
+            ]
+        );
+        assert_eq!(f.gate_rules(), 1);
+        for (text, needle) in [
+            ("kind = \"cpu\"\nvariant = \"*\"", "needs compare = true"),
+            (
+                "kind = \"throughput\"\ncompare = true\nvariant = \"*\"\nmax_increase = \"1%\"",
+                "max_increase does not apply",
+            ),
+            (
+                "kind = \"loss\"\nvariant = \"*\"\nrate = 1000\nmax_loss = \"1%\"\nthreshold = \"1%\"",
+                "threshold does not apply",
+            ),
+        ] {
+            let e = RulesFile::parse(&format!("[[rule]]\n{text}\n"), "t").unwrap_err();
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn parses_each_kind_and_names_bad_keys() {

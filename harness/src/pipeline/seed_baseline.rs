@@ -175,7 +175,8 @@ fn worker(
             path: &owned.path,
         };
         let decode = sw.split();
-        let classification = super::stage::classify(classifier, &ev, &mut scratch);
+        let classification =
+            super::stage::classify(classifier, &ev, &mut scratch, std::time::Duration::ZERO);
         counts.classified += 1;
         let classify = sw.split();
         // A fresh message buffer per event.

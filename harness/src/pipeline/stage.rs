@@ -8,6 +8,8 @@
 //! The names are part of the instruction check's contract with older builds:
 //! renaming one makes a baseline built before the rename count it as "rest".
 
+use std::time::{Duration, Instant};
+
 use probes::abi::{DecodeError, Event};
 
 use super::batches::MessageBatches;
@@ -28,8 +30,23 @@ pub fn decode(data: &[u8]) -> Result<Event<'_>, DecodeError> {
     Event::decode(data)
 }
 
+/// Classifies `ev`, after spinning `extra_work` (the knob that makes a
+/// variant slower on purpose stands for a slower classifier). The spin is
+/// timed: under callgrind, where time runs tens of times slower, it costs
+/// what a few clock reads cost, not a tenth of the event.
 #[inline(never)]
-pub fn classify(c: &Classifier, ev: &Event<'_>, scratch: &mut Scratch) -> Classification {
+pub fn classify(
+    c: &Classifier,
+    ev: &Event<'_>,
+    scratch: &mut Scratch,
+    extra_work: Duration,
+) -> Classification {
+    if !extra_work.is_zero() {
+        let until = Instant::now() + extra_work;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
     c.classify(ev, scratch)
 }
 

@@ -77,7 +77,7 @@ phase "compare against ci/compare-baseline"
 compare_rev=$(grep -v '^#' ci/compare-baseline | head -n 1 | tr -d '[:space:]')
 compare_rc=0
 CMAKE=/nonexistent cargo run --release --locked -p harness -- compare --baseline "$compare_rev" \
-  --config ci/sweep-ci.toml --rules ci/gates.toml --pairs 12 --trial 500ms \
+  --config ci/sweep-ci.toml --rules ci/gates.toml --pairs 12 --trial 1s \
   --out target/ci-compare || compare_rc=$?
 case "$compare_rc" in
   0) ;;

@@ -122,3 +122,108 @@ pub fn render(r: &CompareResults) -> String {
     h.push_str("</body></html>\n");
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{CellComparison, Check, CompareCell, Pair, Side, TrialFigures};
+    use crate::experiment::results::CellKey;
+
+    fn side(role: &str) -> Side {
+        Side {
+            role: role.into(),
+            source: format!("<{role}>"),
+            commit: None,
+            binary: "/bin/harness".into(),
+            version: "harness 0.1.0".into(),
+            build_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_page_has_a_row_per_check_and_pair_and_escapes_text() {
+        let key = CellKey {
+            variant: "batched".into(),
+            capture: "c&d.pcapng".into(),
+            layout: "fixed4k".into(),
+            transport: "perf".into(),
+            ring_total_bytes: 32 << 20,
+            wakeup: "events:64".into(),
+            sink: "null".into(),
+            mode: crate::results::Mode::Replay,
+            knobs: String::new(),
+            broker: String::new(),
+            profile: "release".into(),
+        };
+        let fig = |t| TrialFigures {
+            throughput: t,
+            cpu_ns_per_event: 2000.0,
+            offered: 1000,
+            ..TrialFigures::default()
+        };
+        let check = |figure: &str, verdict: &str| Check {
+            rule: 1,
+            rule_text: "rule 1: throughput drop < 10%".into(),
+            figure: figure.into(),
+            baseline: 500_000.0,
+            candidate: 400_000.0,
+            change: -0.2,
+            low: -0.25,
+            high: -0.15,
+            spread: 0.05,
+            pairs: 3,
+            detectable: Some(0.08),
+            verdict: verdict.into(),
+        };
+        let r = CompareResults {
+            schema: crate::compare::SCHEMA.into(),
+            baseline: side("baseline"),
+            candidate: side("candidate"),
+            candidate_knobs: vec!["extra_work=1us".into()],
+            seed: 7,
+            trial_ms: 1000,
+            pairs: 3,
+            cells: vec![CellComparison {
+                cell: CompareCell {
+                    key,
+                    capture: "c&d.pcapng".into(),
+                    variant: "batched".into(),
+                    knobs: vec![],
+                    transport: "perf".into(),
+                    ring_bytes: 16 << 20,
+                    rings: Some(2),
+                    wakeup: "events:64".into(),
+                    sink: "null".into(),
+                    brokers: None,
+                },
+                loss_rate: Some(150_000.0),
+                pairs: (0..3)
+                    .map(|_| Pair {
+                        first: "baseline".into(),
+                        baseline: fig(500_000.0),
+                        candidate: fig(400_000.0),
+                        ..Pair::default()
+                    })
+                    .collect(),
+                instructions: None,
+                checks: vec![check("throughput", "regression"), check("cpu", "pass")],
+                first: None,
+            }],
+            measure_s: 12.0,
+            host: "test".into(),
+        };
+        let h = render(&r);
+        assert!(h.contains("compare failed: 1 of 2 checks regressed"), "{h}");
+        assert!(
+            h.contains("&lt;baseline&gt;") && !h.contains("<baseline>"),
+            "{h}"
+        );
+        assert!(h.contains("c&amp;d.pcapng"), "{h}");
+        assert_eq!(h.matches("<tr class=\"regression\">").count(), 1);
+        assert_eq!(h.matches("<tr class=\"pass\">").count(), 1);
+        // Three pairs, each a row with both throughputs.
+        assert_eq!(h.matches("<td>500.0</td><td>400.0</td>").count(), 3);
+        assert!(h.contains("Loss trials offered 150.0 k events/s."));
+        assert!(h.contains("-20.0%"), "{h}");
+    }
+}

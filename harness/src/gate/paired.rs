@@ -121,7 +121,7 @@ pub enum PairedError {
     Unpaired { baseline: usize, candidate: usize },
     #[error("no pairs to judge")]
     Empty,
-    #[error("pair {index}: figures must be positive and finite (baseline {baseline}, candidate {candidate})")]
+    #[error("pair {index}: figures out of range (baseline {baseline}, candidate {candidate}): ratios need positive, differences non-negative finite figures")]
     NotPositive {
         index: usize,
         baseline: f64,
@@ -141,6 +141,21 @@ pub fn log_ratios(
     candidate: &[f64],
     better: Better,
 ) -> Result<Vec<f64>, PairedError> {
+    paired_map(baseline, candidate, |b, c| {
+        let ok = |x: f64| x.is_finite() && x > 0.0;
+        (ok(b) && ok(c)).then(|| match better {
+            Better::Bigger => (c / b).ln(),
+            Better::Smaller => (b / c).ln(),
+        })
+    })
+}
+
+/// `f(baseline, candidate)` of each pair; `None` from `f` is a figure out of range.
+fn paired_map(
+    baseline: &[f64],
+    candidate: &[f64],
+    f: impl Fn(f64, f64) -> Option<f64>,
+) -> Result<Vec<f64>, PairedError> {
     if baseline.len() != candidate.len() {
         return Err(PairedError::Unpaired {
             baseline: baseline.len(),
@@ -155,17 +170,10 @@ pub fn log_ratios(
         .zip(candidate)
         .enumerate()
         .map(|(index, (&b, &c))| {
-            let ok = |x: f64| x.is_finite() && x > 0.0;
-            if !ok(b) || !ok(c) {
-                return Err(PairedError::NotPositive {
-                    index,
-                    baseline: b,
-                    candidate: c,
-                });
-            }
-            Ok(match better {
-                Better::Bigger => (c / b).ln(),
-                Better::Smaller => (b / c).ln(),
+            f(b, c).ok_or(PairedError::NotPositive {
+                index,
+                baseline: b,
+                candidate: c,
             })
         })
         .collect()
@@ -234,26 +242,9 @@ pub fn decide_increase(
     if !(max_increase > 0.0 && max_increase < 1.0) {
         return Err(PairedError::Threshold(max_increase));
     }
-    if baseline.len() != candidate.len() {
-        return Err(PairedError::Unpaired {
-            baseline: baseline.len(),
-            candidate: candidate.len(),
-        });
-    }
-    if baseline.is_empty() {
-        return Err(PairedError::Empty);
-    }
-    let mut d = Vec::with_capacity(baseline.len());
-    for (index, (&b, &c)) in baseline.iter().zip(candidate).enumerate() {
-        if !(b.is_finite() && c.is_finite() && b >= 0.0 && c >= 0.0) {
-            return Err(PairedError::NotPositive {
-                index,
-                baseline: b,
-                candidate: c,
-            });
-        }
-        d.push(c - b);
-    }
+    let d = paired_map(baseline, candidate, |b, c| {
+        (b.is_finite() && c.is_finite() && b >= 0.0 && c >= 0.0).then_some(c - b)
+    })?;
     let (estimate, low, high) = hodges_lehmann(&d, confidence);
     let verdict = if low > 0.0 && estimate > max_increase / 2.0 {
         PairedVerdict::Regression

@@ -372,47 +372,13 @@ pub(super) fn exec_reader(
 
 /// The knobs that differ from the variant's defaults, as `workers=4,batch_size=64`.
 pub(super) fn knobs_label(defaults: &Knobs, k: &Knobs) -> String {
-    let mut parts = Vec::new();
-    let mut diff = |name: &str, a: String, b: String| {
-        if a != b {
-            parts.push(format!("{name}={b}"));
-        }
-    };
-    diff(
-        "workers",
-        defaults.workers.to_string(),
-        k.workers.to_string(),
-    );
-    diff(
-        "channel_depth",
-        defaults.channel_depth.to_string(),
-        k.channel_depth.to_string(),
-    );
-    diff(
-        "batch_size",
-        defaults.batch_size.to_string(),
-        k.batch_size.to_string(),
-    );
-    let d = probes::units::format_duration;
-    diff("read_timeout", d(defaults.read_timeout), d(k.read_timeout));
-    diff(
-        "sync_publish",
-        defaults.sync_publish.to_string(),
-        k.sync_publish.to_string(),
-    );
-    diff(
-        "path_cache",
-        probes::units::format_bytes(defaults.path_cache as u64),
-        probes::units::format_bytes(k.path_cache as u64),
-    );
-    diff(
-        "message_events",
-        defaults.message_events.to_string(),
-        k.message_events.to_string(),
-    );
-    // extra_work is left out: it stands for a slower build of the same
-    // variant (the gate's regression test), so the cell stays the same cell.
-    parts.join(",")
+    k.diff_from(defaults)
+        .into_iter()
+        // extra_work is left out: it stands for a slower build of the same
+        // variant (the gate's regression test), so the cell stays the same cell.
+        .filter(|kv| !kv.starts_with("extra_work="))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The steady-state verdict rule the config's window, warm-up and tolerance give.

@@ -26,7 +26,7 @@ pub enum TrialKind {
 pub struct TrialFigures {
     /// Events/s the pipeline read.
     pub throughput: f64,
-    /// Events the producer offered, and those lost (ring and stages).
+    /// Events the producer offered, and those the rings lost.
     pub offered: u64,
     pub lost: u64,
     /// Events read.
@@ -76,11 +76,8 @@ impl TrialFigures {
                 stage_ns.push((name.to_string(), per));
             }
         }
-        // Lost anywhere: the ledger's figure when the run has one, else the ring's.
-        let lost = v
-            .pointer("/ledger/lost_anywhere")
-            .and_then(|x| x.as_u64())
-            .unwrap_or(num("/counts/lost")? as u64);
+        // The rings' losses (`counts.lost`): what a replay's results file counts as lost.
+        let lost = num("/counts/lost")? as u64;
         Ok(TrialFigures {
             throughput: num("/rates/read_per_s")?,
             offered: num("/counts/offered")? as u64,

@@ -155,6 +155,7 @@ fn replay_options(v: &Variant, rate: f64, probe: Duration) -> ReplayOptions {
         rings,
         wakeup: Some(wakeup),
         stop_at_loss: None,
+        co_runner: None,
     }
 }
 

@@ -94,6 +94,7 @@ fn main() {
             rings: Some(1),
             wakeup: Some(Wakeup::Watermark(16 << 20)),
             stop_at_loss: None,
+            co_runner: None,
         };
         let r = replay::run(&cap, &opts, drain_noop).expect("replay");
         let got = r.achieved_rate();

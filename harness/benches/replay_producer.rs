@@ -177,6 +177,7 @@ fn replay_max(cap: &Capture, secs: f64) -> replay::ReplayReport {
         rings: Some(1),
         wakeup: Some(Wakeup::Watermark(RING / 2)),
         stop_at_loss: None,
+        co_runner: None,
     };
     replay::run(cap, &opts, drain_noop).expect("replay")
 }
@@ -197,6 +198,7 @@ fn bench_replay(c: &mut Criterion) {
                 rings: Some(1),
                 wakeup: Some(Wakeup::Watermark(RING / 2)),
                 stop_at_loss: None,
+                co_runner: None,
             };
             let r = replay::run(&cap, &opts, drain_noop).expect("replay");
             Duration::from_nanos(r.last_write_ns - r.start_ns)

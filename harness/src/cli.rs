@@ -29,6 +29,8 @@ pub enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Run one cell through the real kernel: load generator, probes, rings, variant (root).
     Live(cmd::live::LiveArgs),
+    /// How well replay predicts a real command's loss: live and replay runs of it in turn, over repeats (root).
+    Fidelity(cmd::fidelity::FidelityArgs),
     /// Judge results by a rules file and a baseline: exit 0 pass, 1 a rule failed, 2 bad input.
     Gate(cmd::gate::GateArgs),
     /// Render the HTML report from results files (a run folder or sweep.json), optionally against a baseline.
@@ -59,6 +61,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Live(a) => cmd::live::run(a),
+        Command::Fidelity(a) => cmd::fidelity::run(a),
         Command::Gate(a) => cmd::gate::run(a),
         Command::Merge(a) => cmd::merge::run(a),
         Command::Compare(a) => cmd::compare::run(a),
@@ -70,7 +73,7 @@ pub fn run() -> anyhow::Result<()> {
 
 /// The process exit code for an error: 2 for bad input the user can fix by
 /// editing a config or the command line (a bad sweep config: its key and line
-/// are named), 3 for a comparison too noisy to decide, 1 for everything else
+/// are named; a live cell without the privileges it needs), 3 for a comparison too noisy to decide, 1 for everything else
 /// (a run that failed, a gate or a comparison that failed).
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     let bad_input = err.chain().any(|e| {
@@ -86,6 +89,25 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 .is_some()
             || e.downcast_ref::<crate::compare::CompareInputError>()
                 .is_some()
+            || matches!(
+                e.downcast_ref::<crate::experiment::fidelity::FidelityError>(),
+                Some(
+                    crate::experiment::fidelity::FidelityError::Plan(_)
+                        | crate::experiment::fidelity::FidelityError::Live {
+                            source: crate::experiment::live::LiveError::Privileges(_),
+                            ..
+                        }
+                )
+            )
+            || matches!(
+                e.downcast_ref::<crate::experiment::live::LiveError>(),
+                Some(
+                    crate::experiment::live::LiveError::Privileges(_)
+                        | crate::experiment::live::LiveError::Program(
+                            crate::experiment::program::ProgramError::Empty
+                        )
+                )
+            )
     });
     let inconclusive = err.chain().any(|e| {
         matches!(

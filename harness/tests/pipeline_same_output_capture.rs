@@ -35,6 +35,7 @@ fn check_capture(file: &str) {
             rings: None,
             wakeup: None,
             stop_at_loss: None,
+            co_runner: None,
         };
         let sink = Arc::new(MemorySink::new());
         let r = run_replayed(

@@ -58,6 +58,7 @@ fn opts(pacing: Pacing, transport: Transport, ring_bytes: u64, wakeup: Wakeup) -
         ring_bytes: Some(ring_bytes),
         rings: None,
         wakeup: Some(wakeup),
+        co_runner: None,
     })
 }
 

@@ -100,6 +100,7 @@ fn a_replay_stops_once_its_rings_have_lost_more_than_its_limit() {
         wakeup: Some(Wakeup::Watermark(8192)),
         stop_at_loss,
         rings: None,
+        co_runner: None,
     };
     let whole = replay::run(&cap, &tiny(None), drain_noop).unwrap();
     assert!(whole.lost > 200 && !whole.stopped_at_loss, "{}", whole.lost);

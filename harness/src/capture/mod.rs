@@ -8,12 +8,15 @@
 //! - one Enhanced Packet Block per sample, trailing zero bytes trimmed
 //!   (`captured_len < original_len`; the reader pads the zeros back);
 //! - lost markers: an EPB with no payload and `epb_dropcount` = N;
-//! - at the end, one Interface Statistics Block per ring with the kernel counters.
+//! - at the end, one Interface Statistics Block per ring with the kernel counters;
+//! - for a recorded command, one Custom Block with its tasks' CPU profile
+//!   ([`cpu_profile`]).
 //!
 //! [`CaptureWriter`] is the hot path of `harness record`; [`CaptureReader`]
 //! streams a file, [`Capture`] holds one for replay (preloaded or streamed).
 
 mod blocks;
+pub mod cpu_profile;
 mod reader;
 mod source;
 mod writer;

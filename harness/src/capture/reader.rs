@@ -76,6 +76,8 @@ pub struct CaptureReader<R: Read = BufReader<File>> {
     ring_stats: Vec<RingStats>,
     /// Comments of the statistics blocks (a recording that stopped early says why there).
     notes: Vec<String>,
+    /// The recorded command's CPU profile, once its custom block is read.
+    cpu_profile: Option<super::cpu_profile::CpuProfile>,
     done: bool,
 }
 
@@ -251,6 +253,7 @@ impl<R: Read> CaptureReader<R> {
             truncated: None,
             ring_stats: Vec::new(),
             notes: Vec::new(),
+            cpu_profile: None,
             done: false,
         })
     }
@@ -375,6 +378,7 @@ impl<R: Read> CaptureReader<R> {
             ring_stats: self.ring_stats,
             truncated: self.truncated,
             notes: self.notes,
+            cpu_profile: self.cpu_profile,
             file: self.file,
         }
     }
@@ -607,7 +611,17 @@ impl<R: Read> CaptureReader<R> {
                 self.ring_stats.push(s);
                 Ok(Parsed::Other)
             }
-            // Name resolution, custom and other blocks carry nothing for us.
+            super::cpu_profile::CUSTOM_BLOCK
+                if body.len() >= 4 && le32(body, 0) == super::cpu_profile::PEN =>
+            {
+                match super::cpu_profile::CpuProfile::parse(&body[4..]) {
+                    Some(Ok(p)) => self.cpu_profile = Some(p),
+                    Some(Err(what)) => return Err(self.corrupt(at, what)),
+                    None => {}
+                }
+                Ok(Parsed::Other)
+            }
+            // Name resolution, other custom and other blocks carry nothing for us.
             _ => Ok(Parsed::Other),
         }
     }
@@ -690,5 +704,6 @@ pub(crate) struct ReaderParts {
     pub ring_stats: Vec<RingStats>,
     pub truncated: Option<(u64, String)>,
     pub notes: Vec<String>,
+    pub cpu_profile: Option<super::cpu_profile::CpuProfile>,
     pub file: String,
 }

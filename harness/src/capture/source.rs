@@ -143,6 +143,9 @@ pub struct Capture {
     pub truncated: Option<(u64, String)>,
     /// See [`CaptureReader::notes`].
     pub notes: Vec<String>,
+    /// The recorded command's tasks' CPU use ([`super::cpu_profile`]), if
+    /// the capture has one (`harness record --run`).
+    pub cpu_profile: Option<super::cpu_profile::CpuProfile>,
     pub file: String,
     pub(crate) body: Body,
 }
@@ -296,6 +299,7 @@ fn scan<R: std::io::Read>(mut r: CaptureReader<R>, keep: bool) -> Result<Capture
         ring_stats,
         truncated,
         notes,
+        cpu_profile,
         file,
     } = r.into_parts();
     Ok(Capture {
@@ -304,6 +308,7 @@ fn scan<R: std::io::Read>(mut r: CaptureReader<R>, keep: bool) -> Result<Capture
         ring_stats,
         truncated,
         notes,
+        cpu_profile,
         file,
         body: Body::Loaded { records, arena },
     })

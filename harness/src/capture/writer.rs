@@ -456,6 +456,28 @@ impl<W: CaptureOutput> CaptureWriter<W> {
         }
     }
 
+    /// Appends the traced tasks' CPU profile as one Custom Block (see
+    /// [`super::cpu_profile`]); call it before [`CaptureWriter::close`].
+    pub fn write_cpu_profile(
+        &mut self,
+        profile: &super::cpu_profile::CpuProfile,
+    ) -> Result<(), CaptureError> {
+        self.check_running()?;
+        let json = profile.fit();
+        // type, length, enterprise number (12) + padded data + trailing length (4).
+        let total = 16 + pad4(json.len());
+        let mut b = [0u8; 12];
+        put_u32(&mut b, 0, super::cpu_profile::CUSTOM_BLOCK);
+        put_u32(&mut b, 4, total as u32);
+        put_u32(&mut b, 8, super::cpu_profile::PEN);
+        self.buf.extend_from_slice(&b);
+        self.buf.extend_from_slice(&json);
+        self.buf
+            .resize(self.buf.len() + pad4(json.len()) - json.len(), 0);
+        self.buf.extend_from_slice(&(total as u32).to_le_bytes());
+        Ok(())
+    }
+
     /// Pushes everything buffered to the output. After a flush, the file is
     /// readable up to here even if the process dies. On an error the output
     /// still ends on a whole block (see the module docs) and the writer stops.

@@ -1,11 +1,14 @@
 //! `harness live`: one cell through the real kernel (root).
 //!
 //! The load generator issues a capture's traffic (its op mix and paths) at
-//! the given rate in events/s; the real probes fill real rings of the given
+//! the given rate in events/s, or, with `--run CMD`, a real command runs at
+//! its own pace in a cgroup of its own (experiment::program); the real probes fill real rings of the given
 //! size and wakeup, in the variant's event layout and transport; the variant
 //! reads them into the sink; the ledger starts from the kernel's counters;
 //! the steady-state verdict judges the trial, exactly as a sweep trial.
-//! Without root (or CAP_BPF + CAP_PERFMON): one error line, exit 1.
+//! Without root (or CAP_BPF + CAP_PERFMON): one error line, exit 2.
+//! A command that fails or ends before the warm-up and window is reported,
+//! and its trial is not judged (verdict `unmeasured`, exit 1).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::capture::Capture;
-use crate::experiment::live::{run_live_trial, LiveSetup, Traffic};
+use crate::experiment::live::{run_live_trial, CommandTraffic, LiveSetup, LiveTraffic, Traffic};
 use crate::experiment::trial::mean_sample_len;
 use crate::experiment::verdict::VerdictRule;
 use crate::replay::{parse_bytes, parse_duration, Wakeup};
@@ -30,6 +33,20 @@ pub struct LiveArgs {
     /// Events per second (enter + exit events when the capture has exits).
     #[arg(long, default_value_t = 50_000.0)]
     pub rate: f64,
+    /// Trace this command (run with `sh -c`, its whole process tree, in a
+    /// cgroup of its own) instead of the load generator: its own traffic at
+    /// its own pace. --capture and --rate are not used.
+    #[arg(long, conflicts_with_all = ["rate", "load_cpu", "load_threads"])]
+    pub run: Option<String>,
+    /// With --run: stop the command after this long (its trial is then not judged).
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// With --run: the event layout the probes emit (default: the variant's).
+    #[arg(long)]
+    pub layout: Option<probes::abi::Layout>,
+    /// With --run: do not emit exit events.
+    #[arg(long)]
+    pub no_exit: bool,
     /// Ring memory of the cell: perf splits it over the CPUs (a power of two each).
     #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
     pub ring_bytes: u64,
@@ -64,9 +81,39 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
     let variant = crate::pipeline::variant(&args.variant)?;
     probes::loader::check_privileges()
         .map_err(|e| crate::experiment::live::LiveError::Privileges(Box::new(e)))?;
+    let layout = args.layout.unwrap_or(variant.layout);
+    if !variant.supports(layout, variant.transport) {
+        anyhow::bail!(
+            "variant {} cannot read {layout} events from {}",
+            variant.name,
+            variant.transport
+        );
+    }
     // Live cells only read the capture's op mix and paths: one streamed pass.
-    let capture = Capture::open(&args.capture, crate::capture::Loading::Stream)?;
-    let traffic = Traffic::of(&capture)?;
+    let generated = match &args.run {
+        Some(_) => None,
+        None => {
+            let capture = Capture::open(&args.capture, crate::capture::Loading::Stream)?;
+            let traffic = Traffic::of(&capture)?;
+            Some((mean_sample_len(&capture), capture.file.clone(), traffic))
+        }
+    };
+    let command = args.run.as_ref().map(|c| CommandTraffic {
+        command: c.clone(),
+        exits: !args.no_exit,
+        time_limit: args.time_limit,
+        profile: true,
+    });
+    let (traffic, mean_len, source) = match (&generated, &command) {
+        (Some((len, file, t)), _) => (LiveTraffic::Generated(t), *len, file.clone()),
+        (None, Some(c)) => (
+            LiveTraffic::Command(c),
+            // A 48-byte path: what the recorded walks of /usr average.
+            probes::abi::event_size(layout, probes::abi::Kind::Enter, 48) as u64,
+            format!("`{}`", c.command),
+        ),
+        (None, None) => unreachable!("either --run or a capture"),
+    };
     let cpus = probes::loader::online_cpus()?.len().max(1) as u64;
     let ring_bytes = match variant.transport {
         probes::Transport::Perf => {
@@ -94,9 +141,9 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
     let setup = LiveSetup {
         variant,
         knobs: (variant.knobs)(),
-        traffic: &traffic,
-        mean_sample_len: mean_sample_len(&capture),
-        layout: variant.layout,
+        traffic,
+        mean_sample_len: mean_len,
+        layout,
         transport: variant.transport,
         ring_bytes,
         wakeup,
@@ -107,10 +154,14 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
         load_threads: args.load_threads.into(),
         run_time_stats: true,
     };
+    let pace = match traffic {
+        LiveTraffic::Generated(_) => format!("{:.0} events/s of {source}'s traffic", args.rate),
+        LiveTraffic::Command(_) => format!("the traffic of {source}, at its own pace"),
+    };
     println!(
-        "live      {} ({} {}), {} ring(s) of {} bytes, wakeup {}, {:.0} events/s of {}'s traffic",
+        "live      {} ({} {}), {} ring(s) of {} bytes, wakeup {}, {pace}",
         variant.name,
-        variant.layout,
+        layout,
         variant.transport,
         if variant.transport == probes::Transport::Perf {
             cpus
@@ -119,8 +170,6 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
         },
         ring_bytes,
         wakeup,
-        args.rate,
-        capture.file
     );
     println!("sink      {desc}");
     let trial = run_live_trial(&setup, args.rate, spec.open()?)?;
@@ -139,13 +188,26 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
         eprint!("{b}");
     }
     let p = trial.producer();
-    println!(
-        "load      {:.0} events/s achieved, lateness p50 {:.1} us p99 {:.1} us max {:.1} ms",
-        p.achieved_per_s,
-        p.lateness.p50_ns as f64 / 1e3,
-        p.lateness.p99_ns as f64 / 1e3,
-        p.lateness.max_ns as f64 / 1e6
-    );
+    match &trial.command {
+        Some(c) => println!(
+            "command   `{}` {} after {:.2} s; {:.0} events/s traced",
+            c.command,
+            match (c.exit_code, c.timed_out) {
+                (_, true) => "stopped at the time limit".to_string(),
+                (Some(code), _) => format!("exited {code}"),
+                (None, _) => "killed by a signal".to_string(),
+            },
+            c.ran_ns as f64 / 1e9,
+            p.achieved_per_s
+        ),
+        None => println!(
+            "load      {:.0} events/s achieved, lateness p50 {:.1} us p99 {:.1} us max {:.1} ms",
+            p.achieved_per_s,
+            p.lateness.p50_ns as f64 / 1e3,
+            p.lateness.p99_ns as f64 / 1e3,
+            p.lateness.max_ns as f64 / 1e6
+        ),
+    }
     if let Some(c) = trial.cpu_split() {
         // ns of CPU per event emitted, and % of the machine's CPU over the trial.
         let (events, wall) = (
@@ -170,7 +232,7 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
     }
     println!("verdict   {}: {}", trial.verdict.kind, trial.verdict.reason);
     println!("rule      {}", rule.describe());
-    let result = trial.to_run_result(&setup, &capture.file, &desc);
+    let result = trial.to_run_result(&setup, &source, &desc);
     if let Some(path) = &args.json {
         result
             .write(path)
@@ -179,6 +241,13 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
     }
     if !trial.ledger.is_balanced() {
         anyhow::bail!("the ledger does not balance against the kernel counters (see above)");
+    }
+    if let Some(why) = trial
+        .command
+        .as_ref()
+        .and_then(|c| c.unjudged_reason(rule.warmup_ns + rule.window_ns))
+    {
+        anyhow::bail!("the trial was not judged: {why}");
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod count;
 pub mod export;
+pub mod fidelity;
 pub mod gate;
 pub mod inspect;
 pub mod live;

@@ -102,6 +102,12 @@ pub struct ReplayArgs {
     /// Kafka topic for `--sink kafka` (it must exist on a real broker).
     #[arg(long)]
     pub topic: Option<String>,
+    /// Occupy the CPUs as the recorded command's tasks did (a capture of
+    /// `harness record --run` holds their CPU profile): `auto` (when the
+    /// capture has a profile and replays at its own timing or --speed), `on`
+    /// or `off`. Emulated rings only. docs/fidelity.md says what it changes.
+    #[arg(long, default_value = "auto")]
+    pub co_runner: CoRunnerMode,
     /// A pipeline variant's knob away from its default, NAME=VALUE
     /// (repeatable; the sweep config's names: workers=4, extra_work=2us).
     #[arg(long = "knob")]
@@ -133,7 +139,42 @@ impl ReplayArgs {
             ring_bytes: self.ring_bytes,
             rings: self.rings,
             wakeup: self.wakeup,
+            co_runner: None,
         }
+    }
+}
+
+/// Whether replay runs the co-runner (`--co-runner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoRunnerMode {
+    Auto,
+    On,
+    Off,
+}
+
+impl CoRunnerMode {
+    /// `opts` with the co-runner set as `self` says for `capture`.
+    pub fn apply(
+        self,
+        capture: &Capture,
+        kernel: bool,
+        mut opts: ReplayOptions,
+    ) -> anyhow::Result<ReplayOptions> {
+        let timed = matches!(opts.pacing, Pacing::Original | Pacing::Speed(_));
+        opts.co_runner = match (self, &capture.cpu_profile) {
+            (CoRunnerMode::Off, _) => None,
+            (CoRunnerMode::On, None) => anyhow::bail!(
+                "--co-runner on: {} holds no CPU profile (record it with harness record --run)",
+                capture.file
+            ),
+            (CoRunnerMode::On, Some(_)) if kernel => {
+                anyhow::bail!("--co-runner on: the co-runner runs with emulated rings only")
+            }
+            (CoRunnerMode::On, Some(p)) => Some(Arc::new(p.clone())),
+            (CoRunnerMode::Auto, Some(p)) if timed && !kernel => Some(Arc::new(p.clone())),
+            (CoRunnerMode::Auto, _) => None,
+        };
+        Ok(opts)
     }
 }
 
@@ -206,7 +247,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if args.kernel {
         return run_kernel(&args, &capture, reader);
     }
-    let opts = args.options();
+    let opts = args.co_runner.apply(&capture, false, args.options())?;
+    if opts.co_runner.is_some() {
+        println!("co-runner on: the CPUs are taken as the recorded command's tasks took them");
+    }
     let (report, result) = match reader {
         Reader::Noop => {
             let report = replay::run(&capture, &opts, drain_noop)?;
@@ -247,7 +291,7 @@ fn write_json(args: &ReplayArgs, result: &RunResult) -> anyhow::Result<()> {
 
 /// `--kernel`: the same capture and options, through the kernel's real rings.
 fn run_kernel(args: &ReplayArgs, capture: &Capture, reader: Reader) -> anyhow::Result<()> {
-    let opts = KernelOptions::new(args.options());
+    let opts = KernelOptions::new(args.co_runner.apply(capture, true, args.options())?);
     {
         // Ctrl-C (or SIGTERM) ends the run early; the engine then stops the
         // reader and removes the pins before returning.

@@ -128,6 +128,26 @@ pub fn this_build(role: &str, cache: &Path) -> Result<Side, CompareInputError> {
 
 /// A side named by the user: an existing file is a binary; anything else a
 /// git revision, built (or taken from the cache).
+/// Cargo names a path package's artifacts by its path relative to the
+/// workspace root, so the worktree's build of `harness` (and of the other
+/// workspace crates) took the main tree's artifact names, and their
+/// fingerprints now point at the worktree's sources: the next `cargo build`
+/// in the main tree would call the baseline's binary fresh. Removing the
+/// workspace crates' fingerprints makes cargo rebuild them (the third-party
+/// crates, the bulk of the build, stay shared).
+fn forget_workspace_builds(profile_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(profile_dir.join(".fingerprint")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let krate = name.rsplit_once('-').map_or(name.as_str(), |(k, _)| k);
+        if ["harness", "probes", "loadgen", "reports"].contains(&krate) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 pub fn resolve(role: &str, spec: &str, cache: &Path) -> Result<Side, CompareInputError> {
     let path = Path::new(spec);
     if path.is_file() || spec.contains('/') && !spec.starts_with("origin/") && path.exists() {
@@ -215,6 +235,7 @@ pub fn resolve(role: &str, spec: &str, cache: &Path) -> Result<Side, CompareInpu
         std::fs::create_dir_all(&bin_dir).map_err(|e| bad_rev(e.to_string()))?;
         std::fs::copy(top.join(format!("target/{profile}/harness")), &binary)
             .map_err(|e| bad_rev(format!("copying the built binary: {e}")))?;
+        forget_workspace_builds(&top.join("target").join(profile));
         build_s = t0.elapsed().as_secs_f64();
     }
     let version = check_binary(role, &binary)?;

@@ -245,6 +245,7 @@ pub fn run_kernel_trial(
         ring_bytes: Some(setup.ring_bytes),
         rings: None,
         wakeup: Some(setup.wakeup),
+        co_runner: None,
     });
     let (run, injection) = match &setup.reader {
         KernelReader::Variant {

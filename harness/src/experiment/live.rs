@@ -50,6 +50,8 @@ pub enum LiveError {
     Traffic { capture: String, what: String },
     #[error("the live pipeline thread panicked")]
     Panicked,
+    #[error(transparent)]
+    Program(#[from] super::program::ProgramError),
 }
 
 impl From<ProbeError> for LiveError {
@@ -145,11 +147,44 @@ impl Traffic {
     }
 }
 
+/// A real command as a live cell's traffic: it runs at its own pace, in a
+/// cgroup of its own ([`super::program`]), and the trial lasts as long as it does.
+#[derive(Debug, Clone)]
+pub struct CommandTraffic {
+    /// Run with `sh -c`.
+    pub command: String,
+    /// Emit exit events too (as the reference recording does).
+    pub exits: bool,
+    /// The command is stopped (and its trial not judged) after this long.
+    pub time_limit: Duration,
+    /// Sample its tasks' CPU use per CPU ([`super::program::CpuSampler`]).
+    pub profile: bool,
+}
+
+/// Where a live cell's traffic comes from.
+#[derive(Clone, Copy)]
+pub enum LiveTraffic<'a> {
+    /// The load generator issues a capture's op mix and paths at the trial's rate.
+    Generated(&'a Traffic),
+    /// A real command, at its own pace (the trial's rate is ignored).
+    Command(&'a CommandTraffic),
+}
+
+impl LiveTraffic<'_> {
+    /// Events each op emits: 2 with exit events.
+    pub fn events_per_op(&self) -> f64 {
+        match self {
+            LiveTraffic::Generated(t) => t.events_per_op,
+            LiveTraffic::Command(c) => 1.0 + f64::from(u8::from(c.exits)),
+        }
+    }
+}
+
 /// What a live trial runs: everything but the rate.
 pub struct LiveSetup<'a> {
     pub variant: &'static Variant,
     pub knobs: Knobs,
-    pub traffic: &'a Traffic,
+    pub traffic: LiveTraffic<'a>,
     /// For the allowance and the lateness limit: the capture's mean sample size.
     pub mean_sample_len: u64,
     pub layout: Layout,
@@ -179,7 +214,12 @@ pub struct LiveTrial {
     pub ledger: Ledger,
     pub run: RunReport,
     pub kernel: probes::counters::KernelCounters,
-    pub load: loadgen::LoadReport,
+    /// The load generator's report (generated traffic).
+    pub load: Option<loadgen::LoadReport>,
+    /// How the command ended (a command's traffic).
+    pub command: Option<super::program::CommandOutcome>,
+    /// What the command's tasks used of each CPU, when the setup asked.
+    pub cpu_profile: Option<crate::capture::cpu_profile::CpuProfile>,
     pub progress: Vec<ProgressSample>,
     pub allowance: u64,
     pub rings: u32,
@@ -226,7 +266,11 @@ impl LiveTrial {
     pub fn cpu_split(&self) -> Option<LiveCpu> {
         Some(LiveCpu {
             programs: self.programs?,
-            load_ns: self.load.threads.iter().map(|t| t.cpu_ns).sum(),
+            load_ns: match (&self.load, &self.cpu_profile) {
+                (Some(l), _) => l.threads.iter().map(|t| t.cpu_ns).sum(),
+                (None, Some(p)) => p.total_per_cpu().iter().sum(),
+                (None, None) => 0,
+            },
             reader_ns: self.run.cpu.reader.as_nanos() as u64,
             workers_ns: self.run.cpu.workers.as_nanos() as u64,
         })
@@ -236,9 +280,17 @@ impl LiveTrial {
         self.verdict.clean()
     }
     pub fn producer(&self) -> ProducerStats {
-        let l = self.load.lateness_ns.as_ref();
+        let Some(load) = &self.load else {
+            // A command has no schedule to be late for: its own pace is the rate.
+            return ProducerStats {
+                achieved_per_s: self.kernel.total().emitted as f64
+                    / (self.duration_ns.max(1) as f64 / 1e9),
+                lateness: Lateness::default(),
+            };
+        };
+        let l = load.lateness_ns.as_ref();
         ProducerStats {
-            achieved_per_s: self.load.achieved_ops_per_sec * self.events_per_op,
+            achieved_per_s: load.achieved_ops_per_sec * self.events_per_op,
             lateness: Lateness {
                 p50_ns: l.map_or(0, |l| l.p50),
                 p99_ns: l.map_or(0, |l| l.p99),
@@ -248,7 +300,124 @@ impl LiveTrial {
     }
 }
 
-/// Runs one live trial of `setup` at `rate` events/s into `sink`.
+/// What drives a live trial's traffic while it runs.
+enum Driver {
+    Load(loadgen::Load),
+    Command {
+        command: super::program::TracedCommand,
+        cgroup: Arc<super::program::Cgroup>,
+        sampler: Option<super::program::CpuSampler>,
+        time_limit: Duration,
+    },
+}
+
+/// How the driver ended: the load's report or the command's outcome and profile.
+type DriverEnd = (
+    Option<loadgen::LoadReport>,
+    Option<super::program::CommandOutcome>,
+    Option<crate::capture::cpu_profile::CpuProfile>,
+);
+
+impl Driver {
+    /// Spawns the load (held until [`Driver::release`]) or makes the
+    /// command's cgroup (the command starts at release).
+    fn prepare(
+        setup: &LiveSetup<'_>,
+        rate: f64,
+        length: Duration,
+    ) -> Result<(Driver, Filter, bool), LiveError> {
+        match setup.traffic {
+            LiveTraffic::Generated(t) => {
+                let mut cfg = loadgen::LoadConfig::new(
+                    loadgen::Rate::PerSecond(rate / t.events_per_op),
+                    loadgen::RunEnd::Duration(length),
+                );
+                cfg.mix = t.mix.clone();
+                cfg.paths = loadgen::PathSource::ListFile(t.paths_file.path().to_path_buf());
+                cfg.threads = setup.load_threads;
+                cfg.cpus = setup.load_cpu.map(|c| vec![c]);
+                let load = loadgen::Load::spawn(cfg)?;
+                let filter = Filter::Tgids(vec![load.pid() as u32]);
+                Ok((Driver::Load(load), filter, t.exits))
+            }
+            LiveTraffic::Command(c) => {
+                let cgroup = Arc::new(super::program::Cgroup::create()?);
+                let filter = Filter::Cgroup(cgroup.path().to_path_buf());
+                // Not started yet: a placeholder replaced at release.
+                Ok((
+                    Driver::Command {
+                        command: super::program::TracedCommand::pending(&c.command),
+                        cgroup,
+                        sampler: None,
+                        time_limit: c.time_limit,
+                    },
+                    filter,
+                    c.exits,
+                ))
+            }
+        }
+    }
+
+    fn release(&mut self, setup: &LiveSetup<'_>) -> Result<(), LiveError> {
+        match self {
+            Driver::Load(l) => l.release(),
+            Driver::Command {
+                command,
+                cgroup,
+                sampler,
+                ..
+            } => {
+                if let LiveTraffic::Command(c) = setup.traffic {
+                    if c.profile {
+                        let cpus = probes::loader::online_cpus()?.len().max(1);
+                        *sampler = Some(super::program::CpuSampler::start(
+                            cgroup.clone(),
+                            cpus,
+                            crate::capture::cpu_profile::DEFAULT_BUCKET_NS,
+                        ));
+                    }
+                }
+                command.start(cgroup)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the traffic is still coming at `elapsed` into a trial of `length`.
+    fn running(&mut self, elapsed: Duration, length: Duration) -> bool {
+        match self {
+            Driver::Load(_) => elapsed < length,
+            Driver::Command {
+                command,
+                time_limit,
+                ..
+            } => elapsed < *time_limit && command.running(),
+        }
+    }
+
+    fn finish(self) -> Result<DriverEnd, LiveError> {
+        match self {
+            Driver::Load(l) => {
+                l.stop();
+                Ok((Some(l.join()?), None, None))
+            }
+            Driver::Command {
+                command,
+                cgroup,
+                sampler,
+                time_limit,
+            } => {
+                let outcome = command.wait(time_limit)?;
+                let profile = sampler.map(super::program::CpuSampler::finish);
+                drop(cgroup);
+                Ok((None, Some(outcome), profile))
+            }
+        }
+    }
+}
+
+/// Runs one live trial of `setup` at `rate` events/s into `sink` (a
+/// command's traffic comes at its own pace: `rate` is ignored).
 pub fn run_live_trial(
     setup: &LiveSetup<'_>,
     rate: f64,
@@ -257,16 +426,7 @@ pub fn run_live_trial(
     probes::loader::check_privileges().map_err(|e| LiveError::Privileges(Box::new(e)))?;
     let rule = setup.rule;
     let length = Duration::from_nanos(rule.warmup_ns + rule.window_ns);
-    let t = setup.traffic;
-    let mut cfg = loadgen::LoadConfig::new(
-        loadgen::Rate::PerSecond(rate / t.events_per_op),
-        loadgen::RunEnd::Duration(length),
-    );
-    cfg.mix = t.mix.clone();
-    cfg.paths = loadgen::PathSource::ListFile(t.paths_file.path().to_path_buf());
-    cfg.threads = setup.load_threads;
-    cfg.cpus = setup.load_cpu.map(|c| vec![c]);
-    let mut load = loadgen::Load::spawn(cfg)?;
+    let (mut driver, filter, exits) = Driver::prepare(setup, rate, length)?;
     // Before the probe loads, so its programs are timed from their first run.
     let stats = match setup.run_time_stats {
         true => Some(probes::loader::RunTimeStats::enable()?),
@@ -275,8 +435,8 @@ pub fn run_live_trial(
     let mut spec = ProbeSpec::new(setup.layout, setup.transport);
     spec.ring_bytes = setup.ring_bytes as usize;
     spec.wakeup = setup.wakeup;
-    spec.filter = Filter::Tgids(vec![load.pid() as u32]);
-    spec.emit_exit = t.exits;
+    spec.filter = filter;
+    spec.emit_exit = exits;
     let mut probe = Probe::load(&spec)?;
     let rings = match setup.transport {
         Transport::Perf => probe.cpus().len() as u32,
@@ -301,13 +461,13 @@ pub fn run_live_trial(
     ctx.stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = probe.stop_handle();
 
-    let (run, progress, kernel, load_report, duration_ns) = std::thread::scope(|s| {
+    let (run, progress, kernel, ended, duration_ns) = std::thread::scope(|s| {
         let worker = s.spawn(|| pipeline.run(input, &ctx));
-        load.release();
+        let released = driver.release(setup);
         let start = Instant::now();
         let mut progress = Vec::new();
         let mut next = start;
-        while start.elapsed() < length {
+        while released.is_ok() && driver.running(start.elapsed(), length) {
             if let Ok(k) = probe.counters() {
                 let k = k.total();
                 progress.push(ProgressSample {
@@ -319,7 +479,18 @@ pub fn run_live_trial(
                 });
             }
             next += Duration::from_nanos(SAMPLE_NS);
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            // A command is checked every millisecond, so its end ends the trial promptly.
+            let nap = match setup.traffic {
+                LiveTraffic::Generated(_) => next.saturating_duration_since(Instant::now()),
+                LiveTraffic::Command(_) => Duration::from_millis(1),
+            };
+            std::thread::sleep(nap);
+            while matches!(setup.traffic, LiveTraffic::Command(_)) && Instant::now() < next {
+                if !driver.running(start.elapsed(), length) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         let duration_ns = start.elapsed().as_nanos() as u64;
         let programs = stats
@@ -327,20 +498,19 @@ pub fn run_live_trial(
             .map(|_| probe.program_run_time().map_err(LiveError::from));
         let detached = probe.detach();
         stop.store(true, std::sync::atomic::Ordering::Release);
-        load.stop();
-        let load_report = load.join();
+        let ended = released.and_then(|()| driver.finish());
         let run = worker.join().map_err(|_| LiveError::Panicked);
         let kernel = probe.counters();
         (
             run,
             progress,
             kernel,
-            load_report.map(|r| (r, detached, programs)),
+            ended.map(|e| (e, detached, programs)),
             duration_ns,
         )
     });
     let run = run??;
-    let (load_report, detached, programs) = load_report?;
+    let ((load_report, command, cpu_profile), detached, programs) = ended?;
     detached?;
     let programs = programs.transpose()?;
     drop(stats);
@@ -359,6 +529,11 @@ pub fn run_live_trial(
         }),
         stages: run.stages.clone(),
         sink: sink_report,
+    };
+    // A command's rate is what it reached.
+    let rate = match setup.traffic {
+        LiveTraffic::Generated(_) => rate,
+        LiveTraffic::Command(_) => k.emitted as f64 / (duration_ns.max(1) as f64 / 1e9),
     };
     let mean_rec = setup.mean_sample_len
         + match setup.transport {
@@ -385,17 +560,27 @@ pub fn run_live_trial(
         .into_iter()
         .map(|i| format!("{}: {}", i.check, i.detail))
         .collect();
-    let verdict = judge(
+    let mut verdict = judge(
         &rule,
         &TrialEvidence {
             samples: &progress,
             lost,
             imbalances,
-            lateness_p99_ns: load_report.lateness_ns.as_ref().map_or(0, |l| l.p99),
+            lateness_p99_ns: load_report
+                .as_ref()
+                .and_then(|l| l.lateness_ns.as_ref())
+                .map_or(0, |l| l.p99),
             lateness_limit_ns: lateness_limit(&rule, fill_ns),
             allowance,
         },
     );
+    if let Some(why) = command
+        .as_ref()
+        .and_then(|c| c.unjudged_reason(rule.warmup_ns + rule.window_ns))
+    {
+        verdict.kind = crate::results::VerdictKind::Unmeasured;
+        verdict.reason = format!("not judged: {why}");
+    }
     Ok(LiveTrial {
         rate,
         verdict,
@@ -403,11 +588,13 @@ pub fn run_live_trial(
         run,
         kernel,
         load: load_report,
+        command,
+        cpu_profile,
         progress,
         allowance,
         rings,
         duration_ns,
-        events_per_op: t.events_per_op,
+        events_per_op: setup.traffic.events_per_op(),
         programs,
     })
 }
@@ -434,8 +621,12 @@ impl LiveTrial {
             loops: None,
             duration_ns: Some(self.duration_ns),
             extra: crate::results::RunExtra {
-                load_mix: Some(setup.traffic.mix.clone()),
-                events_per_op: Some(setup.traffic.events_per_op),
+                load_mix: match setup.traffic {
+                    LiveTraffic::Generated(t) => Some(t.mix.clone()),
+                    LiveTraffic::Command(_) => None,
+                },
+                events_per_op: Some(setup.traffic.events_per_op()),
+                command: self.command.clone(),
                 ..crate::results::RunExtra::sink(sink_desc)
             },
         };
@@ -479,7 +670,10 @@ impl LiveTrial {
             rule: setup.rule.describe(),
             warmup_ns: setup.rule.warmup_ns,
             window_ns: setup.rule.window_ns,
-            shape: "load generator (paced, bursts of 8 ops)".into(),
+            shape: match setup.traffic {
+                LiveTraffic::Generated(_) => "load generator (paced, bursts of 8 ops)".into(),
+                LiveTraffic::Command(c) => format!("the command `{}`, at its own pace", c.command),
+            },
             allowance: self.allowance,
             producer: self.producer(),
             stopped_at_loss: false,

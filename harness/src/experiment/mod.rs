@@ -18,9 +18,12 @@
 //! - [`relayout`]: a capture rewritten into another event layout.
 
 pub mod burst;
+pub mod fidelity;
 pub mod kernel;
 pub mod live;
 pub mod plan;
+pub mod program;
+pub mod record;
 pub mod relayout;
 pub mod results;
 pub mod run_folder;

@@ -488,7 +488,7 @@ impl CellRunner<'_> {
         let live_setup = self.traffic.as_ref().map(|t| LiveSetup {
             variant: cell.variant,
             knobs: cell.knobs,
-            traffic: t,
+            traffic: crate::experiment::live::LiveTraffic::Generated(t),
             mean_sample_len: crate::experiment::trial::mean_sample_len(self.cap),
             layout: cell.layout,
             transport: cell.transport,

@@ -215,6 +215,7 @@ pub fn run_trial(
         stop_at_loss: setup
             .stop_at_loss
             .map(|share| stop_at_loss(share, rule, rate, setup.capture.samples() as u64)),
+        co_runner: None,
     };
     let run = run_replayed(
         setup.variant,

@@ -9,6 +9,7 @@
 
 mod bmf;
 pub mod compare_page;
+pub mod fidelity_page;
 mod gab;
 pub mod report;
 

@@ -23,6 +23,7 @@
 //! producer managed to write (no coordinated omission). In `max` pacing the
 //! due time is the moment of writing.
 
+pub mod co_runner;
 pub mod kernel;
 pub mod order;
 pub mod pacing;
@@ -103,6 +104,8 @@ pub struct ReplayOptions {
     pub wakeup: Option<Wakeup>,
     /// Stop early at this much loss (none: run to the bound).
     pub stop_at_loss: Option<StopAtLoss>,
+    /// Occupy the CPUs as the recorded command's tasks did ([`co_runner`]).
+    pub co_runner: Option<std::sync::Arc<crate::capture::cpu_profile::CpuProfile>>,
 }
 
 impl Default for ReplayOptions {
@@ -115,6 +118,7 @@ impl Default for ReplayOptions {
             rings: None,
             wakeup: None,
             stop_at_loss: None,
+            co_runner: None,
         }
     }
 }
@@ -359,6 +363,19 @@ where
         });
     }
     let (first, last) = (capture.summary.first_ns, capture.summary.last_ns);
+    // The co-runner follows the recorded clock: it needs the recorded timing.
+    let co_runner_speed = match (&opts.co_runner, opts.pacing) {
+        (None, _) | (_, Pacing::Original) => 1.0,
+        (Some(_), Pacing::Speed(x)) => x,
+        (Some(_), other) => {
+            return Err(ReplayError::Option {
+                what: format!(
+                    "the co-runner follows the capture's recorded timing; pacing {} has none (use the capture's own pace or --speed)",
+                    other.describe()
+                ),
+            })
+        }
+    };
     let (mut writers, source) = build_rings(&rings)?;
     let mut order = KernelOrder::new(capture);
 
@@ -366,6 +383,10 @@ where
         let handle = scope.spawn(move || consumer(source));
         // Start 2 ms from now so the consumer thread is up before the first record.
         let start_ns = monotonic_ns() + 2_000_000;
+        let co_runner = opts
+            .co_runner
+            .as_ref()
+            .map(|p| co_runner::CoRunner::start(p, start_ns, first, co_runner_speed));
         let produced = Schedule::new(opts.pacing, start_ns, first, last, capture.summary.samples)
             .map(|schedule| {
                 produce(
@@ -378,6 +399,7 @@ where
                 )
             });
         writers.close();
+        let co_runner = co_runner.map(co_runner::CoRunner::finish);
         let consumer = handle.join();
         let mut p = produced?;
         if let Some(e) = p.error.take() {
@@ -390,7 +412,7 @@ where
             RingWriters::Perf(ws) => ws.iter().map(|w| w.pending_lost()).sum(),
             RingWriters::Ringbuf(_) => 0,
         };
-        Ok(ReplayReport::assemble(
+        let mut report = ReplayReport::assemble(
             rings,
             opts,
             capture,
@@ -398,6 +420,8 @@ where
             writers.ring_results(),
             unreported_lost,
             consumer,
-        ))
+        );
+        report.co_runner = co_runner;
+        Ok(report)
     })
 }

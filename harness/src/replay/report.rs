@@ -123,6 +123,8 @@ pub struct ReplayReport {
     pub consumer: ConsumerReport,
     /// The run stopped before its bound at [`ReplayOptions::stop_at_loss`].
     pub stopped_at_loss: bool,
+    /// What the co-runner asked for and spun ([`ReplayOptions::co_runner`]).
+    pub co_runner: Option<super::co_runner::CoRunnerReport>,
 }
 
 impl ReplayReport {
@@ -161,6 +163,7 @@ impl ReplayReport {
             per_ring,
             consumer,
             stopped_at_loss: p.stopped_at_loss,
+            co_runner: None,
         }
     }
 

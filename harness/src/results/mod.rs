@@ -7,9 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
+mod command;
 mod progress;
 mod verdict;
 
+pub use command::CommandOutcome;
 pub use progress::{latency_histogram, Lateness, ProducerStats, ProgressSample};
 pub use verdict::{Verdict, VerdictKind, WindowStats};
 
@@ -276,6 +278,9 @@ pub struct RunExtra {
     /// The sink, described (`null (discards messages)`, `kafka (mock)`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sink: Option<String>,
+    /// A live cell of a real command: how the command ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandOutcome>,
 }
 
 impl RunExtra {

@@ -1,0 +1,620 @@
+//! Fidelity of replay to a real program, judged over repeats
+//! (`harness fidelity`, docs/fidelity.md).
+//!
+//! For each cell (variant, ring size, wakeup) and each repeat:
+//! 1. the command is recorded: the cell's probes and wakeup, but rings large
+//!    enough to lose nothing ([`FidelityPlan::reference_ring_bytes`]), read
+//!    by `harness record`'s reader; this is the reference the replay gets.
+//!    The cell's wakeup is kept because its cost lands on the traced program
+//!    (one wakeup per event slows a directory walk several times over), so a
+//!    reference recorded with another wakeup would carry another timing;
+//! 2. the command runs live into the cell's rings, read by the cell's
+//!    variant (the ledger and verdict of every live cell);
+//! 3. the reference is replayed at its own timing into emulated rings of the
+//!    cell's size and wakeup, read by the same variant: without the
+//!    co-runner, and with it (the command's recorded CPU use taken from the
+//!    same CPUs at the same moments, `replay::co_runner`).
+//!
+//! The order of 2 and 3 turns from repeat to repeat, so a host that slows
+//! down over the run does not favour one side. Each side's lost % is then
+//! summarised over the repeats ([`Spread`], zero-loss share with its Wilson
+//! interval) and the sides compared by a rank-sum test; a cell holds when
+//! replay's median is within [`TOLERANCE_PP`] points of live's, or inside
+//! live's interquartile range where that is wider.
+//!
+//! Every side reads with the same variant: the results name it per side
+//! ([`SideResult::reader`]), and a check refuses a plan where they differ.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use probes::abi::Layout;
+use probes::Transport;
+use serde::{Deserialize, Serialize};
+
+use super::live::{run_live_trial, CommandTraffic, LiveSetup, LiveTraffic};
+use super::stats::{mann_whitney, wilson, RankSum, Spread};
+use super::verdict::VerdictRule;
+use crate::capture::{Capture, Loading};
+use crate::classify::Classifier;
+use crate::pipeline::Variant;
+use crate::replay::{Bound, Pacing, ReplayOptions, Wakeup};
+use crate::results::CommandOutcome;
+use crate::sink::SinkSpec;
+
+/// Schema of `fidelity.json`.
+pub const SCHEMA: &str = "dropbench.fidelity/1";
+/// A cell holds when replay's median lost % is within this many percentage
+/// points of live's (or inside live's interquartile range where that is wider).
+pub const TOLERANCE_PP: f64 = 2.0;
+
+/// One compared cell.
+#[derive(Debug, Clone)]
+pub struct FidelityCell {
+    pub variant: &'static Variant,
+    /// Data bytes of one ring (perf: per CPU).
+    pub ring_bytes: u64,
+    pub wakeup: Wakeup,
+}
+
+impl FidelityCell {
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.variant.name,
+            probes::units::format_bytes(self.ring_bytes),
+            self.wakeup
+        )
+    }
+}
+
+/// Which replay sides run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoRunnerSides {
+    /// Replay without the co-runner only.
+    Off,
+    /// Replay with the co-runner only.
+    On,
+    /// Both, in turn within each repeat: the same cells in the same hour.
+    Both,
+}
+
+/// What `harness fidelity` runs.
+#[derive(Debug, Clone)]
+pub struct FidelityPlan {
+    /// Run with `sh -c` in a cgroup of its own.
+    pub command: String,
+    pub layout: Layout,
+    pub transport: Transport,
+    pub cells: Vec<FidelityCell>,
+    pub repeats: usize,
+    /// The reference recording's ring (perf: per CPU): large enough that
+    /// nothing is lost (a reference that lost samples is reported).
+    pub reference_ring_bytes: u64,
+    pub co_runner: CoRunnerSides,
+    /// A live run shorter than `rule.warmup_ns + rule.window_ns` is not judged.
+    pub rule: VerdictRule,
+    pub time_limit: Duration,
+    /// Where the reference recordings go (each is removed after its replays).
+    pub scratch: PathBuf,
+}
+
+/// Which side a figure is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    Live,
+    Replay,
+    ReplayCoRunner,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Live => "live",
+            Side::Replay => "replay",
+            Side::ReplayCoRunner => "replay + co-runner",
+        }
+    }
+}
+
+/// One run of one side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideRun {
+    pub repeat: usize,
+    /// Samples offered to the rings (live: the kernel's emitted count).
+    pub offered: u64,
+    /// Refused by the rings.
+    pub lost: u64,
+    pub lost_pct: f64,
+    /// Wall time of the run (live: the command's), s.
+    pub seconds: f64,
+    /// Why the run is left out of the figures, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_judged: Option<String>,
+}
+
+/// One side of a cell over the repeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideResult {
+    pub side: Side,
+    /// The variant that read the rings (the same on every side of a cell).
+    pub reader: String,
+    pub runs: Vec<SideRun>,
+    /// Lost % over the judged runs.
+    pub lost_pct: Option<Spread>,
+    /// Judged runs that lost nothing, of the judged runs.
+    pub zero_loss_runs: usize,
+    pub judged_runs: usize,
+    /// Wilson 95 % interval of the zero-loss share.
+    pub zero_loss_interval: (f64, f64),
+}
+
+impl SideResult {
+    fn new(side: Side, reader: &str, runs: Vec<SideRun>) -> SideResult {
+        let judged: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.not_judged.is_none())
+            .map(|r| r.lost_pct)
+            .collect();
+        let zero = judged.iter().filter(|&&p| p == 0.0).count();
+        SideResult {
+            side,
+            reader: reader.to_string(),
+            lost_pct: Spread::of(&judged),
+            zero_loss_runs: zero,
+            judged_runs: judged.len(),
+            zero_loss_interval: wilson(zero as u64, judged.len() as u64, 1.96),
+            runs,
+        }
+    }
+
+    /// Lost % of the judged runs.
+    pub fn judged(&self) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter(|r| r.not_judged.is_none())
+            .map(|r| r.lost_pct)
+            .collect()
+    }
+}
+
+/// How one replay side compares with live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    pub side: Side,
+    /// Replay's median minus live's, percentage points.
+    pub median_gap_pp: f64,
+    /// Within [`TOLERANCE_PP`] of live's median, or inside live's IQR.
+    pub holds: bool,
+    /// Whether the two distributions differ (Mann-Whitney U).
+    pub rank_sum: Option<RankSum>,
+}
+
+/// Judges `replay` against `live`.
+pub fn agreement(live: &SideResult, replay: &SideResult) -> Option<Agreement> {
+    let (l, r) = (live.lost_pct?, replay.lost_pct?);
+    let gap = r.median - l.median;
+    Some(Agreement {
+        side: replay.side,
+        median_gap_pp: gap,
+        holds: gap.abs() <= TOLERANCE_PP || (l.q1..=l.q3).contains(&r.median),
+        rank_sum: mann_whitney(&replay.judged(), &live.judged()),
+    })
+}
+
+/// One cell's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub label: String,
+    pub variant: String,
+    pub layout: String,
+    pub transport: String,
+    pub ring_bytes: u64,
+    pub wakeup: String,
+    pub sides: Vec<SideResult>,
+    pub agreement: Vec<Agreement>,
+    /// Per repeat: samples the reference recorded, and the reference's own
+    /// losses (anything above 0 is reported: the reference ring was too small).
+    pub reference_samples: Vec<u64>,
+    pub reference_lost: Vec<u64>,
+    /// The command's run time live over its run time while the reference was
+    /// recorded, median over repeats: how alike the two runs were.
+    pub live_over_reference_time: Option<f64>,
+}
+
+/// Everything `harness fidelity` measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FidelityResults {
+    pub schema: String,
+    pub command: String,
+    pub repeats: usize,
+    pub reference_ring_bytes: u64,
+    pub co_runner: CoRunnerSides,
+    pub tolerance_pp: f64,
+    pub host: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub started_unix_s: u64,
+    pub seconds: f64,
+    pub cells: Vec<CellResult>,
+}
+
+/// Why a fidelity run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum FidelityError {
+    #[error("fidelity: {0}")]
+    Plan(String),
+    #[error("fidelity: recording the reference of {cell}: {source:#}")]
+    Reference { cell: String, source: anyhow::Error },
+    #[error("fidelity: {cell}: {source}")]
+    Live {
+        cell: String,
+        source: super::live::LiveError,
+    },
+    #[error("fidelity: {cell}: replay: {source}")]
+    Replay {
+        cell: String,
+        source: crate::pipeline::replayed::ReplayedError,
+    },
+    #[error("fidelity: {0}")]
+    Capture(#[from] crate::capture::CaptureError),
+}
+
+impl FidelityPlan {
+    /// Refuses plans whose sides could not read alike.
+    pub fn check(&self) -> Result<(), FidelityError> {
+        if self.repeats < 3 {
+            return Err(FidelityError::Plan(format!(
+                "--repeats {}: a distribution needs at least 3 runs per side (10 for the issue's figures)",
+                self.repeats
+            )));
+        }
+        for c in &self.cells {
+            if !c.variant.supports(self.layout, self.transport) {
+                return Err(FidelityError::Plan(format!(
+                    "variant {} cannot read {} events from {}",
+                    c.variant.name, self.layout, self.transport
+                )));
+            }
+            if c.ring_bytes > self.reference_ring_bytes {
+                return Err(FidelityError::Plan(format!(
+                    "the reference ring ({}) must be at least the cell's ({})",
+                    probes::units::format_bytes(self.reference_ring_bytes),
+                    probes::units::format_bytes(c.ring_bytes)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The replay sides this plan runs.
+    pub fn replay_sides(&self) -> Vec<Side> {
+        match self.co_runner {
+            CoRunnerSides::Off => vec![Side::Replay],
+            CoRunnerSides::On => vec![Side::ReplayCoRunner],
+            CoRunnerSides::Both => vec![Side::Replay, Side::ReplayCoRunner],
+        }
+    }
+}
+
+/// The wakeup in the reference ring that behaves as `w` does in the cell's:
+/// the same events or bytes (a watermark is in bytes, so it is kept in bytes,
+/// not as a share of the larger ring).
+fn reference_wakeup(w: Wakeup) -> String {
+    w.to_string()
+}
+
+/// Records the command once for `cell` into `path` (see the module docs).
+fn record_reference(
+    plan: &FidelityPlan,
+    cell: &FidelityCell,
+    path: &Path,
+) -> anyhow::Result<(super::record::RecordSummary, Capture)> {
+    let args = super::record::RecordArgs {
+        output: path.to_path_buf(),
+        layout: plan.layout,
+        transport: plan.transport,
+        ring_bytes: plan.reference_ring_bytes,
+        wakeup: Some(reference_wakeup(cell.wakeup)),
+        duration: None,
+        filter: None,
+        no_exit: false,
+        hook: probes::loader::Hook::Tracepoints,
+        run: Some(plan.command.clone()),
+        load_rate: None,
+        load_duration: None,
+        load_mix: None,
+        load_cpus: None,
+        tracefs: PathBuf::from("/sys/kernel/tracing"),
+        json: None,
+        quiet: true,
+    };
+    let summary = super::record::record(&args)?;
+    let capture = Capture::open(path, Loading::Preload)?;
+    Ok((summary, capture))
+}
+
+fn pct(lost: u64, offered: u64) -> f64 {
+    if offered == 0 {
+        0.0
+    } else {
+        100.0 * lost as f64 / offered as f64
+    }
+}
+
+/// One live run of `cell`.
+fn live_run(
+    plan: &FidelityPlan,
+    cell: &FidelityCell,
+    repeat: usize,
+    mean_sample_len: u64,
+) -> Result<(SideRun, u64), FidelityError> {
+    let traffic = CommandTraffic {
+        command: plan.command.clone(),
+        exits: true,
+        time_limit: plan.time_limit,
+        profile: false,
+    };
+    let sink = SinkSpec::Null;
+    let setup = LiveSetup {
+        variant: cell.variant,
+        knobs: (cell.variant.knobs)(),
+        traffic: LiveTraffic::Command(&traffic),
+        mean_sample_len,
+        layout: plan.layout,
+        transport: plan.transport,
+        ring_bytes: cell.ring_bytes,
+        wakeup: cell.wakeup,
+        sink: &sink,
+        classifier: Arc::new(Classifier::default_rules()),
+        rule: plan.rule,
+        load_cpu: None,
+        load_threads: 1,
+        run_time_stats: false,
+    };
+    let err = |source| FidelityError::Live {
+        cell: cell.label(),
+        source,
+    };
+    let t = run_live_trial(&setup, 0.0, sink.open().map_err(|e| err(e.into()))?).map_err(err)?;
+    let k = t.kernel.total();
+    let ran_ns = t.command.as_ref().map_or(t.duration_ns, |c| c.ran_ns);
+    let not_judged = t
+        .command
+        .as_ref()
+        .and_then(|c: &CommandOutcome| c.unjudged_reason(plan.rule.warmup_ns + plan.rule.window_ns))
+        .or_else(|| (!t.ledger.is_balanced()).then(|| "the ledger does not balance".to_string()));
+    Ok((
+        SideRun {
+            repeat,
+            offered: k.emitted,
+            lost: k.failed(),
+            lost_pct: pct(k.failed(), k.emitted),
+            seconds: t.duration_ns as f64 / 1e9,
+            not_judged,
+        },
+        ran_ns,
+    ))
+}
+
+/// One replay of the reference into `cell`'s rings.
+fn replay_run(
+    cell: &FidelityCell,
+    capture: &Capture,
+    repeat: usize,
+    co_runner: bool,
+) -> Result<SideRun, FidelityError> {
+    let opts = ReplayOptions {
+        pacing: Pacing::Original,
+        bound: Bound::Loops(1),
+        transport: None,
+        ring_bytes: Some(cell.ring_bytes),
+        rings: None,
+        wakeup: Some(cell.wakeup),
+        stop_at_loss: None,
+        co_runner: match (co_runner, &capture.cpu_profile) {
+            (true, Some(p)) => Some(Arc::new(p.clone())),
+            _ => None,
+        },
+    };
+    let not_judged = (co_runner && capture.cpu_profile.is_none())
+        .then(|| "the reference holds no CPU profile".to_string());
+    let r = crate::pipeline::replayed::run_replayed(
+        cell.variant,
+        (cell.variant.knobs)(),
+        capture,
+        &opts,
+        Arc::new(Classifier::default_rules()),
+        SinkSpec::Null
+            .open()
+            .map_err(|e| FidelityError::Plan(e.to_string()))?,
+        Duration::from_secs(10),
+    )
+    .map_err(|source| FidelityError::Replay {
+        cell: cell.label(),
+        source,
+    })?;
+    let rep = &r.replay;
+    Ok(SideRun {
+        repeat,
+        offered: rep.offered,
+        lost: rep.lost,
+        lost_pct: pct(rep.lost, rep.offered),
+        seconds: rep.last_write_ns.saturating_sub(rep.start_ns) as f64 / 1e9,
+        not_judged,
+    })
+}
+
+/// Runs `plan`, calling `progress` after every run with a line to show.
+pub fn run(
+    plan: &FidelityPlan,
+    mut progress: impl FnMut(&str),
+) -> Result<FidelityResults, FidelityError> {
+    plan.check()?;
+    probes::loader::check_privileges().map_err(|e| FidelityError::Live {
+        cell: "every cell".into(),
+        source: super::live::LiveError::Privileges(Box::new(e)),
+    })?;
+    std::fs::create_dir_all(&plan.scratch)
+        .map_err(|e| FidelityError::Plan(format!("{}: {e}", plan.scratch.display())))?;
+    let t0 = std::time::Instant::now();
+    let started_unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let replay_sides = plan.replay_sides();
+    let mut cells = Vec::new();
+    for cell in &plan.cells {
+        let label = cell.label();
+        let mut live = Vec::new();
+        let mut replays: Vec<Vec<SideRun>> = vec![Vec::new(); replay_sides.len()];
+        let (mut ref_samples, mut ref_lost, mut time_ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for repeat in 0..plan.repeats {
+            let path = plan.scratch.join(format!("reference-{repeat}.pcapng"));
+            let (summary, capture) =
+                record_reference(plan, cell, &path).map_err(|source| FidelityError::Reference {
+                    cell: label.clone(),
+                    source,
+                })?;
+            let _ = std::fs::remove_file(&path);
+            let ref_ns = summary.command.as_ref().map_or(0, |c| c.ran_ns);
+            ref_samples.push(summary.samples);
+            ref_lost.push(summary.lost_reported + summary.lost_unreported);
+            // Live first on even repeats, replays first on odd ones.
+            let mut order: Vec<Option<usize>> = std::iter::once(None)
+                .chain((0..replay_sides.len()).map(Some))
+                .collect();
+            let turn = repeat % order.len();
+            order.rotate_left(turn);
+            for step in order {
+                match step {
+                    None => {
+                        let (run, ran_ns) =
+                            live_run(plan, cell, repeat, super::trial::mean_sample_len(&capture))?;
+                        if ref_ns > 0 {
+                            time_ratio.push(ran_ns as f64 / ref_ns as f64);
+                        }
+                        progress(&format!(
+                            "{label:<34} repeat {:>2}  live                {:>7.3} % of {}{}",
+                            repeat + 1,
+                            run.lost_pct,
+                            run.offered,
+                            run.not_judged
+                                .as_deref()
+                                .map(|w| format!("  NOT JUDGED: {w}"))
+                                .unwrap_or_default()
+                        ));
+                        live.push(run);
+                    }
+                    Some(i) => {
+                        let side = replay_sides[i];
+                        let run = replay_run(cell, &capture, repeat, side == Side::ReplayCoRunner)?;
+                        progress(&format!(
+                            "{label:<34} repeat {:>2}  {:<19} {:>7.3} % of {}",
+                            repeat + 1,
+                            side.name(),
+                            run.lost_pct,
+                            run.offered
+                        ));
+                        replays[i].push(run);
+                    }
+                }
+            }
+        }
+        let reader = cell.variant.name;
+        let live = SideResult::new(Side::Live, reader, live);
+        let mut sides = vec![live];
+        for (side, runs) in replay_sides.iter().zip(replays) {
+            sides.push(SideResult::new(*side, reader, runs));
+        }
+        let agreement = sides[1..]
+            .iter()
+            .filter_map(|r| agreement(&sides[0], r))
+            .collect();
+        cells.push(CellResult {
+            label,
+            variant: reader.to_string(),
+            layout: plan.layout.to_string(),
+            transport: plan.transport.to_string(),
+            ring_bytes: cell.ring_bytes,
+            wakeup: cell.wakeup.to_string(),
+            sides,
+            agreement,
+            reference_samples: ref_samples,
+            reference_lost: ref_lost,
+            live_over_reference_time: Spread::of(&time_ratio).map(|s| s.median),
+        });
+    }
+    let (kernel, host) = crate::host::uname();
+    Ok(FidelityResults {
+        schema: SCHEMA.into(),
+        command: plan.command.clone(),
+        repeats: plan.repeats,
+        reference_ring_bytes: plan.reference_ring_bytes,
+        co_runner: plan.co_runner,
+        tolerance_pp: TOLERANCE_PP,
+        host,
+        kernel,
+        cpus: crate::host::cpus() as usize,
+        started_unix_s,
+        seconds: t0.elapsed().as_secs_f64(),
+        cells,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(side: Side, pcts: &[f64]) -> SideResult {
+        let runs = pcts
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| SideRun {
+                repeat: i,
+                offered: 1000,
+                lost: (p * 10.0) as u64,
+                lost_pct: p,
+                seconds: 1.0,
+                not_judged: None,
+            })
+            .collect();
+        SideResult::new(side, "batched", runs)
+    }
+
+    #[test]
+    fn a_cell_holds_within_two_points_or_inside_lives_iqr() {
+        let live = side(Side::Live, &[10.0, 12.0, 14.0, 20.0, 31.0]);
+        // Median 14; IQR 12..20.
+        let near = side(Side::Replay, &[13.0, 15.0, 15.5, 16.0, 9.0]);
+        let a = agreement(&live, &near).unwrap();
+        assert!(a.holds && (a.median_gap_pp - 1.0).abs() < 1e-9, "{a:?}");
+        let in_iqr = side(Side::Replay, &[18.0, 19.0, 19.5, 25.0, 2.0]);
+        let a = agreement(&live, &in_iqr).unwrap();
+        assert!(a.holds && a.median_gap_pp > TOLERANCE_PP, "{a:?}");
+        let far = side(Side::ReplayCoRunner, &[0.0, 0.0, 1.0, 3.0, 4.0]);
+        let a = agreement(&live, &far).unwrap();
+        assert!(!a.holds, "{a:?}");
+        assert_eq!(a.side, Side::ReplayCoRunner);
+        assert!(a.rank_sum.unwrap().p < 0.05);
+    }
+
+    #[test]
+    fn unjudged_runs_are_left_out_and_zero_loss_runs_counted() {
+        let mut s = side(Side::Live, &[0.0, 0.0, 5.0, 0.0]);
+        s.runs[2].not_judged = Some("`x` exited with status 1".into());
+        let s = SideResult::new(Side::Live, "batched", s.runs);
+        assert_eq!((s.judged_runs, s.zero_loss_runs), (3, 3));
+        assert_eq!(s.lost_pct.unwrap().max, 0.0);
+        let (lo, hi) = s.zero_loss_interval;
+        assert!(lo > 0.3 && hi == 1.0, "{lo} {hi}");
+        // Nothing judged on a side: no figures, no agreement.
+        let mut none = side(Side::Replay, &[1.0]);
+        none.runs[0].not_judged = Some("no".into());
+        let none = SideResult::new(Side::Replay, "batched", none.runs);
+        assert!(none.lost_pct.is_none());
+        assert!(agreement(&s, &none).is_none());
+    }
+}

@@ -16,10 +16,20 @@
 //! lost % agrees within 2 percentage points, an NDR within 10 % (`ok` in the
 //! `agree` columns, `NO` otherwise).
 //!
+//! Then real-program cells: a real command (`FIDELITY_COMMAND`, default
+//! `du -s /usr/share`) traced live, against replays of its recording with and
+//! without the co-runner, over repeats (`experiment::fidelity`, the engine of
+//! `harness fidelity`; docs/fidelity.md): each side's median and
+//! interquartile range of lost %, its zero-loss runs, and a rank-sum test.
+//!
 //! `sudo cargo bench -p harness --bench fidelity` (root: it attaches the
 //! probes). Env: `FIDELITY_CAPTURES` (comma-separated, default both bundled
 //! fixed4k captures), `FIDELITY_VARIANTS` (default batched,compact,ringbuf),
-//! `FIDELITY_RINGS` (default 1MiB,32MiB), `FIDELITY_WINDOW` (default 1s).
+//! `FIDELITY_RINGS` (default 1MiB,32MiB), `FIDELITY_WINDOW` (default 1s);
+//! for the real-program cells `FIDELITY_COMMAND`, `FIDELITY_PROGRAM_VARIANTS`
+//! (default seed-baseline,compact), `FIDELITY_PROGRAM_RINGS` (default
+//! 16KiB,256KiB,4MiB per CPU), `FIDELITY_WAKEUPS` (default
+//! events:1,watermark:50%) and `FIDELITY_REPEATS` (default 10).
 //! Under `cargo test --benches` (no `--bench` argument) it runs one cell
 //! briefly as a smoke test, and skips without root.
 
@@ -150,7 +160,7 @@ impl Cell<'_> {
         let setup = LiveSetup {
             variant: self.variant,
             knobs: (self.variant.knobs)(),
-            traffic: self.traffic,
+            traffic: harness::experiment::live::LiveTraffic::Generated(self.traffic),
             mean_sample_len: mean_sample_len(self.relaid),
             layout: self.variant.layout,
             transport: self.variant.transport,
@@ -333,6 +343,7 @@ fn main() {
             }
         }
     }
+    real_program_cells(smoke, tmp.path());
     println!("\nzero-loss rate (steady-state verdict), each mode against live:");
     println!(
         "{:<26} {:<9} {:>6} {:>10} {:>10} {:>10} | {:>8} {:>5} | {:>8} {:>5}",
@@ -374,4 +385,69 @@ fn main() {
             ka
         );
     }
+}
+
+/// The real-program cells: `harness fidelity`'s engine over the env's grid.
+fn real_program_cells(smoke: bool, tmp: &std::path::Path) {
+    use harness::experiment::fidelity::{self, CoRunnerSides, FidelityCell, FidelityPlan};
+    let list = |k: &str, d: &str| -> Vec<String> {
+        env(k, d).split(',').map(|s| s.trim().to_string()).collect()
+    };
+    let (variants, rings, wakeups) = if smoke {
+        (
+            vec!["compact".into()],
+            vec!["256KiB".into()],
+            vec!["watermark:50%".into()],
+        )
+    } else {
+        (
+            list("FIDELITY_PROGRAM_VARIANTS", "seed-baseline,compact"),
+            list("FIDELITY_PROGRAM_RINGS", "16KiB,256KiB,4MiB"),
+            list("FIDELITY_WAKEUPS", "events:1,watermark:50%"),
+        )
+    };
+    let mut cells = Vec::new();
+    for v in &variants {
+        let variant = harness::pipeline::variant(v).expect("FIDELITY_PROGRAM_VARIANTS");
+        for r in &rings {
+            let ring_bytes = probes::units::parse_bytes(r).expect("FIDELITY_PROGRAM_RINGS");
+            for w in &wakeups {
+                let wakeup = Wakeup::parse(Transport::Perf, ring_bytes as usize, w)
+                    .expect("FIDELITY_WAKEUPS");
+                cells.push(FidelityCell {
+                    variant,
+                    ring_bytes,
+                    wakeup,
+                });
+            }
+        }
+    }
+    let plan = FidelityPlan {
+        command: env("FIDELITY_COMMAND", "du -s /usr/share"),
+        layout: probes::abi::Layout::Compact,
+        transport: Transport::Perf,
+        cells,
+        repeats: if smoke {
+            3
+        } else {
+            env("FIDELITY_REPEATS", "10")
+                .parse()
+                .expect("FIDELITY_REPEATS")
+        },
+        reference_ring_bytes: 64 << 20,
+        co_runner: CoRunnerSides::Both,
+        rule: VerdictRule {
+            warmup_ns: 0,
+            window_ns: 10_000_000,
+            ..VerdictRule::default()
+        },
+        time_limit: Duration::from_secs(120),
+        scratch: tmp.join("references"),
+    };
+    println!(
+        "\nreal-program cells: `{}`, {} repeats per side (live, replay, replay + co-runner)",
+        plan.command, plan.repeats
+    );
+    let r = fidelity::run(&plan, |_| {}).expect("fidelity");
+    print!("{}", harness::cmd::fidelity::tables(&r));
 }

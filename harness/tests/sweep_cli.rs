@@ -611,7 +611,20 @@ fn without_privileges_live_is_one_line_and_the_sweep_skips_it() {
         .args(["live", "--variant", "compact"])
         .output()
         .expect("setpriv (util-linux) is installed by ci/test.sh");
-    assert_clear_error(&out, 1, "needs root or CAP_BPF + CAP_PERFMON");
+    assert_clear_error(&out, 2, "needs root or CAP_BPF + CAP_PERFMON");
+    // A real command's live cell and its fidelity runs: the same line, and
+    // the command never started.
+    let marker = tempfile::tempdir().unwrap();
+    let touched = marker.path().join("ran");
+    let run = format!("touch {}", touched.display());
+    for args in [
+        vec!["live", "--variant", "compact", "--run", run.as_str()],
+        vec!["fidelity", "--run", run.as_str(), "--repeats", "3"],
+    ] {
+        let out = harness_without_privileges().args(&args).output().unwrap();
+        assert_clear_error(&out, 2, "needs root or CAP_BPF + CAP_PERFMON");
+    }
+    assert!(!touched.exists(), "the command did not run");
 
     let dir = tempfile::tempdir().unwrap();
     let plan = format!("{TINY}variants = [\"compact\"]\nmodes = [\"replay\", \"live\"]\n");

@@ -279,6 +279,12 @@ impl<R: Read> CaptureReader<R> {
         &self.ring_stats
     }
 
+    /// The recorded command's CPU profile, once its block has been read (it
+    /// sits before the statistics blocks, at the end).
+    pub fn cpu_profile(&self) -> Option<&super::cpu_profile::CpuProfile> {
+        self.cpu_profile.as_ref()
+    }
+
     /// The comments of the statistics blocks read so far: a recording that
     /// stopped early (a full disk) notes why in its first one.
     pub fn notes(&self) -> &[String] {

@@ -117,7 +117,8 @@ pub fn run(args: FidelityArgs) -> anyhow::Result<()> {
     );
     let results = fidelity::run(&plan, |line| println!("  {line}"))?;
     let _ = std::fs::remove_dir(&plan.scratch);
-    print!("{}", tables(&results));
+    let text = tables(&results);
+    print!("{text}");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json = out.join("fidelity.json");
     crate::results::write_atomically(&json, &serde_json::to_vec_pretty(&results)?)
@@ -128,6 +129,9 @@ pub fn run(args: FidelityArgs) -> anyhow::Result<()> {
         crate::export::fidelity_page::render(&results).as_bytes(),
     )
     .with_context(|| format!("writing {}", html.display()))?;
+    let txt = out.join("fidelity.txt");
+    crate::results::write_atomically(&txt, text.as_bytes())
+        .with_context(|| format!("writing {}", txt.display()))?;
     println!("results   {}\nreport    {}", json.display(), html.display());
     Ok(())
 }

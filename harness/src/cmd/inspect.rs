@@ -82,6 +82,8 @@ pub struct CaptureInfo {
     pub truncated_tail: Option<(u64, String)>,
     /// Notes in the statistics blocks, e.g. why a recording stopped early.
     pub notes: Vec<String>,
+    /// A recorded command's CPU use (`record --run`).
+    pub cpu_profile: Option<crate::capture::cpu_profile::CpuProfile>,
 }
 
 /// Distinct paths counted for the top list; beyond this only known paths grow,
@@ -209,6 +211,7 @@ pub fn summarize(path: &Path, top: usize) -> Result<CaptureInfo, CaptureError> {
         top_paths,
         truncated_tail: r.truncated_tail().map(|(o, w)| (o, w.to_string())),
         notes: r.notes().to_vec(),
+        cpu_profile: r.cpu_profile().cloned(),
     })
 }
 
@@ -246,6 +249,24 @@ pub fn print_info(info: &CaptureInfo) {
     );
     for note in &info.notes {
         println!("note      {note}");
+    }
+    if let Some(p) = &info.cpu_profile {
+        let per_cpu: Vec<String> = p
+            .total_per_cpu()
+            .iter()
+            .enumerate()
+            .map(|(cpu, ns)| format!("cpu{cpu} {:.1} ms", *ns as f64 / 1e6))
+            .collect();
+        println!(
+            "cpu       the command's {} task(s) ran {} over {} bucket(s) of {} ms{}",
+            p.tasks,
+            per_cpu.join(", "),
+            p.buckets(),
+            p.bucket_ns / 1_000_000,
+            p.programs_ns
+                .map(|ns| format!("; the probes' programs {:.1} ms of it", ns as f64 / 1e6))
+                .unwrap_or_default()
+        );
     }
     if let Some((off, what)) = &info.truncated_tail {
         println!(

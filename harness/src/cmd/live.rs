@@ -222,9 +222,13 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
             )
         };
         println!(
-            "cpu       probes' programs {} in {} runs; load threads {} (syscalls, programs included); pipeline reader {}, workers {}",
+            "cpu       probes' programs {} in {} runs; {} {} (syscalls, programs included); pipeline reader {}, workers {}",
             part(c.programs.run_ns),
             c.programs.runs,
+            match traffic {
+                LiveTraffic::Generated(_) => "load threads",
+                LiveTraffic::Command(_) => "the command's tasks",
+            },
             part(c.load_ns),
             part(c.reader_ns),
             part(c.workers_ns),

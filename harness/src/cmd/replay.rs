@@ -103,10 +103,11 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub topic: Option<String>,
     /// Occupy the CPUs as the recorded command's tasks did (a capture of
-    /// `harness record --run` holds their CPU profile): `auto` (when the
-    /// capture has a profile and replays at its own timing or --speed), `on`
-    /// or `off`. Emulated rings only. docs/fidelity.md says what it changes.
-    #[arg(long, default_value = "auto")]
+    /// `harness record --run` holds their CPU profile): `on`, `off`, or `auto`
+    /// (on when the capture has a profile and replays at its own timing or
+    /// --speed). Emulated rings only. Off by default: measured against live
+    /// runs it did not bring replay closer (docs/fidelity.md).
+    #[arg(long, default_value = "off")]
     pub co_runner: CoRunnerMode,
     /// A pipeline variant's knob away from its default, NAME=VALUE
     /// (repeatable; the sweep config's names: workers=4, extra_work=2us).

@@ -25,7 +25,7 @@ use crate::capture::cpu_profile::CpuProfile;
 pub enum ProgramError {
     #[error("--run needs a command, e.g. --run 'du -s /usr'")]
     Empty,
-    #[error("no cgroup v2 hierarchy is mounted (looked in /proc/self/mountinfo); a real command's process tree is traced through one")]
+    #[error("no cgroup v2 hierarchy is mounted and mounting one failed; a real command's process tree is traced through one (mount -t cgroup2 none DIR)")]
     NoCgroup2,
     #[error("cgroup {path}: {op}: {source}")]
     Cgroup {
@@ -46,17 +46,42 @@ pub enum ProgramError {
 }
 
 /// The cgroup v2 mount point (`/sys/fs/cgroup` on a unified host,
-/// `/sys/fs/cgroup/unified` on a hybrid one).
+/// `/sys/fs/cgroup/unified` on a hybrid one). A host that mounts only cgroup
+/// v1 controllers (these machines, fresh) gets the v2 hierarchy mounted at
+/// `$TMPDIR/dropbench-cgroup2`, left there for the next run: it is the one
+/// v2 hierarchy every mount shows, and `bpf_get_current_cgroup_id` reads ids from it.
 pub fn cgroup2_root() -> Result<PathBuf, ProgramError> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .find_map(|l| {
-            // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPER"
-            let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2")
-                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-        })
-        .ok_or(ProgramError::NoCgroup2)
+    if let Some(p) = mounted_cgroup2() {
+        return Ok(p);
+    }
+    let dir = std::env::temp_dir().join("dropbench-cgroup2");
+    let _ = std::fs::create_dir_all(&dir);
+    let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| ProgramError::NoCgroup2)?;
+    // SAFETY: NUL-terminated strings that outlive the call; cgroup2 takes no data.
+    let rc = unsafe {
+        libc::mount(
+            c"cgroup2".as_ptr(),
+            target.as_ptr(),
+            c"cgroup2".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(ProgramError::NoCgroup2);
+    }
+    Ok(dir)
+}
+
+fn mounted_cgroup2() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPER"
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+    })
 }
 
 /// A cgroup made for one command: its tasks are killed and the directory

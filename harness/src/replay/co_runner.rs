@@ -42,6 +42,18 @@ pub struct Slot {
     pub until_ns: u64,
 }
 
+/// The share of the command's CPU the co-runner takes: all of it but the
+/// probes' programs' run time, when the profile has it. The programs are what
+/// the replay's producer stands in for (it writes the records), so spinning
+/// their time too would count it twice.
+pub fn share_left_to_co_runner(p: &CpuProfile) -> f64 {
+    let total: u64 = p.total_per_cpu().iter().sum();
+    match (p.programs_ns, total) {
+        (Some(prog), t) if t > 0 => (1.0 - prog as f64 / t as f64).clamp(0.0, 1.0),
+        _ => 1.0,
+    }
+}
+
 /// The busy slots of `cpu` for a replay whose first sample (recorded at
 /// `first_ns`) is due at `start_ns`, `speed` times the recorded pace.
 /// Buckets that end before the first sample are skipped (the replay starts
@@ -56,6 +68,7 @@ pub fn slots(p: &CpuProfile, cpu: usize, start_ns: u64, first_ns: u64, speed: f6
         1.0
     };
     let map = |t: u64| start_ns + ((t.saturating_sub(first_ns)) as f64 / speed) as u64;
+    let keep = share_left_to_co_runner(p);
     row.iter()
         .enumerate()
         .filter(|(_, &busy)| busy > 0)
@@ -69,7 +82,7 @@ pub fn slots(p: &CpuProfile, cpu: usize, start_ns: u64, first_ns: u64, speed: f6
             let part = (to - from.max(first_ns)) as f64 / p.bucket_ns as f64;
             let at = map(from.max(first_ns));
             let until = map(to);
-            let busy = ((busy as f64 * part) as u64).min(until - at);
+            let busy = ((busy as f64 * part * keep) as u64).min(until - at);
             (busy > 0).then_some(Slot {
                 at_ns: at,
                 busy_ns: busy,
@@ -79,10 +92,14 @@ pub fn slots(p: &CpuProfile, cpu: usize, start_ns: u64, first_ns: u64, speed: f6
         .collect()
 }
 
+/// One co-runner thread: its CPU, the ns it was asked for, and its handle,
+/// which returns the ns it spun and whether it was pinned.
+type Spinner = (usize, u64, std::thread::JoinHandle<(u64, bool)>);
+
 /// The co-runner's threads, running until [`CoRunner::finish`] or their last slot.
 pub struct CoRunner {
     stop: Arc<AtomicBool>,
-    threads: Vec<(usize, u64, std::thread::JoinHandle<(u64, bool)>)>,
+    threads: Vec<Spinner>,
 }
 
 fn thread_cpu_ns() -> u64 {

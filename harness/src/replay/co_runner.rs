@@ -102,14 +102,9 @@ pub struct CoRunner {
     threads: Vec<Spinner>,
 }
 
+/// This thread's CPU time, ns.
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    crate::host::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// Pins the calling thread to `cpu`; false if the CPU is not there.

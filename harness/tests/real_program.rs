@@ -167,3 +167,29 @@ fn fidelity_runs_every_side_with_the_same_reader_and_writes_its_distributions() 
         "the reference recordings are removed"
     );
 }
+
+#[test]
+#[cfg_attr(not(feature = "privileged-tests"), ignore = "needs root and eBPF")]
+fn a_sweep_plan_runs_its_programs_into_the_run_folder() {
+    require_bpf();
+    let _g = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "captures = [\"fixtures/captures/fixed4k-perf.pcapng\"]\nsink = \"null\"\n\
+         variants = [\"compact\"]\nshape = \"uniform\"\nwarmup = \"50ms\"\nwindow = \"100ms\"\n\
+         lo = 5000.0\nhi = 5000.0\nresolution = 1.0\nmax_trials = 1\n\
+         ring_bytes = [\"1MiB\"]\nperf_wakeup = \"watermark:65536\"\nprogram_repeats = 3\n\
+         [[programs]]\nname = \"walk\"\nrun = \"{WALK}\"\n"
+    );
+    let stdout = ok(&support::cli::sweep(harness(), dir.path(), &plan)
+        .output()
+        .unwrap());
+    assert!(stdout.contains("program walk:"), "{stdout}");
+    let folder = support::cli::results_dir(dir.path()).join("latest");
+    let r: harness::experiment::fidelity::FidelityResults =
+        serde_json::from_slice(&std::fs::read(folder.join("fidelity-walk.json")).unwrap()).unwrap();
+    assert_eq!(r.cells.len(), 1);
+    assert_eq!(r.cells[0].sides[0].runs.len(), 3);
+    assert!(folder.join("fidelity-walk.html").is_file());
+    assert!(folder.join("fidelity-walk.txt").is_file());
+}

@@ -627,12 +627,22 @@ fn without_privileges_live_is_one_line_and_the_sweep_skips_it() {
     assert!(!touched.exists(), "the command did not run");
 
     let dir = tempfile::tempdir().unwrap();
-    let plan = format!("{TINY}variants = [\"compact\"]\nmodes = [\"replay\", \"live\"]\n");
+    let plan = format!(
+        "{TINY}variants = [\"compact\"]\nmodes = [\"replay\", \"live\"]\n\
+         [[programs]]\nname = \"mark\"\nrun = \"touch {}\"\n",
+        touched.display()
+    );
     let out = support::cli::sweep(harness_without_privileges(), dir.path(), &plan)
         .output()
         .unwrap();
     let stdout = ok(&out);
     assert!(stdout.contains("skipped"), "{stdout}");
+    // The plan's programs too, with the reason; the command never ran.
+    assert!(
+        stdout.contains("programs skipped (1 of them)") && stdout.contains("CAP_BPF"),
+        "{stdout}"
+    );
+    assert!(!touched.exists());
     let r = sweep_results(dir.path());
     assert_eq!(r.series.len(), 1, "the replay series ran");
     assert_eq!(r.skipped.len(), 1);

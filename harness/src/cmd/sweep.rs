@@ -364,8 +364,49 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         "report   {}",
         report_dir.join(reports::INDEX_FILE).display()
     );
+    run_programs(&plan, &folder.dir)?;
     if results.series.iter().any(|s| !s.valid) {
         anyhow::bail!("some runs did not balance their ledger (marked INVALID above): their figures cannot be trusted");
+    }
+    Ok(())
+}
+
+/// The plan's `programs`: each traced live and replayed over repeats
+/// (`harness fidelity`), into `fidelity-NAME.{json,html,txt}` in the run
+/// folder; without privileges they are skipped with the reason.
+fn run_programs(plan: &crate::experiment::plan::Plan, dir: &std::path::Path) -> anyhow::Result<()> {
+    let runs = crate::experiment::fidelity::FidelityPlan::of_sweep(plan, dir);
+    if runs.is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = probes::loader::check_privileges() {
+        println!("\nprograms skipped ({} of them): {e}", runs.len());
+        return Ok(());
+    }
+    for (name, fp) in runs {
+        println!(
+            "\nprogram {name}: `{}`, {} cell(s) x {} repeat(s), live against replay",
+            fp.command,
+            fp.cells.len(),
+            fp.repeats
+        );
+        let r = crate::experiment::fidelity::run(&fp, |line| println!("  {line}"))?;
+        let _ = std::fs::remove_dir(&fp.scratch);
+        let text = super::fidelity::tables(&r);
+        print!("{text}");
+        write_atomically(
+            &dir.join(format!("fidelity-{name}.json")),
+            &serde_json::to_vec_pretty(&r)?,
+        )?;
+        write_atomically(
+            &dir.join(format!("fidelity-{name}.html")),
+            crate::export::fidelity_page::render(&r).as_bytes(),
+        )?;
+        write_atomically(&dir.join(format!("fidelity-{name}.txt")), text.as_bytes())?;
+        println!(
+            "fidelity {}",
+            dir.join(format!("fidelity-{name}.html")).display()
+        );
     }
     Ok(())
 }

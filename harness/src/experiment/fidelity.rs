@@ -300,6 +300,65 @@ impl FidelityPlan {
     }
 }
 
+impl FidelityPlan {
+    /// The fidelity runs a sweep plan asks for: one per entry of `programs`,
+    /// over the plan's variants (those that read compact events from perf;
+    /// outside readers have no live side here) x ring sizes x perf wakeups.
+    /// A plan's ring size is a cell's total: perf splits it over the CPUs,
+    /// as a sweep cell does (a power of two per CPU, a page at least).
+    pub fn of_sweep(plan: &super::plan::Plan, scratch: &Path) -> Vec<(String, FidelityPlan)> {
+        let cpus = u64::from(crate::host::cpus()).max(1);
+        let per_cpu = |total: u64| {
+            let per = (total / cpus).max(4096);
+            1u64 << (63 - per.leading_zeros())
+        };
+        let mut cells = Vec::new();
+        for v in plan.variants.iter().filter(|v| v.exec.is_none()) {
+            if !v.variant.supports(Layout::Compact, Transport::Perf) {
+                continue;
+            }
+            for &total in &plan.ring_bytes {
+                for &wakeup in &plan.perf_wakeups {
+                    cells.push(FidelityCell {
+                        variant: v.variant,
+                        ring_bytes: per_cpu(total),
+                        wakeup,
+                    });
+                }
+            }
+        }
+        plan.programs
+            .iter()
+            .map(|p| {
+                let largest = cells.iter().map(|c| c.ring_bytes).max().unwrap_or(0);
+                (
+                    p.name.clone(),
+                    FidelityPlan {
+                        command: p.run.clone(),
+                        layout: Layout::Compact,
+                        transport: Transport::Perf,
+                        cells: cells.clone(),
+                        repeats: plan.program_repeats,
+                        reference_ring_bytes: (64u64 << 20).max(largest),
+                        co_runner: CoRunnerSides::Both,
+                        // The trial rule of a rate search does not fit a
+                        // command: it runs at its own pace, as long as it
+                        // takes. A run shorter than 250 ms is not judged
+                        // (as `harness fidelity`'s default window).
+                        rule: VerdictRule {
+                            warmup_ns: 0,
+                            window_ns: 250_000_000,
+                            ..plan.rule
+                        },
+                        time_limit: Duration::from_secs(600),
+                        scratch: scratch.join(format!("references-{}", p.name)),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 /// The wakeup in the reference ring that behaves as `w` does in the cell's:
 /// the same events or bytes (a watermark is in bytes, so it is kept in bytes,
 /// not as a share of the larger ring).
@@ -599,6 +658,40 @@ mod tests {
         assert!(!a.holds, "{a:?}");
         assert_eq!(a.side, Side::ReplayCoRunner);
         assert!(a.rank_sum.unwrap().p < 0.05);
+    }
+
+    #[test]
+    fn a_sweep_plan_names_programs_over_its_variants_rings_and_perf_wakeups() {
+        use crate::experiment::plan::{parse_config_str, Plan};
+        let text = "sink = \"null\"\nvariants = [\"compact\", \"batched\", \"ringbuf\"]\n\
+                    ring_bytes = [\"64KiB\", \"8MiB\"]\nperf_wakeup = [\"events:1\", \"watermark:4096\"]\n\
+                    program_repeats = 4\n\
+                    [[programs]]\nname = \"walk\"\nrun = \"du -s /usr/share\"\n";
+        let plan = Plan::from_config(parse_config_str(text, "t.toml").unwrap(), "t.toml").unwrap();
+        let runs = FidelityPlan::of_sweep(&plan, Path::new("/tmp/x"));
+        assert_eq!(runs.len(), 1);
+        let (name, fp) = &runs[0];
+        assert_eq!(name, "walk");
+        assert_eq!(fp.command, "du -s /usr/share");
+        assert_eq!(fp.repeats, 4);
+        // ringbuf reads only the ring buffer: compact and batched, 2 rings, 2 wakeups.
+        assert_eq!(fp.cells.len(), 8);
+        assert!(fp.cells.iter().all(|c| c.variant.name != "ringbuf"));
+        // A cell's total is split over the CPUs, as a sweep cell's is.
+        let cpus = u64::from(crate::host::cpus());
+        let per = |t: u64| 1u64 << (63 - (t / cpus).max(4096).leading_zeros());
+        let mut sizes: Vec<u64> = fp.cells.iter().map(|c| c.ring_bytes).collect();
+        sizes.dedup();
+        assert!(
+            sizes.contains(&per(64 << 10)) && sizes.contains(&per(8 << 20)),
+            "{sizes:?}"
+        );
+        assert!(fp.check().is_ok());
+        assert_eq!(fp.scratch, Path::new("/tmp/x/references-walk"));
+        // No programs, no runs.
+        let none =
+            Plan::from_config(parse_config_str("sink = \"null\"\n", "t").unwrap(), "t").unwrap();
+        assert!(FidelityPlan::of_sweep(&none, Path::new("/tmp")).is_empty());
     }
 
     #[test]

@@ -235,6 +235,39 @@ impl Plan {
         if let Some(g) = cfg.goal_rate {
             rate("goal_rate", g)?;
         }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &cfg.programs {
+            let near = |what: String| Bad {
+                key: "programs".into(),
+                near: vec![p.name.clone()],
+                what,
+            };
+            let ok_name = !p.name.is_empty()
+                && p.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok_name {
+                return Err(near(format!(
+                    "name {:?}: letters, digits, - and _ only (it names the program's files)",
+                    p.name
+                )));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(near(format!("name {:?} is given twice", p.name)));
+            }
+            if p.run.trim().is_empty() {
+                return Err(near(format!("{}: run needs a command", p.name)));
+            }
+        }
+        if !cfg.programs.is_empty() && !(3..=1000).contains(&cfg.program_repeats) {
+            return Err(bad(
+                "program_repeats",
+                format!(
+                    "{}: must be 3..=1000 (a distribution needs at least 3 runs per side)",
+                    cfg.program_repeats
+                ),
+            ));
+        }
         let min_ring = match &cfg.min_ring {
             None => None,
             Some(m) => {
@@ -288,6 +321,8 @@ impl Plan {
             pdr_loss: cfg.pdr_loss,
             goal_rate: cfg.goal_rate,
             min_ring,
+            programs: cfg.programs.clone(),
+            program_repeats: cfg.program_repeats,
             config: cfg,
         })
     }
@@ -437,6 +472,26 @@ mod tests {
             (
                 "variants = [{ name = \"tuned\", message_events = 0 }]\n".into(),
                 &["line 1", "variants: tuned: message_events", "0"][..],
+            ),
+            (
+                "sink = \"null\"\n[[programs]]\nname = \"du /usr\"\nrun = \"du -s /usr\"\n".into(),
+                &["line 3", "programs", "letters, digits"][..],
+            ),
+            (
+                "[[programs]]\nname = \"du\"\nrun = \" \"\n".into(),
+                &["programs", "run needs a command"][..],
+            ),
+            (
+                "[[programs]]\nname = \"du\"\nrun = \"du -s /usr\"\n[[programs]]\nname = \"du\"\nrun = \"du -s /usr/share\"\n".into(),
+                &["programs", "given twice"][..],
+            ),
+            (
+                "[[programs]]\nname = \"du\"\nrun = \"du -s /usr\"\ncommand = \"x\"\n".into(),
+                &["line 4", "command", "unknown field"][..],
+            ),
+            (
+                "program_repeats = 2\n[[programs]]\nname = \"du\"\nrun = \"du -s /usr\"\n".into(),
+                &["line 1", "program_repeats", "3..=1000"][..],
             ),
             (
                 "sink = \"null\"\n[[variants]]\nname = \"compact\"\nlayouts = [\"fixed4k\"]\n"

@@ -84,6 +84,23 @@ pub struct SweepConfig {
     /// of the memory left, streamed from the file otherwise), `preload` or
     /// `stream` (docs/tuning.md, "Big captures").
     pub load: String,
+    /// Real commands whose traffic is traced live and replayed, over
+    /// repeats, in each variant x ring x perf wakeup of the plan (what
+    /// `harness fidelity` does; root; docs/fidelity.md). Empty: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<ProgramEntry>,
+    /// Runs per side and cell for `programs`.
+    pub program_repeats: usize,
+}
+
+/// One entry of `programs`: a name for its results and the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramEntry {
+    /// Names its files in the run folder (`fidelity-NAME.json`).
+    pub name: String,
+    /// Run with `sh -c`, once per run: it should do the same work every time.
+    pub run: String,
 }
 
 impl Default for SweepConfig {
@@ -130,6 +147,10 @@ impl Default for SweepConfig {
             min_ring: None,
             goal_rate: Some(600_000.0),
             load: "auto".into(),
+            programs: Vec::new(),
+            // Ten runs per side: enough for quartiles and a rank-sum test
+            // that can tell two distributions apart (docs/fidelity.md).
+            program_repeats: 10,
         }
     }
 }

@@ -19,7 +19,8 @@ pub(crate) use cells::ring_split;
 pub use cells::PlannedCell;
 pub use check::PlanError;
 pub use config::{
-    parse_config_str, MinRingConfig, OneOrMany, SweepConfig, VariantEntry, VariantSettings,
+    parse_config_str, MinRingConfig, OneOrMany, ProgramEntry, SweepConfig, VariantEntry,
+    VariantSettings,
 };
 
 use std::path::PathBuf;
@@ -109,6 +110,8 @@ pub struct Plan {
     pub(crate) pdr_loss: f64,
     pub(crate) goal_rate: Option<f64>,
     pub(crate) min_ring: Option<MinRingSearch>,
+    pub(crate) programs: Vec<config::ProgramEntry>,
+    pub(crate) program_repeats: usize,
 }
 
 impl Plan {
@@ -137,5 +140,10 @@ impl Plan {
 
     pub fn sink(&self) -> &SinkSpec {
         &self.sink
+    }
+
+    /// The real commands to run live against their replays (`programs`).
+    pub fn programs(&self) -> &[config::ProgramEntry] {
+        &self.programs
     }
 }

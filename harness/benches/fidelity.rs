@@ -408,14 +408,14 @@ fn real_program_cells(smoke: bool, tmp: &std::path::Path) {
     };
     let mut cells = Vec::new();
     for v in &variants {
-        let variant = harness::pipeline::variant(v).expect("FIDELITY_PROGRAM_VARIANTS");
+        let reader = fidelity::Reader::parse(v).expect("FIDELITY_PROGRAM_VARIANTS");
         for r in &rings {
             let ring_bytes = probes::units::parse_bytes(r).expect("FIDELITY_PROGRAM_RINGS");
             for w in &wakeups {
                 let wakeup = Wakeup::parse(Transport::Perf, ring_bytes as usize, w)
                     .expect("FIDELITY_WAKEUPS");
                 cells.push(FidelityCell {
-                    variant,
+                    reader,
                     ring_bytes,
                     wakeup,
                 });

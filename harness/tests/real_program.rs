@@ -129,7 +129,7 @@ fn fidelity_runs_every_side_with_the_same_reader_and_writes_its_distributions() 
     let _g = LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = harness()
-        .args(["fidelity", "--run", WALK, "--variant", "compact"])
+        .args(["fidelity", "--run", WALK, "--variant", "compact,recorder"])
         .args(["--ring-bytes", "64KiB", "--wakeup", "watermark:50%"])
         .args(["--repeats", "3", "--window", "10ms", "--out"])
         .arg(dir.path())
@@ -143,25 +143,28 @@ fn fidelity_runs_every_side_with_the_same_reader_and_writes_its_distributions() 
     let r: harness::experiment::fidelity::FidelityResults =
         serde_json::from_slice(&std::fs::read(dir.path().join("fidelity.json")).unwrap()).unwrap();
     assert_eq!(r.schema, harness::experiment::fidelity::SCHEMA);
-    let c = &r.cells[0];
-    assert_eq!(c.sides.len(), 3, "live, replay, replay + co-runner");
-    for s in &c.sides {
-        assert_eq!(s.reader, "compact", "the same reader on every side");
-        assert_eq!(s.runs.len(), 3, "{:?}", s.side);
-        for run in &s.runs {
-            assert!(run.offered > 1000, "{run:?}");
+    assert_eq!(r.cells.len(), 2);
+    // A pipeline variant, and harness record's own reader (a recording predicted).
+    for (c, reader) in r.cells.iter().zip(["compact", "recorder"]) {
+        assert_eq!(c.sides.len(), 3, "live, replay, replay + co-runner");
+        for s in &c.sides {
+            assert_eq!(s.reader, reader, "the same reader on every side");
+            assert_eq!(s.runs.len(), 3, "{:?}", s.side);
+            for run in &s.runs {
+                assert!(run.offered > 1000, "{run:?}");
+            }
         }
-    }
-    // The reference lost nothing, and each side replayed exactly what it recorded.
-    assert_eq!(c.reference_lost, vec![0, 0, 0]);
-    for (i, &n) in c.reference_samples.iter().enumerate() {
-        for s in &c.sides[1..] {
-            assert_eq!(s.runs[i].offered, n, "{:?}", s.side);
+        // The reference lost nothing, and each side replayed exactly what it recorded.
+        assert_eq!(c.reference_lost, vec![0, 0, 0]);
+        for (i, &n) in c.reference_samples.iter().enumerate() {
+            for s in &c.sides[1..] {
+                assert_eq!(s.runs[i].offered, n, "{reader} {:?}", s.side);
+            }
         }
+        assert_eq!(c.agreement.len(), 2);
     }
-    assert_eq!(c.agreement.len(), 2);
     let html = std::fs::read_to_string(dir.path().join("fidelity.html")).unwrap();
-    assert_eq!(html.matches("<circle").count(), 9, "every run drawn");
+    assert_eq!(html.matches("<circle").count(), 18, "every run drawn");
     assert!(
         !dir.path().join("references").exists(),
         "the reference recordings are removed"

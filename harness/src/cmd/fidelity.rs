@@ -23,7 +23,8 @@ pub struct FidelityArgs {
     /// its own, once per run: it should do the same work every time).
     #[arg(long)]
     pub run: String,
-    /// The pipeline variants that read the rings, on both sides.
+    /// Who reads the rings, on every side: pipeline variants, or `recorder`
+    /// (`harness record`'s reader and writer, to predict a recording).
     #[arg(long, value_delimiter = ',', default_value = "seed-baseline,compact")]
     pub variant: Vec<String>,
     /// Ring sizes (perf: per CPU).
@@ -62,13 +63,13 @@ impl FidelityArgs {
     fn plan(&self, out: &std::path::Path) -> anyhow::Result<FidelityPlan> {
         let mut cells = Vec::new();
         for v in &self.variant {
-            let variant = crate::pipeline::variant(v.trim())?;
+            let reader = fidelity::Reader::parse(v.trim())?;
             for &bytes in &self.ring_bytes {
                 for w in &self.wakeup {
                     let wakeup = Wakeup::parse(self.transport, bytes as usize, w.trim())
                         .map_err(|e| anyhow::anyhow!("--wakeup {w}: {e}"))?;
                     cells.push(FidelityCell {
-                        variant,
+                        reader,
                         ring_bytes: bytes,
                         wakeup,
                     });

@@ -49,10 +49,45 @@ pub const SCHEMA: &str = "dropbench.fidelity/1";
 /// points of live's (or inside live's interquartile range where that is wider).
 pub const TOLERANCE_PP: f64 = 2.0;
 
+/// Who reads a cell's rings, on every side.
+#[derive(Debug, Clone, Copy)]
+pub enum Reader {
+    /// A pipeline variant.
+    Variant(&'static Variant),
+    /// `harness record`'s reader and writer ([`super::record::Recorder`]):
+    /// live, `record` itself into the cell's rings; in replay,
+    /// [`super::record::drain_to_capture`]. So recordings can be predicted too.
+    Recorder,
+}
+
+impl Reader {
+    /// A variant's name, or `recorder`.
+    pub fn parse(name: &str) -> Result<Reader, crate::pipeline::PipelineError> {
+        match name {
+            "recorder" => Ok(Reader::Recorder),
+            v => crate::pipeline::variant(v).map(Reader::Variant),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reader::Variant(v) => v.name,
+            Reader::Recorder => "recorder",
+        }
+    }
+
+    fn supports(&self, layout: Layout, transport: Transport) -> bool {
+        match self {
+            Reader::Variant(v) => v.supports(layout, transport),
+            Reader::Recorder => true,
+        }
+    }
+}
+
 /// One compared cell.
 #[derive(Debug, Clone)]
 pub struct FidelityCell {
-    pub variant: &'static Variant,
+    pub reader: Reader,
     /// Data bytes of one ring (perf: per CPU).
     pub ring_bytes: u64,
     pub wakeup: Wakeup,
@@ -62,7 +97,7 @@ impl FidelityCell {
     pub fn label(&self) -> String {
         format!(
             "{} {} {}",
-            self.variant.name,
+            self.reader.name(),
             probes::units::format_bytes(self.ring_bytes),
             self.wakeup
         )
@@ -273,10 +308,12 @@ impl FidelityPlan {
             )));
         }
         for c in &self.cells {
-            if !c.variant.supports(self.layout, self.transport) {
+            if !c.reader.supports(self.layout, self.transport) {
                 return Err(FidelityError::Plan(format!(
                     "variant {} cannot read {} events from {}",
-                    c.variant.name, self.layout, self.transport
+                    c.reader.name(),
+                    self.layout,
+                    self.transport
                 )));
             }
             if c.ring_bytes > self.reference_ring_bytes {
@@ -320,7 +357,7 @@ impl FidelityPlan {
             for &total in &plan.ring_bytes {
                 for &wakeup in &plan.perf_wakeups {
                     cells.push(FidelityCell {
-                        variant: v.variant,
+                        reader: Reader::Variant(v.variant),
                         ring_bytes: per_cpu(total),
                         wakeup,
                     });
@@ -366,18 +403,19 @@ fn reference_wakeup(w: Wakeup) -> String {
     w.to_string()
 }
 
-/// Records the command once for `cell` into `path` (see the module docs).
-fn record_reference(
+/// `harness record --run` of the plan's command into `path`.
+fn record_args(
     plan: &FidelityPlan,
-    cell: &FidelityCell,
     path: &Path,
-) -> anyhow::Result<(super::record::RecordSummary, Capture)> {
-    let args = super::record::RecordArgs {
+    ring_bytes: u64,
+    wakeup: Wakeup,
+) -> super::record::RecordArgs {
+    super::record::RecordArgs {
         output: path.to_path_buf(),
         layout: plan.layout,
         transport: plan.transport,
-        ring_bytes: plan.reference_ring_bytes,
-        wakeup: Some(reference_wakeup(cell.wakeup)),
+        ring_bytes,
+        wakeup: Some(reference_wakeup(wakeup)),
         duration: None,
         filter: None,
         no_exit: false,
@@ -390,7 +428,16 @@ fn record_reference(
         tracefs: PathBuf::from("/sys/kernel/tracing"),
         json: None,
         quiet: true,
-    };
+    }
+}
+
+/// Records the command once for `cell` into `path` (see the module docs).
+fn record_reference(
+    plan: &FidelityPlan,
+    cell: &FidelityCell,
+    path: &Path,
+) -> anyhow::Result<(super::record::RecordSummary, Capture)> {
+    let args = record_args(plan, path, plan.reference_ring_bytes, cell.wakeup);
     let summary = super::record::record(&args)?;
     let capture = Capture::open(path, Loading::Preload)?;
     Ok((summary, capture))
@@ -404,6 +451,41 @@ fn pct(lost: u64, offered: u64) -> f64 {
     }
 }
 
+/// One live run of `cell` read by `harness record`'s reader: `record` itself
+/// into the cell's rings.
+fn live_recorder_run(
+    plan: &FidelityPlan,
+    cell: &FidelityCell,
+    repeat: usize,
+) -> Result<(SideRun, u64), FidelityError> {
+    let path = plan.scratch.join(format!("live-{repeat}.pcapng"));
+    let args = record_args(plan, &path, cell.ring_bytes, cell.wakeup);
+    let summary = super::record::record(&args).map_err(|source| FidelityError::Reference {
+        cell: cell.label(),
+        source,
+    });
+    let _ = std::fs::remove_file(&path);
+    let summary = summary?;
+    let k = summary.kernel.total();
+    let ran_ns = summary.command.as_ref().map_or(0, |c| c.ran_ns);
+    let not_judged = summary
+        .command
+        .as_ref()
+        .and_then(|c| c.unjudged_reason(plan.rule.warmup_ns + plan.rule.window_ns))
+        .or_else(|| (!summary.balanced).then(|| "the recording does not balance".to_string()));
+    Ok((
+        SideRun {
+            repeat,
+            offered: k.emitted,
+            lost: k.failed(),
+            lost_pct: pct(k.failed(), k.emitted),
+            seconds: summary.seconds,
+            not_judged,
+        },
+        ran_ns,
+    ))
+}
+
 /// One live run of `cell`.
 fn live_run(
     plan: &FidelityPlan,
@@ -411,6 +493,10 @@ fn live_run(
     repeat: usize,
     mean_sample_len: u64,
 ) -> Result<(SideRun, u64), FidelityError> {
+    let variant = match cell.reader {
+        Reader::Variant(v) => v,
+        Reader::Recorder => return live_recorder_run(plan, cell, repeat),
+    };
     let traffic = CommandTraffic {
         command: plan.command.clone(),
         exits: true,
@@ -419,8 +505,8 @@ fn live_run(
     };
     let sink = SinkSpec::Null;
     let setup = LiveSetup {
-        variant: cell.variant,
-        knobs: (cell.variant.knobs)(),
+        variant,
+        knobs: (variant.knobs)(),
         traffic: LiveTraffic::Command(&traffic),
         mean_sample_len,
         layout: plan.layout,
@@ -461,6 +547,7 @@ fn live_run(
 
 /// One replay of the reference into `cell`'s rings.
 fn replay_run(
+    plan: &FidelityPlan,
     cell: &FidelityCell,
     capture: &Capture,
     repeat: usize,
@@ -481,22 +568,45 @@ fn replay_run(
     };
     let not_judged = (co_runner && capture.cpu_profile.is_none())
         .then(|| "the reference holds no CPU profile".to_string());
-    let r = crate::pipeline::replayed::run_replayed(
-        cell.variant,
-        (cell.variant.knobs)(),
-        capture,
-        &opts,
-        Arc::new(Classifier::default_rules()),
-        SinkSpec::Null
-            .open()
-            .map_err(|e| FidelityError::Plan(e.to_string()))?,
-        Duration::from_secs(10),
-    )
-    .map_err(|source| FidelityError::Replay {
+    let replay_err = |source| FidelityError::Replay {
         cell: cell.label(),
         source,
-    })?;
-    let rep = &r.replay;
+    };
+    let rep = match cell.reader {
+        Reader::Variant(v) => {
+            crate::pipeline::replayed::run_replayed(
+                v,
+                (v.knobs)(),
+                capture,
+                &opts,
+                Arc::new(Classifier::default_rules()),
+                SinkSpec::Null
+                    .open()
+                    .map_err(|e| FidelityError::Plan(e.to_string()))?,
+                Duration::from_secs(10),
+            )
+            .map_err(replay_err)?
+            .replay
+        }
+        Reader::Recorder => {
+            let path = plan.scratch.join(format!("replayed-{repeat}.pcapng"));
+            let mut meta = capture.meta.clone();
+            meta.ring_bytes = cell.ring_bytes;
+            meta.wakeup = cell.wakeup;
+            crate::replay::run(capture, &opts, |src| {
+                super::record::drain_to_capture(src, &path, &meta)
+            })
+            .map_err(|e| replay_err(e.into()))?
+        }
+    };
+    if !rep.consumer.problems.is_empty() {
+        return Err(FidelityError::Plan(format!(
+            "{}: {}",
+            cell.label(),
+            rep.consumer.problems.join("; ")
+        )));
+    }
+    let rep = &rep;
     Ok(SideRun {
         repeat,
         offered: rep.offered,
@@ -569,7 +679,8 @@ pub fn run(
                     }
                     Some(i) => {
                         let side = replay_sides[i];
-                        let run = replay_run(cell, &capture, repeat, side == Side::ReplayCoRunner)?;
+                        let run =
+                            replay_run(plan, cell, &capture, repeat, side == Side::ReplayCoRunner)?;
                         progress(&format!(
                             "{label:<34} repeat {:>2}  {:<19} {:>7.3} % of {}",
                             repeat + 1,
@@ -582,7 +693,7 @@ pub fn run(
                 }
             }
         }
-        let reader = cell.variant.name;
+        let reader = cell.reader.name();
         let live = SideResult::new(Side::Live, reader, live);
         let mut sides = vec![live];
         for (side, runs) in replay_sides.iter().zip(replays) {
@@ -676,7 +787,7 @@ mod tests {
         assert_eq!(fp.repeats, 4);
         // ringbuf reads only the ring buffer: compact and batched, 2 rings, 2 wakeups.
         assert_eq!(fp.cells.len(), 8);
-        assert!(fp.cells.iter().all(|c| c.variant.name != "ringbuf"));
+        assert!(fp.cells.iter().all(|c| c.reader.name() != "ringbuf"));
         // A cell's total is split over the CPUs, as a sweep cell's is.
         let cpus = u64::from(crate::host::cpus());
         let per = |t: u64| 1u64 << (63 - (t / cpus).max(4096).leading_zeros());

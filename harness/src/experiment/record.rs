@@ -326,47 +326,7 @@ pub fn record_with_failure(
         let _ = ctrlc::set_handler(move || i.store(true, Ordering::Release));
     }
 
-    // Writer thread with a pool of batch buffers.
-    let (full_tx, full_rx): (Sender<PackedBatch>, Receiver<PackedBatch>) = bounded(POOL);
-    let (free_tx, free_rx) = bounded::<PackedBatch>(POOL);
-    for _ in 0..POOL {
-        free_tx
-            .send(PackedBatch {
-                buf: Vec::with_capacity(BATCH_BYTES + 8192),
-                records: 0,
-            })
-            .map_err(|_| anyhow::anyhow!("filling the batch pool"))?;
-    }
-    let writer_thread = std::thread::Builder::new()
-        .name("capture-writer".into())
-        .spawn(move || {
-            // The writer yields the CPU to the reader (nice +10): on a 2-core machine
-            // the load, the reader and the writer compete, and a late writer only
-            // fills the pool, while a late reader loses samples in the kernel.
-            // SAFETY: setpriority on this thread's own tid.
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
-            let mut end = WriterEnd {
-                writer,
-                busy: Duration::ZERO,
-            };
-            for mut batch in full_rx {
-                let t = Instant::now();
-                // Each batch ends on a block boundary: a killed run leaves a readable file.
-                let r = batch
-                    .for_each(|r| end.writer.write(r))
-                    .and_then(|()| end.writer.flush());
-                end.busy += t.elapsed();
-                if r.is_err() {
-                    // The writer keeps the error for `close`. Returning drops
-                    // both channels: the reader sees the writer gone.
-                    return end;
-                }
-                batch.buf.clear();
-                batch.records = 0;
-                let _ = free_tx.send(batch);
-            }
-            end
-        })?;
+    let mut rec = Recorder::start(writer, rings)?;
 
     if let Some(l) = load.as_mut() {
         l.release();
@@ -389,16 +349,9 @@ pub fn record_with_failure(
     let start = Instant::now();
     let mut programs = None;
     let deadline = args.duration.map(|d| start + d);
-    let (mut samples, mut lost_reported, mut reader_waits) = (0u64, 0u64, 0u64);
-    let mut per_ring_lost = vec![0u64; rings as usize];
-    let mut cur = free_rx
-        .recv()
-        .map_err(|_| anyhow::anyhow!("the batch pool is empty"))?;
     let mut detached = false;
     let stop = probe.stop_handle();
     let mut last_progress = Instant::now();
-    // Whether the writer thread is still taking batches.
-    let mut writer_running = true;
     loop {
         if !detached {
             let load_done = (load.as_ref().is_some_and(|l| l.is_finished())
@@ -407,7 +360,7 @@ pub fn record_with_failure(
             if interrupted.load(Ordering::Acquire)
                 || deadline.is_some_and(|d| Instant::now() >= d)
                 || load_done
-                || !writer_running
+                || !rec.writer_running()
             {
                 // The programs' run time is read while they are attached.
                 if run_time.is_some() {
@@ -423,58 +376,21 @@ pub fn record_with_failure(
         }
         // A command's end is seen within 10 ms (its run time is measured from it).
         let idle = Duration::from_millis(if command.is_some() { 10 } else { 50 });
-        let b = source.read_batch(8192, idle, &mut |r| {
-            match r {
-                RecordRef::Sample { .. } => samples += 1,
-                RecordRef::Lost { ring, count } => {
-                    lost_reported += count;
-                    if let Some(l) = per_ring_lost.get_mut(ring as usize) {
-                        *l += count;
-                    }
-                }
-            }
-            if writer_running {
-                cur.push(r);
-            }
-        })?;
-        // Once the writer has stopped (a write error), the rings are still
-        // drained to the end, so the reader stops cleanly and every sample the
-        // kernel emitted is counted; they are just no longer stored.
-        if writer_running
-            && (cur.buf.len() >= BATCH_BYTES
-                || (b != Batch::Records(0) && !matches!(b, Batch::Records(_)) && cur.records > 0))
-        {
-            let next = match free_rx.try_recv() {
-                Ok(x) => Ok(x),
-                Err(_) => {
-                    reader_waits += 1;
-                    free_rx.recv()
-                }
-            };
-            match next {
-                Ok(next) => {
-                    if full_tx.send(std::mem::replace(&mut cur, next)).is_err() {
-                        writer_running = false;
-                    }
-                }
-                Err(_) => writer_running = false,
-            }
-        }
+        let b = source.read_batch(8192, idle, &mut |r| rec.take(r))?;
+        rec.after_read(b);
         if b == Batch::Closed {
             break;
         }
         if !args.quiet && last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
             eprintln!(
-                "  {:>6.1}s  {samples} samples, {lost_reported} lost",
-                start.elapsed().as_secs_f64()
+                "  {:>6.1}s  {} samples, {} lost",
+                start.elapsed().as_secs_f64(),
+                rec.samples,
+                rec.lost_reported
             );
         }
     }
-    if writer_running && cur.records > 0 {
-        full_tx.send(cur).ok();
-    }
-    drop(full_tx);
     let seconds = start.elapsed().as_secs_f64();
     // A command still running at --duration is stopped now.
     let outcome = match command {
@@ -483,9 +399,14 @@ pub fn record_with_failure(
     };
     let mut profile = sampler.map(super::program::CpuSampler::finish);
     drop(cgroup);
-    let WriterEnd { mut writer, busy } = writer_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the capture writer panicked"))?;
+    let Recorded {
+        mut writer,
+        busy,
+        samples,
+        lost_reported,
+        reader_waits,
+        per_ring_lost,
+    } = rec.finish()?;
 
     // Close the books with the kernel's own counters. Perf reports a loss only
     // ahead of the next sample that fits, so losses at the very end may be
@@ -568,6 +489,240 @@ pub fn record_with_failure(
 struct WriterEnd {
     writer: CaptureWriter,
     busy: Duration,
+}
+
+/// `harness record`'s reader side: what it reads is counted and packed into
+/// pooled batch buffers, which a writer thread turns into pcapng blocks, so
+/// the reader only waits on the writer when every buffer is full. The same
+/// reader drains the kernel's rings (`record`) and emulated ones
+/// ([`drain_to_capture`], the `recorder` reader of `harness fidelity`).
+pub struct Recorder {
+    cur: PackedBatch,
+    full_tx: Option<Sender<PackedBatch>>,
+    free_rx: Receiver<PackedBatch>,
+    thread: std::thread::JoinHandle<WriterEnd>,
+    /// Whether the writer thread still takes batches (not after a write error).
+    running: bool,
+    pub samples: u64,
+    pub lost_reported: u64,
+    /// Times the reader found every batch buffer in use.
+    pub reader_waits: u64,
+    pub per_ring_lost: Vec<u64>,
+}
+
+/// What a finished [`Recorder`] hands back.
+pub struct Recorded {
+    /// To finish the file (holding the write error that stopped it, if one did).
+    pub writer: CaptureWriter,
+    /// Time the writer thread spent writing.
+    pub busy: Duration,
+    pub samples: u64,
+    pub lost_reported: u64,
+    pub reader_waits: u64,
+    pub per_ring_lost: Vec<u64>,
+}
+
+impl Recorder {
+    /// Starts the writer thread over `writer`, with [`POOL`] batch buffers.
+    pub fn start(writer: CaptureWriter, rings: u32) -> anyhow::Result<Recorder> {
+        let (full_tx, full_rx): (Sender<PackedBatch>, Receiver<PackedBatch>) = bounded(POOL);
+        let (free_tx, free_rx) = bounded::<PackedBatch>(POOL);
+        for _ in 0..POOL {
+            free_tx
+                .send(PackedBatch {
+                    buf: Vec::with_capacity(BATCH_BYTES + 8192),
+                    records: 0,
+                })
+                .map_err(|_| anyhow::anyhow!("filling the batch pool"))?;
+        }
+        let thread = std::thread::Builder::new()
+            .name("capture-writer".into())
+            .spawn(move || {
+                // The writer yields the CPU to the reader (nice +10): on a 2-core machine
+                // the load, the reader and the writer compete, and a late writer only
+                // fills the pool, while a late reader loses samples in the kernel.
+                // SAFETY: setpriority on this thread's own tid.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
+                let mut end = WriterEnd {
+                    writer,
+                    busy: Duration::ZERO,
+                };
+                for mut batch in full_rx {
+                    let t = Instant::now();
+                    // Each batch ends on a block boundary: a killed run leaves a readable file.
+                    let r = batch
+                        .for_each(|r| end.writer.write(r))
+                        .and_then(|()| end.writer.flush());
+                    end.busy += t.elapsed();
+                    if r.is_err() {
+                        // The writer keeps the error for `close`. Returning drops
+                        // both channels: the reader sees the writer gone.
+                        return end;
+                    }
+                    batch.buf.clear();
+                    batch.records = 0;
+                    let _ = free_tx.send(batch);
+                }
+                end
+            })?;
+        let cur = free_rx
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the batch pool is empty"))?;
+        Ok(Recorder {
+            cur,
+            full_tx: Some(full_tx),
+            free_rx,
+            thread,
+            running: true,
+            samples: 0,
+            lost_reported: 0,
+            reader_waits: 0,
+            per_ring_lost: vec![0; rings as usize],
+        })
+    }
+
+    pub fn writer_running(&self) -> bool {
+        self.running
+    }
+
+    /// Counts one record and packs it (once the writer has stopped, records
+    /// are still counted, so every sample is accounted for, just not stored).
+    #[inline]
+    pub fn take(&mut self, r: RecordRef<'_>) {
+        match r {
+            RecordRef::Sample { .. } => self.samples += 1,
+            RecordRef::Lost { ring, count } => {
+                self.lost_reported += count;
+                if let Some(l) = self.per_ring_lost.get_mut(ring as usize) {
+                    *l += count;
+                }
+            }
+        }
+        if self.running {
+            self.cur.push(r);
+        }
+    }
+
+    /// After a read: hands the current buffer to the writer when it is full,
+    /// or when the read found the ring idle or closed and it holds records.
+    pub fn after_read(&mut self, b: Batch) {
+        let idle = !matches!(b, Batch::Records(_));
+        if !self.running || !(self.cur.buf.len() >= BATCH_BYTES || (idle && self.cur.records > 0)) {
+            return;
+        }
+        let next = match self.free_rx.try_recv() {
+            Ok(x) => Ok(x),
+            Err(_) => {
+                self.reader_waits += 1;
+                self.free_rx.recv()
+            }
+        };
+        let sent = next.ok().and_then(|next| {
+            let full = std::mem::replace(&mut self.cur, next);
+            self.full_tx.as_ref()?.send(full).ok()
+        });
+        if sent.is_none() {
+            self.running = false;
+        }
+    }
+
+    /// Hands over the last buffer and waits for the writer.
+    pub fn finish(mut self) -> anyhow::Result<Recorded> {
+        if let Some(tx) = self.full_tx.take() {
+            if self.running && self.cur.records > 0 {
+                tx.send(std::mem::replace(
+                    &mut self.cur,
+                    PackedBatch {
+                        buf: Vec::new(),
+                        records: 0,
+                    },
+                ))
+                .ok();
+            }
+        }
+        let WriterEnd { writer, busy } = self
+            .thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the capture writer panicked"))?;
+        Ok(Recorded {
+            writer,
+            busy,
+            samples: self.samples,
+            lost_reported: self.lost_reported,
+            reader_waits: self.reader_waits,
+            per_ring_lost: self.per_ring_lost,
+        })
+    }
+}
+
+/// The `recorder` reader over any source (a replay's emulated rings):
+/// `harness record`'s reader and writer, into a capture at `path` with
+/// `meta`. What it read is the consumer's report; the file is removed
+/// afterwards (what it cost to write it is what is measured).
+pub fn drain_to_capture(
+    mut src: impl probes::record::RecordSource,
+    path: &std::path::Path,
+    meta: &CaptureMeta,
+) -> crate::replay::ConsumerReport {
+    let cpu0 = crate::results::CpuTime::thread();
+    let mut problems = Vec::new();
+    let report = |samples, lost_seen, bytes, problems| crate::replay::ConsumerReport {
+        variant: "recorder".into(),
+        read: samples,
+        lost_seen,
+        bytes,
+        latency: crate::results::latency_histogram(),
+        stages: vec![crate::results::StageResult {
+            name: "reader".into(),
+            records_in: samples,
+            records_out: samples,
+            cpu: crate::results::CpuTime::thread().since(cpu0),
+            note: Some("harness record's reader; its writer thread writes the pcapng".into()),
+            ..Default::default()
+        }],
+        end_ns: crate::host::monotonic_ns(),
+        ledger: None,
+        problems,
+    };
+    let rec = CaptureWriter::create(path, meta)
+        .map_err(anyhow::Error::from)
+        .and_then(|w| Recorder::start(w, meta.rings));
+    let mut rec = match rec {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("recorder: {e:#}"));
+            return report(0, 0, 0, problems);
+        }
+    };
+    loop {
+        match src.read_batch(8192, Duration::from_millis(50), &mut |r| rec.take(r)) {
+            Ok(b) => {
+                rec.after_read(b);
+                if b == Batch::Closed {
+                    break;
+                }
+            }
+            Err(e) => {
+                problems.push(format!("recorder: reading: {e}"));
+                break;
+            }
+        }
+    }
+    match rec.finish() {
+        Ok(done) => {
+            let (cs, failure) = done.writer.close(&[]);
+            if let Some(e) = failure {
+                problems.push(format!("recorder: {e}"));
+            }
+            let bytes = cs.per_ring.iter().map(|r| r.bytes).sum();
+            let _ = std::fs::remove_file(path);
+            report(done.samples, done.lost_reported, bytes, problems)
+        }
+        Err(e) => {
+            problems.push(format!("recorder: {e:#}"));
+            report(0, 0, 0, problems)
+        }
+    }
 }
 
 #[cfg(test)]

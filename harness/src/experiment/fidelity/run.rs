@@ -65,11 +65,27 @@ fn record_reference(
     Ok((summary, capture))
 }
 
-fn pct(lost: u64, offered: u64) -> f64 {
-    if offered == 0 {
-        0.0
-    } else {
-        100.0 * lost as f64 / offered as f64
+impl SideRun {
+    /// A run that offered `offered` samples and lost `lost` of them.
+    fn counted(
+        repeat: usize,
+        offered: u64,
+        lost: u64,
+        seconds: f64,
+        not_judged: Option<String>,
+    ) -> SideRun {
+        SideRun {
+            repeat,
+            offered,
+            lost,
+            lost_pct: if offered == 0 {
+                0.0
+            } else {
+                100.0 * lost as f64 / offered as f64
+            },
+            seconds,
+            not_judged,
+        }
     }
 }
 
@@ -96,14 +112,7 @@ fn live_recorder_run(
         .and_then(|c| c.unjudged_reason(plan.rule.warmup_ns + plan.rule.window_ns))
         .or_else(|| (!summary.balanced).then(|| "the recording does not balance".to_string()));
     Ok((
-        SideRun {
-            repeat,
-            offered: k.emitted,
-            lost: k.failed(),
-            lost_pct: pct(k.failed(), k.emitted),
-            seconds: summary.seconds,
-            not_judged,
-        },
+        SideRun::counted(repeat, k.emitted, k.failed(), summary.seconds, not_judged),
         ran_ns,
     ))
 }
@@ -155,14 +164,13 @@ fn live_run(
         .and_then(|c: &CommandOutcome| c.unjudged_reason(plan.rule.warmup_ns + plan.rule.window_ns))
         .or_else(|| (!t.ledger.is_balanced()).then(|| "the ledger does not balance".to_string()));
     Ok((
-        SideRun {
+        SideRun::counted(
             repeat,
-            offered: k.emitted,
-            lost: k.failed(),
-            lost_pct: pct(k.failed(), k.emitted),
-            seconds: t.duration_ns as f64 / 1e9,
+            k.emitted,
+            k.failed(),
+            t.duration_ns as f64 / 1e9,
             not_judged,
-        },
+        ),
         ran_ns,
     ))
 }
@@ -229,14 +237,13 @@ fn replay_run(
         )));
     }
     let rep = &rep;
-    Ok(SideRun {
+    Ok(SideRun::counted(
         repeat,
-        offered: rep.offered,
-        lost: rep.lost,
-        lost_pct: pct(rep.lost, rep.offered),
-        seconds: rep.last_write_ns.saturating_sub(rep.start_ns) as f64 / 1e9,
+        rep.offered,
+        rep.lost,
+        rep.last_write_ns.saturating_sub(rep.start_ns) as f64 / 1e9,
         not_judged,
-    })
+    ))
 }
 
 /// Runs `plan`, calling `progress` after every run with a line to show.
